@@ -1,0 +1,123 @@
+//! The interface every execution engine implements, and what a run produces.
+//!
+//! Engines (the reference interpreter, rbpf, the RV64 JIT in unicorn) never depend on each
+//! other: they meet only here. A run yields an [`Outcome`] or, when an engine knows it
+//! cannot reproduce the kernel's semantics for a program, [`RunResult::CannotJudge`].
+
+use std::fmt;
+
+use crate::program::Program;
+
+/// Guest address of the context buffer (R1 at entry) in every engine that chooses its
+/// own addresses, so that pointer values agree between them where possible.
+pub const CTX_ADDR: u64 = 0x1000_0000;
+
+/// What a program runs on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Input {
+    /// The context buffer R1 points to, or `None` for R1 = 0 (no context).
+    pub ctx: Option<Vec<u8>>,
+}
+
+impl Input {
+    /// No context: R1 = 0 at entry.
+    pub fn none() -> Input {
+        Input { ctx: None }
+    }
+
+    /// A context buffer of these bytes; R1 points to its first byte.
+    pub fn with_ctx(bytes: Vec<u8>) -> Input {
+        Input { ctx: Some(bytes) }
+    }
+}
+
+/// The engine-neutral class of a run that did not reach `exit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// A load, store or atomic outside the stack and the context (the verifier would
+    /// have rejected the program).
+    MemoryAccess,
+    /// An atomic operation on an address that is not naturally aligned.
+    MisalignedAtomic,
+    /// The instruction budget ran out (the program may not terminate). Budgets are
+    /// counted in different units by different engines, so this class is never
+    /// compared: a run that hits it is inconclusive.
+    Budget,
+    /// The engine met code it could not execute (an illegal machine instruction, a jump
+    /// into nowhere, a wrong return address).
+    BadCode,
+    /// Something failed in the engine's host side (emulator error, unexpected state).
+    Host,
+}
+
+impl FaultKind {
+    /// A short, stable name (used in JSON output and signatures).
+    pub const fn name(self) -> &'static str {
+        match self {
+            FaultKind::MemoryAccess => "memory-access",
+            FaultKind::MisalignedAtomic => "misaligned-atomic",
+            FaultKind::Budget => "budget",
+            FaultKind::BadCode => "bad-code",
+            FaultKind::Host => "host",
+        }
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a run stopped before `exit`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The class compared across engines.
+    pub kind: FaultKind,
+    /// The BPF pc (slot) where it happened, when the engine knows it.
+    pub pc: Option<usize>,
+    /// A human-readable account.
+    pub detail: String,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pc {
+            Some(pc) => write!(f, "{} at pc {pc}: {}", self.kind, self.detail),
+            None => write!(f, "{}: {}", self.kind, self.detail),
+        }
+    }
+}
+
+/// Everything observable about one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The full 64-bit R0 at `exit`, or the fault that stopped the run.
+    pub result: Result<u64, Fault>,
+    /// The context buffer's bytes after the run (empty without a context).
+    pub ctx: Vec<u8>,
+    /// Whether R0 holds a value derived from a pointer (stack or context address).
+    /// Such values differ between engines by construction and are not compared.
+    /// Only engines that track provenance (the reference interpreter) set this.
+    pub r0_is_address: bool,
+}
+
+/// What an engine says about a program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunResult {
+    /// The engine ran the program.
+    Ran(Outcome),
+    /// The engine cannot reproduce the kernel's semantics for this program (the reason
+    /// names the instruction or feature); it is left out of the comparison.
+    CannotJudge(String),
+}
+
+/// An execution engine: runs one program on one input with the kernel's semantics.
+pub trait Engine {
+    /// A short stable name (`reference`, `rbpf`, `jit`).
+    fn name(&self) -> &'static str;
+
+    /// Runs `prog` on `input`. Never panics on any checked [`Program`]: every failure is
+    /// an [`Outcome`] with a [`Fault`], or [`RunResult::CannotJudge`].
+    fn run(&mut self, prog: &Program, input: &Input) -> RunResult;
+}

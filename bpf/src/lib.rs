@@ -1,0 +1,25 @@
+//! The eBPF side of jitdiff: the instruction model, its wire encoding, programs, and the
+//! interface every execution engine implements.
+//!
+//! # Usage
+//! ```
+//! use bpf::{Insn, Program, Reg, AluOp, Operand, Width};
+//! let prog = Program::new(vec![
+//!     Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(7) },
+//!     Insn::Exit,
+//! ])
+//! .unwrap();
+//! assert_eq!(Program::from_bytes(&prog.to_bytes()).unwrap(), prog);
+//! ```
+#![deny(missing_docs)]
+
+pub mod exec;
+pub mod insn;
+pub mod opcode;
+pub mod program;
+pub mod raw;
+
+pub use exec::{Engine, Fault, FaultKind, Input, Outcome, RunResult};
+pub use insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
+pub use program::{Program, ProgramError, MAX_STACK};
+pub use raw::{decode, decode_bytes, encode_bytes, DecodeError, RawInsn};

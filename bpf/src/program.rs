@@ -1,0 +1,221 @@
+//! A single eBPF function ready to run: instructions plus the facts engines need.
+
+use crate::insn::{Call, Insn, Reg};
+use crate::raw::{decode_bytes, encode_bytes, DecodeError};
+
+/// The largest stack a BPF program may use (`MAX_BPF_STACK`).
+pub const MAX_STACK: u32 = 512;
+
+/// Why a sequence of instructions is not a runnable program.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProgramError {
+    /// The bytes do not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The program has no instructions.
+    #[error("the program is empty")]
+    Empty,
+    /// A jump leaves the program or lands inside a 64-bit immediate load.
+    #[error("pc {pc}: jump to slot {target} is out of range (the program has {len} slots{inside})", inside = if *.inside_lddw { "; the target is the second half of an lddw" } else { "" })]
+    JumpOutOfRange {
+        /// Slot of the jump.
+        pc: usize,
+        /// Slot it would go to.
+        target: i64,
+        /// Number of slots in the program.
+        len: usize,
+        /// Whether the target is the second slot of an `lddw`.
+        inside_lddw: bool,
+    },
+    /// The last instruction can fall through past the end.
+    #[error("pc {pc}: the last instruction must be `exit` or an unconditional jump, so execution cannot run off the end")]
+    FallsOffEnd {
+        /// Slot of the last instruction.
+        pc: usize,
+    },
+    /// An instruction writes the read-only frame pointer.
+    #[error("pc {pc}: r10 is the read-only frame pointer and cannot be written")]
+    WritesFramePointer {
+        /// Slot of the instruction.
+        pc: usize,
+    },
+    /// The declared stack depth is above [`MAX_STACK`].
+    #[error("stack depth {0} exceeds the 512-byte eBPF stack")]
+    StackTooDeep(u32),
+}
+
+/// A structurally sound eBPF function: every jump lands on an instruction boundary inside
+/// the program, execution cannot fall off the end, and r10 is never written.
+///
+/// Instructions are stored one per [`Insn`]; `pc` values used by the methods are slot
+/// numbers, as the kernel counts them (an `lddw` takes two).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    insns: Vec<Insn>,
+    /// Slot number of each instruction.
+    slot_of: Vec<usize>,
+    /// Instruction index starting at each slot (`usize::MAX` for an `lddw`'s second slot).
+    index_at: Vec<usize>,
+    stack_depth: u32,
+}
+
+impl Program {
+    /// Checks and wraps instructions, with the full 512-byte stack available.
+    pub fn new(insns: Vec<Insn>) -> Result<Program, ProgramError> {
+        Program::with_stack_depth(insns, MAX_STACK)
+    }
+
+    /// Checks and wraps instructions that use at most `stack_depth` bytes below r10.
+    pub fn with_stack_depth(insns: Vec<Insn>, stack_depth: u32) -> Result<Program, ProgramError> {
+        if insns.is_empty() {
+            return Err(ProgramError::Empty);
+        }
+        if stack_depth > MAX_STACK {
+            return Err(ProgramError::StackTooDeep(stack_depth));
+        }
+        let mut slot_of = Vec::with_capacity(insns.len());
+        let mut index_at = Vec::with_capacity(insns.len() + 1);
+        for (i, insn) in insns.iter().enumerate() {
+            slot_of.push(index_at.len());
+            index_at.push(i);
+            if insn.slots() == 2 {
+                index_at.push(usize::MAX);
+            }
+        }
+        let p = Program { insns, slot_of, index_at, stack_depth };
+        p.check()?;
+        Ok(p)
+    }
+
+    /// Decodes little-endian bytecode and checks it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Program, ProgramError> {
+        Program::new(decode_bytes(bytes)?)
+    }
+
+    fn check(&self) -> Result<(), ProgramError> {
+        let len = self.index_at.len();
+        for (i, insn) in self.insns.iter().enumerate() {
+            let pc = self.slot_of[i];
+            let target = match insn {
+                Insn::Call(Call::Local(off)) => Some(*off as i64),
+                other => other.jump_offset(),
+            };
+            if let Some(off) = target {
+                let t = pc as i64 + 1 + off;
+                if t < 0 || t >= len as i64 || self.index_at[t as usize] == usize::MAX {
+                    return Err(ProgramError::JumpOutOfRange {
+                        pc,
+                        target: t,
+                        len,
+                        inside_lddw: t >= 0 && (t as usize) < len,
+                    });
+                }
+            }
+            if insn.written_reg() == Some(Reg::R10) {
+                return Err(ProgramError::WritesFramePointer { pc });
+            }
+        }
+        let last = self.insns.len() - 1;
+        if !matches!(self.insns[last], Insn::Exit | Insn::Ja { .. } | Insn::JaLong { .. }) {
+            return Err(ProgramError::FallsOffEnd { pc: self.slot_of[last] });
+        }
+        Ok(())
+    }
+
+    /// The instructions, one entry per instruction (not per slot).
+    pub fn insns(&self) -> &[Insn] {
+        &self.insns
+    }
+
+    /// The number of 8-byte slots.
+    pub fn slot_len(&self) -> usize {
+        self.index_at.len()
+    }
+
+    /// The slot number (kernel pc) of instruction `index`.
+    pub fn pc_of(&self, index: usize) -> usize {
+        self.slot_of[index]
+    }
+
+    /// The instruction index that starts at slot `pc`, or `None` for an `lddw`'s second
+    /// slot or a slot past the end.
+    pub fn index_at(&self, pc: usize) -> Option<usize> {
+        self.index_at.get(pc).copied().filter(|&i| i != usize::MAX)
+    }
+
+    /// The instruction index a jump or local call at instruction `index` goes to.
+    /// `None` for instructions without a target. Always in range for a checked program.
+    pub fn target_of(&self, index: usize) -> Option<usize> {
+        let off = match self.insns[index] {
+            Insn::Call(Call::Local(off)) => off as i64,
+            other => other.jump_offset()?,
+        };
+        let t = self.slot_of[index] as i64 + 1 + off;
+        self.index_at(t as usize)
+    }
+
+    /// Bytes of stack below r10 the program may use (at most [`MAX_STACK`]).
+    pub fn stack_depth(&self) -> u32 {
+        self.stack_depth
+    }
+
+    /// The program as little-endian bytecode.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode_bytes(&self.insns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insn::{AluOp, Operand, Width};
+
+    fn mov(dst: Reg, imm: i32) -> Insn {
+        Insn::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Imm(imm) }
+    }
+
+    #[test]
+    fn slots_count_lddw_twice() {
+        let p = Program::new(vec![
+            Insn::LdImm64 { dst: Reg::R0, pseudo: 0, imm: 1 << 40 },
+            Insn::Ja { off: 0 },
+            Insn::Exit,
+        ])
+        .unwrap();
+        assert_eq!(p.slot_len(), 4);
+        assert_eq!(p.pc_of(1), 2);
+        assert_eq!(p.index_at(1), None);
+        assert_eq!(p.target_of(1), Some(2));
+    }
+
+    #[test]
+    fn rejects_jump_into_lddw() {
+        let err = Program::new(vec![
+            Insn::Ja { off: 1 },
+            Insn::LdImm64 { dst: Reg::R0, pseudo: 0, imm: 1 },
+            Insn::Exit,
+        ])
+        .unwrap_err();
+        assert!(matches!(err, ProgramError::JumpOutOfRange { pc: 0, target: 2, inside_lddw: true, .. }));
+    }
+
+    #[test]
+    fn rejects_jump_past_end_and_fall_through() {
+        let past = Program::new(vec![Insn::Ja { off: 5 }, Insn::Exit]).unwrap_err();
+        assert!(matches!(past, ProgramError::JumpOutOfRange { target: 6, len: 2, .. }));
+        let fall = Program::new(vec![mov(Reg::R0, 1)]).unwrap_err();
+        assert_eq!(fall, ProgramError::FallsOffEnd { pc: 0 });
+    }
+
+    #[test]
+    fn rejects_writes_to_r10() {
+        let err = Program::new(vec![mov(Reg::R10, 1), Insn::Exit]).unwrap_err();
+        assert_eq!(err, ProgramError::WritesFramePointer { pc: 0 });
+    }
+
+    #[test]
+    fn truncated_bytecode_names_the_slot() {
+        let err = Program::from_bytes(&[0x95, 0, 0, 0, 0, 0, 0, 0, 0xb7, 0]).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+}
