@@ -13,8 +13,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod asm;
+pub mod elf;
 pub mod exec;
 pub mod insn;
+pub mod load;
 pub mod opcode;
 pub mod program;
 pub mod raw;

@@ -1,1 +1,4 @@
-//! placeholder
+//! jitdiff's RV64 JIT.
+#![deny(missing_docs)]
+
+pub mod rv64;

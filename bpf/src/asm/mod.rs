@@ -1,0 +1,1 @@
+//! LLVM-syntax text assembly (being written).

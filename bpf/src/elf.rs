@@ -1,0 +1,1 @@
+//! BPF ELF loading (being written).

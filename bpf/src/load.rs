@@ -1,0 +1,1 @@
+//! Loading programs from files (being written).

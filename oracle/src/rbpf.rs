@@ -1,0 +1,1 @@
+//! The rbpf backend (being written).
