@@ -46,6 +46,10 @@ pub enum FaultKind {
     /// The engine met code it could not execute (an illegal machine instruction, a jump
     /// into nowhere, a wrong return address).
     BadCode,
+    /// Native code broke the RISC-V calling convention: the return value in `a0` is not
+    /// R0's low 32 bits sign-extended, or a callee-saved register or `sp` was not
+    /// restored. Only the JIT can have this fault.
+    Abi,
     /// Something failed in the engine's host side (emulator error, unexpected state).
     Host,
 }
@@ -58,6 +62,7 @@ impl FaultKind {
             FaultKind::MisalignedAtomic => "misaligned-atomic",
             FaultKind::Budget => "budget",
             FaultKind::BadCode => "bad-code",
+            FaultKind::Abi => "abi",
             FaultKind::Host => "host",
         }
     }

@@ -1,0 +1,284 @@
+//! Code layout with branch relaxation.
+//!
+//! Emitters append [`Item`]s: fixed instructions, or branches and jumps to a [`Label`]
+//! whose distance is not known yet. [`Layout::finish`] gives every branch the shortest
+//! form that reaches its target, iterating until no branch grows (forms only ever grow,
+//! so this terminates), then produces the final instructions and the byte range of every
+//! BPF instruction.
+
+use std::ops::Range;
+
+use crate::rv64::{split_hi_lo, BranchOp, Imm13, Imm21, Inst, XReg};
+
+/// A branch target inside one compiled function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
+    /// The first machine instruction of BPF instruction `index`.
+    Insn(usize),
+    /// The shared epilogue.
+    Epilogue,
+}
+
+/// A piece of code whose size may depend on the layout.
+#[derive(Clone, Copy, Debug)]
+pub enum Item {
+    /// A fixed instruction.
+    Fixed(Inst),
+    /// `if rs1 op rs2 goto label`.
+    Branch {
+        /// condition
+        op: BranchOp,
+        /// first operand
+        rs1: XReg,
+        /// second operand
+        rs2: XReg,
+        /// target
+        target: Label,
+    },
+    /// `goto label`.
+    Jump {
+        /// target
+        target: Label,
+    },
+}
+
+/// How far a branch can reach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Form {
+    /// `bCC` (±4 KiB) or `jal` (±1 MiB): one instruction.
+    Near,
+    /// Conditional: inverted `bCC` over a `jal` (±1 MiB). Jump: `auipc`+`jalr` (±2 GiB).
+    Mid,
+    /// Conditional: inverted `bCC` over `auipc`+`jalr` (±2 GiB).
+    Far,
+}
+
+/// Scratch register for far jumps; free at every branch because branches are the last
+/// thing a BPF instruction's code does.
+const FAR_TMP: XReg = XReg::T1;
+
+/// The layout under construction.
+#[derive(Debug, Default)]
+pub struct Layout {
+    items: Vec<Item>,
+    /// Item index where each BPF instruction's code starts.
+    insn_start: Vec<usize>,
+    epilogue_start: Option<usize>,
+}
+
+/// Why code cannot be laid out.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("branch at byte {at:#x} to byte {to:#x} is beyond the ±2 GiB reach of auipc+jalr")]
+pub struct LayoutError {
+    /// Byte offset of the branch.
+    pub at: usize,
+    /// Byte offset of its target.
+    pub to: usize,
+}
+
+/// The final code.
+#[derive(Clone, Debug)]
+pub struct Laid {
+    /// The instructions, 4 bytes each, in order.
+    pub insts: Vec<Inst>,
+    /// Byte range of each BPF instruction's code (empty for instructions emitting nothing).
+    pub insn_ranges: Vec<Range<usize>>,
+    /// Byte offset of the epilogue.
+    pub epilogue: usize,
+}
+
+impl Layout {
+    /// Appends a fixed instruction.
+    pub fn push(&mut self, inst: Inst) {
+        self.items.push(Item::Fixed(inst));
+    }
+
+    /// Appends a conditional branch to `target`.
+    pub fn branch(&mut self, op: BranchOp, rs1: XReg, rs2: XReg, target: Label) {
+        self.items.push(Item::Branch { op, rs1, rs2, target });
+    }
+
+    /// Appends an unconditional jump to `target`.
+    pub fn jump(&mut self, target: Label) {
+        self.items.push(Item::Jump { target });
+    }
+
+    /// Marks the start of BPF instruction `index` (call in order, once per instruction).
+    pub fn start_insn(&mut self, index: usize) {
+        debug_assert_eq!(index, self.insn_start.len());
+        self.insn_start.push(self.items.len());
+    }
+
+    /// Marks the start of the epilogue.
+    pub fn start_epilogue(&mut self) {
+        self.epilogue_start = Some(self.items.len());
+    }
+
+    fn size(item: &Item, form: Form) -> usize {
+        match (item, form) {
+            (Item::Fixed(_), _) => 4,
+            (Item::Branch { .. }, Form::Near) => 4,
+            (Item::Branch { .. }, Form::Mid) => 8,
+            (Item::Branch { .. }, Form::Far) => 12,
+            (Item::Jump { .. }, Form::Near) => 4,
+            (Item::Jump { .. }, _) => 8,
+        }
+    }
+
+    fn label_item(&self, l: Label) -> usize {
+        match l {
+            Label::Insn(i) => self.insn_start[i],
+            Label::Epilogue => self.epilogue_start.expect("epilogue is always emitted"),
+        }
+    }
+
+    fn fits(item: &Item, form: Form, dist: i64) -> bool {
+        match (item, form) {
+            (Item::Fixed(_), _) => true,
+            (Item::Branch { .. }, Form::Near) => Imm13::new(dist).is_some(),
+            // The jal sits 4 bytes after the inverted branch.
+            (Item::Branch { .. }, Form::Mid) => Imm21::new(dist - 4).is_some(),
+            (Item::Branch { .. }, Form::Far) => split_hi_lo(dist - 4).is_some(),
+            (Item::Jump { .. }, Form::Near) => Imm21::new(dist).is_some(),
+            (Item::Jump { .. }, _) => split_hi_lo(dist).is_some(),
+        }
+    }
+
+    /// Chooses branch forms and produces the final instructions.
+    pub fn finish(self) -> Result<Laid, LayoutError> {
+        let n = self.items.len();
+        let mut forms = vec![Form::Near; n];
+        let mut offsets = vec![0usize; n + 1];
+        loop {
+            for i in 0..n {
+                offsets[i + 1] = offsets[i] + Self::size(&self.items[i], forms[i]);
+            }
+            let mut grew = false;
+            for i in 0..n {
+                let target = match self.items[i] {
+                    Item::Fixed(_) => continue,
+                    Item::Branch { target, .. } | Item::Jump { target } => target,
+                };
+                let dist = offsets[self.label_item(target)] as i64 - offsets[i] as i64;
+                while !Self::fits(&self.items[i], forms[i], dist) {
+                    forms[i] = match forms[i] {
+                        Form::Near => Form::Mid,
+                        Form::Mid if matches!(self.items[i], Item::Branch { .. }) => Form::Far,
+                        _ => return Err(LayoutError { at: offsets[i], to: offsets[self.label_item(target)] }),
+                    };
+                    grew = true;
+                }
+            }
+            if !grew {
+                break;
+            }
+        }
+        let mut insts = Vec::with_capacity(offsets[n] / 4);
+        for i in 0..n {
+            let item = self.items[i];
+            let dist = |t: Label| offsets[self.label_item(t)] as i64 - offsets[i] as i64;
+            match (item, forms[i]) {
+                (Item::Fixed(inst), _) => insts.push(inst),
+                (Item::Branch { op, rs1, rs2, target }, form) => {
+                    let d = dist(target);
+                    match form {
+                        Form::Near => insts.push(Inst::Branch { op, rs1, rs2, off: imm13(d) }),
+                        Form::Mid => {
+                            insts.push(Inst::Branch { op: op.invert(), rs1, rs2, off: imm13(8) });
+                            insts.push(Inst::Jal { rd: XReg::ZERO, off: imm21(d - 4) });
+                        }
+                        Form::Far => {
+                            insts.push(Inst::Branch { op: op.invert(), rs1, rs2, off: imm13(12) });
+                            push_far_jump(&mut insts, d - 4);
+                        }
+                    }
+                }
+                (Item::Jump { target }, Form::Near) => {
+                    insts.push(Inst::Jal { rd: XReg::ZERO, off: imm21(dist(target)) })
+                }
+                (Item::Jump { target }, _) => push_far_jump(&mut insts, dist(target)),
+            }
+        }
+        let insn_ranges = (0..self.insn_start.len())
+            .map(|k| {
+                let end = self.insn_start.get(k + 1).copied().unwrap_or(self.epilogue_start.unwrap_or(n));
+                offsets[self.insn_start[k]]..offsets[end]
+            })
+            .collect();
+        Ok(Laid { insts, insn_ranges, epilogue: offsets[self.epilogue_start.unwrap_or(n)] })
+    }
+}
+
+fn imm13(d: i64) -> Imm13 {
+    Imm13::new(d).expect("relaxation chose a form that reaches")
+}
+
+fn imm21(d: i64) -> Imm21 {
+    Imm21::new(d).expect("relaxation chose a form that reaches")
+}
+
+fn push_far_jump(insts: &mut Vec<Inst>, d: i64) {
+    let (hi, lo) = split_hi_lo(d).expect("relaxation chose a form that reaches");
+    insts.push(Inst::Auipc { rd: FAR_TMP, imm: hi });
+    insts.push(Inst::Jalr { rd: XReg::ZERO, rs1: FAR_TMP, imm: lo });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nops(l: &mut Layout, n: usize) {
+        for _ in 0..n {
+            l.push(Inst::nop());
+        }
+    }
+
+    #[test]
+    fn near_mid_and_far_branches() {
+        // insn 0: a branch to insn 2; insn 1: padding of `pad` nops; insn 2: a nop.
+        for (pad, expect_len) in [(10usize, 1usize), (2000, 2), (300_000, 3)] {
+            let mut l = Layout::default();
+            l.start_insn(0);
+            l.branch(BranchOp::Beq, XReg::A0, XReg::A1, Label::Insn(2));
+            l.start_insn(1);
+            nops(&mut l, pad);
+            l.start_insn(2);
+            l.push(Inst::nop());
+            l.start_epilogue();
+            let laid = l.finish().unwrap();
+            assert_eq!(laid.insn_ranges[0].len(), expect_len * 4, "pad {pad}");
+            let target = laid.insn_ranges[2].start as i64;
+            // Follow the emitted code as the CPU would, from byte 0, with a0 == a1.
+            let reached = match laid.insts[..expect_len] {
+                [Inst::Branch { op: BranchOp::Beq, off, .. }] => off.get(),
+                [Inst::Branch { op: BranchOp::Bne, off: skip, .. }, Inst::Jal { off, .. }] => {
+                    assert_eq!(skip.get(), 8);
+                    4 + off.get()
+                }
+                [Inst::Branch { op: BranchOp::Bne, off: skip, .. }, Inst::Auipc { imm, .. }, Inst::Jalr { imm: lo, .. }] => {
+                    assert_eq!(skip.get(), 12);
+                    4 + (imm.get() << 12) + lo.get()
+                }
+                ref other => panic!("unexpected code {other:?}"),
+            };
+            assert_eq!(reached, target);
+        }
+    }
+
+    #[test]
+    fn backward_jump_and_epilogue_label() {
+        let mut l = Layout::default();
+        l.start_insn(0);
+        l.push(Inst::nop());
+        l.start_insn(1);
+        l.jump(Label::Insn(0));
+        l.jump(Label::Epilogue);
+        l.start_epilogue();
+        l.push(Inst::Ebreak);
+        let laid = l.finish().unwrap();
+        assert_eq!(laid.insts[1], Inst::Jal { rd: XReg::ZERO, off: Imm21::new(-4).unwrap() });
+        assert_eq!(laid.insts[2], Inst::Jal { rd: XReg::ZERO, off: Imm21::new(4).unwrap() });
+        assert_eq!(laid.epilogue, 12);
+        assert_eq!(laid.insn_ranges[1], 4..12);
+    }
+}

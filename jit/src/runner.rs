@@ -1,0 +1,238 @@
+//! Executes JIT code in unicorn's RV64 emulator.
+//!
+//! One [`Runner`] owns one emulator instance and reuses it for every run (creating one
+//! costs about 0.3 ms; running new code costs tens of microseconds). The guest memory
+//! map is fixed: an exit page whose address is the return address, the code region, the
+//! context at [`bpf::exec::CTX_ADDR`], and a native stack. Before each run the registers
+//! are set to known values and the top of the stack is cleared, so a run depends only on
+//! the code and the context; after it, the callee-saved registers and `sp` are checked
+//! against the RISC-V calling convention.
+
+use bpf::exec::CTX_ADDR;
+use unicorn_engine::unicorn_const::{uc_error, Arch, ControlType, HookType, MemType, Mode, Prot};
+use unicorn_engine::{RegisterRISCV, Unicorn};
+
+/// Address of the page the JIT code returns to; reaching it ends a run.
+pub const EXIT_ADDR: u64 = 0x1000;
+/// Where the code is written.
+pub const CODE_ADDR: u64 = 0x4000_0000;
+/// Initial `sp`: the top of the native stack.
+pub const STACK_TOP: u64 = 0x3010_0000;
+const STACK_SIZE: u64 = 0x10_0000;
+/// Bytes below `STACK_TOP` cleared before every run (frames never go deeper).
+const STACK_CLEAR: usize = 16 * 1024;
+/// Machine instructions a run may execute before it counts as not terminating.
+pub const INSN_LIMIT: usize = 400_000_000;
+/// unicorn's translation cache, capped so that memory stays flat over millions of runs.
+const TCG_BUFFER_SIZE: u32 = 16 << 20;
+const PAGE: u64 = 0x1000;
+
+/// Values the callee-saved registers not mapped to BPF registers hold at entry; they
+/// must hold them again at return.
+const SENTINEL: u64 = 0x5a5a_0000_0000_0000;
+
+/// Why a run stopped before returning.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// An access to an unmapped or protected address.
+    Memory {
+        /// The faulting data or instruction address, if the emulator reported it.
+        addr: Option<u64>,
+        /// Read, write or fetch.
+        access: &'static str,
+    },
+    /// An illegal or unsupported instruction at `pc`.
+    Illegal,
+    /// [`INSN_LIMIT`] instructions executed without returning.
+    Limit,
+    /// Any other emulator error.
+    Emulator(String),
+}
+
+/// What a run left behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Native {
+    /// `Ok` when the code returned to [`EXIT_ADDR`].
+    pub stop: Result<(), Stop>,
+    /// The guest pc at the end (where a fault happened).
+    pub pc: u64,
+    /// `a0` at the end: the native return value.
+    pub a0: u64,
+    /// `a5` at the end: BPF R0.
+    pub a5: u64,
+    /// Callee-saved registers (and `sp`) whose value at return differs from entry, as
+    /// `(name, entry value, exit value)`. Checked only when the code returned.
+    pub clobbered: Vec<(&'static str, u64, u64)>,
+    /// The context buffer after the run.
+    pub ctx: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Data {
+    fault_addr: Option<u64>,
+}
+
+/// A reusable RV64 emulator set up for running JIT code.
+pub struct Runner {
+    emu: Unicorn<'static, Data>,
+    code_mapped: u64,
+    code_len: usize,
+    ctx_mapped: u64,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner").field("code_mapped", &self.code_mapped).finish()
+    }
+}
+
+fn x(n: u32) -> i32 {
+    // unicorn numbers RISC-V registers from 1 (X0 = 1).
+    RegisterRISCV::X0 as i32 + n as i32
+}
+
+/// The callee-saved registers that hold sentinels (not BPF registers): `s0`, `s6`-`s11`,
+/// plus `gp` and `tp`, which no code may change.
+const PRESERVED: [(u32, &str); 9] =
+    [(8, "s0"), (22, "s6"), (23, "s7"), (24, "s8"), (25, "s9"), (26, "s10"), (27, "s11"), (3, "gp"), (4, "tp")];
+/// Callee-saved registers that are BPF registers R6-R10: zero at entry, zero at return.
+const BPF_SAVED: [(u32, &str); 5] = [(9, "s1"), (18, "s2"), (19, "s3"), (20, "s4"), (21, "s5")];
+
+impl Runner {
+    /// Creates the emulator and maps the fixed regions.
+    pub fn new() -> Result<Runner, String> {
+        let mut emu = Unicorn::new_with_data(Arch::RISCV, Mode::RISCV64, Data::default())
+            .map_err(|e| format!("cannot create the RV64 emulator: {e:?}"))?;
+        // SAFETY: a valid engine handle, a control code and its single u32 argument, as
+        // unicorn.h's uc_ctl_set_tcg_buffer_size documents; called before any emulation.
+        let rc = unsafe {
+            unicorn_engine::unicorn_const::uc_ctl(
+                emu.get_handle(),
+                ControlType(ControlType::TCG_BUFFER_SIZE.0 | ControlType::IO_WRITE.0 | (1 << 26)),
+                TCG_BUFFER_SIZE,
+            )
+        };
+        if rc != uc_error::OK {
+            return Err(format!("cannot cap unicorn's translation buffer: {rc:?}"));
+        }
+        let map = |emu: &mut Unicorn<'static, Data>, addr, size, prot| {
+            emu.mem_map(addr, size, prot).map_err(|e| format!("cannot map {addr:#x}: {e:?}"))
+        };
+        map(&mut emu, EXIT_ADDR, PAGE, Prot::ALL)?;
+        // ebreak: a backstop in case emulation ever runs past the exit address.
+        emu.mem_write(EXIT_ADDR, &0x0010_0073u32.to_le_bytes()).map_err(|e| format!("{e:?}"))?;
+        map(&mut emu, STACK_TOP - STACK_SIZE, STACK_SIZE, Prot::READ | Prot::WRITE)?;
+        emu.add_mem_hook(
+            HookType::MEM_UNMAPPED | HookType::MEM_PROT,
+            1,
+            0,
+            |uc: &mut Unicorn<'_, Data>, _t: MemType, addr: u64, _size: usize, _v: i64| {
+                uc.get_data_mut().fault_addr = Some(addr);
+                false
+            },
+        )
+        .map_err(|e| format!("cannot hook memory faults: {e:?}"))?;
+        Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0 })
+    }
+
+    fn load_code(&mut self, code: &[u8]) -> Result<(), String> {
+        let need = (code.len() as u64).div_ceil(0x10_0000).max(1) * 0x10_0000;
+        if need > self.code_mapped {
+            if self.code_mapped > 0 {
+                self.emu.mem_unmap(CODE_ADDR, self.code_mapped).map_err(|e| format!("{e:?}"))?;
+            }
+            self.emu.mem_map(CODE_ADDR, need, Prot::READ | Prot::EXEC).map_err(|e| format!("{e:?}"))?;
+            self.code_mapped = need;
+            self.code_len = 0;
+        }
+        self.emu.mem_write(CODE_ADDR, code).map_err(|e| format!("cannot write code: {e:?}"))?;
+        // Writing memory does not invalidate translated blocks: drop every block that
+        // covered old or new code.
+        let end = CODE_ADDR + self.code_len.max(code.len()) as u64;
+        self.emu.ctl_remove_cache(CODE_ADDR, end).map_err(|e| format!("{e:?}"))?;
+        self.code_len = code.len();
+        Ok(())
+    }
+
+    fn load_ctx(&mut self, ctx: Option<&[u8]>) -> Result<u64, String> {
+        let Some(bytes) = ctx else { return Ok(0) };
+        let need = (bytes.len() as u64).div_ceil(PAGE).max(1) * PAGE;
+        if need != self.ctx_mapped {
+            if self.ctx_mapped > 0 {
+                self.emu.mem_unmap(CTX_ADDR, self.ctx_mapped).map_err(|e| format!("{e:?}"))?;
+            }
+            self.emu.mem_map(CTX_ADDR, need, Prot::READ | Prot::WRITE).map_err(|e| format!("{e:?}"))?;
+            self.ctx_mapped = need;
+        }
+        let mut page = vec![0u8; need as usize];
+        page[..bytes.len()].copy_from_slice(bytes);
+        self.emu.mem_write(CTX_ADDR, &page).map_err(|e| format!("{e:?}"))?;
+        Ok(CTX_ADDR)
+    }
+
+    /// Runs `code` (entry at its first byte) with `a0` pointing at a copy of `ctx` (or 0).
+    pub fn run(&mut self, code: &[u8], ctx: Option<&[u8]>) -> Result<Native, String> {
+        self.load_code(code)?;
+        let r1 = self.load_ctx(ctx)?;
+        let e = |e: uc_error| format!("{e:?}");
+        self.emu.mem_write(STACK_TOP - STACK_CLEAR as u64, &[0u8; STACK_CLEAR]).map_err(e)?;
+        for n in 1..32u32 {
+            let v = match n {
+                1 => EXIT_ADDR,
+                2 => STACK_TOP,
+                10 => r1,
+                _ if PRESERVED.iter().any(|p| p.0 == n) => SENTINEL | n as u64,
+                // Temporaries and unused argument registers get a recognisable pattern,
+                // BPF registers (a1-a5, s1-s5) zero, like the other engines' registers.
+                5..=7 | 16 | 17 | 28..=31 => 0xdead_beef_0000_0000 | n as u64,
+                _ => 0,
+            };
+            self.emu.reg_write(x(n), v).map_err(e)?;
+        }
+        self.emu.get_data_mut().fault_addr = None;
+        let res = self.emu.emu_start(CODE_ADDR, EXIT_ADDR, 0, INSN_LIMIT);
+        let pc = self.emu.pc_read().map_err(e)?;
+        let stop = match res {
+            Ok(()) if pc == EXIT_ADDR => Ok(()),
+            Ok(()) => Err(Stop::Limit),
+            Err(err) => Err(match err {
+                uc_error::READ_UNMAPPED | uc_error::READ_PROT | uc_error::READ_UNALIGNED => {
+                    Stop::Memory { addr: self.emu.get_data().fault_addr, access: "read" }
+                }
+                uc_error::WRITE_UNMAPPED | uc_error::WRITE_PROT | uc_error::WRITE_UNALIGNED => {
+                    Stop::Memory { addr: self.emu.get_data().fault_addr, access: "write" }
+                }
+                uc_error::FETCH_UNMAPPED | uc_error::FETCH_PROT | uc_error::FETCH_UNALIGNED => {
+                    Stop::Memory { addr: self.emu.get_data().fault_addr, access: "fetch" }
+                }
+                uc_error::INSN_INVALID => Stop::Illegal,
+                other => Stop::Emulator(format!("{other:?}")),
+            }),
+        };
+        let reg = |emu: &Unicorn<'static, Data>, n: u32| emu.reg_read(x(n)).map_err(e);
+        let mut clobbered = Vec::new();
+        if stop.is_ok() {
+            let sp = reg(&self.emu, 2)?;
+            if sp != STACK_TOP {
+                clobbered.push(("sp", STACK_TOP, sp));
+            }
+            for (n, name) in PRESERVED {
+                let v = reg(&self.emu, n)?;
+                if v != SENTINEL | n as u64 {
+                    clobbered.push((name, SENTINEL | n as u64, v));
+                }
+            }
+            for (n, name) in BPF_SAVED {
+                let v = reg(&self.emu, n)?;
+                if v != 0 {
+                    clobbered.push((name, 0, v));
+                }
+            }
+        }
+        let ctx_after = match ctx {
+            Some(b) => self.emu.mem_read_as_vec(CTX_ADDR, b.len()).map_err(e)?,
+            None => Vec::new(),
+        };
+        Ok(Native { stop, pc, a0: reg(&self.emu, 10)?, a5: reg(&self.emu, 15)?, clobbered, ctx: ctx_after })
+    }
+}

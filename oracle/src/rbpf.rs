@@ -1,1 +1,0 @@
-//! The rbpf backend (being written).
