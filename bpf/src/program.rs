@@ -27,8 +27,8 @@ pub enum ProgramError {
         /// Whether the target is the second slot of an `lddw`.
         inside_lddw: bool,
     },
-    /// The last instruction can fall through past the end.
-    #[error("pc {pc}: the last instruction must be `exit` or an unconditional jump, so execution cannot run off the end")]
+    /// A reachable instruction can fall through past the end.
+    #[error("pc {pc}: execution can run past the end of the program (end it with `exit` or an unconditional jump)")]
     FallsOffEnd {
         /// Slot of the last instruction.
         pc: usize,
@@ -45,7 +45,8 @@ pub enum ProgramError {
 }
 
 /// A structurally sound eBPF function: every jump lands on an instruction boundary inside
-/// the program, execution cannot fall off the end, and r10 is never written.
+/// the program, no path from the entry runs past the last instruction, and r10 is never
+/// written.
 ///
 /// Instructions are stored one per [`Insn`]; `pc` values used by the methods are slot
 /// numbers, as the kernel counts them (an `lddw` takes two).
@@ -115,9 +116,26 @@ impl Program {
                 return Err(ProgramError::WritesFramePointer { pc });
             }
         }
-        let last = self.insns.len() - 1;
-        if !matches!(self.insns[last], Insn::Exit | Insn::Ja { .. } | Insn::JaLong { .. }) {
-            return Err(ProgramError::FallsOffEnd { pc: self.slot_of[last] });
+        // Walk every path from the entry (and into every local call): none may run past
+        // the last instruction. Unreachable code after the final exit is allowed.
+        let n = self.insns.len();
+        let mut seen = vec![false; n];
+        let mut todo = vec![0usize];
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            let insn = self.insns[i];
+            if let Some(t) = self.target_of(i) {
+                todo.push(t);
+            }
+            if matches!(insn, Insn::Exit | Insn::Ja { .. } | Insn::JaLong { .. }) {
+                continue;
+            }
+            if i + 1 == n {
+                return Err(ProgramError::FallsOffEnd { pc: self.slot_of[i] });
+            }
+            todo.push(i + 1);
         }
         Ok(())
     }
@@ -205,6 +223,18 @@ mod tests {
         assert!(matches!(past, ProgramError::JumpOutOfRange { target: 6, len: 2, .. }));
         let fall = Program::new(vec![mov(Reg::R0, 1)]).unwrap_err();
         assert_eq!(fall, ProgramError::FallsOffEnd { pc: 0 });
+        // A conditional jump over the exit reaches the last instruction, which falls through.
+        let cond = Insn::Jmp {
+            width: Width::W64,
+            cond: crate::Cond::Eq,
+            dst: Reg::R1,
+            src: Operand::Imm(0),
+            off: 1,
+        };
+        let fall = Program::new(vec![cond, Insn::Exit, mov(Reg::R0, 1)]).unwrap_err();
+        assert_eq!(fall, ProgramError::FallsOffEnd { pc: 2 });
+        // Unreachable code after the final exit is fine (the kernel's test table has some).
+        assert!(Program::new(vec![Insn::Exit, mov(Reg::R0, 1)]).is_ok());
     }
 
     #[test]

@@ -231,7 +231,7 @@ pub fn decode(slots: &[RawInsn]) -> Result<Vec<Insn>, DecodeError> {
 
 /// Decodes raw little-endian bytes (a multiple of 8) into instructions.
 pub fn decode_bytes(bytes: &[u8]) -> Result<Vec<Insn>, DecodeError> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(DecodeError {
             slot: bytes.len() / 8,
             problem: format!(

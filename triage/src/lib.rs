@@ -1,1 +1,8 @@
-//! placeholder
+//! jitdiff's triage side: comparing engine outcomes, presenting them, and the `jitdiff`
+//! command line.
+#![deny(missing_docs)]
+
+pub mod cli;
+pub mod compare;
+pub mod engines;
+pub mod present;

@@ -55,7 +55,10 @@ pub(crate) fn lex(line: &str, start: usize) -> Result<Vec<Token<'_>>, (usize, St
         // `s>` and friends are tried before identifiers, so `s>` is never the name `s`.
         let punct = PUNCTS.iter().find(|p| tail.starts_with(**p));
         let (kind, len) = if c.is_ascii_digit() {
-            (Kind::Num, tail.find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).unwrap_or(tail.len()))
+            (
+                Kind::Num,
+                tail.find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).unwrap_or(tail.len()),
+            )
         } else if let Some(p) = punct {
             (Kind::Punct, p.len())
         } else if ident_start(c) {
@@ -87,7 +90,10 @@ mod tests {
         assert_eq!(texts("r0 s>>= 3"), ["r0", "s>>=", "3"]);
         assert_eq!(texts("if r1 s>= -5 goto +2"), ["if", "r1", "s>=", "-", "5", "goto", "+", "2"]);
         assert_eq!(texts("w0 = (s16)w1"), ["w0", "=", "(", "s16", ")", "w1"]);
-        assert_eq!(texts("*(u64 *)(r10 - 8) = r1"), ["*", "(", "u64", "*", ")", "(", "r10", "-", "8", ")", "=", "r1"]);
+        assert_eq!(
+            texts("*(u64 *)(r10 - 8) = r1"),
+            ["*", "(", "u64", "*", ")", "(", "r10", "-", "8", ")", "=", "r1"]
+        );
         assert_eq!(texts("r0<<=r1"), ["r0", "<<=", "r1"]);
         assert_eq!(texts("r1 = 0x1f ll"), ["r1", "=", "0x1f", "ll"]);
     }

@@ -76,6 +76,9 @@ mod print;
 pub use parse::{parse, parse_program};
 pub use print::print_program;
 
+#[cfg(test)]
+mod tests;
+
 /// Why a text does not assemble: the 1-based line and column of the problem, and what it is.
 ///
 /// Displays as `line 3, column 5: unknown mnemonic "foo"`.

@@ -36,7 +36,8 @@ pub fn parse_program(text: &str) -> Result<Program, AsmError> {
             | ProgramError::WritesFramePointer { pc } => Some(pc),
             _ => None,
         };
-        let (line, column) = pc.and_then(|pc| slot_to_insn.get(&pc)).and_then(|&i| at.get(i).copied()).unwrap_or((1, 1));
+        let (line, column) =
+            pc.and_then(|pc| slot_to_insn.get(&pc)).and_then(|&i| at.get(i).copied()).unwrap_or((1, 1));
         AsmError { line, column, message: e.to_string() }
     })
 }
@@ -110,11 +111,22 @@ fn is_objdump_noise(trimmed: &str) -> bool {
     }
     let mut words = trimmed.split_whitespace();
     let first = words.next().unwrap_or("");
-    if trimmed.ends_with(">:") && (first.starts_with('<') || (is_hex_word(first) && trimmed[first.len()..].trim_start().starts_with('<'))) {
+    if trimmed.ends_with(">:")
+        && (first.starts_with('<')
+            || (is_hex_word(first) && trimmed[first.len()..].trim_start().starts_with('<')))
+    {
         return true;
     }
     // Relocation: `0000000000000068:  R_BPF_64_64  glob`.
     first.strip_suffix(':').is_some_and(is_hex_word) && words.next().is_some_and(|w| w.starts_with("R_"))
+}
+
+/// Whether `b[i]` is whitespace or past the end.
+fn space_or_end(b: &[u8], i: usize) -> bool {
+    match b.get(i) {
+        Some(c) => c.is_ascii_whitespace(),
+        None => true,
+    }
 }
 
 /// Skips an `llvm-objdump` slot number (`  12:`) and hex bytes column (8 or 16 bytes) at
@@ -130,7 +142,7 @@ fn objdump_prefix(line: &str) -> (usize, Option<(Vec<u8>, usize)>) {
     while j < b.len() && b[j].is_ascii_digit() {
         j += 1;
     }
-    if j > i && j < b.len() && b[j] == b':' && b.get(j + 1).map_or(true, |c| c.is_ascii_whitespace()) {
+    if j > i && j < b.len() && b[j] == b':' && space_or_end(b, j + 1) {
         i = j + 1;
     }
     let after_addr = i;
@@ -144,7 +156,7 @@ fn objdump_prefix(line: &str) -> (usize, Option<(Vec<u8>, usize)>) {
         let pair = k + 2 <= b.len()
             && b[k].is_ascii_hexdigit()
             && b[k + 1].is_ascii_hexdigit()
-            && b.get(k + 2).map_or(true, |c| c.is_ascii_whitespace());
+            && space_or_end(b, k + 2);
         if !pair || bytes.len() == 16 {
             break;
         }
@@ -192,6 +204,10 @@ impl Assembler {
         if trimmed.is_empty() || is_objdump_noise(trimmed) {
             return Ok(());
         }
+        // An assembler directive (`.text`, `.file "x.c"`, ...), but not a label (`.Ltmp0:`).
+        if trimmed.starts_with('.') && !trimmed.split_whitespace().next().unwrap_or("").contains(':') {
+            return Ok(());
+        }
         let (start, bytes) = objdump_prefix(line);
         let toks = lex(line, start).map_err(|(col, msg)| err(lineno, col, msg))?;
         let mut i = 0;
@@ -203,7 +219,8 @@ impl Assembler {
         if toks.first().is_some_and(|t| t.kind == Kind::Ident && t.text.starts_with('.')) {
             return Ok(()); // an assembler directive
         }
-        let unknown = toks.len() == 3 && toks[0].text == "<" && toks[1].text == "unknown" && toks[2].text == ">";
+        let unknown =
+            toks.len() == 3 && toks[0].text == "<" && toks[1].text == "unknown" && toks[2].text == ">";
         if toks.is_empty() || unknown {
             let Some((bytes, col)) = bytes else {
                 return if unknown {
@@ -220,7 +237,13 @@ impl Assembler {
         let first_col = toks[0].col;
         let (insn, target) = p.insn()?;
         if let Some((label, col, reach)) = target {
-            self.fixups.push(Fixup { insn: self.insns.len(), label: label.to_string(), line: lineno, col, reach });
+            self.fixups.push(Fixup {
+                insn: self.insns.len(),
+                label: label.to_string(),
+                line: lineno,
+                col,
+                reach,
+            });
         }
         if let Some((bytes, col)) = bytes {
             let decoded = decode_column(&bytes).map_err(|m| err(lineno, col, m))?;
@@ -238,10 +261,18 @@ impl Assembler {
 
     fn define_label(&mut self, line: usize, tok: &Token<'_>) -> Result<(), AsmError> {
         if is_register_name(tok.text) {
-            return Err(err(line, tok.col, format!("{:?} is a register name and cannot be a label", tok.text)));
+            return Err(err(
+                line,
+                tok.col,
+                format!("{:?} is a register name and cannot be a label", tok.text),
+            ));
         }
         if let Some(&(_, first)) = self.labels.get(tok.text) {
-            return Err(err(line, tok.col, format!("duplicate label {:?} (first defined on line {first})", tok.text)));
+            return Err(err(
+                line,
+                tok.col,
+                format!("duplicate label {:?} (first defined on line {first})", tok.text),
+            ));
         }
         self.labels.insert(tok.text.to_string(), (self.slots, line));
         Ok(())
@@ -289,10 +320,9 @@ impl Assembler {
                 // LLVM prints helper, local and kfunc calls all as `call N`.
                 (Insn::Call(Call::Helper(n)), Insn::Call(Call::Local(m) | Call::Kfunc(m))) => n == m,
                 // LLVM prints only the low half of an `ld_pseudo`'s immediate.
-                (
-                    Insn::LdImm64 { dst, pseudo, imm },
-                    Insn::LdImm64 { dst: d2, pseudo: p2, imm: i2 },
-                ) => pseudo != 0 && dst == d2 && pseudo == p2 && imm == i2 & 0xffff_ffff,
+                (Insn::LdImm64 { dst, pseudo, imm }, Insn::LdImm64 { dst: d2, pseudo: p2, imm: i2 }) => {
+                    pseudo != 0 && dst == d2 && pseudo == p2 && imm == i2 & 0xffff_ffff
+                }
                 _ => false,
             };
             if fill_in {
@@ -311,7 +341,8 @@ impl Assembler {
 
 /// Decodes an `llvm-objdump` bytes column: exactly one instruction.
 fn decode_column(bytes: &[u8]) -> Result<Insn, String> {
-    let insns = decode_bytes(bytes).map_err(|e| format!("the bytes column does not decode: {}", e.problem))?;
+    let insns =
+        decode_bytes(bytes).map_err(|e| format!("the bytes column does not decode: {}", e.problem))?;
     match insns.as_slice() {
         [one] if one.slots() * 8 == bytes.len() => Ok(*one),
         _ => Err(format!("the bytes column holds {} bytes, which is not one instruction", bytes.len())),
@@ -438,7 +469,11 @@ impl<'a> Parser<'_, 'a> {
     fn reg(&mut self, w32: bool) -> Result<Reg, AsmError> {
         let (r, w, col) = self.reg_any()?;
         if w != w32 {
-            let (want, found) = if w32 { ("a 32-bit register (w0 to w10)", 'r') } else { ("a 64-bit register (r0 to r10)", 'w') };
+            let (want, found) = if w32 {
+                ("a 32-bit register (w0 to w10)", 'r')
+            } else {
+                ("a 64-bit register (r0 to r10)", 'w')
+            };
             return Err(self.err(col, format!("expected {want}, found \"{found}{}\"", r.num())));
         }
         Ok(r)
@@ -472,7 +507,12 @@ impl<'a> Parser<'_, 'a> {
         Ok((if neg { -v } else { v }, col))
     }
 
-    fn in_range(&self, (v, col): (i128, usize), (lo, hi): (i128, i128), what: &str) -> Result<i128, AsmError> {
+    fn in_range(
+        &self,
+        (v, col): (i128, usize),
+        (lo, hi): (i128, i128),
+        what: &str,
+    ) -> Result<i128, AsmError> {
         if (lo..=hi).contains(&v) {
             Ok(v)
         } else {
@@ -505,8 +545,10 @@ impl<'a> Parser<'_, 'a> {
     fn operand(&mut self, w32: bool) -> Result<Operand, AsmError> {
         if self.at_register() {
             Ok(Operand::Reg(self.reg(w32)?))
-        } else {
+        } else if self.peek().is_some_and(|t| t.kind == Kind::Num || matches!(t.text, "-" | "+")) {
             Ok(Operand::Imm(self.imm32(w32)?))
+        } else {
+            Err(self.err(self.col(), format!("expected a register or a number, {}", self.found())))
         }
     }
 
@@ -575,9 +617,14 @@ impl<'a> Parser<'_, 'a> {
                 Target::Label(t.text, col)
             }
             Some(t) if t.kind == Kind::Num => {
-                return Err(self.err(col, format!("a jump offset needs its sign: write `+{0}` or `-{0}`", t.text)));
+                return Err(
+                    self.err(col, format!("a jump offset needs its sign: write `+{0}` or `-{0}`", t.text))
+                );
             }
-            _ => return Err(self.err(col, format!("expected a jump target (`+N`, `-N` or a label), {}", self.found()))),
+            _ => {
+                return Err(self
+                    .err(col, format!("expected a jump target (`+N`, `-N` or a label), {}", self.found())))
+            }
         };
         if self.eat("<") {
             while self.toks.len() - self.i > 1 {
@@ -592,7 +639,12 @@ impl<'a> Parser<'_, 'a> {
 
     fn offset16(&self, o: i64, col: usize) -> Result<i16, AsmError> {
         i16::try_from(o).map_err(|_| {
-            self.err(col, format!("jump offset {o} is out of range (16 bits: -32768 to +32767; `gotol` reaches 32 bits)"))
+            self.err(
+                col,
+                format!(
+                    "jump offset {o} is out of range (16 bits: -32768 to +32767; `gotol` reaches 32 bits)"
+                ),
+            )
         })
     }
 
@@ -604,7 +656,13 @@ impl<'a> Parser<'_, 'a> {
         let (dst, w32, _) = self.reg_any()?;
         let col = self.col();
         let Some(cond) = self.peek().and_then(|t| cond_of(t.text)) else {
-            return Err(self.err(col, format!("expected a comparison (==, !=, >, >=, <, <=, s>, s>=, s<, s<=, &), {}", self.found())));
+            return Err(self.err(
+                col,
+                format!(
+                    "expected a comparison (==, !=, >, >=, <, <=, s>, s>=, s<, s<=, &), {}",
+                    self.found()
+                ),
+            ));
         };
         self.i += 1;
         let src = self.operand(w32)?;
@@ -633,10 +691,14 @@ impl<'a> Parser<'_, 'a> {
                 Target::Label(l, col) => Ok((Insn::Call(Call::Local(0)), Some((l, col, Reach::Long)))),
                 Target::Offset(..) => Err(self.err(t.col, "expected a call target")),
             },
-            _ => {
+            Some(t) if t.kind == Kind::Num || matches!(t.text, "-" | "+") => {
                 let n = self.number()?;
                 Ok((Insn::Call(Call::Helper(self.in_range(n, I32, "helper id")? as i32)), None))
             }
+            _ => Err(self.err(
+                self.col(),
+                format!("expected a call target (helper id, `pc+N`, `kfunc:N` or a label), {}", self.found()),
+            )),
         }
     }
 
@@ -650,7 +712,9 @@ impl<'a> Parser<'_, 'a> {
             _ => None,
         };
         let Some((size, signed)) = parsed else {
-            return Err(self.err(col, format!("expected a type (u8, u16, u32, u64, s8, s16, s32), {}", self.found())));
+            return Err(
+                self.err(col, format!("expected a type (u8, u16, u32, u64, s8, s16, s32), {}", self.found()))
+            );
         };
         self.i += 1;
         self.expect("*")?;
@@ -760,11 +824,16 @@ impl<'a> Parser<'_, 'a> {
             return Ok(Insn::Alu { width, op, dst, src });
         }
         if !self.eat("=") {
-            return Err(self.err(op_col, format!("expected `=` or an operator such as `+=`, {}", self.found())));
+            return Err(
+                self.err(op_col, format!("expected `=` or an operator such as `+=`, {}", self.found()))
+            );
         }
         let need_r = |p: &Self, what: &str| -> Result<(), AsmError> {
             if w32 {
-                Err(p.err(dst_col, format!("{what} needs a 64-bit destination register, found \"w{}\"", dst.num())))
+                Err(p.err(
+                    dst_col,
+                    format!("{what} needs a 64-bit destination register, found \"w{}\"", dst.num()),
+                ))
             } else {
                 Ok(())
             }
@@ -781,7 +850,9 @@ impl<'a> Parser<'_, 'a> {
                 let src_col = self.col();
                 let src = self.reg(w32)?;
                 if src != dst {
-                    return Err(self.err(src_col, "negation uses the same register on both sides (`r0 = -r0`)"));
+                    return Err(
+                        self.err(src_col, "negation uses the same register on both sides (`r0 = -r0`)")
+                    );
                 }
                 Ok(Insn::Neg { width, dst })
             }
@@ -806,7 +877,9 @@ impl<'a> Parser<'_, 'a> {
                     "s16" => SxBits::S16,
                     "s32" if !w32 => SxBits::S32,
                     "s32" => return Err(self.err(tcol, "`(s32)` sign extension needs 64-bit registers")),
-                    _ => return Err(self.err(tcol, format!("expected `s8`, `s16` or `s32`, {}", self.found()))),
+                    _ => {
+                        return Err(self.err(tcol, format!("expected `s8`, `s16` or `s32`, {}", self.found())))
+                    }
                 };
                 self.i += 1;
                 self.expect(")")?;
@@ -836,7 +909,14 @@ impl<'a> Parser<'_, 'a> {
     }
 
     /// `rN = be16 rN`, `rN = atomic_fetch_add(...)`, `rN = xchg_64(...)`, `rN = cmpxchg_64(...)`.
-    fn named_rhs(&mut self, name: &'a str, col: usize, dst: Reg, w32: bool, dst_col: usize) -> Result<Insn, AsmError> {
+    fn named_rhs(
+        &mut self,
+        name: &'a str,
+        col: usize,
+        dst: Reg,
+        w32: bool,
+        dst_col: usize,
+    ) -> Result<Insn, AsmError> {
         let same_reg = |p: &Self, r: Reg, rcol: usize, form: &str| -> Result<(), AsmError> {
             if r == dst {
                 Ok(())
@@ -853,7 +933,9 @@ impl<'a> Parser<'_, 'a> {
             .find_map(|(p, o)| name.strip_prefix(p).map(|bits| (o, bits)));
         if let Some((order, bits @ ("16" | "32" | "64"))) = end {
             if w32 {
-                return Err(self.err(dst_col, format!("`{name}` takes 64-bit registers, found \"w{}\"", dst.num())));
+                return Err(
+                    self.err(dst_col, format!("`{name}` takes 64-bit registers, found \"w{}\"", dst.num()))
+                );
             }
             let rcol = self.col();
             let r = self.reg(false)?;

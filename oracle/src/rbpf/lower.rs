@@ -93,10 +93,10 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
     let n = insns.len();
     let mut is_target = vec![false; n];
     let mut has_back = false;
-    for i in 0..n {
+    for (i, insn) in insns.iter().enumerate() {
         if let Some(t) = prog.target_of(i) {
             is_target[t] = true;
-            has_back |= t <= i && insns[i].jump_offset().is_some();
+            has_back |= t <= i && insn.jump_offset().is_some();
         }
     }
     let depth = i64::from(prog.stack_depth());
@@ -106,13 +106,13 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
     rel.emit_synthetic(&[Piece::plain(prefix)]).map_err(|e| internal(&e))?;
     let mut facts = fresh_facts();
     let mut pieces = Vec::with_capacity(8);
-    for i in 0..n {
+    for (i, insn) in insns.iter().enumerate() {
         if is_target[i] {
             facts = fresh_facts();
         }
         pieces.clear();
         moved[i] = expand(prog, i, &facts, depth, &mut pieces)?;
-        update_facts(&mut facts, &insns[i]);
+        update_facts(&mut facts, insn);
         rel.emit_insn(&pieces).map_err(|e| internal(&e))?;
     }
     if has_back {
@@ -285,8 +285,7 @@ fn expand(
             out.push(Piece::to(Insn::Ja { off: 0 }, jump_target()?));
         }
         Insn::Jmp { width: Width::W64, cond, dst, src: Operand::Imm(c), .. }
-            if c < 0
-                && matches!(cond, Cond::Eq | Cond::Ne | Cond::Gt | Cond::Ge | Cond::Lt | Cond::Le) =>
+            if c < 0 && matches!(cond, Cond::Eq | Cond::Ne | Cond::Gt | Cond::Ge | Cond::Lt | Cond::Le) =>
         {
             negative_k_jump(cond, dst, c, jump_target()?, out);
         }
@@ -463,5 +462,178 @@ fn update_facts(facts: &mut StackFacts, insn: &Insn) {
                 facts[r.idx()] = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W64: Width = Width::W64;
+    const W32: Width = Width::W32;
+    const PREFIX: Insn = Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0 };
+
+    fn mov(dst: Reg, imm: i32) -> Insn {
+        alu(W64, AluOp::Mov, dst, Operand::Imm(imm))
+    }
+    fn lowered(insns: Vec<Insn>) -> Lowered {
+        lower(&Program::new(insns).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn forward_only_programs_only_gain_the_prefix() {
+        let insns = vec![
+            mov(Reg::R0, 1),
+            Insn::LdImm64 { dst: Reg::R2, pseudo: 0, imm: 1 << 40 },
+            Insn::Jmp { width: W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(5), off: 1 },
+            alu(W32, AluOp::Mod, Reg::R0, Operand::Imm(3)),
+            Insn::Jmp { width: W32, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(-1), off: 0 },
+            Insn::Jmp { width: W64, cond: Cond::Set, dst: Reg::R0, src: Operand::Imm(-1), off: 0 },
+            Insn::Jmp { width: W64, cond: Cond::Sgt, dst: Reg::R0, src: Operand::Imm(-1), off: 0 },
+            Insn::Exit,
+        ];
+        let l = lowered(insns.clone());
+        assert_eq!(l.insns()[0], PREFIX);
+        assert_eq!(&l.insns()[1..], &insns[..]);
+        assert!(!l.has_budget());
+        assert_eq!(l.bytes().len(), 8 * 11);
+        // slots: 0-1 prefix | 2 mov | 3-4 lddw | 5 jeq ...
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5].map(|s| l.original_index(s)),
+            [None, None, Some(0), Some(1), Some(1), Some(2)]
+        );
+        assert_eq!(l.original_index(100), None);
+    }
+
+    #[test]
+    fn mod32_gets_a_zero_extension_only_when_the_divisor_may_be_zero() {
+        let zext = alu(W32, AluOp::Mov, Reg::R0, Operand::Reg(Reg::R0));
+        for (src, extra) in [
+            (Operand::Imm(3), false),
+            (Operand::Imm(-1), false),
+            (Operand::Imm(0), true),
+            (Operand::Reg(Reg::R1), true),
+        ] {
+            let m = alu(W32, AluOp::Mod, Reg::R0, src);
+            let l = lowered(vec![m, Insn::Exit]);
+            let want: Vec<Insn> =
+                if extra { vec![PREFIX, m, zext, Insn::Exit] } else { vec![PREFIX, m, Insn::Exit] };
+            assert_eq!(l.insns(), &want[..], "{src:?}");
+        }
+    }
+
+    #[test]
+    fn negative_k_jumps_become_signed_pairs() {
+        let j = |cond: Cond| Insn::Jmp { width: W64, cond, dst: Reg::R3, src: Operand::Imm(-7), off: 1 };
+        let s = |cond: Cond, imm: i32, off: i16| Insn::Jmp {
+            width: W64,
+            cond,
+            dst: Reg::R3,
+            src: Operand::Imm(imm),
+            off,
+        };
+        // 0: jump +1 -> 2 ; 1: r0 = 0 ; 2: exit. Lowered: 2 first, 3 second, 4 mov, 5 exit.
+        let cases = [
+            (Cond::Gt, s(Cond::Sge, 0, 1), s(Cond::Sgt, -7, 1)),
+            (Cond::Ge, s(Cond::Sge, 0, 1), s(Cond::Sge, -7, 1)),
+            (Cond::Lt, s(Cond::Sge, 0, 2), s(Cond::Slt, -7, 1)),
+            (Cond::Le, s(Cond::Sge, 0, 2), s(Cond::Sle, -7, 1)),
+            (Cond::Eq, s(Cond::Slt, -7, 1), s(Cond::Sle, -7, 1)),
+            (Cond::Ne, s(Cond::Slt, -7, 2), s(Cond::Sgt, -7, 1)),
+        ];
+        for (cond, first, second) in cases {
+            let l = lowered(vec![j(cond), mov(Reg::R0, 0), Insn::Exit]);
+            assert_eq!(l.insns()[1..3], [first, second], "{cond:?}");
+        }
+    }
+
+    #[test]
+    fn backward_jumps_call_the_budget_subroutine_first() {
+        let l = lowered(vec![mov(Reg::R0, 0), Insn::Ja { off: -1 }]);
+        // slots: 0-1 prefix | 2 mov | 3 call, 4 ja | 5.. subroutine
+        assert!(l.has_budget());
+        assert_eq!(l.insns()[2], Insn::Call(Call::Local(1)));
+        assert_eq!(l.insns()[3], Insn::Ja { off: -2 });
+        assert_eq!(l.insns()[4], alu(W64, AluOp::Mov, Reg::R6, Operand::Reg(Reg::R0)));
+        assert_eq!(l.insns()[5], Insn::Call(Call::Helper(TICK_HELPER as i32)));
+        assert_eq!(
+            l.insns()[6],
+            Insn::Jmp { width: W64, cond: Cond::Ne, dst: Reg::R0, src: Operand::Imm(0), off: 2 }
+        );
+        assert_eq!(l.insns()[9], Insn::Call(Call::Helper(STOP_HELPER as i32)));
+        assert_eq!(l.original_index(5), None);
+        assert_eq!(l.original_index(4), Some(1));
+        // A backward jump to an earlier instruction lands on that instruction, not on its call.
+        let l = lowered(vec![
+            mov(Reg::R0, 0),
+            Insn::Jmp { width: W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(1), off: 1 },
+            Insn::Ja { off: -2 },
+            Insn::Exit,
+        ]);
+        // slots: 2 mov | 3 jeq | 4 call, 5 ja -> 3 | 6 exit
+        assert_eq!(l.insns()[2].jump_offset(), Some(2));
+        assert_eq!(l.insns()[4], Insn::Ja { off: -3 });
+    }
+
+    #[test]
+    fn neg64_movsx_bswap_and_memsx_shapes() {
+        let l = lowered(vec![Insn::Neg { width: W64, dst: Reg::R0 }, Insn::Exit]);
+        assert_eq!(l.insns()[1], alu(W64, AluOp::Mul, Reg::R0, Operand::Imm(-1)));
+        let l = lowered(vec![
+            Insn::MovSx { width: W32, from: SxBits::S8, dst: Reg::R0, src: Reg::R0 },
+            Insn::Exit,
+        ]);
+        assert_eq!(
+            l.insns()[1..3],
+            [
+                alu(W32, AluOp::Lsh, Reg::R0, Operand::Imm(24)),
+                alu(W32, AluOp::Arsh, Reg::R0, Operand::Imm(24))
+            ]
+        );
+        let l = lowered(vec![Insn::End { order: ByteOrder::Swap, bits: 32, dst: Reg::R2 }, Insn::Exit]);
+        assert_eq!(l.insns()[1], Insn::End { order: ByteOrder::Be, bits: 32, dst: Reg::R2 });
+        let l = lowered(vec![
+            Insn::Load { size: Size::H, signed: true, dst: Reg::R1, src: Reg::R1, off: 2 },
+            Insn::Exit,
+        ]);
+        assert_eq!(
+            l.insns()[1..4],
+            [
+                Insn::Load { size: Size::H, signed: false, dst: Reg::R1, src: Reg::R1, off: 2 },
+                alu(W64, AluOp::Lsh, Reg::R1, Operand::Imm(48)),
+                alu(W64, AluOp::Arsh, Reg::R1, Operand::Imm(48)),
+            ]
+        );
+    }
+
+    #[test]
+    fn stack_accesses_outside_the_depth_are_moved_below_rbpfs_stack() {
+        let st = |off: i16| Insn::StoreImm { size: Size::DW, dst: Reg::R10, off, imm: 1 };
+        let low = |depth: u32, off: i16| {
+            let l = lower(&Program::with_stack_depth(vec![st(off), Insn::Exit], depth).unwrap()).unwrap();
+            (l.insns()[1], l.moved_stack_access(0))
+        };
+        assert_eq!(low(16, -16), (st(-16), false));
+        assert_eq!(low(16, -24), (st(-536), true));
+        assert_eq!(low(16, -12), (st(-12), false));
+        // Straddling the limit: [-20, -12) is partly below R10 - 16.
+        assert_eq!(low(16, -20), (st(-532), true));
+        assert_eq!(low(512, -512), (st(-512), false));
+        // Already outside rbpf's stack: left alone.
+        assert_eq!(low(16, -520), (st(-520), false));
+        assert_eq!(low(16, 0), (st(0), false));
+        // A tracked pointer far above R10 with an offset that cannot move 512 further down.
+        let prog = Program::with_stack_depth(
+            vec![
+                alu(W64, AluOp::Mov, Reg::R2, Operand::Reg(Reg::R10)),
+                alu(W64, AluOp::Add, Reg::R2, Operand::Imm(32_000)),
+                Insn::StoreImm { size: Size::B, dst: Reg::R2, off: -32_500, imm: 1 },
+                Insn::Exit,
+            ],
+            16,
+        )
+        .unwrap();
+        let why = lower(&prog).unwrap_err();
+        assert!(why.starts_with("pc 2: store: the access at R10-500"), "{why}");
     }
 }

@@ -156,9 +156,9 @@ impl Relocator {
                 let target = match t {
                     Target::Insn(i) => Resolved::Insn(i),
                     Target::Label(l) => Resolved::Label(l.0),
-                    Target::Local(j) => Resolved::Slot(
-                        *self.piece_slots.get(j).ok_or(RelocError::LocalOutOfRange(j))?,
-                    ),
+                    Target::Local(j) => {
+                        Resolved::Slot(*self.piece_slots.get(j).ok_or(RelocError::LocalOutOfRange(j))?)
+                    }
                 };
                 self.fixups.push(Fixup { at: self.insns.len(), slot, target });
             }
@@ -175,11 +175,10 @@ impl Relocator {
         for f in &self.fixups {
             let target = match f.target {
                 Resolved::Slot(s) => s,
-                Resolved::Insn(i) => {
-                    *self.starts.get(i).ok_or(RelocError::Unresolved(Target::Insn(i)))?
+                Resolved::Insn(i) => *self.starts.get(i).ok_or(RelocError::Unresolved(Target::Insn(i)))?,
+                Resolved::Label(l) => {
+                    self.labels[l].ok_or(RelocError::Unresolved(Target::Label(Label(l))))?
                 }
-                Resolved::Label(l) => self.labels[l]
-                    .ok_or(RelocError::Unresolved(Target::Label(Label(l))))?,
             };
             let offset = target as i64 - (f.slot as i64 + 1);
             let origin = match self.origin[f.slot] {
@@ -190,16 +189,10 @@ impl Relocator {
             let insn = &mut self.insns[f.at];
             *insn = match *insn {
                 Insn::Ja { .. } => Insn::Ja { off: i16::try_from(offset).map_err(|_| too_far(16))? },
-                Insn::JaLong { .. } => {
-                    Insn::JaLong { off: i32::try_from(offset).map_err(|_| too_far(32))? }
+                Insn::JaLong { .. } => Insn::JaLong { off: i32::try_from(offset).map_err(|_| too_far(32))? },
+                Insn::Jmp { width, cond, dst, src, .. } => {
+                    Insn::Jmp { width, cond, dst, src, off: i16::try_from(offset).map_err(|_| too_far(16))? }
                 }
-                Insn::Jmp { width, cond, dst, src, .. } => Insn::Jmp {
-                    width,
-                    cond,
-                    dst,
-                    src,
-                    off: i16::try_from(offset).map_err(|_| too_far(16))?,
-                },
                 Insn::Call(Call::Local(_)) => {
                     Insn::Call(Call::Local(i32::try_from(offset).map_err(|_| too_far(32))?))
                 }
@@ -240,11 +233,8 @@ mod tests {
     #[test]
     fn identity_keeps_offsets_and_origins() {
         // 0: if r1 == 0 goto 3 ; 1: lddw (slots 1-2) ; 3: exit
-        let out = run(&[
-            vec![Piece::to(jeq(0), Target::Insn(2))],
-            vec![p(lddw(1 << 40))],
-            vec![p(Insn::Exit)],
-        ]);
+        let out =
+            run(&[vec![Piece::to(jeq(0), Target::Insn(2))], vec![p(lddw(1 << 40))], vec![p(Insn::Exit)]]);
         assert_eq!(out.insns[0].jump_offset(), Some(2));
         assert_eq!(out.origin, vec![0, 1, 1, 2]);
     }
@@ -271,7 +261,8 @@ mod tests {
             vec![p(Insn::Exit)],
         ]);
         // slots: 0 mov | 1 mov, 2-3 lddw | 4 mov, 5 ja | 6 exit ; ja at 5 -> 1: off = 1 - 6
-        assert_eq!(out.insns[5], Insn::Ja { off: -5 });
+        // (the lddw is one entry of `insns`: the ja is entry 4)
+        assert_eq!(out.insns[4], Insn::Ja { off: -5 });
         assert_eq!(out.origin, vec![0, 1, 1, 1, 2, 2, 3]);
     }
 
@@ -301,11 +292,7 @@ mod tests {
     fn local_targets_inside_and_right_after_an_expansion() {
         // [jeq -> Local(2) (past the lddw), lddw, jeq -> Local(3) (= after the expansion)]
         let out = run(&[
-            vec![
-                Piece::to(jeq(1), Target::Local(2)),
-                p(lddw(5)),
-                Piece::to(jeq(2), Target::Local(3)),
-            ],
+            vec![Piece::to(jeq(1), Target::Local(2)), p(lddw(5)), Piece::to(jeq(2), Target::Local(3))],
             vec![p(Insn::Exit)],
         ]);
         // slots: 0 jeq, 1-2 lddw, 3 jeq | 4 exit
@@ -350,10 +337,7 @@ mod tests {
     #[test]
     fn lowering_bugs_are_errors_not_panics() {
         let mut r = Relocator::new(1, 1);
-        assert_eq!(
-            r.emit_insn(&[Piece::to(JA, Target::Local(5))]),
-            Err(RelocError::LocalOutOfRange(5))
-        );
+        assert_eq!(r.emit_insn(&[Piece::to(JA, Target::Local(5))]), Err(RelocError::LocalOutOfRange(5)));
         let mut r = Relocator::new(1, 1);
         r.emit_insn(&[Piece::to(Insn::Exit, Target::Insn(0))]).unwrap();
         assert_eq!(r.finish(), Err(RelocError::NotAJump(Insn::Exit)));

@@ -105,12 +105,6 @@ pub(super) fn neg64(a: u64) -> u64 {
 
 // ---- 32-bit (BPF_ALU): low 32 bits in, zero-extended result out ----
 
-/// `wdst = src` (the low 32 bits, zero-extended).
-#[inline(always)]
-pub(super) fn mov32(_a: u64, b: u64) -> u64 {
-    b as u32 as u64
-}
-
 /// `wdst += wsrc`.
 #[inline(always)]
 pub(super) fn add32(a: u64, b: u64) -> u64 {
@@ -293,7 +287,10 @@ mod tests {
                 alux(width, op, Reg::R0, Reg::R1),
                 Insn::Exit,
             ]);
-            assert_eq!(got, want, "{name}: {init:#x} {op:?} {src:#x} ({width:?}) gave {got:#x}, want {want:#x}");
+            assert_eq!(
+                got, want,
+                "{name}: {init:#x} {op:?} {src:#x} ({width:?}) gave {got:#x}, want {want:#x}"
+            );
         }
     }
 
@@ -358,16 +355,31 @@ mod tests {
     fn signed_div_mod() {
         const MIN64: u64 = 0x8000_0000_0000_0000;
         check(&[
-            ("sdiv64 truncates toward zero", 0xffff_ffff_ffff_fff9, alu64(Sdiv, Reg::R0, 2), 0xffff_ffff_ffff_fffd),
+            (
+                "sdiv64 truncates toward zero",
+                0xffff_ffff_ffff_fff9,
+                alu64(Sdiv, Reg::R0, 2),
+                0xffff_ffff_ffff_fffd,
+            ),
             ("sdiv64 negative imm", 6, alu64(Sdiv, Reg::R0, -2), 0xffff_ffff_ffff_fffd),
             ("sdiv64 INT64_MIN by -1", MIN64, alu64(Sdiv, Reg::R0, -1), MIN64),
             ("sdiv64 by imm 0", 0xffff_ffff_ffff_fff9, alu64(Sdiv, Reg::R0, 0), 0),
             ("sdiv32 -1 by -1", 0xffff_ffff, alu32(Sdiv, Reg::R0, -1), 1),
             ("sdiv32 INT32_MIN by -1", 0x8000_0000, alu32(Sdiv, Reg::R0, -1), 0x0000_0000_8000_0000),
-            ("sdiv32 negative result zero-extends", 0xffff_fffa, alu32(Sdiv, Reg::R0, 2), 0x0000_0000_ffff_fffd),
+            (
+                "sdiv32 negative result zero-extends",
+                0xffff_fffa,
+                alu32(Sdiv, Reg::R0, 2),
+                0x0000_0000_ffff_fffd,
+            ),
             ("sdiv32 low half as s32", 0x0000_0001_ffff_fffa, alu32(Sdiv, Reg::R0, 3), 0xffff_fffe),
             ("sdiv32 by imm 0", 0xffff_fffa, alu32(Sdiv, Reg::R0, 0), 0),
-            ("smod64 sign of dividend", 0xffff_ffff_ffff_fff9, alu64(Smod, Reg::R0, 2), 0xffff_ffff_ffff_ffff),
+            (
+                "smod64 sign of dividend",
+                0xffff_ffff_ffff_fff9,
+                alu64(Smod, Reg::R0, 2),
+                0xffff_ffff_ffff_ffff,
+            ),
             ("smod64 negative divisor", 7, alu64(Smod, Reg::R0, -2), 1),
             ("smod64 INT64_MIN by -1", MIN64, alu64(Smod, Reg::R0, -1), 0),
             ("smod64 by imm 0", 0xffff_ffff_ffff_fff9, alu64(Smod, Reg::R0, 0), 0xffff_ffff_ffff_fff9),
@@ -400,12 +412,8 @@ mod tests {
             ("xor32 imm -1", 0xffff_0000_ffff_0000, alu32(Xor, Reg::R0, -1), 0x0000_ffff),
         ]);
         // The second RV64 bug: r0 = -1; w0 &= -1; r0 >>= 32 must give 0.
-        let got = r0_of(vec![
-            mov64(Reg::R0, -1),
-            alu32(And, Reg::R0, -1),
-            alu64(Rsh, Reg::R0, 32),
-            Insn::Exit,
-        ]);
+        let got =
+            r0_of(vec![mov64(Reg::R0, -1), alu32(And, Reg::R0, -1), alu64(Rsh, Reg::R0, 32), Insn::Exit]);
         assert_eq!(got, 0);
     }
 

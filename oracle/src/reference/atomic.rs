@@ -114,7 +114,10 @@ mod tests {
             rmw(Size::W, Add, 0xaaaa_aaaa_ffff_ffff, 0x7777_7777_0000_0001, 99),
             (0xaaaa_aaaa_0000_0000, 0x7777_7777_0000_0001, 99)
         );
-        assert_eq!(rmw(Size::W, Or, 0x1_0000_000c, 0xffff_ffff_0000_000a, 0), (0x1_0000_000e, 0xffff_ffff_0000_000a, 0));
+        assert_eq!(
+            rmw(Size::W, Or, 0x1_0000_000c, 0xffff_ffff_0000_000a, 0),
+            (0x1_0000_000e, 0xffff_ffff_0000_000a, 0)
+        );
         assert_eq!(rmw(Size::W, And, 0x1_0000_000c, 0xa, 0), (0x1_0000_0008, 0xa, 0));
         assert_eq!(rmw(Size::W, Xor, 0x1_0000_000c, 0xa, 0), (0x1_0000_0006, 0xa, 0));
         // 64-bit add carries across the words.
@@ -162,7 +165,10 @@ mod tests {
             rmw(Size::W, Cmpxchg, 0x8000_0000, 0x1234, 0xffff_ffff_8000_0000),
             (0x1234, 0x1234, 0x0000_0000_8000_0000)
         );
-        assert_eq!(rmw(Size::W, Cmpxchg, 0x8000_0000, 0x1234, 0), (0x8000_0000, 0x1234, 0x0000_0000_8000_0000));
+        assert_eq!(
+            rmw(Size::W, Cmpxchg, 0x8000_0000, 0x1234, 0),
+            (0x8000_0000, 0x1234, 0x0000_0000_8000_0000)
+        );
         // The upper word is not part of a 4-byte compare or store.
         assert_eq!(
             rmw(Size::W, Cmpxchg, 0x9999_9999_0000_0007, 0xaaaa_aaaa_bbbb_bbbb, 7),
@@ -198,14 +204,16 @@ mod tests {
     #[test]
     fn misaligned_atomics_fault() {
         for (size, off) in [(Size::DW, -4), (Size::DW, -12), (Size::W, -6), (Size::W, -1)] {
-            let out = run(vec![mov64(Reg::R1, 1), atomic(size, AtomicOp::Add, off), mov64(Reg::R0, 0), Insn::Exit]);
+            let out =
+                run(vec![mov64(Reg::R1, 1), atomic(size, AtomicOp::Add, off), mov64(Reg::R0, 0), Insn::Exit]);
             let fault = out.result.expect_err("misaligned");
             assert_eq!((fault.kind, fault.pc), (FaultKind::MisalignedAtomic, Some(1)), "{size:?} at {off}");
             let addr = STACK_TOP - off.unsigned_abs() as u64;
             assert!(fault.detail.contains(&format!("{addr:#x}")), "{}", fault.detail);
         }
         // 4-byte atomics need only 4-byte alignment.
-        let ok = run(vec![mov64(Reg::R1, 1), atomic(Size::W, AtomicOp::Add, -4), mov64(Reg::R0, 0), Insn::Exit]);
+        let ok =
+            run(vec![mov64(Reg::R1, 1), atomic(Size::W, AtomicOp::Add, -4), mov64(Reg::R0, 0), Insn::Exit]);
         assert_eq!(ok.result, Ok(0));
     }
 

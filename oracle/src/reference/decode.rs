@@ -425,9 +425,9 @@ pub(super) fn unsupported_reason(insn: &Insn, pc: usize) -> String {
             "tail call: tail calls need a program set and a program array; a single program cannot tail-call"
                 .to_string()
         }
-        Insn::LdImm64 { pseudo, .. } => format!(
-            "lddw with pseudo source {pseudo} (a map or BTF reference): maps are not modelled yet"
-        ),
+        Insn::LdImm64 { pseudo, .. } => {
+            format!("lddw with pseudo source {pseudo} (a map or BTF reference): maps are not modelled yet")
+        }
         Insn::End { bits, .. } => {
             format!("byte swap to {bits} bits: only 16, 32 and 64 exist (the verifier rejects it)")
         }

@@ -156,10 +156,8 @@ impl Memory {
     #[cold]
     pub(super) fn miss_detail(&self, addr: u64, n: usize, what: &str) -> String {
         let stack = self.stack.span();
-        let mut s = format!(
-            "{n}-byte {what} {addr:#x} is outside the stack [{:#x}, {:#x})",
-            stack.start, stack.end
-        );
+        let mut s =
+            format!("{n}-byte {what} {addr:#x} is outside the stack [{:#x}, {:#x})", stack.start, stack.end);
         if self.has_ctx {
             let ctx = self.ctx.span();
             s += &format!(" and the context [{:#x}, {:#x})", ctx.start, ctx.end);
@@ -230,5 +228,182 @@ mod tests {
             none.miss_detail(0, 1, "load from"),
             "1-byte load from 0x0 is outside the stack [0x20000000, 0x20000200) and there is no context"
         );
+    }
+}
+
+#[cfg(test)]
+mod program_tests {
+    //! Loads and stores as whole programs; expected values worked out by hand.
+
+    use super::super::layout::{CTX_ADDR, STACK_TOP};
+    use super::super::testutil::*;
+    use bpf::{FaultKind, Input, Insn, Program, Reg, Size};
+
+    fn ld(size: Size, signed: bool, dst: Reg, src: Reg, off: i16) -> Insn {
+        Insn::Load { size, signed, dst, src, off }
+    }
+
+    fn stx(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
+        Insn::Store { size, dst, src, off }
+    }
+
+    fn st(size: Size, dst: Reg, off: i16, imm: i32) -> Insn {
+        Insn::StoreImm { size, dst, off, imm }
+    }
+
+    #[test]
+    fn little_endian_loads_zero_extend() {
+        // Bytes at r10-8 .. r10-1: 08 07 06 05 04 03 02 01.
+        let with = |load: Insn| {
+            r0_of(vec![
+                lddw(Reg::R1, 0x0102_0304_0506_0708),
+                stx(Size::DW, Reg::R10, Reg::R1, -8),
+                mov64(Reg::R0, -1),
+                load,
+                Insn::Exit,
+            ])
+        };
+        assert_eq!(with(ld(Size::B, false, Reg::R0, Reg::R10, -8)), 0x08);
+        assert_eq!(with(ld(Size::B, false, Reg::R0, Reg::R10, -1)), 0x01);
+        assert_eq!(with(ld(Size::H, false, Reg::R0, Reg::R10, -8)), 0x0708);
+        assert_eq!(with(ld(Size::W, false, Reg::R0, Reg::R10, -6)), 0x0304_0506);
+        assert_eq!(with(ld(Size::DW, false, Reg::R0, Reg::R10, -8)), 0x0102_0304_0506_0708);
+        // Partial stores write only their bytes.
+        let partial = |size| {
+            r0_of(vec![
+                lddw(Reg::R1, 0x1111_1111_1111_1111),
+                stx(Size::DW, Reg::R10, Reg::R1, -8),
+                lddw(Reg::R1, 0xaaaa_aaaa_aaaa_aaaa),
+                stx(size, Reg::R10, Reg::R1, -8),
+                ld(Size::DW, false, Reg::R0, Reg::R10, -8),
+                Insn::Exit,
+            ])
+        };
+        assert_eq!(partial(Size::B), 0x1111_1111_1111_11aa);
+        assert_eq!(partial(Size::H), 0x1111_1111_1111_aaaa);
+        assert_eq!(partial(Size::W), 0x1111_1111_aaaa_aaaa);
+    }
+
+    #[test]
+    fn sign_extending_loads() {
+        let with = |value: u64, size| {
+            r0_of(vec![
+                lddw(Reg::R1, value),
+                stx(Size::DW, Reg::R10, Reg::R1, -8),
+                ld(size, true, Reg::R0, Reg::R10, -8),
+                Insn::Exit,
+            ])
+        };
+        assert_eq!(with(0x80, Size::B), 0xffff_ffff_ffff_ff80);
+        assert_eq!(with(0x7f, Size::B), 0x7f);
+        assert_eq!(with(0x8000, Size::H), 0xffff_ffff_ffff_8000);
+        assert_eq!(with(0xffff_7fff, Size::H), 0x7fff);
+        assert_eq!(with(0x8000_0000, Size::W), 0xffff_ffff_8000_0000);
+        assert_eq!(with(0x1_7fff_ffff, Size::W), 0x7fff_ffff);
+    }
+
+    #[test]
+    fn immediate_stores_truncate_or_sign_extend() {
+        let with = |size, imm| {
+            r0_of(vec![st(size, Reg::R10, -8, imm), ld(Size::DW, false, Reg::R0, Reg::R10, -8), Insn::Exit])
+        };
+        assert_eq!(with(Size::DW, -2), 0xffff_ffff_ffff_fffe);
+        assert_eq!(with(Size::W, -2), 0x0000_0000_ffff_fffe);
+        assert_eq!(with(Size::H, 0x12345), 0x2345);
+        assert_eq!(with(Size::B, 0x1ff), 0xff);
+    }
+
+    #[test]
+    fn stack_starts_zeroed_and_spans_the_declared_depth() {
+        assert_eq!(r0_of(vec![ld(Size::DW, false, Reg::R0, Reg::R10, -512), Insn::Exit]), 0);
+        let small = |off| {
+            let prog = Program::with_stack_depth(
+                vec![st(Size::DW, Reg::R10, off, 1), mov64(Reg::R0, 0), Insn::Exit],
+                16,
+            )
+            .expect("valid");
+            run_prog(&prog, &Input::with_ctx(vec![0; 8])).result
+        };
+        assert_eq!(small(-16), Ok(0));
+        let fault = small(-24).expect_err("below the declared depth");
+        assert_eq!(fault.kind, FaultKind::MemoryAccess);
+        assert_eq!(fault.pc, Some(0));
+        assert_eq!(
+            fault.detail,
+            "8-byte store to 0x200001e8 is outside the stack [0x200001f0, 0x20000200) \
+             and the context [0x10000000, 0x10000008)"
+        );
+    }
+
+    #[test]
+    fn out_of_bounds_accesses_fault_at_their_slot() {
+        // After an lddw, the faulting load is at slot 2.
+        let out = run(vec![lddw(Reg::R2, 0x1234), ld(Size::DW, false, Reg::R0, Reg::R10, 0), Insn::Exit]);
+        let fault = out.result.expect_err("r10 + 0 is past the stack");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(2)));
+        assert_eq!(
+            fault.detail,
+            "8-byte load from 0x20000200 is outside the stack [0x20000000, 0x20000200) and there is no context"
+        );
+        // Straddling the top of the stack.
+        let out = run(vec![ld(Size::DW, false, Reg::R0, Reg::R10, -4), Insn::Exit]);
+        let fault = out.result.expect_err("crosses the top");
+        assert!(fault.detail.ends_with("(it crosses an edge of the stack)"), "{}", fault.detail);
+        // No context: r1 = 0 is not an address.
+        let out = run(vec![st(Size::B, Reg::R1, 0, 1), Insn::Exit]);
+        assert_eq!(
+            out.result.expect_err("null").detail,
+            "1-byte store to 0x0 is outside the stack [0x20000000, 0x20000200) and there is no context"
+        );
+        // Below the stack base.
+        let out = run(vec![ld(Size::B, false, Reg::R0, Reg::R10, -513), Insn::Exit]);
+        assert_eq!(out.result.expect_err("below").kind, FaultKind::MemoryAccess);
+        assert!(STACK_TOP - 513 < super::super::layout::STACK_BASE);
+    }
+
+    #[test]
+    fn context_reads_writes_and_survives_faults() {
+        let out = run_on(
+            vec![ld(Size::W, false, Reg::R0, Reg::R1, 4), Insn::Exit],
+            Input::with_ctx(vec![1, 2, 3, 4, 5, 6, 7, 8]),
+        );
+        assert_eq!(out.result, Ok(0x0807_0605));
+        assert_eq!(out.ctx, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        // A store, then an out-of-bounds load: the fault keeps the stored bytes.
+        let out = run_on(
+            vec![st(Size::H, Reg::R1, 0, 0xbeef), ld(Size::B, false, Reg::R0, Reg::R1, 8), Insn::Exit],
+            Input::with_ctx(vec![1, 2, 3, 4, 5, 6, 7, 8]),
+        );
+        let fault = out.result.expect_err("past the context");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(1)));
+        assert_eq!(
+            fault.detail,
+            "1-byte load from 0x10000008 is outside the stack [0x20000000, 0x20000200) \
+             and the context [0x10000000, 0x10000008)"
+        );
+        assert_eq!(out.ctx, vec![0xef, 0xbe, 3, 4, 5, 6, 7, 8]);
+        // An empty context exists but holds nothing.
+        let out = run_on(vec![ld(Size::B, false, Reg::R0, Reg::R1, 0), Insn::Exit], Input::with_ctx(vec![]));
+        assert_eq!(out.result.expect_err("empty").kind, FaultKind::MemoryAccess);
+        assert_eq!(out.ctx, Vec::<u8>::new());
+        assert_eq!(CTX_ADDR, 0x1000_0000);
+    }
+
+    #[test]
+    fn engine_is_reusable_between_runs() {
+        use bpf::{Engine, RunResult};
+        let mut engine = super::super::Reference::new();
+        let write = Program::new(vec![
+            st(Size::DW, Reg::R10, -8, 7),
+            st(Size::B, Reg::R1, 0, 9),
+            mov64(Reg::R0, 0),
+            Insn::Exit,
+        ])
+        .expect("valid");
+        let read = Program::new(vec![ld(Size::DW, false, Reg::R0, Reg::R10, -8), Insn::Exit]).expect("valid");
+        assert!(matches!(engine.run(&write, &Input::with_ctx(vec![0; 4])), RunResult::Ran(_)));
+        let RunResult::Ran(out) = engine.run(&read, &Input::with_ctx(vec![0; 2])) else { panic!() };
+        assert_eq!((out.result, out.ctx), (Ok(0), vec![0, 0]), "a fresh stack and context every run");
+        assert!(engine.memory.ctx_shadow().iter().all(|&m| m == 0));
     }
 }

@@ -1,0 +1,757 @@
+//! The machine state and the execution loop.
+//!
+//! [`Machine`] is the whole state of a run: the register file with its provenance marks,
+//! the pc (an instruction index), the remaining budget and the memory. The loop copies the
+//! hot parts into locals, runs one `match` per instruction and writes them back when it
+//! stops, so a later frame stack (bpf-to-bpf calls) or a program array (tail calls) can be
+//! added as more state here and more [`Op`]s without changing the rest.
+
+use bpf::{AtomicOp, Cond, FaultKind};
+
+use super::alu;
+use super::atomic;
+use super::decode::Op;
+use super::memory::Memory;
+
+/// The register file: values and, per register, whether the value is derived from an
+/// address (the stack pointer or the context pointer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Regs {
+    /// R0 to R10 (indexes 11 to 15 are never used; 16 entries make `r & 15` a safe index).
+    pub val: [u64; 16],
+    /// Bit `i` set: register `i` holds an address-derived value.
+    pub addr: u16,
+}
+
+/// A safe register index: register numbers are at most 10, and `& 15` keeps any `u8`
+/// inside the 16-entry file without a bounds check.
+#[inline(always)]
+const fn ix(r: u8) -> usize {
+    (r & 15) as usize
+}
+
+impl Regs {
+    /// The entry state: `val` for R0 to R10, with `marked` registers address-marked.
+    pub(super) fn new(val: [u64; 11], marked: &[u8]) -> Regs {
+        let mut regs = Regs { val: [0; 16], addr: 0 };
+        regs.val[..11].copy_from_slice(&val);
+        for &r in marked {
+            regs.addr |= 1 << ix(r);
+        }
+        regs
+    }
+
+    #[inline(always)]
+    fn get(&self, r: u8) -> u64 {
+        self.val[ix(r)]
+    }
+
+    /// Whether register `r` is address-marked.
+    #[inline(always)]
+    pub(super) fn marked(&self, r: u8) -> bool {
+        (self.addr >> ix(r)) & 1 != 0
+    }
+
+    /// Writes `v` into `r` and sets its mark to `m`.
+    #[inline(always)]
+    fn set(&mut self, r: u8, v: u64, m: bool) {
+        let i = ix(r);
+        self.val[i] = v;
+        self.addr = (self.addr & !(1 << i)) | ((m as u16) << i);
+    }
+
+    /// `dst = f(dst, imm)`: the mark of `dst` stays as it is (an address plus or minus a
+    /// scalar is an address; anything else computed from an address is still derived from it).
+    #[inline(always)]
+    fn k(&mut self, f: fn(u64, u64) -> u64, d: u8, k: u64) {
+        let i = ix(d);
+        self.val[i] = f(self.val[i], k);
+    }
+
+    /// `dst = f(dst, src)`: `dst` becomes marked if `src` is.
+    #[inline(always)]
+    fn x(&mut self, f: fn(u64, u64) -> u64, d: u8, s: u8) {
+        let (i, j) = (ix(d), ix(s));
+        self.val[i] = f(self.val[i], self.val[j]);
+        self.addr |= ((self.addr >> j) & 1) << i;
+    }
+
+    /// `dst = f(dst)`: the mark stays.
+    #[inline(always)]
+    fn unary(&mut self, f: fn(u64) -> u64, d: u8) {
+        let i = ix(d);
+        self.val[i] = f(self.val[i]);
+    }
+
+    /// `dst = f(src)` (moves and sign extensions): `dst` takes `src`'s mark.
+    #[inline(always)]
+    fn mov(&mut self, f: fn(u64) -> u64, d: u8, s: u8) {
+        let v = f(self.get(s));
+        let m = self.marked(s);
+        self.set(d, v, m);
+    }
+}
+
+/// Why a run stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// `exit` with this R0.
+    Exit {
+        /// The full R0.
+        r0: u64,
+        /// Whether R0 is address-marked.
+        r0_is_address: bool,
+    },
+    /// A fault at instruction `index`.
+    Fault {
+        /// The class.
+        kind: FaultKind,
+        /// The instruction index (not the slot pc).
+        index: usize,
+        /// The account.
+        detail: String,
+    },
+    /// Execution reached an [`Op::Unsupported`] at instruction `index`.
+    Unsupported {
+        /// The instruction index.
+        index: usize,
+    },
+}
+
+/// The state of one run.
+#[derive(Debug)]
+pub(super) struct Machine<'m> {
+    /// Registers and their marks.
+    pub regs: Regs,
+    /// The next instruction's index.
+    pub pc: usize,
+    /// Instructions that may still execute.
+    pub remaining: u64,
+    /// The budget the run started with (for the fault text).
+    pub budget: u64,
+    /// The stack and the context.
+    pub mem: &'m mut Memory,
+}
+
+#[cold]
+fn access_fault(mem: &Memory, index: usize, addr: u64, n: usize, what: &str) -> Stop {
+    Stop::Fault { kind: FaultKind::MemoryAccess, index, detail: mem.miss_detail(addr, n, what) }
+}
+
+/// The address `base + off`, wrapping like the hardware.
+#[inline(always)]
+fn ea(base: u64, off: i16) -> u64 {
+    base.wrapping_add(off as i64 as u64)
+}
+
+/// Executes one `N`-byte atomic at instruction `at`; `Some(stop)` when it faults.
+#[inline(never)]
+fn exec_atomic<const N: usize>(
+    mem: &mut Memory,
+    regs: &mut Regs,
+    at: usize,
+    op: AtomicOp,
+    d: u8,
+    s: u8,
+    off: i16,
+) -> Option<Stop> {
+    let a = ea(regs.get(d), off);
+    let what = atomic::access_name(op);
+    if a % N as u64 != 0 {
+        let detail = format!("{N}-byte {what} {a:#x} is not aligned to {N} bytes");
+        return Some(Stop::Fault { kind: FaultKind::MisalignedAtomic, index: at, detail });
+    }
+    let Some(mut cell) = mem.cell(a, N) else {
+        return Some(access_fault(mem, at, a, N, what));
+    };
+    let (old, old_marked) = cell.get();
+    let src_marked = regs.marked(s);
+    let effect = atomic::apply(op, N == 8, old, regs.get(s), regs.get(0));
+    if let Some(v) = effect.store {
+        cell.set(v, atomic::store_marked(op, old_marked, src_marked));
+    }
+    if let Some(v) = effect.src {
+        regs.set(s, v, old_marked);
+    }
+    if let Some(v) = effect.r0 {
+        regs.set(0, v, old_marked);
+    }
+    None
+}
+
+impl Machine<'_> {
+    /// Runs `ops` from the current pc until `exit`, a fault, the end of the budget or an
+    /// unsupported instruction.
+    pub(super) fn run(&mut self, ops: &[Op]) -> Stop {
+        let mut r = self.regs;
+        let mut pc = self.pc;
+        let mut remaining = self.remaining;
+        let mem = &mut *self.mem;
+
+        // Loads: `dst = ext(*(N bytes *)(src + off))`, the mark from the loaded bytes.
+        macro_rules! load {
+            ($n:literal, $ext:expr, $d:expr, $s:expr, $off:expr, $at:expr) => {{
+                let a = ea(r.get($s), $off);
+                match mem.load::<$n>(a) {
+                    Some((v, m)) => r.set($d, $ext(v), m),
+                    None => break access_fault(mem, $at, a, $n, "load from"),
+                }
+            }};
+        }
+        // Stores of a value with a mark.
+        macro_rules! store {
+            ($n:literal, $d:expr, $off:expr, $v:expr, $m:expr, $at:expr) => {{
+                let a = ea(r.get($d), $off);
+                if !mem.store::<$n>(a, $v, $m) {
+                    break access_fault(mem, $at, a, $n, "store to");
+                }
+            }};
+        }
+        // Conditional jumps: 64-bit, or on the low 32 bits.
+        macro_rules! j64 {
+            ($c:expr, $a:expr, $b:expr, $t:expr) => {
+                if $c.holds($a, $b, false) {
+                    pc = $t as usize;
+                }
+            };
+        }
+        macro_rules! j32 {
+            ($c:expr, $a:expr, $b:expr, $t:expr) => {
+                if $c.holds($a as u32 as u64, $b as u32 as u64, true) {
+                    pc = $t as usize;
+                }
+            };
+        }
+
+        let stop = loop {
+            let Some(&op) = ops.get(pc) else {
+                let detail = format!("execution reached instruction {pc}, past the end of the program");
+                break Stop::Fault { kind: FaultKind::Host, index: pc, detail };
+            };
+            if remaining == 0 {
+                let detail = format!("the budget of {} executed instructions ran out", self.budget);
+                break Stop::Fault { kind: FaultKind::Budget, index: pc, detail };
+            }
+            remaining -= 1;
+            let at = pc;
+            pc += 1;
+            match op {
+                Op::Add64K(d, k) => r.k(alu::add64, d, k),
+                Op::Add64X(d, s) => r.x(alu::add64, d, s),
+                Op::Sub64K(d, k) => r.k(alu::sub64, d, k),
+                Op::Sub64X(d, s) => r.x(alu::sub64, d, s),
+                Op::Mul64K(d, k) => r.k(alu::mul64, d, k),
+                Op::Mul64X(d, s) => r.x(alu::mul64, d, s),
+                Op::Div64K(d, k) => r.k(alu::div64, d, k),
+                Op::Div64X(d, s) => r.x(alu::div64, d, s),
+                Op::Sdiv64K(d, k) => r.k(alu::sdiv64, d, k),
+                Op::Sdiv64X(d, s) => r.x(alu::sdiv64, d, s),
+                Op::Mod64K(d, k) => r.k(alu::mod64, d, k),
+                Op::Mod64X(d, s) => r.x(alu::mod64, d, s),
+                Op::Smod64K(d, k) => r.k(alu::smod64, d, k),
+                Op::Smod64X(d, s) => r.x(alu::smod64, d, s),
+                Op::Or64K(d, k) => r.k(alu::or64, d, k),
+                Op::Or64X(d, s) => r.x(alu::or64, d, s),
+                Op::And64K(d, k) => r.k(alu::and64, d, k),
+                Op::And64X(d, s) => r.x(alu::and64, d, s),
+                Op::Xor64K(d, k) => r.k(alu::xor64, d, k),
+                Op::Xor64X(d, s) => r.x(alu::xor64, d, s),
+                Op::Lsh64K(d, k) => r.k(alu::lsh64, d, k),
+                Op::Lsh64X(d, s) => r.x(alu::lsh64, d, s),
+                Op::Rsh64K(d, k) => r.k(alu::rsh64, d, k),
+                Op::Rsh64X(d, s) => r.x(alu::rsh64, d, s),
+                Op::Arsh64K(d, k) => r.k(alu::arsh64, d, k),
+                Op::Arsh64X(d, s) => r.x(alu::arsh64, d, s),
+                Op::Mov64K(d, k) => r.set(d, k, false),
+                Op::Mov64X(d, s) => r.mov(|v| v, d, s),
+                Op::Add32K(d, k) => r.k(alu::add32, d, k),
+                Op::Add32X(d, s) => r.x(alu::add32, d, s),
+                Op::Sub32K(d, k) => r.k(alu::sub32, d, k),
+                Op::Sub32X(d, s) => r.x(alu::sub32, d, s),
+                Op::Mul32K(d, k) => r.k(alu::mul32, d, k),
+                Op::Mul32X(d, s) => r.x(alu::mul32, d, s),
+                Op::Div32K(d, k) => r.k(alu::div32, d, k),
+                Op::Div32X(d, s) => r.x(alu::div32, d, s),
+                Op::Sdiv32K(d, k) => r.k(alu::sdiv32, d, k),
+                Op::Sdiv32X(d, s) => r.x(alu::sdiv32, d, s),
+                Op::Mod32K(d, k) => r.k(alu::mod32, d, k),
+                Op::Mod32X(d, s) => r.x(alu::mod32, d, s),
+                Op::Smod32K(d, k) => r.k(alu::smod32, d, k),
+                Op::Smod32X(d, s) => r.x(alu::smod32, d, s),
+                Op::Or32K(d, k) => r.k(alu::or32, d, k),
+                Op::Or32X(d, s) => r.x(alu::or32, d, s),
+                Op::And32K(d, k) => r.k(alu::and32, d, k),
+                Op::And32X(d, s) => r.x(alu::and32, d, s),
+                Op::Xor32K(d, k) => r.k(alu::xor32, d, k),
+                Op::Xor32X(d, s) => r.x(alu::xor32, d, s),
+                Op::Lsh32K(d, k) => r.k(alu::lsh32, d, k),
+                Op::Lsh32X(d, s) => r.x(alu::lsh32, d, s),
+                Op::Rsh32K(d, k) => r.k(alu::rsh32, d, k),
+                Op::Rsh32X(d, s) => r.x(alu::rsh32, d, s),
+                Op::Arsh32K(d, k) => r.k(alu::arsh32, d, k),
+                Op::Arsh32X(d, s) => r.x(alu::arsh32, d, s),
+                Op::Mov32K(d, k) => r.set(d, k, false),
+                Op::Mov32X(d, s) => r.mov(alu::trunc32, d, s),
+                Op::Neg64(d) => r.unary(alu::neg64, d),
+                Op::Neg32(d) => r.unary(alu::neg32, d),
+                Op::Sx8To64(d, s) => r.mov(alu::sx8_64, d, s),
+                Op::Sx16To64(d, s) => r.mov(alu::sx16_64, d, s),
+                Op::Sx32To64(d, s) => r.mov(alu::sx32_64, d, s),
+                Op::Sx8To32(d, s) => r.mov(alu::sx8_32, d, s),
+                Op::Sx16To32(d, s) => r.mov(alu::sx16_32, d, s),
+                Op::Trunc16(d) => r.unary(alu::trunc16, d),
+                Op::Trunc32(d) => r.unary(alu::trunc32, d),
+                Op::Swap16(d) => r.unary(alu::swap16, d),
+                Op::Swap32(d) => r.unary(alu::swap32, d),
+                Op::Swap64(d) => r.unary(alu::swap64, d),
+                Op::Nop => {}
+                Op::Ja(t) => pc = t as usize,
+                Op::Jeq64K(d, t, k) => j64!(Cond::Eq, r.get(d), k, t),
+                Op::Jeq64X(d, s, t) => j64!(Cond::Eq, r.get(d), r.get(s), t),
+                Op::Jne64K(d, t, k) => j64!(Cond::Ne, r.get(d), k, t),
+                Op::Jne64X(d, s, t) => j64!(Cond::Ne, r.get(d), r.get(s), t),
+                Op::Jgt64K(d, t, k) => j64!(Cond::Gt, r.get(d), k, t),
+                Op::Jgt64X(d, s, t) => j64!(Cond::Gt, r.get(d), r.get(s), t),
+                Op::Jge64K(d, t, k) => j64!(Cond::Ge, r.get(d), k, t),
+                Op::Jge64X(d, s, t) => j64!(Cond::Ge, r.get(d), r.get(s), t),
+                Op::Jlt64K(d, t, k) => j64!(Cond::Lt, r.get(d), k, t),
+                Op::Jlt64X(d, s, t) => j64!(Cond::Lt, r.get(d), r.get(s), t),
+                Op::Jle64K(d, t, k) => j64!(Cond::Le, r.get(d), k, t),
+                Op::Jle64X(d, s, t) => j64!(Cond::Le, r.get(d), r.get(s), t),
+                Op::Jsgt64K(d, t, k) => j64!(Cond::Sgt, r.get(d), k, t),
+                Op::Jsgt64X(d, s, t) => j64!(Cond::Sgt, r.get(d), r.get(s), t),
+                Op::Jsge64K(d, t, k) => j64!(Cond::Sge, r.get(d), k, t),
+                Op::Jsge64X(d, s, t) => j64!(Cond::Sge, r.get(d), r.get(s), t),
+                Op::Jslt64K(d, t, k) => j64!(Cond::Slt, r.get(d), k, t),
+                Op::Jslt64X(d, s, t) => j64!(Cond::Slt, r.get(d), r.get(s), t),
+                Op::Jsle64K(d, t, k) => j64!(Cond::Sle, r.get(d), k, t),
+                Op::Jsle64X(d, s, t) => j64!(Cond::Sle, r.get(d), r.get(s), t),
+                Op::Jset64K(d, t, k) => j64!(Cond::Set, r.get(d), k, t),
+                Op::Jset64X(d, s, t) => j64!(Cond::Set, r.get(d), r.get(s), t),
+                Op::Jeq32K(d, t, k) => j32!(Cond::Eq, r.get(d), k, t),
+                Op::Jeq32X(d, s, t) => j32!(Cond::Eq, r.get(d), r.get(s), t),
+                Op::Jne32K(d, t, k) => j32!(Cond::Ne, r.get(d), k, t),
+                Op::Jne32X(d, s, t) => j32!(Cond::Ne, r.get(d), r.get(s), t),
+                Op::Jgt32K(d, t, k) => j32!(Cond::Gt, r.get(d), k, t),
+                Op::Jgt32X(d, s, t) => j32!(Cond::Gt, r.get(d), r.get(s), t),
+                Op::Jge32K(d, t, k) => j32!(Cond::Ge, r.get(d), k, t),
+                Op::Jge32X(d, s, t) => j32!(Cond::Ge, r.get(d), r.get(s), t),
+                Op::Jlt32K(d, t, k) => j32!(Cond::Lt, r.get(d), k, t),
+                Op::Jlt32X(d, s, t) => j32!(Cond::Lt, r.get(d), r.get(s), t),
+                Op::Jle32K(d, t, k) => j32!(Cond::Le, r.get(d), k, t),
+                Op::Jle32X(d, s, t) => j32!(Cond::Le, r.get(d), r.get(s), t),
+                Op::Jsgt32K(d, t, k) => j32!(Cond::Sgt, r.get(d), k, t),
+                Op::Jsgt32X(d, s, t) => j32!(Cond::Sgt, r.get(d), r.get(s), t),
+                Op::Jsge32K(d, t, k) => j32!(Cond::Sge, r.get(d), k, t),
+                Op::Jsge32X(d, s, t) => j32!(Cond::Sge, r.get(d), r.get(s), t),
+                Op::Jslt32K(d, t, k) => j32!(Cond::Slt, r.get(d), k, t),
+                Op::Jslt32X(d, s, t) => j32!(Cond::Slt, r.get(d), r.get(s), t),
+                Op::Jsle32K(d, t, k) => j32!(Cond::Sle, r.get(d), k, t),
+                Op::Jsle32X(d, s, t) => j32!(Cond::Sle, r.get(d), r.get(s), t),
+                Op::Jset32K(d, t, k) => j32!(Cond::Set, r.get(d), k, t),
+                Op::Jset32X(d, s, t) => j32!(Cond::Set, r.get(d), r.get(s), t),
+                Op::LdxB(d, s, off) => load!(1, |v| v, d, s, off, at),
+                Op::LdxH(d, s, off) => load!(2, |v| v, d, s, off, at),
+                Op::LdxW(d, s, off) => load!(4, |v| v, d, s, off, at),
+                Op::LdxDw(d, s, off) => load!(8, |v| v, d, s, off, at),
+                Op::LdxsB(d, s, off) => load!(1, alu::sx8_64, d, s, off, at),
+                Op::LdxsH(d, s, off) => load!(2, alu::sx16_64, d, s, off, at),
+                Op::LdxsW(d, s, off) => load!(4, alu::sx32_64, d, s, off, at),
+                Op::StB(d, off, k) => store!(1, d, off, k, false, at),
+                Op::StH(d, off, k) => store!(2, d, off, k, false, at),
+                Op::StW(d, off, k) => store!(4, d, off, k, false, at),
+                Op::StDw(d, off, k) => store!(8, d, off, k, false, at),
+                Op::StxB(d, s, off) => store!(1, d, off, r.get(s), r.marked(s), at),
+                Op::StxH(d, s, off) => store!(2, d, off, r.get(s), r.marked(s), at),
+                Op::StxW(d, s, off) => store!(4, d, off, r.get(s), r.marked(s), at),
+                Op::StxDw(d, s, off) => store!(8, d, off, r.get(s), r.marked(s), at),
+                Op::AtomicW(op, d, s, off) => {
+                    if let Some(stop) = exec_atomic::<4>(mem, &mut r, at, op, d, s, off) {
+                        break stop;
+                    }
+                }
+                Op::AtomicDw(op, d, s, off) => {
+                    if let Some(stop) = exec_atomic::<8>(mem, &mut r, at, op, d, s, off) {
+                        break stop;
+                    }
+                }
+                Op::Exit => break Stop::Exit { r0: r.get(0), r0_is_address: r.marked(0) },
+                Op::Unsupported => break Stop::Unsupported { index: at },
+            }
+        };
+        self.regs = r;
+        self.pc = pc;
+        self.remaining = remaining;
+        stop
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Jumps, the budget, provenance and "cannot judge", as whole programs; every expected
+    //! value is worked out by hand from the kernel's rules.
+
+    use super::super::layout::{CTX_ADDR, STACK_TOP};
+    use super::super::testutil::*;
+    use super::super::Reference;
+    use bpf::{
+        AluOp, AtomicOp, Call, Cond, Engine, FaultKind, Input, Insn, Operand, Program, Reg, RunResult,
+    };
+    use bpf::{Size, SxBits, Width};
+
+    /// `r1 = a; r2 = b; r0 = 1; if r1 cond src goto +1; r0 = 0; exit`: 1 when taken.
+    fn taken(width: Width, cond: Cond, a: u64, src: Operand, b: u64) -> bool {
+        let r0 = r0_of(vec![
+            lddw(Reg::R1, a),
+            lddw(Reg::R2, b),
+            mov64(Reg::R0, 1),
+            Insn::Jmp { width, cond, dst: Reg::R1, src, off: 1 },
+            mov64(Reg::R0, 0),
+            Insn::Exit,
+        ]);
+        r0 == 1
+    }
+
+    #[test]
+    fn conditional_jumps_with_immediates() {
+        use Cond::*;
+        use Width::{W32, W64};
+        const MIN64: u64 = 0x8000_0000_0000_0000;
+        // (width, condition, dst value, immediate, taken)
+        let rows: &[(Width, Cond, u64, i32, bool)] = &[
+            // 64-bit: the immediate is sign-extended to 64 bits.
+            (W64, Eq, u64::MAX, -1, true),
+            (W64, Eq, 0xffff_ffff, -1, false),
+            (W64, Ne, 1, 1, false),
+            (W64, Ne, 1, 2, true),
+            (W64, Gt, 0xffff_ffff_ffff_fffe, -1, false),
+            (W64, Gt, u64::MAX, -2, true),
+            (W64, Ge, 5, 5, true),
+            (W64, Ge, 4, 5, false),
+            (W64, Lt, 0, -1, true),
+            (W64, Lt, MIN64, 0x7fff_ffff, false),
+            (W64, Le, 5, 5, true),
+            (W64, Le, 6, 5, false),
+            (W64, Sgt, 0, -1, true),
+            (W64, Sgt, 0xffff_ffff_ffff_fffe, -1, false),
+            (W64, Sge, u64::MAX, -1, true),
+            (W64, Sge, MIN64, 0, false),
+            (W64, Slt, MIN64, i32::MIN, true),
+            (W64, Slt, 0x8000_0000, i32::MIN, false),
+            (W64, Sle, 0xffff_ffff_ffff_fffb, -5, true),
+            (W64, Sle, 0, -5, false),
+            (W64, Set, 0x1_0000_0000, -1, true),
+            (W64, Set, 0x1_0000_0000, 0x7fff_ffff, false),
+            // 32-bit: the low half of dst; the immediate as u32 (unsigned) or s32 (signed).
+            (W32, Eq, 0x1234_5678_ffff_ffff, -1, true),
+            (W32, Eq, 0x1_0000_0000, 0, true),
+            (W32, Ne, 0x1_0000_0000, 0, false),
+            (W32, Gt, 0xffff_ffff, 0x7fff_ffff, true),
+            (W32, Gt, 0xffff_ffff_0000_0001, 1, false),
+            (W32, Ge, 0x1_0000_0000, 0, true),
+            (W32, Ge, 0x1_0000_0000, 1, false),
+            (W32, Lt, 0xffff_ffff_0000_0000, 1, true),
+            (W32, Lt, 0x8000_0000, 0x7fff_ffff, false),
+            (W32, Le, 0xffff_ffff, -1, true),
+            (W32, Le, 0xffff_ffff, 0x7fff_ffff, false),
+            (W32, Sgt, 0xffff_ffff, -2, true),
+            (W32, Sgt, 0x8000_0000, 0, false),
+            (W32, Sge, 0x1_0000_0000, 0, true),
+            (W32, Sge, 0xffff_ffff, 0, false),
+            (W32, Slt, 0x8000_0000, 0, true),
+            (W32, Slt, 0xffff_ffff_7fff_ffff, 0, false),
+            (W32, Sle, u64::MAX, -1, true),
+            (W32, Sle, 1, 0, false),
+            (W32, Set, 0x1_0000_0000, -1, false),
+            (W32, Set, 0x1_0000_0001, 1, true),
+        ];
+        for &(width, cond, a, imm, want) in rows {
+            assert_eq!(taken(width, cond, a, Operand::Imm(imm), 0), want, "{width:?} {a:#x} {cond:?} {imm}");
+        }
+    }
+
+    #[test]
+    fn conditional_jumps_with_registers() {
+        use Cond::*;
+        use Width::{W32, W64};
+        // (width, condition, dst value, src value, taken)
+        let rows: &[(Width, Cond, u64, u64, bool)] = &[
+            (W64, Eq, 0x1_0000_0005, 0x2_0000_0005, false),
+            (W32, Eq, 0x1_0000_0005, 0x2_0000_0005, true),
+            (W64, Ne, 0x1_0000_0005, 0x2_0000_0005, true),
+            (W32, Ne, 0x1_0000_0005, 0x2_0000_0005, false),
+            (W64, Gt, 1, u64::MAX, false),
+            (W64, Sgt, 1, u64::MAX, true),
+            (W32, Gt, 0x1_0000_0001, 0xffff_ffff_0000_0002, false),
+            (W32, Sgt, 0x1, 0xffff_ffff, true),
+            (W64, Ge, 7, 7, true),
+            (W32, Ge, 0x7, 0x1_0000_0008, false),
+            (W64, Lt, 0xffff_ffff, 0x1_0000_0000, true),
+            (W32, Lt, 0xffff_ffff, 0x1_0000_0000, false),
+            (W64, Le, 3, 2, false),
+            (W32, Le, 0x5_0000_0002, 0x2, true),
+            (W64, Slt, 0xffff_ffff, 0xffff_ffff_0000_0000, false),
+            (W32, Slt, 0xffff_ffff, 0xffff_ffff_0000_0000, true),
+            (W64, Sge, 0x8000_0000_0000_0000, 0, false),
+            (W32, Sge, 0x8000_0000_0000_0000, 0, true),
+            (W64, Sle, 0xffff_ffff_ffff_fffe, 0xffff_ffff_ffff_ffff, true),
+            (W32, Sle, 0x7fff_ffff, 0x8000_0000, false),
+            // JMP32 JSET must not look at the upper halves (kernel commit 80f1f8503635).
+            (W64, Set, 0x1_0000_0000, 0x1_0000_0000, true),
+            (W32, Set, 0x1_0000_0000, 0x1_0000_0000, false),
+        ];
+        for &(width, cond, a, b, want) in rows {
+            assert_eq!(
+                taken(width, cond, a, Operand::Reg(Reg::R2), b),
+                want,
+                "{width:?} {a:#x} {cond:?} {b:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn jumps_count_slots_and_loops_run() {
+        // goto +2 skips the two slots of an lddw.
+        assert_eq!(r0_of(vec![Insn::Ja { off: 2 }, lddw(Reg::R0, 7), Insn::Exit]), 0);
+        // gotol +2 from slot 0 lands on slot 3 (r0 = 2); gotol -3 from slot 4 on slot 2 (exit).
+        assert_eq!(
+            r0_of(vec![
+                Insn::JaLong { off: 2 },
+                mov64(Reg::R0, 1),
+                Insn::Exit,
+                mov64(Reg::R0, 2),
+                Insn::JaLong { off: -3 },
+            ]),
+            2
+        );
+        // r0 = 0; r1 = 10; do { r0 += 2; r1 -= 1 } while (r1 != 0)
+        assert_eq!(
+            r0_of(vec![
+                mov64(Reg::R0, 0),
+                mov64(Reg::R1, 10),
+                alu64(AluOp::Add, Reg::R0, 2),
+                alu64(AluOp::Sub, Reg::R1, 1),
+                Insn::Jmp { width: Width::W64, cond: Cond::Ne, dst: Reg::R1, src: Operand::Imm(0), off: -3 },
+                Insn::Exit,
+            ]),
+            20
+        );
+        // goto +0 is a no-op; exit returns all 64 bits of R0.
+        assert_eq!(
+            r0_of(vec![lddw(Reg::R0, 0xdead_beef_0000_0001), Insn::Ja { off: 0 }, Insn::Exit]),
+            0xdead_beef_0000_0001
+        );
+    }
+
+    #[test]
+    fn registers_start_at_zero() {
+        for r in [Reg::R0, Reg::R2, Reg::R5, Reg::R9] {
+            assert_eq!(r0_of(vec![movx(Reg::R0, r), Insn::Exit]), 0, "{r}");
+        }
+        let out = run(vec![movx(Reg::R0, Reg::R1), Insn::Exit]);
+        assert_eq!((out.result, out.r0_is_address), (Ok(0), false), "no context: r1 = 0, a scalar");
+        let out = run_on(vec![movx(Reg::R0, Reg::R1), Insn::Exit], Input::with_ctx(vec![1]));
+        assert_eq!((out.result, out.r0_is_address), (Ok(CTX_ADDR), true));
+    }
+
+    #[test]
+    fn budget() {
+        let three = vec![mov64(Reg::R0, 1), mov64(Reg::R0, 2), Insn::Exit];
+        let prog = Program::new(three).expect("valid");
+        let RunResult::Ran(out) = Reference::with_budget(3).run(&prog, &Input::none()) else { panic!() };
+        assert_eq!(out.result, Ok(2));
+        let RunResult::Ran(out) = Reference::with_budget(2).run(&prog, &Input::none()) else { panic!() };
+        let fault = out.result.expect_err("budget");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::Budget, Some(2)));
+        assert_eq!(fault.detail, "the budget of 2 executed instructions ran out");
+        // An endless loop, behind an lddw so the pc is a slot number.
+        let prog = Program::new(vec![lddw(Reg::R0, 1), Insn::Ja { off: -1 }]).expect("valid");
+        let RunResult::Ran(out) = Reference::with_budget(1000).run(&prog, &Input::with_ctx(vec![9])) else {
+            panic!()
+        };
+        assert_eq!(out.result.expect_err("budget").pc, Some(2));
+        assert_eq!(out.ctx, vec![9]);
+        assert_eq!(Reference::new().budget(), 100_000_000);
+        assert_eq!(Reference::new().name(), "reference");
+    }
+
+    /// The CannotJudge reason when running `insns`.
+    fn cannot_judge(insns: Vec<Insn>) -> String {
+        let prog = Program::new(insns).expect("valid");
+        match Reference::new().run(&prog, &Input::none()) {
+            RunResult::CannotJudge(why) => why,
+            RunResult::Ran(out) => panic!("ran: {out:?}"),
+        }
+    }
+
+    #[test]
+    fn calls_and_unmodelled_instructions_cannot_be_judged() {
+        let why = cannot_judge(vec![mov64(Reg::R1, 1), Insn::Call(Call::Helper(5)), Insn::Exit]);
+        assert_eq!(
+            why,
+            "pc 1: call of helper 5: calls need a program set with helpers; a single program cannot call"
+        );
+        let why = cannot_judge(vec![Insn::Call(Call::Local(1)), Insn::Exit, mov64(Reg::R0, 1), Insn::Exit]);
+        assert!(
+            why.starts_with("pc 0: bpf-to-bpf call +1") && why.contains("single program cannot call"),
+            "{why}"
+        );
+        let why = cannot_judge(vec![Insn::Call(Call::Kfunc(3)), Insn::Exit]);
+        assert!(why.contains("kfunc 3"), "{why}");
+        let why = cannot_judge(vec![lddw(Reg::R0, 1), Insn::TailCall, Insn::Exit]);
+        assert!(why.starts_with("pc 2: tail call"), "{why}");
+        let why = cannot_judge(vec![Insn::LdImm64 { dst: Reg::R1, pseudo: 1, imm: 0 }, Insn::Exit]);
+        assert!(why.starts_with("pc 0: lddw with pseudo source 1"), "{why}");
+        // Insn values the wire format cannot express.
+        let odd = [
+            Insn::End { order: bpf::ByteOrder::Be, bits: 8, dst: Reg::R0 },
+            Insn::MovSx { width: Width::W32, from: SxBits::S32, dst: Reg::R0, src: Reg::R1 },
+            Insn::Load { size: Size::DW, signed: true, dst: Reg::R0, src: Reg::R10, off: -8 },
+            Insn::Atomic { size: Size::H, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R1, off: -8 },
+        ];
+        for insn in odd {
+            let why = cannot_judge(vec![insn, Insn::Exit]);
+            assert!(why.starts_with("pc 0: "), "{why}");
+        }
+        // Never reached: the program runs.
+        assert_eq!(
+            r0_of(vec![mov64(Reg::R0, 3), Insn::Ja { off: 1 }, Insn::Call(Call::Helper(1)), Insn::Exit]),
+            3
+        );
+    }
+
+    /// R0 and its mark after `insns` (512-byte stack, an 8-byte context).
+    fn provenance(insns: Vec<Insn>) -> (u64, bool) {
+        let out = run_on(insns, Input::with_ctx(vec![0; 8]));
+        (out.result.expect("runs"), out.r0_is_address)
+    }
+
+    #[test]
+    fn provenance_of_registers() {
+        let w64 = Width::W64;
+        assert_eq!(provenance(vec![movx(Reg::R0, Reg::R10), Insn::Exit]), (STACK_TOP, true));
+        assert_eq!(
+            provenance(vec![movx(Reg::R0, Reg::R10), alu64(AluOp::Add, Reg::R0, -8), Insn::Exit]),
+            (STACK_TOP - 8, true)
+        );
+        assert_eq!(
+            provenance(vec![movx(Reg::R0, Reg::R10), alu64(AluOp::Mul, Reg::R0, 3), Insn::Exit]),
+            (STACK_TOP * 3, true)
+        );
+        assert_eq!(
+            provenance(vec![mov64(Reg::R0, 1), alux(w64, AluOp::Add, Reg::R0, Reg::R10), Insn::Exit]),
+            (STACK_TOP + 1, true)
+        );
+        assert_eq!(
+            provenance(vec![alux(Width::W32, AluOp::Mov, Reg::R0, Reg::R1), Insn::Exit]),
+            (CTX_ADDR, true)
+        );
+        assert_eq!(
+            provenance(vec![
+                Insn::MovSx { width: w64, from: SxBits::S8, dst: Reg::R0, src: Reg::R10 },
+                Insn::Exit
+            ]),
+            (0, true)
+        );
+        assert_eq!(
+            provenance(vec![movx(Reg::R0, Reg::R10), Insn::Neg { width: w64, dst: Reg::R0 }, Insn::Exit]),
+            (STACK_TOP.wrapping_neg(), true)
+        );
+        // Overwritten by a constant: a scalar again.
+        assert_eq!(provenance(vec![movx(Reg::R0, Reg::R10), mov64(Reg::R0, 5), Insn::Exit]), (5, false));
+        assert_eq!(provenance(vec![movx(Reg::R0, Reg::R10), lddw(Reg::R0, 5), Insn::Exit]), (5, false));
+        // x ^ x and x - x are 0 in every engine.
+        assert_eq!(
+            provenance(vec![movx(Reg::R0, Reg::R10), alux(w64, AluOp::Xor, Reg::R0, Reg::R0), Insn::Exit]),
+            (0, false)
+        );
+        assert_eq!(
+            provenance(vec![
+                movx(Reg::R0, Reg::R1),
+                alux(Width::W32, AluOp::Sub, Reg::R0, Reg::R0),
+                Insn::Exit
+            ]),
+            (0, false)
+        );
+        // A scalar operand does not mark; a marked source does.
+        assert_eq!(
+            provenance(vec![mov64(Reg::R0, 4), alux(w64, AluOp::Add, Reg::R0, Reg::R2), Insn::Exit]),
+            (4, false)
+        );
+    }
+
+    #[test]
+    fn provenance_through_memory() {
+        let st = |dst, src, off| Insn::Store { size: Size::DW, dst, src, off };
+        let ld = |size, dst, src, off| Insn::Load { size, signed: false, dst, src, off };
+        // Stored to the stack and loaded back, whole or in part.
+        assert_eq!(
+            provenance(vec![st(Reg::R10, Reg::R10, -8), ld(Size::DW, Reg::R0, Reg::R10, -8), Insn::Exit]),
+            (STACK_TOP, true)
+        );
+        assert_eq!(
+            provenance(vec![st(Reg::R10, Reg::R10, -8), ld(Size::B, Reg::R0, Reg::R10, -7), Insn::Exit]),
+            (0x02, true)
+        );
+        // An immediate store over it clears the mark; a neighbour is never marked.
+        assert_eq!(
+            provenance(vec![
+                st(Reg::R10, Reg::R10, -8),
+                Insn::StoreImm { size: Size::DW, dst: Reg::R10, off: -8, imm: 1 },
+                ld(Size::DW, Reg::R0, Reg::R10, -8),
+                Insn::Exit,
+            ]),
+            (1, false)
+        );
+        assert_eq!(
+            provenance(vec![st(Reg::R10, Reg::R10, -8), ld(Size::DW, Reg::R0, Reg::R10, -16), Insn::Exit]),
+            (0, false)
+        );
+        // Through the context.
+        assert_eq!(
+            provenance(vec![st(Reg::R1, Reg::R10, 0), ld(Size::W, Reg::R0, Reg::R1, 0), Insn::Exit]),
+            (0x2000_0200, true)
+        );
+        // Atomics: xchg hands the stored address back; fetch_add of a scalar into an
+        // address-marked cell yields a marked old value.
+        assert_eq!(
+            provenance(vec![
+                st(Reg::R10, Reg::R10, -8),
+                mov64(Reg::R3, 1),
+                Insn::Atomic { size: Size::DW, op: AtomicOp::Xchg, dst: Reg::R10, src: Reg::R3, off: -8 },
+                movx(Reg::R0, Reg::R3),
+                Insn::Exit,
+            ]),
+            (STACK_TOP, true)
+        );
+        assert_eq!(
+            provenance(vec![
+                st(Reg::R10, Reg::R10, -8),
+                mov64(Reg::R3, 1),
+                Insn::Atomic { size: Size::DW, op: AtomicOp::Xchg, dst: Reg::R10, src: Reg::R3, off: -8 },
+                ld(Size::DW, Reg::R0, Reg::R10, -8),
+                Insn::Exit,
+            ]),
+            (1, false)
+        );
+        assert_eq!(
+            provenance(vec![
+                mov64(Reg::R3, 1),
+                Insn::Atomic { size: Size::DW, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R10, off: -8 },
+                Insn::Atomic { size: Size::DW, op: AtomicOp::FetchAdd, dst: Reg::R10, src: Reg::R3, off: -8 },
+                movx(Reg::R0, Reg::R3),
+                Insn::Exit,
+            ]),
+            (STACK_TOP, true)
+        );
+        // cmpxchg: R0 takes the mark of the old memory value.
+        assert_eq!(
+            provenance(vec![
+                movx(Reg::R0, Reg::R10),
+                Insn::Atomic { size: Size::DW, op: AtomicOp::Cmpxchg, dst: Reg::R10, src: Reg::R10, off: -8 },
+                Insn::Exit,
+            ]),
+            (0, false)
+        );
+    }
+}

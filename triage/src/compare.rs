@@ -1,0 +1,275 @@
+//! Field-by-field comparison of engine outcomes.
+//!
+//! The rules, in order:
+//! 1. An engine that cannot judge a program is left out, and says why.
+//! 2. A run that exhausted its budget is inconclusive: budgets are counted in different
+//!    units by different engines, so nothing is compared.
+//! 3. A fault in the reference interpreter means the kernel's verifier would have
+//!    rejected the program (it accessed memory outside the stack and context, or made a
+//!    misaligned atomic access): the program is invalid, and nothing is compared.
+//! 4. Otherwise the fault class, R0 (unless the reference says it holds an address, which
+//!    differs between engines by construction) and the context memory are compared. For
+//!    every field that differs, the engine whose value stands alone is named as the odd
+//!    one out; with only two engines, the one that is not the reference is.
+
+use std::fmt;
+
+use bpf::{FaultKind, Outcome, RunResult};
+
+/// One engine's result, labelled.
+#[derive(Clone, Debug)]
+pub struct EngineResult {
+    /// The engine's name.
+    pub engine: &'static str,
+    /// What it said.
+    pub result: RunResult,
+}
+
+/// An observable compared across engines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// Whether and how the run faulted.
+    Error,
+    /// The 64-bit return value.
+    R0,
+    /// The context memory after the run.
+    Ctx,
+}
+
+impl Field {
+    /// A short stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::Error => "error",
+            Field::R0 => "r0",
+            Field::Ctx => "ctx",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One disagreeing field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// Which observable.
+    pub field: Field,
+    /// Each compared engine's value, rendered.
+    pub values: Vec<(&'static str, String)>,
+    /// The engine whose value stands alone, when one does.
+    pub odd_one_out: Option<&'static str>,
+    /// A sentence saying who says what.
+    pub explanation: String,
+}
+
+/// The comparison's conclusion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every engine that could judge agrees on every field.
+    Agree,
+    /// At least one field differs.
+    Mismatch(Vec<Difference>),
+    /// A run hit its budget; nothing was compared.
+    Inconclusive(String),
+    /// The reference interpreter says the kernel's verifier would reject the program.
+    Invalid(String),
+}
+
+impl Verdict {
+    /// `agree`, `mismatch`, `inconclusive` or `invalid`.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Verdict::Agree => "agree",
+            Verdict::Mismatch(_) => "mismatch",
+            Verdict::Inconclusive(_) => "inconclusive",
+            Verdict::Invalid(_) => "invalid",
+        }
+    }
+}
+
+fn render_error(o: &Outcome) -> String {
+    match &o.result {
+        Ok(_) => "none".into(),
+        Err(f) => f.kind.name().into(),
+    }
+}
+
+/// Renders context bytes as hex, in 8-byte groups.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .chunks(8)
+        .map(|c| c.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Names the engine whose value is unlike every other's, if exactly one is; with two
+/// engines, the one that is not the reference.
+fn odd_one_out(values: &[(&'static str, String)]) -> Option<&'static str> {
+    if values.len() == 2 {
+        return values.iter().find(|(e, _)| *e != "reference").map(|(e, _)| *e);
+    }
+    let alone: Vec<_> =
+        values.iter().filter(|(_, v)| values.iter().filter(|(_, w)| w == v).count() == 1).collect();
+    let others_agree = |odd: &str| {
+        let rest: Vec<_> = values.iter().filter(|(e, _)| *e != odd).collect();
+        rest.windows(2).all(|w| w[0].1 == w[1].1)
+    };
+    match alone.as_slice() {
+        [(e, _)] if others_agree(e) => Some(e),
+        _ => None,
+    }
+}
+
+fn explain(field: Field, values: &[(&'static str, String)], odd: Option<&'static str>) -> String {
+    match odd {
+        Some(odd) => {
+            let theirs: Vec<_> = values.iter().filter(|(e, _)| *e != odd).collect();
+            let mine = values.iter().find(|(e, _)| *e == odd).map(|(_, v)| v.as_str()).unwrap_or("");
+            let names: Vec<_> = theirs.iter().map(|(e, _)| *e).collect();
+            format!(
+                "{odd} is the odd one out: {} {} {field} = {}, {odd} says {mine}",
+                names.join(" and "),
+                if names.len() > 1 { "agree on" } else { "says" },
+                theirs.first().map(|(_, v)| v.as_str()).unwrap_or("")
+            )
+        }
+        None => {
+            let all: Vec<_> = values.iter().map(|(e, v)| format!("{e} says {v}")).collect();
+            format!("no majority on {field}: {}", all.join(", "))
+        }
+    }
+}
+
+fn differ(field: Field, values: Vec<(&'static str, String)>) -> Option<Difference> {
+    if values.windows(2).all(|w| w[0].1 == w[1].1) {
+        return None;
+    }
+    let odd = odd_one_out(&values);
+    let explanation = explain(field, &values, odd);
+    Some(Difference { field, values, odd_one_out: odd, explanation })
+}
+
+/// Compares the results of several engines on one program and input.
+pub fn compare(results: &[EngineResult]) -> Verdict {
+    let ran: Vec<(&'static str, &Outcome)> = results
+        .iter()
+        .filter_map(|r| match &r.result {
+            RunResult::Ran(o) => Some((r.engine, o)),
+            RunResult::CannotJudge(_) => None,
+        })
+        .collect();
+    for (e, o) in &ran {
+        if let Err(f) = &o.result {
+            if f.kind == FaultKind::Budget {
+                return Verdict::Inconclusive(format!("{e} ran out of budget: {f}"));
+            }
+        }
+    }
+    let reference = ran.iter().find(|(e, _)| *e == "reference").map(|(_, o)| *o);
+    if let Some(Err(f)) = reference.map(|o| &o.result) {
+        return Verdict::Invalid(format!("the reference interpreter stopped with {f}: the kernel's verifier would reject this program"));
+    }
+    if let Some(RunResult::CannotJudge(why)) =
+        results.iter().find(|r| r.engine == "reference").map(|r| &r.result)
+    {
+        return Verdict::Inconclusive(format!("the reference interpreter cannot judge this program: {why}"));
+    }
+    if ran.len() < 2 {
+        return Verdict::Inconclusive("fewer than two engines could judge this program".into());
+    }
+    let mut diffs = Vec::new();
+    diffs.extend(differ(Field::Error, ran.iter().map(|(e, o)| (*e, render_error(o))).collect()));
+    let finished: Vec<_> = ran.iter().filter(|(_, o)| o.result.is_ok()).collect();
+    if !reference.is_some_and(|o| o.r0_is_address) {
+        diffs.extend(differ(
+            Field::R0,
+            finished.iter().map(|(e, o)| (*e, format!("{:#x}", o.result.as_ref().copied().unwrap_or(0)))).collect(),
+        ));
+    }
+    diffs.extend(differ(Field::Ctx, finished.iter().map(|(e, o)| (*e, hex(&o.ctx))).collect()));
+    if diffs.is_empty() {
+        Verdict::Agree
+    } else {
+        Verdict::Mismatch(diffs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpf::Fault;
+
+    fn ok(engine: &'static str, r0: u64) -> EngineResult {
+        EngineResult { engine, result: RunResult::Ran(Outcome { result: Ok(r0), ctx: vec![], r0_is_address: false }) }
+    }
+
+    fn fault(engine: &'static str, kind: FaultKind) -> EngineResult {
+        EngineResult {
+            engine,
+            result: RunResult::Ran(Outcome {
+                result: Err(Fault { kind, pc: Some(3), detail: "x".into() }),
+                ctx: vec![],
+                r0_is_address: false,
+            }),
+        }
+    }
+
+    #[test]
+    fn agreement() {
+        assert_eq!(compare(&[ok("reference", 1), ok("rbpf", 1), ok("jit", 1)]), Verdict::Agree);
+    }
+
+    #[test]
+    fn the_lone_value_is_the_odd_one_out() {
+        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 1), ok("jit", 2)]) else { panic!() };
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].field, d[0].odd_one_out), (Field::R0, Some("jit")));
+        assert_eq!(d[0].explanation, "jit is the odd one out: reference and rbpf agree on r0 = 0x1, jit says 0x2");
+    }
+
+    #[test]
+    fn with_two_engines_the_non_reference_one_is_blamed() {
+        let cj = EngineResult { engine: "rbpf", result: RunResult::CannotJudge("sdiv".into()) };
+        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), cj, ok("jit", 2)]) else { panic!() };
+        assert_eq!(d[0].odd_one_out, Some("jit"));
+    }
+
+    #[test]
+    fn three_different_values_have_no_odd_one() {
+        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 2), ok("jit", 3)]) else { panic!() };
+        assert_eq!(d[0].odd_one_out, None);
+    }
+
+    #[test]
+    fn a_fault_on_one_engine_alone_is_a_mismatch() {
+        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 1), fault("jit", FaultKind::MemoryAccess)])
+        else {
+            panic!()
+        };
+        assert_eq!(d[0].field, Field::Error);
+        assert_eq!(d[0].odd_one_out, Some("jit"));
+    }
+
+    #[test]
+    fn budget_is_inconclusive_and_reference_faults_are_invalid() {
+        assert!(matches!(compare(&[ok("reference", 1), fault("jit", FaultKind::Budget)]), Verdict::Inconclusive(_)));
+        assert!(matches!(
+            compare(&[fault("reference", FaultKind::MemoryAccess), ok("jit", 1)]),
+            Verdict::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn addresses_in_r0_are_not_compared() {
+        let mut r = ok("reference", 0x2000_0200);
+        if let RunResult::Ran(o) = &mut r.result {
+            o.r0_is_address = true;
+        }
+        assert_eq!(compare(&[r, ok("jit", 0x3000_0000)]), Verdict::Agree);
+    }
+}

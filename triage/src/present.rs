@@ -1,0 +1,91 @@
+//! Presenting one program's results: a side-by-side text table, or one stable JSON object.
+
+use serde_json::{json, Map, Value};
+
+use bpf::{Outcome, RunResult};
+
+use crate::compare::{hex, EngineResult, Verdict};
+
+fn outcome_json(o: &Outcome) -> Value {
+    let mut m = Map::new();
+    match &o.result {
+        Ok(r0) => {
+            m.insert("r0".into(), json!(r0));
+            m.insert("error".into(), Value::Null);
+        }
+        Err(f) => {
+            m.insert("r0".into(), Value::Null);
+            m.insert("error".into(), json!(f.kind.name()));
+            m.insert("error_pc".into(), json!(f.pc));
+            m.insert("error_detail".into(), json!(f.detail));
+        }
+    }
+    if o.r0_is_address {
+        m.insert("r0_is_address".into(), json!(true));
+    }
+    m.insert("ctx".into(), json!(hex(&o.ctx)));
+    Value::Object(m)
+}
+
+/// The JSON object for one program: `{"file", "verdict", "engines": {name: {...}},
+/// "differences": [...], "reason"?}`. Engine entries hold `r0` (a number, or null after a
+/// fault), `error` (null or a fault class), and `ctx` (hex); an engine that cannot judge
+/// has `{"cannot_judge": reason}` instead.
+pub fn to_json(file: &str, results: &[EngineResult], verdict: &Verdict) -> Value {
+    let mut engines = Map::new();
+    for r in results {
+        let v = match &r.result {
+            RunResult::Ran(o) => outcome_json(o),
+            RunResult::CannotJudge(why) => json!({ "cannot_judge": why }),
+        };
+        engines.insert(r.engine.into(), v);
+    }
+    let mut obj = Map::new();
+    obj.insert("file".into(), json!(file));
+    obj.insert("verdict".into(), json!(verdict.name()));
+    obj.insert("engines".into(), Value::Object(engines));
+    let diffs: Vec<Value> = match verdict {
+        Verdict::Mismatch(d) => d
+            .iter()
+            .map(|d| json!({"field": d.field.name(), "odd_one_out": d.odd_one_out, "explanation": d.explanation}))
+            .collect(),
+        _ => Vec::new(),
+    };
+    obj.insert("differences".into(), Value::Array(diffs));
+    if let Verdict::Inconclusive(why) | Verdict::Invalid(why) = verdict {
+        obj.insert("reason".into(), json!(why));
+    }
+    Value::Object(obj)
+}
+
+/// A human-readable table: one row per engine (R0, error, context), then the verdict.
+pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> String {
+    let mut s = format!("{file}:\n");
+    s += &format!("  {:<10} {:<20} {:<18} {}\n", "engine", "r0", "error", "ctx");
+    for r in results {
+        match &r.result {
+            RunResult::Ran(o) => {
+                let (r0, err) = match &o.result {
+                    Ok(v) if o.r0_is_address => (format!("{v:#x} (address)"), "-".to_string()),
+                    Ok(v) => (format!("{v:#x}"), "-".to_string()),
+                    Err(f) => ("-".to_string(), f.to_string()),
+                };
+                let ctx = if o.ctx.is_empty() { "-".to_string() } else { hex(&o.ctx) };
+                s += &format!("  {:<10} {:<20} {:<18} {}\n", r.engine, r0, err, ctx);
+            }
+            RunResult::CannotJudge(why) => s += &format!("  {:<10} cannot judge: {why}\n", r.engine),
+        }
+    }
+    match verdict {
+        Verdict::Agree => s += "  verdict: agree\n",
+        Verdict::Mismatch(diffs) => {
+            s += "  verdict: MISMATCH\n";
+            for d in diffs {
+                s += &format!("    {}: {}\n", d.field, d.explanation);
+            }
+        }
+        Verdict::Inconclusive(why) => s += &format!("  verdict: inconclusive: {why}\n"),
+        Verdict::Invalid(why) => s += &format!("  verdict: invalid program: {why}\n"),
+    }
+    s
+}

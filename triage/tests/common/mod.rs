@@ -1,0 +1,85 @@
+//! Shared by the integration tests: the kernel's test vectors and running a program on
+//! every engine.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use bpf::{decode, Input, Program, RawInsn, RunResult};
+use serde_json::Value;
+use triage::compare::{compare, Verdict};
+use triage::engines::{Engines, ALL};
+
+/// `../shared/data/test_bpf`, beside the checkout.
+pub fn test_bpf_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/test_bpf");
+    assert!(dir.is_dir(), "the kernel's test vectors are missing: expected them in {}", dir.display());
+    dir
+}
+
+/// One kernel test: its name, program, input, and the expected u32 of R0.
+pub struct KernelTest {
+    pub name: String,
+    pub prog: Program,
+    pub input: Input,
+    pub expected: u32,
+}
+
+/// Builds a test from one object of `tests.json` / `tests_generated.jsonl.gz`.
+pub fn kernel_test(t: &Value) -> KernelTest {
+    let name = t["name"].as_str().expect("name").to_string();
+    let slots: Vec<RawInsn> = t["insns"]
+        .as_array()
+        .expect("insns")
+        .iter()
+        .map(|i| {
+            let f: Vec<i64> = i.as_array().expect("insn").iter().map(|x| x.as_i64().expect("field")).collect();
+            RawInsn { code: f[0] as u8, dst: f[1] as u8, src: f[2] as u8, off: f[3] as i16, imm: f[4] as i32 }
+        })
+        .collect();
+    let insns = decode(&slots).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let depth = t["stack_depth"].as_u64().expect("stack_depth") as u32;
+    let prog = Program::with_stack_depth(insns, if depth == 0 { 512 } else { depth })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let sub = &t["subtests"][0];
+    let input = match t["ctx"].as_str().expect("ctx") {
+        "none" => Input::none(),
+        "buffer" => Input::with_ctx(vec![0; sub["data_size"].as_u64().expect("data_size") as usize]),
+        // The program never reads R1: any context will do.
+        _ => Input::with_ctx(vec![0; 64]),
+    };
+    KernelTest { name, prog, input, expected: sub["result"].as_u64().expect("result") as u32 }
+}
+
+/// Runs a kernel test on every engine: each engine that can judge must return the
+/// expected u32, and all must agree on every field. Returns the failures, and the names
+/// of the engines that could not judge.
+pub fn check_kernel_test(engines: &mut Engines, t: &KernelTest) -> (Vec<String>, Vec<&'static str>) {
+    let results = engines.run(&t.prog, &t.input);
+    let mut failures = Vec::new();
+    let mut skipped = Vec::new();
+    for r in &results {
+        match &r.result {
+            RunResult::Ran(o) => match o.result {
+                Ok(v) if v as u32 == t.expected => {}
+                Ok(v) => failures.push(format!("{}: {} returned {:#x}, expected {:#x}", t.name, r.engine, v as u32, t.expected)),
+                Err(ref f) => failures.push(format!("{}: {} faulted: {f}", t.name, r.engine)),
+            },
+            RunResult::CannotJudge(why) => {
+                if r.engine != "rbpf" {
+                    failures.push(format!("{}: {} cannot judge: {why}", t.name, r.engine));
+                }
+                skipped.push(r.engine);
+            }
+        }
+    }
+    if let v @ (Verdict::Mismatch(_) | Verdict::Invalid(_) | Verdict::Inconclusive(_)) = compare(&results) {
+        failures.push(format!("{}: engines disagree: {v:?}", t.name));
+    }
+    (failures, skipped)
+}
+
+/// Every engine.
+pub fn all_engines() -> Engines {
+    Engines::new(&ALL)
+}
