@@ -8,20 +8,34 @@ use crate::runner::{Native, Runner, Stop, CODE_ADDR, INSN_LIMIT};
 
 /// Compiles programs with jitdiff's RV64 JIT and runs them in one reusable emulator.
 /// Create one per thread.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Jit {
     runner: Option<Runner>,
+    limit: usize,
+}
+
+impl Default for Jit {
+    fn default() -> Jit {
+        Jit::new()
+    }
 }
 
 impl Jit {
-    /// A JIT engine; the emulator is created on first use.
+    /// A JIT engine with the default instruction limit; the emulator is created on first use.
     pub fn new() -> Jit {
-        Jit { runner: None }
+        Jit::with_insn_limit(INSN_LIMIT)
+    }
+
+    /// A JIT engine whose runs stop with a budget fault after `limit` machine instructions.
+    pub fn with_insn_limit(limit: usize) -> Jit {
+        Jit { runner: None, limit }
     }
 
     fn runner(&mut self) -> Result<&mut Runner, String> {
         if self.runner.is_none() {
-            self.runner = Some(Runner::new()?);
+            let mut r = Runner::new()?;
+            r.set_insn_limit(self.limit);
+            self.runner = Some(r);
         }
         Ok(self.runner.as_mut().expect("just created"))
     }
@@ -73,7 +87,7 @@ pub fn outcome(prog: &Program, compiled: &Compiled, n: Native) -> Outcome {
             },
         ),
         Err(Stop::Illegal) => fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc)),
-        Err(Stop::Limit) => fault(FaultKind::Budget, format!("{INSN_LIMIT} machine instructions without returning")),
+        Err(Stop::Limit) => fault(FaultKind::Budget, "the machine instruction limit was reached without returning".into()),
         Err(Stop::Emulator(e)) => fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc)),
     };
     Outcome { result, ctx: n.ctx, r0_is_address: false }
@@ -98,5 +112,30 @@ impl Engine for Jit {
             Ok(native) => RunResult::Ran(outcome(prog, &compiled, native)),
             Err(e) => host(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bpf::Insn;
+
+    fn finished(a0: u64, a5: u64, clobbered: Vec<(&'static str, u64, u64)>) -> Native {
+        Native { stop: Ok(()), pc: crate::runner::EXIT_ADDR, a0, a5, clobbered, ctx: vec![] }
+    }
+
+    #[test]
+    fn abi_checks() {
+        let prog = Program::new(vec![Insn::Exit]).unwrap();
+        let c = compile(&prog).unwrap();
+        // 0x80000000 must come back in a0 as 0xffffffff80000000.
+        let good = outcome(&prog, &c, finished(0xffff_ffff_8000_0000, 0x8000_0000, vec![]));
+        assert_eq!(good.result, Ok(0x8000_0000));
+        let bad = outcome(&prog, &c, finished(0x8000_0000, 0x8000_0000, vec![]));
+        assert_eq!(bad.result.unwrap_err().kind, FaultKind::Abi);
+        let clobber = outcome(&prog, &c, finished(0, 0, vec![("s1", 0, 5)]));
+        let f = clobber.result.unwrap_err();
+        assert_eq!(f.kind, FaultKind::Abi);
+        assert!(f.detail.contains("s1 was 0x0, is 0x5"), "{}", f.detail);
     }
 }

@@ -21,7 +21,9 @@ pub const STACK_TOP: u64 = 0x3010_0000;
 const STACK_SIZE: u64 = 0x10_0000;
 /// Bytes below `STACK_TOP` cleared before every run (frames never go deeper).
 const STACK_CLEAR: usize = 16 * 1024;
-/// Machine instructions a run may execute before it counts as not terminating.
+/// Machine instructions a run may execute, by default, before it counts as not
+/// terminating (a few times the reference interpreter's default budget of BPF
+/// instructions, since one BPF instruction becomes several RV64 ones).
 pub const INSN_LIMIT: usize = 400_000_000;
 /// unicorn's translation cache, capped so that memory stays flat over millions of runs.
 const TCG_BUFFER_SIZE: u32 = 16 << 20;
@@ -43,7 +45,7 @@ pub enum Stop {
     },
     /// An illegal or unsupported instruction at `pc`.
     Illegal,
-    /// [`INSN_LIMIT`] instructions executed without returning.
+    /// The instruction limit was reached without returning.
     Limit,
     /// Any other emulator error.
     Emulator(String),
@@ -78,6 +80,7 @@ pub struct Runner {
     code_mapped: u64,
     code_len: usize,
     ctx_mapped: u64,
+    limit: usize,
 }
 
 impl std::fmt::Debug for Runner {
@@ -132,7 +135,18 @@ impl Runner {
             },
         )
         .map_err(|e| format!("cannot hook memory faults: {e:?}"))?;
-        Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0 })
+        Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0, limit: INSN_LIMIT })
+    }
+
+    /// Sets how many machine instructions a run may execute. unicorn ignores a limit
+    /// changed after code was translated, so set it before the first run.
+    pub fn set_insn_limit(&mut self, limit: usize) {
+        self.limit = limit.max(1);
+    }
+
+    /// The instruction limit in force.
+    pub fn insn_limit(&self) -> usize {
+        self.limit
     }
 
     fn load_code(&mut self, code: &[u8]) -> Result<(), String> {
@@ -190,7 +204,7 @@ impl Runner {
             self.emu.reg_write(x(n), v).map_err(e)?;
         }
         self.emu.get_data_mut().fault_addr = None;
-        let res = self.emu.emu_start(CODE_ADDR, EXIT_ADDR, 0, INSN_LIMIT);
+        let res = self.emu.emu_start(CODE_ADDR, EXIT_ADDR, 0, self.limit);
         let pc = self.emu.pc_read().map_err(e)?;
         let stop = match res {
             Ok(()) if pc == EXIT_ADDR => Ok(()),

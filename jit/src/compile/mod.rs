@@ -94,7 +94,10 @@ pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
         }
     }
     used.sort();
-    let frame = frame::Frame::new(&used, false, prog.stack_depth());
+    // Without r10 a program has no way to address its stack: give it none, as the
+    // kernel's verifier-computed stack depth would.
+    let depth = if uses_fp { prog.stack_depth() } else { 0 };
+    let frame = frame::Frame::new(&used, false, depth);
     let mut l = Layout::default();
     frame.emit_prologue(&mut l, uses_fp);
     let last = insns.len() - 1;

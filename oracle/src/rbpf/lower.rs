@@ -92,12 +92,15 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
     let insns = prog.insns();
     let n = insns.len();
     let mut is_target = vec![false; n];
+    let mut targets = Vec::with_capacity(n);
     let mut has_back = false;
     for (i, insn) in insns.iter().enumerate() {
-        if let Some(t) = prog.target_of(i) {
+        let target = prog.target_of(i);
+        if let Some(t) = target {
             is_target[t] = true;
             has_back |= t <= i && insn.jump_offset().is_some();
         }
+        targets.push(target);
     }
     let depth = i64::from(prog.stack_depth());
     let mut rel = Relocator::new(n, 1);
@@ -111,8 +114,10 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
             facts = fresh_facts();
         }
         pieces.clear();
-        moved[i] = expand(prog, i, &facts, depth, &mut pieces)?;
-        update_facts(&mut facts, insn);
+        moved[i] = expand(prog, i, targets[i], &facts, depth, &mut pieces)?;
+        if depth < RBPF_STACK {
+            update_facts(&mut facts, insn);
+        }
         rel.emit_insn(&pieces).map_err(|e| internal(&e))?;
     }
     if has_back {
@@ -136,7 +141,15 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
         ));
     }
     debug_assert_eq!(out.origin[..PREFIX_SLOTS], [SYNTHETIC; PREFIX_SLOTS]);
-    let bytes = bpf::encode_bytes(&out.insns);
+    let mut bytes = Vec::with_capacity(out.origin.len() * 8);
+    let mut slots = Vec::with_capacity(2);
+    for insn in &out.insns {
+        slots.clear();
+        insn.encode_into(&mut slots);
+        for s in &slots {
+            bytes.extend_from_slice(&s.to_bytes());
+        }
+    }
     Ok(Lowered { insns: out.insns, bytes, origin: out.origin, moved, has_budget: has_back })
 }
 
@@ -187,11 +200,12 @@ fn atomic_name(op: AtomicOp) -> &'static str {
     }
 }
 
-/// Appends the expansion of instruction `i` to `out`. Returns whether a stack access was
-/// moved (see [`stack_fault_offset`]).
+/// Appends the expansion of instruction `i` (whose jump or call target is `target`) to
+/// `out`. Returns whether a stack access was moved (see [`stack_fault_offset`]).
 fn expand(
     prog: &Program,
     i: usize,
+    target: Option<usize>,
     facts: &StackFacts,
     depth: i64,
     out: &mut Vec<Piece>,
@@ -199,7 +213,6 @@ fn expand(
     let insn = prog.insns()[i];
     let pc = prog.pc_of(i);
     let cannot = |what: &str, why: &str| Err(format!("pc {pc}: {what}: {why}"));
-    let target = prog.target_of(i);
     let jump_target = || {
         target
             .map(Target::Insn)

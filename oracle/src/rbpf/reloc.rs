@@ -144,6 +144,13 @@ impl Relocator {
     }
 
     fn emit(&mut self, pieces: &[Piece], origin: u32) -> Result<(), RelocError> {
+        if let [Piece { insn, target: None }] = pieces {
+            // The common case: one instruction, no target.
+            self.insns.push(*insn);
+            self.slots += insn.slots();
+            self.origin.resize(self.slots, origin);
+            return Ok(());
+        }
         self.piece_slots.clear();
         for p in pieces {
             self.piece_slots.push(self.slots);

@@ -646,7 +646,14 @@ fn tmp_cost() {
     }
     let exec = t.elapsed() / n;
     // loop of 1000 iterations (2 insns + tick)
-    let lp = Program::new(vec![mov(Reg::R1, 1000), alu(W64, AluOp::Sub, Reg::R1, Operand::Imm(1)), jmp(W64, Cond::Ne, Reg::R1, Operand::Imm(0), -2), mov(Reg::R0, 0), EXIT]).unwrap();
+    let lp = Program::new(vec![
+        mov(Reg::R1, 1000),
+        alu(W64, AluOp::Sub, Reg::R1, Operand::Imm(1)),
+        jmp(W64, Cond::Ne, Reg::R1, Operand::Imm(0), -2),
+        mov(Reg::R0, 0),
+        EXIT,
+    ])
+    .unwrap();
     let t = Instant::now();
     for _ in 0..2000 {
         std::hint::black_box(e.run(&lp, &Input::none()));
@@ -685,16 +692,44 @@ fn tmp_cost2() {
     for _ in 0..n {
         let p = std::hint::black_box(&prog);
         let mut s = 0;
-        for i in 0..p.insns().len() { s += p.target_of(i).unwrap_or(0); }
+        for i in 0..p.insns().len() {
+            s += p.target_of(i).unwrap_or(0);
+        }
         std::hint::black_box(s);
     }
     let tg = t.elapsed() / n;
     let t = Instant::now();
     for _ in 0..n {
         let mut r = super::reloc::Relocator::new(64, 1);
-        for i in std::hint::black_box(&insns) { r.emit_insn(&[super::reloc::Piece::plain(*i)]).unwrap(); }
+        for i in std::hint::black_box(&insns) {
+            r.emit_insn(&[super::reloc::Piece::plain(*i)]).unwrap();
+        }
         std::hint::black_box(r.finish().unwrap());
     }
     let rel = t.elapsed() / n;
     println!("encode {enc:?} targets {tg:?} reloc {rel:?}");
+}
+
+#[test]
+#[ignore]
+fn tmp_cost3() {
+    use std::time::Instant;
+    let mut insns = Vec::new();
+    for i in 0..15 {
+        insns.push(alu(W64, AluOp::Add, Reg::R0, Operand::Imm(i)));
+        insns.push(alu(W32, AluOp::Xor, Reg::R2, Operand::Reg(Reg::R0)));
+        insns.push(store(Size::DW, Reg::R10, Reg::R2, -8));
+        insns.push(load(Size::W, false, Reg::R3, Reg::R10, -8));
+    }
+    insns.push(jmp(W64, Cond::Eq, Reg::R3, Operand::Imm(-1), 1));
+    insns.push(alu(W64, AluOp::Add, Reg::R0, Operand::Reg(Reg::R3)));
+    insns.push(mov(Reg::R4, 1));
+    insns.push(EXIT);
+    let prog = Program::new(insns.clone()).unwrap();
+    let n = 1_000_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(lower(std::hint::black_box(&prog)).unwrap());
+    }
+    println!("lower {:?}", t.elapsed() / n);
 }

@@ -1,415 +1,280 @@
 //! Pre-decoding: a [`Program`] becomes a flat list of [`Op`]s, one per instruction, that the
-//! executor runs with a single `match` per step.
+//! executor runs with a single `match` on [`Op::code`] per step.
 //!
-//! Decoding fixes everything the instruction word decides: the operation and width become
-//! the variant, immediates are widened the way the instruction's width requires (sign-extended
-//! to 64 bits for 64-bit ALU operations and jumps, the raw 32 bits for 32-bit ones), and jump
-//! targets are resolved to instruction indexes. Every `Op` is 16 bytes.
+//! Decoding fixes everything the instruction word decides: the operation, width and operand
+//! kind become the code (computed arithmetically from the instruction's fields, so decoding
+//! takes one branch per instruction kind, not one per field); immediates are widened the way
+//! the instruction's width requires (sign-extended to 64 bits for 64-bit ALU operations,
+//! jumps and stores, the raw 32 bits for 32-bit ALU operations and jumps); jump targets are
+//! resolved to instruction indexes. Every `Op` is 16 bytes.
 //!
 //! Instructions the reference does not model (calls, tail calls, map references), and `Insn`
-//! values the wire format cannot express (which the verifier would reject), become
-//! [`Op::Unsupported`]: the run stops with "cannot judge" only if execution reaches them.
+//! values the wire format cannot express (which the verifier would reject), get
+//! [`code::UNSUPPORTED`]: the run stops with "cannot judge" only if execution reaches them.
 
 use bpf::{AluOp, AtomicOp, ByteOrder, Cond, Insn, Operand, Program, Size, SxBits, Width};
 
-/// One pre-decoded instruction. Registers are `u8` numbers (0 to 10), jump targets are
-/// instruction indexes, memory offsets are the instruction's signed 16-bit offset.
-///
-/// Naming: `K` takes an immediate, `X` a register; `64`/`32` is the operation width.
+/// One pre-decoded instruction. Which fields matter depends on the code (see [`code`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Op {
-    // 64-bit ALU: (dst, imm sign-extended to 64) or (dst, src).
-    Add64K(u8, u64),
-    Add64X(u8, u8),
-    Sub64K(u8, u64),
-    Sub64X(u8, u8),
-    Mul64K(u8, u64),
-    Mul64X(u8, u8),
-    Div64K(u8, u64),
-    Div64X(u8, u8),
-    Sdiv64K(u8, u64),
-    Sdiv64X(u8, u8),
-    Mod64K(u8, u64),
-    Mod64X(u8, u8),
-    Smod64K(u8, u64),
-    Smod64X(u8, u8),
-    Or64K(u8, u64),
-    Or64X(u8, u8),
-    And64K(u8, u64),
-    And64X(u8, u8),
-    Xor64K(u8, u64),
-    Xor64X(u8, u8),
-    Lsh64K(u8, u64),
-    Lsh64X(u8, u8),
-    Rsh64K(u8, u64),
-    Rsh64X(u8, u8),
-    Arsh64K(u8, u64),
-    Arsh64X(u8, u8),
-    /// `dst = imm`; also `lddw` with a plain constant, and `xor`/`sub` of a register with
-    /// itself (always 0, and no longer an address).
-    Mov64K(u8, u64),
-    Mov64X(u8, u8),
-    // 32-bit ALU: (dst, imm as its raw 32 bits) or (dst, src).
-    Add32K(u8, u64),
-    Add32X(u8, u8),
-    Sub32K(u8, u64),
-    Sub32X(u8, u8),
-    Mul32K(u8, u64),
-    Mul32X(u8, u8),
-    Div32K(u8, u64),
-    Div32X(u8, u8),
-    Sdiv32K(u8, u64),
-    Sdiv32X(u8, u8),
-    Mod32K(u8, u64),
-    Mod32X(u8, u8),
-    Smod32K(u8, u64),
-    Smod32X(u8, u8),
-    Or32K(u8, u64),
-    Or32X(u8, u8),
-    And32K(u8, u64),
-    And32X(u8, u8),
-    Xor32K(u8, u64),
-    Xor32X(u8, u8),
-    Lsh32K(u8, u64),
-    Lsh32X(u8, u8),
-    Rsh32K(u8, u64),
-    Rsh32X(u8, u8),
-    Arsh32K(u8, u64),
-    Arsh32X(u8, u8),
-    Mov32K(u8, u64),
-    Mov32X(u8, u8),
-    // Unary operations on dst, and MOVSX (dst, src).
-    Neg64(u8),
-    Neg32(u8),
-    Sx8To64(u8, u8),
-    Sx16To64(u8, u8),
-    Sx32To64(u8, u8),
-    Sx8To32(u8, u8),
-    Sx16To32(u8, u8),
-    Trunc16(u8),
-    Trunc32(u8),
-    Swap16(u8),
-    Swap32(u8),
-    Swap64(u8),
+pub(super) struct Op {
+    /// What to do: one of the [`code`] constants.
+    pub code: u8,
+    /// Destination (ALU, loads), base register (stores, atomics) or compared register (jumps).
+    pub dst: u8,
+    /// Source register of register forms, stores and atomics.
+    pub src: u8,
+    /// Jump target (instruction index), or the memory offset of loads, stores and atomics
+    /// (the `i16` in the low 16 bits; see [`Op::off`]).
+    pub aux: u32,
+    /// The widened immediate of `K` forms, `lddw` and immediate stores; for atomics, the
+    /// operation's index in [`AtomicOp::ALL`].
+    pub imm: u64,
+}
+
+/// The operation codes. Binary ALU operations and conditional jumps are numbered
+/// arithmetically from their fields ([`alu_code`], [`jmp_code`]); everything else is listed.
+/// Names: `K` takes the immediate, `X` the `src` register; `64`/`32` is the width.
+#[allow(missing_docs)]
+pub(super) mod code {
+    use super::{alu_code, jmp_code};
+    use bpf::{AluOp, Cond, Width};
+
+    macro_rules! alu_codes {
+        ($($op:ident: $k64:ident $x64:ident $k32:ident $x32:ident;)*) => {$(
+            pub const $k64: u8 = alu_code(AluOp::$op, Width::W64, false);
+            pub const $x64: u8 = alu_code(AluOp::$op, Width::W64, true);
+            pub const $k32: u8 = alu_code(AluOp::$op, Width::W32, false);
+            pub const $x32: u8 = alu_code(AluOp::$op, Width::W32, true);
+        )*};
+    }
+    alu_codes! {
+        Add: ADD64K ADD64X ADD32K ADD32X;
+        Sub: SUB64K SUB64X SUB32K SUB32X;
+        Mul: MUL64K MUL64X MUL32K MUL32X;
+        Div: DIV64K DIV64X DIV32K DIV32X;
+        Sdiv: SDIV64K SDIV64X SDIV32K SDIV32X;
+        Mod: MOD64K MOD64X MOD32K MOD32X;
+        Smod: SMOD64K SMOD64X SMOD32K SMOD32X;
+        Or: OR64K OR64X OR32K OR32X;
+        And: AND64K AND64X AND32K AND32X;
+        Xor: XOR64K XOR64X XOR32K XOR32X;
+        Lsh: LSH64K LSH64X LSH32K LSH32X;
+        Rsh: RSH64K RSH64X RSH32K RSH32X;
+        Arsh: ARSH64K ARSH64X ARSH32K ARSH32X;
+        Mov: MOV64K MOV64X MOV32K MOV32X;
+    }
+
+    macro_rules! jmp_codes {
+        ($($cond:ident: $k64:ident $x64:ident $k32:ident $x32:ident;)*) => {$(
+            pub const $k64: u8 = jmp_code(Cond::$cond, Width::W64, false);
+            pub const $x64: u8 = jmp_code(Cond::$cond, Width::W64, true);
+            pub const $k32: u8 = jmp_code(Cond::$cond, Width::W32, false);
+            pub const $x32: u8 = jmp_code(Cond::$cond, Width::W32, true);
+        )*};
+    }
+    jmp_codes! {
+        Eq: JEQ64K JEQ64X JEQ32K JEQ32X;
+        Ne: JNE64K JNE64X JNE32K JNE32X;
+        Gt: JGT64K JGT64X JGT32K JGT32X;
+        Ge: JGE64K JGE64X JGE32K JGE32X;
+        Lt: JLT64K JLT64X JLT32K JLT32X;
+        Le: JLE64K JLE64X JLE32K JLE32X;
+        Sgt: JSGT64K JSGT64X JSGT32K JSGT32X;
+        Sge: JSGE64K JSGE64X JSGE32K JSGE32X;
+        Slt: JSLT64K JSLT64X JSLT32K JSLT32X;
+        Sle: JSLE64K JSLE64X JSLE32K JSLE32X;
+        Set: JSET64K JSET64X JSET32K JSET32X;
+    }
+
+    /// The first code after the arithmetic ranges.
+    const OTHER: u8 = super::JMP_BASE + 4 * 11;
+    pub const NEG64: u8 = OTHER;
+    pub const NEG32: u8 = OTHER + 1;
+    pub const SX8_64: u8 = OTHER + 2;
+    pub const SX16_64: u8 = OTHER + 3;
+    pub const SX32_64: u8 = OTHER + 4;
+    pub const SX8_32: u8 = OTHER + 5;
+    pub const SX16_32: u8 = OTHER + 6;
+    pub const TRUNC16: u8 = OTHER + 7;
+    pub const TRUNC32: u8 = OTHER + 8;
+    pub const SWAP16: u8 = OTHER + 9;
+    pub const SWAP32: u8 = OTHER + 10;
+    pub const SWAP64: u8 = OTHER + 11;
     /// `le64`: nothing to do on a little-endian machine (still one executed instruction).
-    Nop,
-    /// `goto target`.
-    Ja(u32),
-    // Conditional jumps, 64-bit: (dst, target, imm sign-extended) or (dst, src, target).
-    Jeq64K(u8, u32, u64),
-    Jeq64X(u8, u8, u32),
-    Jne64K(u8, u32, u64),
-    Jne64X(u8, u8, u32),
-    Jgt64K(u8, u32, u64),
-    Jgt64X(u8, u8, u32),
-    Jge64K(u8, u32, u64),
-    Jge64X(u8, u8, u32),
-    Jlt64K(u8, u32, u64),
-    Jlt64X(u8, u8, u32),
-    Jle64K(u8, u32, u64),
-    Jle64X(u8, u8, u32),
-    Jsgt64K(u8, u32, u64),
-    Jsgt64X(u8, u8, u32),
-    Jsge64K(u8, u32, u64),
-    Jsge64X(u8, u8, u32),
-    Jslt64K(u8, u32, u64),
-    Jslt64X(u8, u8, u32),
-    Jsle64K(u8, u32, u64),
-    Jsle64X(u8, u8, u32),
-    Jset64K(u8, u32, u64),
-    Jset64X(u8, u8, u32),
-    // Conditional jumps, 32-bit: (dst, target, imm as its raw 32 bits) or (dst, src, target).
-    Jeq32K(u8, u32, u64),
-    Jeq32X(u8, u8, u32),
-    Jne32K(u8, u32, u64),
-    Jne32X(u8, u8, u32),
-    Jgt32K(u8, u32, u64),
-    Jgt32X(u8, u8, u32),
-    Jge32K(u8, u32, u64),
-    Jge32X(u8, u8, u32),
-    Jlt32K(u8, u32, u64),
-    Jlt32X(u8, u8, u32),
-    Jle32K(u8, u32, u64),
-    Jle32X(u8, u8, u32),
-    Jsgt32K(u8, u32, u64),
-    Jsgt32X(u8, u8, u32),
-    Jsge32K(u8, u32, u64),
-    Jsge32X(u8, u8, u32),
-    Jslt32K(u8, u32, u64),
-    Jslt32X(u8, u8, u32),
-    Jsle32K(u8, u32, u64),
-    Jsle32X(u8, u8, u32),
-    Jset32K(u8, u32, u64),
-    Jset32X(u8, u8, u32),
-    // Loads: (dst, base, off).
-    LdxB(u8, u8, i16),
-    LdxH(u8, u8, i16),
-    LdxW(u8, u8, i16),
-    LdxDw(u8, u8, i16),
-    LdxsB(u8, u8, i16),
-    LdxsH(u8, u8, i16),
-    LdxsW(u8, u8, i16),
-    // Immediate stores: (base, off, imm sign-extended to 64; the store truncates it).
-    StB(u8, i16, u64),
-    StH(u8, i16, u64),
-    StW(u8, i16, u64),
-    StDw(u8, i16, u64),
-    // Register stores: (base, src, off).
-    StxB(u8, u8, i16),
-    StxH(u8, u8, i16),
-    StxW(u8, u8, i16),
-    StxDw(u8, u8, i16),
-    // Atomics: (operation, base, src, off).
-    AtomicW(AtomicOp, u8, u8, i16),
-    AtomicDw(AtomicOp, u8, u8, i16),
-    /// `exit`.
-    Exit,
-    /// Something the reference does not model; [`unsupported_reason`] says what.
-    Unsupported,
+    pub const NOP: u8 = OTHER + 12;
+    pub const JA: u8 = OTHER + 13;
+    pub const LDX_B: u8 = OTHER + 14;
+    pub const LDX_H: u8 = OTHER + 15;
+    pub const LDX_W: u8 = OTHER + 16;
+    pub const LDX_DW: u8 = OTHER + 17;
+    pub const LDXS_B: u8 = OTHER + 18;
+    pub const LDXS_H: u8 = OTHER + 19;
+    pub const LDXS_W: u8 = OTHER + 20;
+    pub const ST_B: u8 = OTHER + 21;
+    pub const ST_H: u8 = OTHER + 22;
+    pub const ST_W: u8 = OTHER + 23;
+    pub const ST_DW: u8 = OTHER + 24;
+    pub const STX_B: u8 = OTHER + 25;
+    pub const STX_H: u8 = OTHER + 26;
+    pub const STX_W: u8 = OTHER + 27;
+    pub const STX_DW: u8 = OTHER + 28;
+    pub const ATOMIC_W: u8 = OTHER + 29;
+    pub const ATOMIC_DW: u8 = OTHER + 30;
+    pub const EXIT: u8 = OTHER + 31;
+    /// Something the reference does not model; `unsupported_reason` says what.
+    pub const UNSUPPORTED: u8 = OTHER + 32;
+}
+
+/// The code of a binary ALU operation: `op * 4 + (64-bit) * 2 + (register form)`, 0 to 55.
+pub(super) const fn alu_code(op: AluOp, width: Width, x: bool) -> u8 {
+    op as u8 * 4 + (matches!(width, Width::W64) as u8) * 2 + x as u8
+}
+
+/// The first conditional-jump code.
+const JMP_BASE: u8 = 4 * 14;
+
+/// The code of a conditional jump: `JMP_BASE + cond * 4 + (64-bit) * 2 + (register form)`.
+pub(super) const fn jmp_code(cond: Cond, width: Width, x: bool) -> u8 {
+    JMP_BASE + cond as u8 * 4 + (matches!(width, Width::W64) as u8) * 2 + x as u8
+}
+
+impl Op {
+    /// An op with only a code and registers.
+    const fn new(code: u8, dst: u8, src: u8) -> Op {
+        Op { code, dst, src, aux: 0, imm: 0 }
+    }
+
+    /// A memory op: `off` goes into `aux`.
+    const fn mem(code: u8, dst: u8, src: u8, off: i16) -> Op {
+        Op { code, dst, src, aux: off as u16 as u32, imm: 0 }
+    }
+
+    /// The memory offset of a load, store or atomic.
+    #[inline(always)]
+    pub(super) const fn off(&self) -> i16 {
+        self.aux as u16 as i16
+    }
 }
 
 /// Decodes `prog` into `out` (cleared first; its allocation is reused).
 pub(super) fn decode_into(prog: &Program, out: &mut Vec<Op>) {
     out.clear();
-    out.reserve(prog.insns().len());
-    for (index, insn) in prog.insns().iter().enumerate() {
-        out.push(decode_one(prog, index, insn));
+    out.resize(prog.insns().len(), Op::new(code::EXIT, 0, 0));
+    for (index, (slot, insn)) in out.iter_mut().zip(prog.insns()).enumerate() {
+        *slot = decode_one(prog, index, insn);
     }
 }
 
-/// The jump target of instruction `index` as an `Op` operand. A checked [`Program`] always
-/// has one in range; should that ever fail, the jump goes to `u32::MAX`, which the executor
-/// reports as a host fault instead of panicking.
+/// The jump target of instruction `index`. A checked [`Program`] always has one in range;
+/// should that ever fail, the jump goes to `u32::MAX`, which the executor reports as a host
+/// fault instead of panicking.
 fn target(prog: &Program, index: usize) -> u32 {
     prog.target_of(index).and_then(|t| u32::try_from(t).ok()).unwrap_or(u32::MAX)
 }
 
+/// `(register form, src register, immediate widened to the width)` of an operand.
+#[inline(always)]
+fn operand(src: Operand, width: Width) -> (bool, u8, u64) {
+    let (x, s, k) = match src {
+        Operand::Imm(k) => (false, 0, k),
+        Operand::Reg(r) => (true, r.num(), 0),
+    };
+    let imm = if matches!(width, Width::W64) { k as i64 as u64 } else { k as u32 as u64 };
+    (x, s, imm)
+}
+
+/// Index of a size: B 0, H 1, W 2, DW 3.
+#[inline(always)]
+fn size_index(size: Size) -> u8 {
+    match size {
+        Size::B => 0,
+        Size::H => 1,
+        Size::W => 2,
+        Size::DW => 3,
+    }
+}
+
+#[inline(always)]
 fn decode_one(prog: &Program, index: usize, insn: &Insn) -> Op {
+    let unsupported = Op::new(code::UNSUPPORTED, 0, 0);
     match *insn {
-        Insn::Alu { width, op, dst, src } => alu(width, op, dst.num(), src),
-        Insn::Neg { width: Width::W64, dst } => Op::Neg64(dst.num()),
-        Insn::Neg { width: Width::W32, dst } => Op::Neg32(dst.num()),
-        Insn::MovSx { width, from, dst, src } => {
-            let (d, s) = (dst.num(), src.num());
-            match (width, from) {
-                (Width::W64, SxBits::S8) => Op::Sx8To64(d, s),
-                (Width::W64, SxBits::S16) => Op::Sx16To64(d, s),
-                (Width::W64, SxBits::S32) => Op::Sx32To64(d, s),
-                (Width::W32, SxBits::S8) => Op::Sx8To32(d, s),
-                (Width::W32, SxBits::S16) => Op::Sx16To32(d, s),
-                (Width::W32, SxBits::S32) => Op::Unsupported,
+        Insn::Alu { width, op, dst, src } => {
+            let (x, s, imm) = operand(src, width);
+            let d = dst.num();
+            if x && s == d && matches!(op, AluOp::Xor | AluOp::Sub) {
+                // `xor`/`sub` of a register with itself: 0 at either width, and not an address.
+                return Op::new(code::MOV64K, d, 0);
             }
+            Op { imm, ..Op::new(alu_code(op, width, x), d, s) }
+        }
+        Insn::Jmp { width, cond, dst, src, .. } => {
+            let (x, s, imm) = operand(src, width);
+            Op { aux: target(prog, index), imm, ..Op::new(jmp_code(cond, width, x), dst.num(), s) }
+        }
+        Insn::Ja { .. } | Insn::JaLong { .. } => Op { aux: target(prog, index), ..Op::new(code::JA, 0, 0) },
+        Insn::Neg { width, dst } => {
+            Op::new(if matches!(width, Width::W64) { code::NEG64 } else { code::NEG32 }, dst.num(), 0)
+        }
+        Insn::MovSx { width, from, dst, src } => {
+            let c = match (width, from) {
+                (Width::W64, SxBits::S8) => code::SX8_64,
+                (Width::W64, SxBits::S16) => code::SX16_64,
+                (Width::W64, SxBits::S32) => code::SX32_64,
+                (Width::W32, SxBits::S8) => code::SX8_32,
+                (Width::W32, SxBits::S16) => code::SX16_32,
+                (Width::W32, SxBits::S32) => return unsupported,
+            };
+            Op::new(c, dst.num(), src.num())
         }
         Insn::End { order, bits, dst } => {
-            let d = dst.num();
-            match (order, bits) {
-                (ByteOrder::Le, 16) => Op::Trunc16(d),
-                (ByteOrder::Le, 32) => Op::Trunc32(d),
-                (ByteOrder::Le, 64) => Op::Nop,
-                (ByteOrder::Be | ByteOrder::Swap, 16) => Op::Swap16(d),
-                (ByteOrder::Be | ByteOrder::Swap, 32) => Op::Swap32(d),
-                (ByteOrder::Be | ByteOrder::Swap, 64) => Op::Swap64(d),
-                _ => Op::Unsupported,
-            }
+            let c = match (order, bits) {
+                (ByteOrder::Le, 16) => code::TRUNC16,
+                (ByteOrder::Le, 32) => code::TRUNC32,
+                (ByteOrder::Le, 64) => code::NOP,
+                (ByteOrder::Be | ByteOrder::Swap, 16) => code::SWAP16,
+                (ByteOrder::Be | ByteOrder::Swap, 32) => code::SWAP32,
+                (ByteOrder::Be | ByteOrder::Swap, 64) => code::SWAP64,
+                _ => return unsupported,
+            };
+            Op::new(c, dst.num(), 0)
         }
-        Insn::Ja { .. } | Insn::JaLong { .. } => Op::Ja(target(prog, index)),
-        Insn::Jmp { width, cond, dst, src, .. } => jump(width, cond, dst.num(), src, target(prog, index)),
         Insn::Load { size, signed, dst, src, off } => {
-            let (d, s) = (dst.num(), src.num());
-            match (size, signed) {
-                (Size::B, false) => Op::LdxB(d, s, off),
-                (Size::H, false) => Op::LdxH(d, s, off),
-                (Size::W, false) => Op::LdxW(d, s, off),
-                (Size::DW, false) => Op::LdxDw(d, s, off),
-                (Size::B, true) => Op::LdxsB(d, s, off),
-                (Size::H, true) => Op::LdxsH(d, s, off),
-                (Size::W, true) => Op::LdxsW(d, s, off),
-                (Size::DW, true) => Op::Unsupported,
-            }
+            let c = match (signed, size) {
+                (false, _) => code::LDX_B + size_index(size),
+                (true, Size::DW) => return unsupported,
+                (true, _) => code::LDXS_B + size_index(size),
+            };
+            Op::mem(c, dst.num(), src.num(), off)
         }
         Insn::StoreImm { size, dst, off, imm } => {
-            let (d, k) = (dst.num(), imm as i64 as u64);
-            match size {
-                Size::B => Op::StB(d, off, k),
-                Size::H => Op::StH(d, off, k),
-                Size::W => Op::StW(d, off, k),
-                Size::DW => Op::StDw(d, off, k),
-            }
+            Op { imm: imm as i64 as u64, ..Op::mem(code::ST_B + size_index(size), dst.num(), 0, off) }
         }
         Insn::Store { size, dst, src, off } => {
-            let (d, s) = (dst.num(), src.num());
-            match size {
-                Size::B => Op::StxB(d, s, off),
-                Size::H => Op::StxH(d, s, off),
-                Size::W => Op::StxW(d, s, off),
-                Size::DW => Op::StxDw(d, s, off),
-            }
+            Op::mem(code::STX_B + size_index(size), dst.num(), src.num(), off)
         }
-        Insn::Atomic { size, op, dst, src, off } => match size {
-            Size::W => Op::AtomicW(op, dst.num(), src.num(), off),
-            Size::DW => Op::AtomicDw(op, dst.num(), src.num(), off),
-            Size::B | Size::H => Op::Unsupported,
-        },
-        Insn::LdImm64 { dst, pseudo: 0, imm } => Op::Mov64K(dst.num(), imm),
-        Insn::LdImm64 { .. } | Insn::Call(_) | Insn::TailCall => Op::Unsupported,
-        Insn::Exit => Op::Exit,
+        Insn::Atomic { size, op, dst, src, off } => {
+            let c = match size {
+                Size::W => code::ATOMIC_W,
+                Size::DW => code::ATOMIC_DW,
+                Size::B | Size::H => return unsupported,
+            };
+            let Some(i) = AtomicOp::ALL.iter().position(|&o| o == op) else { return unsupported };
+            Op { imm: i as u64, ..Op::mem(c, dst.num(), src.num(), off) }
+        }
+        Insn::LdImm64 { dst, pseudo: 0, imm } => Op { imm, ..Op::new(code::MOV64K, dst.num(), 0) },
+        Insn::LdImm64 { .. } | Insn::Call(_) | Insn::TailCall => unsupported,
+        Insn::Exit => Op::new(code::EXIT, 0, 0),
     }
 }
 
-fn alu(width: Width, op: AluOp, d: u8, src: Operand) -> Op {
-    match (width, src) {
-        // `xor`/`sub` of a register with itself: 0 at either width, whatever the register held.
-        (_, Operand::Reg(s)) if s.num() == d && matches!(op, AluOp::Xor | AluOp::Sub) => Op::Mov64K(d, 0),
-        (Width::W64, Operand::Imm(imm)) => {
-            let k = imm as i64 as u64;
-            match op {
-                AluOp::Add => Op::Add64K(d, k),
-                AluOp::Sub => Op::Sub64K(d, k),
-                AluOp::Mul => Op::Mul64K(d, k),
-                AluOp::Div => Op::Div64K(d, k),
-                AluOp::Sdiv => Op::Sdiv64K(d, k),
-                AluOp::Mod => Op::Mod64K(d, k),
-                AluOp::Smod => Op::Smod64K(d, k),
-                AluOp::Or => Op::Or64K(d, k),
-                AluOp::And => Op::And64K(d, k),
-                AluOp::Xor => Op::Xor64K(d, k),
-                AluOp::Lsh => Op::Lsh64K(d, k),
-                AluOp::Rsh => Op::Rsh64K(d, k),
-                AluOp::Arsh => Op::Arsh64K(d, k),
-                AluOp::Mov => Op::Mov64K(d, k),
-            }
-        }
-        (Width::W64, Operand::Reg(s)) => {
-            let s = s.num();
-            match op {
-                AluOp::Add => Op::Add64X(d, s),
-                AluOp::Sub => Op::Sub64X(d, s),
-                AluOp::Mul => Op::Mul64X(d, s),
-                AluOp::Div => Op::Div64X(d, s),
-                AluOp::Sdiv => Op::Sdiv64X(d, s),
-                AluOp::Mod => Op::Mod64X(d, s),
-                AluOp::Smod => Op::Smod64X(d, s),
-                AluOp::Or => Op::Or64X(d, s),
-                AluOp::And => Op::And64X(d, s),
-                AluOp::Xor => Op::Xor64X(d, s),
-                AluOp::Lsh => Op::Lsh64X(d, s),
-                AluOp::Rsh => Op::Rsh64X(d, s),
-                AluOp::Arsh => Op::Arsh64X(d, s),
-                AluOp::Mov => Op::Mov64X(d, s),
-            }
-        }
-        (Width::W32, Operand::Imm(imm)) => {
-            let k = imm as u32 as u64;
-            match op {
-                AluOp::Add => Op::Add32K(d, k),
-                AluOp::Sub => Op::Sub32K(d, k),
-                AluOp::Mul => Op::Mul32K(d, k),
-                AluOp::Div => Op::Div32K(d, k),
-                AluOp::Sdiv => Op::Sdiv32K(d, k),
-                AluOp::Mod => Op::Mod32K(d, k),
-                AluOp::Smod => Op::Smod32K(d, k),
-                AluOp::Or => Op::Or32K(d, k),
-                AluOp::And => Op::And32K(d, k),
-                AluOp::Xor => Op::Xor32K(d, k),
-                AluOp::Lsh => Op::Lsh32K(d, k),
-                AluOp::Rsh => Op::Rsh32K(d, k),
-                AluOp::Arsh => Op::Arsh32K(d, k),
-                AluOp::Mov => Op::Mov32K(d, k),
-            }
-        }
-        (Width::W32, Operand::Reg(s)) => {
-            let s = s.num();
-            match op {
-                AluOp::Add => Op::Add32X(d, s),
-                AluOp::Sub => Op::Sub32X(d, s),
-                AluOp::Mul => Op::Mul32X(d, s),
-                AluOp::Div => Op::Div32X(d, s),
-                AluOp::Sdiv => Op::Sdiv32X(d, s),
-                AluOp::Mod => Op::Mod32X(d, s),
-                AluOp::Smod => Op::Smod32X(d, s),
-                AluOp::Or => Op::Or32X(d, s),
-                AluOp::And => Op::And32X(d, s),
-                AluOp::Xor => Op::Xor32X(d, s),
-                AluOp::Lsh => Op::Lsh32X(d, s),
-                AluOp::Rsh => Op::Rsh32X(d, s),
-                AluOp::Arsh => Op::Arsh32X(d, s),
-                AluOp::Mov => Op::Mov32X(d, s),
-            }
-        }
-    }
-}
-
-fn jump(width: Width, cond: Cond, d: u8, src: Operand, t: u32) -> Op {
-    match (width, src) {
-        (Width::W64, Operand::Imm(imm)) => {
-            let k = imm as i64 as u64;
-            match cond {
-                Cond::Eq => Op::Jeq64K(d, t, k),
-                Cond::Ne => Op::Jne64K(d, t, k),
-                Cond::Gt => Op::Jgt64K(d, t, k),
-                Cond::Ge => Op::Jge64K(d, t, k),
-                Cond::Lt => Op::Jlt64K(d, t, k),
-                Cond::Le => Op::Jle64K(d, t, k),
-                Cond::Sgt => Op::Jsgt64K(d, t, k),
-                Cond::Sge => Op::Jsge64K(d, t, k),
-                Cond::Slt => Op::Jslt64K(d, t, k),
-                Cond::Sle => Op::Jsle64K(d, t, k),
-                Cond::Set => Op::Jset64K(d, t, k),
-            }
-        }
-        (Width::W64, Operand::Reg(s)) => {
-            let s = s.num();
-            match cond {
-                Cond::Eq => Op::Jeq64X(d, s, t),
-                Cond::Ne => Op::Jne64X(d, s, t),
-                Cond::Gt => Op::Jgt64X(d, s, t),
-                Cond::Ge => Op::Jge64X(d, s, t),
-                Cond::Lt => Op::Jlt64X(d, s, t),
-                Cond::Le => Op::Jle64X(d, s, t),
-                Cond::Sgt => Op::Jsgt64X(d, s, t),
-                Cond::Sge => Op::Jsge64X(d, s, t),
-                Cond::Slt => Op::Jslt64X(d, s, t),
-                Cond::Sle => Op::Jsle64X(d, s, t),
-                Cond::Set => Op::Jset64X(d, s, t),
-            }
-        }
-        (Width::W32, Operand::Imm(imm)) => {
-            let k = imm as u32 as u64;
-            match cond {
-                Cond::Eq => Op::Jeq32K(d, t, k),
-                Cond::Ne => Op::Jne32K(d, t, k),
-                Cond::Gt => Op::Jgt32K(d, t, k),
-                Cond::Ge => Op::Jge32K(d, t, k),
-                Cond::Lt => Op::Jlt32K(d, t, k),
-                Cond::Le => Op::Jle32K(d, t, k),
-                Cond::Sgt => Op::Jsgt32K(d, t, k),
-                Cond::Sge => Op::Jsge32K(d, t, k),
-                Cond::Slt => Op::Jslt32K(d, t, k),
-                Cond::Sle => Op::Jsle32K(d, t, k),
-                Cond::Set => Op::Jset32K(d, t, k),
-            }
-        }
-        (Width::W32, Operand::Reg(s)) => {
-            let s = s.num();
-            match cond {
-                Cond::Eq => Op::Jeq32X(d, s, t),
-                Cond::Ne => Op::Jne32X(d, s, t),
-                Cond::Gt => Op::Jgt32X(d, s, t),
-                Cond::Ge => Op::Jge32X(d, s, t),
-                Cond::Lt => Op::Jlt32X(d, s, t),
-                Cond::Le => Op::Jle32X(d, s, t),
-                Cond::Sgt => Op::Jsgt32X(d, s, t),
-                Cond::Sge => Op::Jsge32X(d, s, t),
-                Cond::Slt => Op::Jslt32X(d, s, t),
-                Cond::Sle => Op::Jsle32X(d, s, t),
-                Cond::Set => Op::Jset32X(d, s, t),
-            }
-        }
-    }
+/// The atomic operation an `ATOMIC_*` op carries in [`Op::imm`].
+#[inline(always)]
+pub(super) fn atomic_op(op: &Op) -> Option<AtomicOp> {
+    usize::try_from(op.imm).ok().and_then(|i| AtomicOp::ALL.get(i)).copied()
 }
 
 /// Why the reference cannot judge a program that reached `insn` (decoded as
-/// [`Op::Unsupported`]); the text names the instruction and its slot `pc`.
+/// [`code::UNSUPPORTED`]); the text names the instruction and its slot `pc`.
 pub(super) fn unsupported_reason(insn: &Insn, pc: usize) -> String {
     let what = match *insn {
         Insn::Call(bpf::Call::Helper(id)) => format!(
@@ -452,7 +317,29 @@ mod tests {
 
     #[test]
     fn ops_are_16_bytes() {
-        assert!(std::mem::size_of::<Op>() <= 16, "Op is {} bytes", std::mem::size_of::<Op>());
+        assert_eq!(std::mem::size_of::<Op>(), 16);
+    }
+
+    #[test]
+    fn codes_are_distinct() {
+        let mut seen = std::collections::BTreeSet::new();
+        for op in AluOp::ALL {
+            for w in [Width::W32, Width::W64] {
+                for x in [false, true] {
+                    assert!(seen.insert(alu_code(op, w, x)), "{op:?} {w:?} {x}");
+                }
+            }
+        }
+        for cond in Cond::ALL {
+            for w in [Width::W32, Width::W64] {
+                for x in [false, true] {
+                    assert!(seen.insert(jmp_code(cond, w, x)), "{cond:?} {w:?} {x}");
+                }
+            }
+        }
+        assert_eq!(seen.len(), 100);
+        assert_eq!(seen.last(), Some(&(code::NEG64 - 1)), "no gap and no overlap before the listed codes");
+        assert!(code::UNSUPPORTED > code::EXIT && code::EXIT > code::NEG64);
     }
 
     #[test]
@@ -463,22 +350,25 @@ mod tests {
             Insn::LdImm64 { dst: Reg::R2, pseudo: 0, imm: 0x1_0000_0000 },
             Insn::Jmp { width: Width::W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(-2), off: 1 },
             Insn::Jmp { width: Width::W32, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(-2), off: -6 },
+            Insn::StoreImm { size: Size::W, dst: Reg::R10, off: -4, imm: -1 },
             Insn::Exit,
         ])
         .expect("valid program");
         let mut ops = Vec::new();
         decode_into(&prog, &mut ops);
+        let op = |code, dst, aux, imm| Op { code, dst, src: 0, aux, imm };
         assert_eq!(
             ops,
             vec![
-                Op::Add64K(0, 0xffff_ffff_ffff_ffff),
-                Op::Add32K(0, 0xffff_ffff),
-                Op::Mov64K(2, 0x1_0000_0000),
+                op(code::ADD64K, 0, 0, 0xffff_ffff_ffff_ffff),
+                op(code::ADD32K, 0, 0, 0xffff_ffff),
+                op(code::MOV64K, 2, 0, 0x1_0000_0000),
                 // slot 4 + 1 + 1 = slot 6 = index 5
-                Op::Jeq64K(0, 5, 0xffff_ffff_ffff_fffe),
+                op(code::JEQ64K, 0, 5, 0xffff_ffff_ffff_fffe),
                 // slot 5 + 1 - 6 = slot 0 = index 0
-                Op::Jeq32K(0, 0, 0xffff_fffe),
-                Op::Exit,
+                op(code::JEQ32K, 0, 0, 0xffff_fffe),
+                op(code::ST_W, 10, 0xfffc, 0xffff_ffff_ffff_ffff),
+                op(code::EXIT, 0, 0, 0),
             ]
         );
     }

@@ -83,3 +83,33 @@ pub fn check_kernel_test(engines: &mut Engines, t: &KernelTest) -> (Vec<String>,
 pub fn all_engines() -> Engines {
     Engines::new(&ALL)
 }
+
+/// Runs `prog` on every engine and checks that each engine able to judge returns exactly
+/// `expected` (all 64 bits of R0) and that the engines agree on every field. Returns the
+/// failures, each naming the case.
+pub fn check_r0(engines: &mut Engines, name: &str, prog: &Program, input: &Input, expected: u64) -> Vec<String> {
+    let results = engines.run(prog, input);
+    let mut failures = Vec::new();
+    for r in &results {
+        match &r.result {
+            RunResult::Ran(o) => match o.result {
+                Ok(v) if v == expected => {}
+                Ok(v) => failures.push(format!("{name}: {} returned {v:#x}, expected {expected:#x}", r.engine)),
+                Err(ref f) => failures.push(format!("{name}: {} faulted: {f}", r.engine)),
+            },
+            RunResult::CannotJudge(why) if r.engine != "rbpf" => {
+                failures.push(format!("{name}: {} cannot judge: {why}", r.engine))
+            }
+            RunResult::CannotJudge(_) => {}
+        }
+    }
+    if let v @ (Verdict::Mismatch(_) | Verdict::Invalid(_) | Verdict::Inconclusive(_)) = compare(&results) {
+        failures.push(format!("{name}: engines disagree: {v:?}"));
+    }
+    failures
+}
+
+/// Assembles LLVM-syntax text into a program, panicking with the case name on error.
+pub fn asm(name: &str, text: &str) -> Program {
+    bpf::asm::parse_program(text).unwrap_or_else(|e| panic!("{name}: {e}"))
+}

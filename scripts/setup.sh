@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Makes sure what jitdiff's build needs is on this machine: cmake and libclang (for the
+# bundled unicorn build). Installs them with apt-get when run as root; otherwise stops
+# with one sentence saying what to run.
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+  missing+=(libclang1-14)
+fi
+command -v cargo >/dev/null 2>&1 || { echo "jitdiff needs a Rust toolchain: install it with rustup (https://rustup.rs), then run this again." >&2; exit 1; }
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${missing[*]} (needed to build the bundled unicorn emulator)" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "jitdiff needs ${missing[*]} to build unicorn: run 'sudo apt-get install -y ${missing[*]}' and try again." >&2
+    exit 1
+  fi
+fi
