@@ -155,7 +155,9 @@ impl Runner {
             if self.code_mapped > 0 {
                 self.emu.mem_unmap(CODE_ADDR, self.code_mapped).map_err(|e| format!("{e:?}"))?;
             }
-            self.emu.mem_map(CODE_ADDR, need, Prot::READ | Prot::EXEC).map_err(|e| format!("{e:?}"))?;
+            // Writable as well: unicorn makes every write to a read-only region rebuild its
+            // whole memory map (about 0.1 ms), which would dominate the cost of a run.
+            self.emu.mem_map(CODE_ADDR, need, Prot::ALL).map_err(|e| format!("{e:?}"))?;
             self.code_mapped = need;
             self.code_len = 0;
         }

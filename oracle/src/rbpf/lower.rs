@@ -297,6 +297,49 @@ fn expand(
         Insn::Ja { .. } | Insn::JaLong { .. } => {
             out.push(Piece::to(Insn::Ja { off: 0 }, jump_target()?));
         }
+        // rbpf's verifier refuses r10 as the dst field of everything but stores, jumps
+        // included (it takes the field for a destination). `r10 op rX` is `rX op' r10` with
+        // the operands swapped (rbpf accepts r10 as src); `r10 op r10` is decided statically
+        // (R10 equals itself); the immediate form cannot be swapped.
+        Insn::Jmp { width, cond, dst: Reg::R10, src, .. } => match src {
+            Operand::Reg(Reg::R10) => match cond {
+                Cond::Eq | Cond::Ge | Cond::Le | Cond::Sge | Cond::Sle => {
+                    out.push(Piece::to(Insn::Ja { off: 0 }, jump_target()?))
+                }
+                Cond::Ne | Cond::Gt | Cond::Lt | Cond::Sgt | Cond::Slt => {
+                    out.push(Piece::to(Insn::Ja { off: 0 }, Target::Local(out.len() + 1)))
+                }
+                Cond::Set => {
+                    return cannot(
+                        "if r10 & r10",
+                        "rbpf's verifier refuses r10 as the first operand of a jump, and the \
+                         outcome depends on the stack's address",
+                    )
+                }
+            },
+            Operand::Reg(other) => {
+                let swapped = match cond {
+                    Cond::Gt => Cond::Lt,
+                    Cond::Lt => Cond::Gt,
+                    Cond::Ge => Cond::Le,
+                    Cond::Le => Cond::Ge,
+                    Cond::Sgt => Cond::Slt,
+                    Cond::Slt => Cond::Sgt,
+                    Cond::Sge => Cond::Sle,
+                    Cond::Sle => Cond::Sge,
+                    Cond::Eq | Cond::Ne | Cond::Set => cond,
+                };
+                let j = Insn::Jmp { width, cond: swapped, dst: other, src: Operand::Reg(Reg::R10), off: 0 };
+                out.push(Piece::to(j, jump_target()?));
+            }
+            Operand::Imm(_) => {
+                return cannot(
+                    "jump comparing r10 with an immediate",
+                    "rbpf's verifier refuses r10 as the first operand of a jump (\"cannot write into \
+                     register r10\"), and an immediate cannot be swapped into that place",
+                )
+            }
+        },
         Insn::Jmp { width: Width::W64, cond, dst, src: Operand::Imm(c), .. }
             if c < 0 && matches!(cond, Cond::Eq | Cond::Ne | Cond::Gt | Cond::Ge | Cond::Lt | Cond::Le) =>
         {

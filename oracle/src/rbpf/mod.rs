@@ -107,11 +107,16 @@ fn tick(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
 /// listed in the [module documentation](self) are lowered away), answers
 /// [`RunResult::CannotJudge`] for the rest, never hangs (backward jumps are counted), and
 /// never panics (rbpf runs under `catch_unwind`).
-#[derive(Debug)]
 pub struct Rbpf {
     budget: u64,
     /// The context copy, 8-byte aligned between guard areas; reused between runs.
     buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Rbpf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rbpf").field("back_edge_budget", &self.budget).finish_non_exhaustive()
+    }
 }
 
 impl Default for Rbpf {

@@ -148,6 +148,61 @@ fn every_64_bit_k_jump_agrees_with_the_definition() {
 }
 
 #[test]
+fn jumps_on_r10() {
+    // R10 is a nonzero stack address: r10 > 0, r10 == r10, !(r10 != r10), !(r10 < 0).
+    let taken = |cond: Cond, width: Width, src: Reg| {
+        let v = r0(vec![
+            mov(Reg::R1, 0),
+            mov(Reg::R0, 0),
+            jmp(width, cond, Reg::R10, Operand::Reg(src), 1),
+            EXIT,
+            mov(Reg::R0, 1),
+            EXIT,
+        ]);
+        v == 1
+    };
+    // (Only the 64-bit comparisons with 0 are independent of where the stack lies.)
+    assert!(taken(Cond::Gt, W64, Reg::R1));
+    assert!(taken(Cond::Ge, W64, Reg::R1));
+    assert!(taken(Cond::Ne, W64, Reg::R1));
+    assert!(!taken(Cond::Lt, W64, Reg::R1));
+    assert!(!taken(Cond::Le, W64, Reg::R1));
+    assert!(!taken(Cond::Eq, W64, Reg::R1));
+    for width in [W64, W32] {
+        for (cond, want) in [
+            (Cond::Eq, true),
+            (Cond::Ge, true),
+            (Cond::Le, true),
+            (Cond::Sge, true),
+            (Cond::Sle, true),
+            (Cond::Ne, false),
+            (Cond::Gt, false),
+            (Cond::Lt, false),
+            (Cond::Sgt, false),
+            (Cond::Slt, false),
+        ] {
+            assert_eq!(taken(cond, width, Reg::R10), want, "{width:?} r10 {} r10", cond.symbol());
+        }
+    }
+    // r1 = r10 - 8: r10 s> r1, r1 s< r10, r10 >= r1.
+    let swapped = |cond: Cond| {
+        r0(vec![
+            alu(W64, AluOp::Mov, Reg::R1, Operand::Reg(Reg::R10)),
+            alu(W64, AluOp::Add, Reg::R1, Operand::Imm(-8)),
+            mov(Reg::R0, 0),
+            jmp(W64, cond, Reg::R10, Operand::Reg(Reg::R1), 1),
+            EXIT,
+            mov(Reg::R0, 1),
+            EXIT,
+        ]) == 1
+    };
+    assert!(swapped(Cond::Sgt) && swapped(Cond::Sge) && swapped(Cond::Gt) && swapped(Cond::Ge));
+    assert!(!swapped(Cond::Slt) && !swapped(Cond::Sle) && !swapped(Cond::Lt) && !swapped(Cond::Le));
+    let why = cannot_judge(vec![mov(Reg::R0, 0), jmp(W64, Cond::Gt, Reg::R10, Operand::Imm(0), 0), EXIT]);
+    assert!(why.starts_with("pc 1: jump comparing r10 with an immediate"), "{why}");
+}
+
+#[test]
 fn backward_negative_k_jump_loops() {
     // r0 = 0; r1 = -5; L: r0 += 1; r1 += 1; if r1 <u -1 goto L; exit
     // r1 goes -4, -3, -2 (all below 2^64 - 1, loop again), -1 (stop): 4 iterations.
@@ -513,12 +568,12 @@ fn gotol_becomes_ja() {
 
 #[test]
 fn long_programs_cannot_be_judged() {
-    let mut insns = vec![mov(Reg::R0, 0); MAX_SLOTS_FOR_TEST];
+    // MAX_SLOTS movs and an exit, plus the two-slot prefix: 32,770 slots.
+    let mut insns = vec![mov(Reg::R0, 0); lower::MAX_SLOTS];
     insns.push(EXIT);
     let why = cannot_judge(insns);
     assert!(why.contains("16-bit"), "{why}");
 }
-const MAX_SLOTS_FOR_TEST: usize = 32_767;
 
 /// The divergences the lowering exists for, on rbpf itself: if a new rbpf version fixes
 /// one, this test says so.
@@ -563,6 +618,7 @@ fn rbpf_itself_diverges_where_documented() {
         vec![Insn::JaLong { off: 0 }, EXIT],
         vec![Insn::Atomic { size: Size::W, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R0, off: -4 }, EXIT],
         vec![jmp(W64, Cond::Eq, Reg::R0, Operand::Imm(1), -1), EXIT],
+        vec![jmp(W64, Cond::Eq, Reg::R10, Operand::Reg(Reg::R1), 0), EXIT],
     ] {
         assert!(raw(&rejected).unwrap_err().contains("[Verifier]"), "{rejected:?}");
     }
@@ -732,4 +788,114 @@ fn tmp_cost3() {
         std::hint::black_box(lower(std::hint::black_box(&prog)).unwrap());
     }
     println!("lower {:?}", t.elapsed() / n);
+}
+
+#[test]
+#[ignore]
+fn tmp_differential() {
+    use crate::reference::Reference;
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+        fn imm(&mut self) -> i32 {
+            match self.below(6) {
+                0 => 0,
+                1 => -1,
+                2 => i32::MIN,
+                3 => self.below(70) as i32 - 35,
+                _ => self.next() as i32,
+            }
+        }
+        fn scalar_reg(&mut self) -> Reg {
+            let r = [0u8, 2, 3, 4, 5, 6, 7, 8, 9][self.below(9) as usize];
+            Reg::new(r).unwrap()
+        }
+    }
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rb = Rbpf::with_back_edge_budget(10_000);
+    let mut re = Reference::with_budget(1_000_000);
+    let (mut same, mut cj, mut skipped) = (0, 0, 0);
+    for case in 0..20_000 {
+        let n = 5 + rng.below(40) as usize;
+        let mut insns = Vec::new();
+        for r in [0u8, 2, 3, 4, 5, 6, 7, 8, 9] {
+            let v = rng.next();
+            insns.push(lddw(Reg::new(r).unwrap(), if rng.below(3) == 0 { v & 0xff } else { v }));
+        }
+        let body_start = insns.len();
+        for i in 0..n {
+            let remaining = (n - i) as i64;
+            let insn = match rng.below(12) {
+                0..=3 => {
+                    let ops = [AluOp::Add, AluOp::Sub, AluOp::Mul, AluOp::Div, AluOp::Mod, AluOp::Or, AluOp::And, AluOp::Xor, AluOp::Lsh, AluOp::Rsh, AluOp::Arsh, AluOp::Mov];
+                    let op = ops[rng.below(ops.len() as u64) as usize];
+                    let width = if rng.below(2) == 0 { W32 } else { W64 };
+                    let src = if rng.below(2) == 0 { Operand::Imm(rng.imm()) } else { Operand::Reg(rng.scalar_reg()) };
+                    alu(width, op, rng.scalar_reg(), src)
+                }
+                4 => {
+                    let width = if rng.below(2) == 0 { W32 } else { W64 };
+                    let from = match (width, rng.below(3)) { (_, 0) => SxBits::S8, (_, 1) => SxBits::S16, (W64, _) => SxBits::S32, _ => SxBits::S8 };
+                    Insn::MovSx { width, from, dst: rng.scalar_reg(), src: rng.scalar_reg() }
+                }
+                5 => {
+                    let order = [ByteOrder::Le, ByteOrder::Be, ByteOrder::Swap][rng.below(3) as usize];
+                    let bits = [16, 32, 64][rng.below(3) as usize];
+                    if rng.below(4) == 0 { Insn::Neg { width: if rng.below(2) == 0 { W32 } else { W64 }, dst: rng.scalar_reg() } } else { Insn::End { order, bits, dst: rng.scalar_reg() } }
+                }
+                6..=7 => {
+                    let width = if rng.below(2) == 0 { W32 } else { W64 };
+                    let cond = Cond::ALL[rng.below(11) as usize];
+                    let src = if rng.below(2) == 0 { Operand::Imm(rng.imm()) } else { Operand::Reg(rng.scalar_reg()) };
+                    let off = if rng.below(8) == 0 { -(rng.below(i as u64 + 1) as i16) - 1 } else { rng.below(remaining as u64) as i16 };
+                    if rng.below(10) == 0 { Insn::JaLong { off: off as i32 } } else { jmp(width, cond, rng.scalar_reg(), src, off) }
+                }
+                8..=9 => {
+                    let size = Size::ALL[rng.below(4) as usize];
+                    let (base, off) = if rng.below(2) == 0 { (Reg::R10, -(rng.below(80) as i16) - 1) } else { (Reg::R1, rng.below(40) as i16 - 4) };
+                    load(size, size != Size::DW && rng.below(2) == 0, rng.scalar_reg(), base, off)
+                }
+                _ => {
+                    let size = Size::ALL[rng.below(4) as usize];
+                    let (base, off) = if rng.below(2) == 0 { (Reg::R10, -(rng.below(80) as i16) - 1) } else { (Reg::R1, rng.below(40) as i16 - 4) };
+                    if rng.below(2) == 0 { store(size, base, rng.scalar_reg(), off) } else { Insn::StoreImm { size, dst: base, off, imm: rng.imm() } }
+                }
+            };
+            insns.push(insn);
+        }
+        insns.push(EXIT);
+        let _ = body_start;
+        let depth = [512, 64, 16, 0][rng.below(4) as usize];
+        let Ok(prog) = Program::with_stack_depth(insns, depth) else { continue };
+        let input = match rng.below(3) { 0 => Input::none(), 1 => Input::with_ctx(vec![]), _ => Input::with_ctx((0..32).map(|_| rng.next() as u8).collect()) };
+        let a = re.run(&prog, &input);
+        let b = rb.run(&prog, &input);
+        match (&a, &b) {
+            (RunResult::Ran(x), RunResult::Ran(y)) => {
+                if x.r0_is_address { skipped += 1; continue; }
+                if matches!(&x.result, Err(f) if f.kind == FaultKind::Budget) || matches!(&y.result, Err(f) if f.kind == FaultKind::Budget) { skipped += 1; continue; }
+                let ok = match (&x.result, &y.result) {
+                    (Ok(p), Ok(q)) => p == q,
+                    (Err(p), Err(q)) => p.kind == q.kind && (p.kind == FaultKind::Budget || p.pc == q.pc),
+                    (Err(p), Err(_)) | (Err(p), Ok(_)) if p.kind == FaultKind::Budget => { skipped += 1; continue; }
+                    (_, Err(q)) if q.kind == FaultKind::Budget => { skipped += 1; continue; }
+                    _ => false,
+                };
+                if !ok || x.ctx != y.ctx {
+                    panic!("case {case} mismatch\n{:#?}\ninput {:?}\nref {:?}\nrbpf {:?}\nlowered {:#?}", prog.insns(), input, x, y, lower(&prog).map(|l| l.insns().to_vec()));
+                }
+                same += 1;
+            }
+            (_, RunResult::CannotJudge(_)) | (RunResult::CannotJudge(_), _) => cj += 1,
+        }
+    }
+    println!("same {same}, cannot judge {cj}, skipped {skipped}");
 }

@@ -159,10 +159,7 @@ impl Op {
 /// Decodes `prog` into `out` (cleared first; its allocation is reused).
 pub(super) fn decode_into(prog: &Program, out: &mut Vec<Op>) {
     out.clear();
-    out.resize(prog.insns().len(), Op::new(code::EXIT, 0, 0));
-    for (index, (slot, insn)) in out.iter_mut().zip(prog.insns()).enumerate() {
-        *slot = decode_one(prog, index, insn);
-    }
+    out.extend(prog.insns().iter().enumerate().map(|(index, insn)| decode_one(prog, index, insn)));
 }
 
 /// The jump target of instruction `index`. A checked [`Program`] always has one in range;
@@ -339,7 +336,7 @@ mod tests {
         }
         assert_eq!(seen.len(), 100);
         assert_eq!(seen.last(), Some(&(code::NEG64 - 1)), "no gap and no overlap before the listed codes");
-        assert!(code::UNSUPPORTED > code::EXIT && code::EXIT > code::NEG64);
+        const { assert!(code::UNSUPPORTED > code::EXIT && code::EXIT > code::NEG64) };
     }
 
     #[test]
