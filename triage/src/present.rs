@@ -58,6 +58,20 @@ pub fn to_json(file: &str, results: &[EngineResult], verdict: &Verdict) -> Value
     Value::Object(obj)
 }
 
+/// Context bytes for a table cell: hex up to the last non-zero 8-byte group, then how
+/// many zero bytes follow.
+fn short_hex(ctx: &[u8]) -> String {
+    if ctx.is_empty() {
+        return "-".into();
+    }
+    let used = ctx.iter().rposition(|b| *b != 0).map_or(0, |i| (i / 8 + 1) * 8).min(ctx.len());
+    match (used, ctx.len() - used) {
+        (0, n) => format!("{n} zero bytes"),
+        (_, 0) => hex(ctx),
+        (_, n) => format!("{} + {n} zero bytes", hex(&ctx[..used])),
+    }
+}
+
 /// A human-readable table: one row per engine (R0, error, context), then the verdict.
 pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> String {
     let mut s = format!("{file}:\n");
@@ -70,7 +84,7 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                     Ok(v) => (format!("{v:#x}"), "-".to_string()),
                     Err(f) => ("-".to_string(), f.to_string()),
                 };
-                let ctx = if o.ctx.is_empty() { "-".to_string() } else { hex(&o.ctx) };
+                let ctx = short_hex(&o.ctx);
                 s += &format!("  {:<10} {:<20} {:<18} {}\n", r.engine, r0, err, ctx);
             }
             RunResult::CannotJudge(why) => s += &format!("  {:<10} cannot judge: {why}\n", r.engine),
@@ -88,4 +102,19 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
         Verdict::Invalid(why) => s += &format!("  verdict: invalid program: {why}\n"),
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_hex;
+
+    #[test]
+    fn context_cells() {
+        assert_eq!(short_hex(&[]), "-");
+        assert_eq!(short_hex(&[0; 64]), "64 zero bytes");
+        let mut c = vec![0u8; 20];
+        c[9] = 0xab;
+        assert_eq!(short_hex(&c), "0000000000000000 00ab000000000000 + 4 zero bytes");
+        assert_eq!(short_hex(&[1, 2]), "0102");
+    }
 }

@@ -56,8 +56,6 @@ mod layout;
 mod machine;
 mod memory;
 #[cfg(test)]
-mod scratch;
-#[cfg(test)]
 mod testutil;
 
 use bpf::{Engine, Fault, Input, Outcome, Program, RunResult};

@@ -1,0 +1,97 @@
+//! The `jitdiff` binary end to end: outcomes, JSON shape, exit statuses, and the errors
+//! bad input gets.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("jitdiff-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn jitdiff(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_jitdiff")).args(args).output().expect("jitdiff runs");
+    (
+        out.status.code().expect("exit status"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn agreeing_program_exits_0_with_stable_json() {
+    let p = write("ok.s", b"r0 = 0x7fffffff ll\nw0 += 1\nexit\n");
+    let (code, out, err) = jitdiff(&["run", "--json", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["verdict"], "agree");
+    assert_eq!(v["file"], p.to_str().unwrap());
+    for e in ["reference", "rbpf", "jit"] {
+        // 0x7fffffff + 1 in 32 bits, zero-extended.
+        assert_eq!(v["engines"][e]["r0"], 0x8000_0000u64, "{e}: {out}");
+        assert_eq!(v["engines"][e]["error"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn rbpf_says_why_it_cannot_judge() {
+    let p = write("sdiv.s", b"r0 = -7\nr1 = 2\nr0 s/= r1\nexit\n");
+    let (code, out, _) = jitdiff(&["run", "--json", p.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(v["engines"]["rbpf"]["cannot_judge"].as_str().unwrap().contains("pc 2"), "{out}");
+    // Signed division truncates toward zero: -7 s/ 2 = -3.
+    assert_eq!(v["engines"]["jit"]["r0"], (-3i64) as u64);
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_file_and_the_problem() {
+    let truncated = write("trunc.bin", &[0xb7, 0, 0, 0, 1, 0, 0, 0, 0x95, 0, 0]);
+    let unknown = write("unknown.s", b"r0 = 1\nfrob r0\nexit\n");
+    let far = write("far.s", b"r0 = 1\ngoto +5\nexit\n");
+    let mut elf = std::fs::read("/proc/self/exe").unwrap();
+    elf.truncate(4096);
+    let not_bpf = write("host.o", &elf);
+    for (p, expect) in [
+        (&truncated, "truncated"),
+        (&unknown, "unknown mnemonic \"frob\""),
+        (&far, "out of range"),
+        (&not_bpf, "not a BPF ELF"),
+    ] {
+        let (code, _, err) = jitdiff(&["run", p.to_str().unwrap()]);
+        assert_eq!(code, 2, "{}: {err}", p.display());
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(name) && err.contains(expect), "{name}: expected {expect:?} in {err:?}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, _, err) = jitdiff(&["run", dir().join("missing.s").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing.s"), "{err}");
+}
+
+#[test]
+fn invalid_programs_exit_2_with_the_reference_reason() {
+    let p = write("oob.s", b"r0 = *(u64 *)(r10 + 8)\nexit\n");
+    let (code, out, _) = jitdiff(&["run", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(out.contains("invalid program") && out.contains("verifier would reject"), "{out}");
+}
+
+#[test]
+fn jit_listing_interleaves_bpf_and_rv64() {
+    let p = write("list.s", b"w0 = 1\nexit\n");
+    let (code, out, err) = jitdiff(&["jit", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("; prologue") && out.contains("; epilogue"), "{out}");
+    assert!(out.contains("w0 = 1"), "{out}");
+    // mov32 of 1 materialises the constant in a5 (R0).
+    assert!(out.contains("addi a5, zero, 1"), "{out}");
+    assert!(out.contains("sext.w a0, a5") && out.contains("ret"), "{out}");
+}
