@@ -838,6 +838,7 @@ fn tmp_differential() {
             let insn = match rng.below(12) {
                 0..=3 => {
                     let ops = [
+                        AluOp::Sdiv,
                         AluOp::Add,
                         AluOp::Sub,
                         AluOp::Mul,
@@ -900,19 +901,19 @@ fn tmp_differential() {
                 }
                 8..=9 => {
                     let size = Size::ALL[rng.below(4) as usize];
-                    let (base, off) = if rng.below(2) == 0 {
-                        (Reg::R10, -(rng.below(80) as i16) - 1)
-                    } else {
-                        (Reg::R1, rng.below(40) as i16 - 4)
+                    let (base, off) = match rng.below(3) {
+                        0 => (Reg::R10, -(rng.below(80) as i16) - 1),
+                        1 => (Reg::R9, 8 - rng.below(80) as i16),
+                        _ => (Reg::R1, rng.below(40) as i16 - 4),
                     };
                     load(size, size != Size::DW && rng.below(2) == 0, rng.scalar_reg(), base, off)
                 }
                 _ => {
                     let size = Size::ALL[rng.below(4) as usize];
-                    let (base, off) = if rng.below(2) == 0 {
-                        (Reg::R10, -(rng.below(80) as i16) - 1)
-                    } else {
-                        (Reg::R1, rng.below(40) as i16 - 4)
+                    let (base, off) = match rng.below(3) {
+                        0 => (Reg::R10, -(rng.below(80) as i16) - 1),
+                        1 => (Reg::R9, 8 - rng.below(80) as i16),
+                        _ => (Reg::R1, rng.below(40) as i16 - 4),
                     };
                     if rng.below(2) == 0 {
                         store(size, base, rng.scalar_reg(), off)
