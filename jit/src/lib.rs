@@ -17,7 +17,7 @@
 
 pub mod compile;
 pub mod engine;
-pub mod rv64;
 pub mod runner;
+pub mod rv64;
 
 pub use engine::Jit;

@@ -96,8 +96,17 @@ fn x(n: u32) -> i32 {
 
 /// The callee-saved registers that hold sentinels (not BPF registers): `s0`, `s6`-`s11`,
 /// plus `gp` and `tp`, which no code may change.
-const PRESERVED: [(u32, &str); 9] =
-    [(8, "s0"), (22, "s6"), (23, "s7"), (24, "s8"), (25, "s9"), (26, "s10"), (27, "s11"), (3, "gp"), (4, "tp")];
+const PRESERVED: [(u32, &str); 9] = [
+    (8, "s0"),
+    (22, "s6"),
+    (23, "s7"),
+    (24, "s8"),
+    (25, "s9"),
+    (26, "s10"),
+    (27, "s11"),
+    (3, "gp"),
+    (4, "tp"),
+];
 /// Callee-saved registers that are BPF registers R6-R10: zero at entry, zero at return.
 const BPF_SAVED: [(u32, &str); 5] = [(9, "s1"), (18, "s2"), (19, "s3"), (20, "s4"), (21, "s5")];
 

@@ -22,9 +22,26 @@ fn constant(v: u64) -> Program {
 #[test]
 fn every_constant_materialises_exactly() {
     let mut values: Vec<u64> = vec![
-        0, 1, u64::MAX, 0x7ff, 0x800, 0xfff, 0x1000, 0x7ffff7ff, 0x7ffff800, 0x7fffffff, 0x80000000,
-        0xffffffff, 0x1_0000_0000, 0xffff_ffff_ffff_f800, 0xffff_ffff_8000_0000, 0xffff_ffff_7fff_f800,
-        i64::MIN as u64, i64::MAX as u64, 0x8000_0000_0000_0800, 0x7fff_ffff_ffff_f800,
+        0,
+        1,
+        u64::MAX,
+        0x7ff,
+        0x800,
+        0xfff,
+        0x1000,
+        0x7ffff7ff,
+        0x7ffff800,
+        0x7fffffff,
+        0x80000000,
+        0xffffffff,
+        0x1_0000_0000,
+        0xffff_ffff_ffff_f800,
+        0xffff_ffff_8000_0000,
+        0xffff_ffff_7fff_f800,
+        i64::MIN as u64,
+        i64::MAX as u64,
+        0x8000_0000_0000_0800,
+        0x7fff_ffff_ffff_f800,
     ];
     for b in 0..64 {
         values.push(1 << b);
@@ -84,7 +101,8 @@ fn new_code_at_the_same_address_replaces_the_old() {
 
 #[test]
 fn registers_start_at_zero_like_the_other_engines() {
-    let prog = parse_program("r0 = r2\nr0 |= r3\nr0 |= r4\nr0 |= r5\nr0 |= r6\nr0 |= r7\nr0 |= r8\nr0 |= r9\nexit")
-        .unwrap();
+    let prog =
+        parse_program("r0 = r2\nr0 |= r3\nr0 |= r4\nr0 |= r5\nr0 |= r6\nr0 |= r7\nr0 |= r8\nr0 |= r9\nexit")
+            .unwrap();
     assert_eq!(run(&mut Jit::new(), &prog, &Input::none()).result, Ok(0));
 }

@@ -28,10 +28,18 @@ fn alu_program(n: usize, seed: u64) -> Program {
         .collect();
     while insns.len() < n - 1 {
         let v = next();
-        let src =
-            if v & 1 == 0 { Operand::Imm((v >> 8) as i32 & 0xfff) } else { Operand::Reg(Reg::new((v >> 4) as u8 % 10).unwrap()) };
+        let src = if v & 1 == 0 {
+            Operand::Imm((v >> 8) as i32 & 0xfff)
+        } else {
+            Operand::Reg(Reg::new((v >> 4) as u8 % 10).unwrap())
+        };
         let width = if v & 2 == 0 { Width::W64 } else { Width::W32 };
-        insns.push(Insn::Alu { width, op: ops[(v >> 40) as usize % ops.len()], dst: Reg::new((v >> 20) as u8 % 10).unwrap(), src });
+        insns.push(Insn::Alu {
+            width,
+            op: ops[(v >> 40) as usize % ops.len()],
+            dst: Reg::new((v >> 20) as u8 % 10).unwrap(),
+            src,
+        });
     }
     insns.push(Insn::Exit);
     Program::new(insns).unwrap()
@@ -69,7 +77,10 @@ fn main() {
         let (d, it) = time(min, |i| {
             black_box(jit_engine.run(&alu_program(n, 1_000_000 + i), &input));
         });
-        println!("jit + unicorn, {n:3} BPF insns, new code every run: {:8.1} us per run", per(d, it) / 1000.0);
+        println!(
+            "jit + unicorn, {n:3} BPF insns, new code every run: {:8.1} us per run",
+            per(d, it) / 1000.0
+        );
     }
 
     let long = alu_program(4096, 7);
@@ -89,5 +100,8 @@ fn main() {
         let p = alu_program(64, 5_000_000 + i);
         black_box(triage::compare::compare(&engines.run(&p, &input)));
     });
-    println!("\n64-instruction program through all three engines and the comparison: {:8.1} us", per(d, it) / 1000.0);
+    println!(
+        "\n64-instruction program through all three engines and the comparison: {:8.1} us",
+        per(d, it) / 1000.0
+    );
 }

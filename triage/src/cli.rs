@@ -61,13 +61,14 @@ struct RunArgs {
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     let s = s.strip_prefix("0x").unwrap_or(&s);
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("--ctx: {} hex digits is not a whole number of bytes", s.len()));
     }
     (0..s.len())
         .step_by(2)
         .map(|i| {
-            u8::from_str_radix(&s[i..i + 2], 16).map_err(|_| format!("--ctx: {:?} is not a hex byte", &s[i..i + 2]))
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| format!("--ctx: {:?} is not a hex byte", &s[i..i + 2]))
         })
         .collect()
 }
@@ -184,7 +185,8 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str]) -> (u8, String, String) {
-        let args: Vec<String> = std::iter::once("jitdiff").chain(args.iter().copied()).map(String::from).collect();
+        let args: Vec<String> =
+            std::iter::once("jitdiff").chain(args.iter().copied()).map(String::from).collect();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = main(&args, &mut out, &mut err);
         (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())

@@ -172,7 +172,9 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     }
     let reference = ran.iter().find(|(e, _)| *e == "reference").map(|(_, o)| *o);
     if let Some(Err(f)) = reference.map(|o| &o.result) {
-        return Verdict::Invalid(format!("the reference interpreter stopped with {f}: the kernel's verifier would reject this program"));
+        return Verdict::Invalid(format!(
+            "the reference interpreter stopped with {f}: the kernel's verifier would reject this program"
+        ));
     }
     if let Some(RunResult::CannotJudge(why)) =
         results.iter().find(|r| r.engine == "reference").map(|r| &r.result)
@@ -188,7 +190,10 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     if !reference.is_some_and(|o| o.r0_is_address) {
         diffs.extend(differ(
             Field::R0,
-            finished.iter().map(|(e, o)| (*e, format!("{:#x}", o.result.as_ref().copied().unwrap_or(0)))).collect(),
+            finished
+                .iter()
+                .map(|(e, o)| (*e, format!("{:#x}", o.result.as_ref().copied().unwrap_or(0))))
+                .collect(),
         ));
     }
     diffs.extend(differ(Field::Ctx, finished.iter().map(|(e, o)| (*e, hex(&o.ctx))).collect()));
@@ -205,7 +210,10 @@ mod tests {
     use bpf::Fault;
 
     fn ok(engine: &'static str, r0: u64) -> EngineResult {
-        EngineResult { engine, result: RunResult::Ran(Outcome { result: Ok(r0), ctx: vec![], r0_is_address: false }) }
+        EngineResult {
+            engine,
+            result: RunResult::Ran(Outcome { result: Ok(r0), ctx: vec![], r0_is_address: false }),
+        }
     }
 
     fn fault(engine: &'static str, kind: FaultKind) -> EngineResult {
@@ -226,10 +234,15 @@ mod tests {
 
     #[test]
     fn the_lone_value_is_the_odd_one_out() {
-        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 1), ok("jit", 2)]) else { panic!() };
+        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 1), ok("jit", 2)]) else {
+            panic!()
+        };
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].field, d[0].odd_one_out), (Field::R0, Some("jit")));
-        assert_eq!(d[0].explanation, "jit is the odd one out: reference and rbpf agree on r0 = 0x1, jit says 0x2");
+        assert_eq!(
+            d[0].explanation,
+            "jit is the odd one out: reference and rbpf agree on r0 = 0x1, jit says 0x2"
+        );
     }
 
     #[test]
@@ -241,13 +254,16 @@ mod tests {
 
     #[test]
     fn three_different_values_have_no_odd_one() {
-        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 2), ok("jit", 3)]) else { panic!() };
+        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 2), ok("jit", 3)]) else {
+            panic!()
+        };
         assert_eq!(d[0].odd_one_out, None);
     }
 
     #[test]
     fn a_fault_on_one_engine_alone_is_a_mismatch() {
-        let Verdict::Mismatch(d) = compare(&[ok("reference", 1), ok("rbpf", 1), fault("jit", FaultKind::MemoryAccess)])
+        let Verdict::Mismatch(d) =
+            compare(&[ok("reference", 1), ok("rbpf", 1), fault("jit", FaultKind::MemoryAccess)])
         else {
             panic!()
         };
@@ -257,7 +273,10 @@ mod tests {
 
     #[test]
     fn budget_is_inconclusive_and_reference_faults_are_invalid() {
-        assert!(matches!(compare(&[ok("reference", 1), fault("jit", FaultKind::Budget)]), Verdict::Inconclusive(_)));
+        assert!(matches!(
+            compare(&[ok("reference", 1), fault("jit", FaultKind::Budget)]),
+            Verdict::Inconclusive(_)
+        ));
         assert!(matches!(
             compare(&[fault("reference", FaultKind::MemoryAccess), ok("jit", 1)]),
             Verdict::Invalid(_)

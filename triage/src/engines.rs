@@ -22,9 +22,10 @@ pub fn build(name: &str) -> Option<Box<dyn Engine>> {
 pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let known = ALL.iter().find(|n| **n == name).ok_or_else(|| {
-            format!("unknown engine {name:?} (known: {})", ALL.join(", "))
-        })?;
+        let known = ALL
+            .iter()
+            .find(|n| **n == name)
+            .ok_or_else(|| format!("unknown engine {name:?} (known: {})", ALL.join(", ")))?;
         if !out.contains(known) {
             out.push(*known);
         }
@@ -51,7 +52,10 @@ impl Engines {
 
     /// Runs `prog` on `input` on every engine, in order.
     pub fn run(&mut self, prog: &Program, input: &Input) -> Vec<EngineResult> {
-        self.engines.iter_mut().map(|e| EngineResult { engine: e.name(), result: e.run(prog, input) }).collect()
+        self.engines
+            .iter_mut()
+            .map(|e| EngineResult { engine: e.name(), result: e.run(prog, input) })
+            .collect()
     }
 }
 

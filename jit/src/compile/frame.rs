@@ -56,7 +56,12 @@ impl Frame {
         let total = self.total();
         l.push(Inst::I { op: IOp::Addi, rd: XReg::SP, rs1: XReg::SP, imm: imm(-total) });
         for (k, r) in self.saved.iter().enumerate() {
-            l.push(Inst::Store { op: StoreOp::Sd, rs2: *r, rs1: XReg::SP, imm: imm(total - 8 * (k as i64 + 1)) });
+            l.push(Inst::Store {
+                op: StoreOp::Sd,
+                rs2: *r,
+                rs1: XReg::SP,
+                imm: imm(total - 8 * (k as i64 + 1)),
+            });
         }
         l.push(Inst::I { op: IOp::Addi, rd: XReg::S0, rs1: XReg::SP, imm: imm(total) });
         if uses_fp {
@@ -70,7 +75,12 @@ impl Frame {
         l.start_epilogue();
         let total = self.total();
         for (k, r) in self.saved.iter().enumerate() {
-            l.push(Inst::Load { op: LoadOp::Ld, rd: *r, rs1: XReg::SP, imm: imm(total - 8 * (k as i64 + 1)) });
+            l.push(Inst::Load {
+                op: LoadOp::Ld,
+                rd: *r,
+                rs1: XReg::SP,
+                imm: imm(total - 8 * (k as i64 + 1)),
+            });
         }
         l.push(Inst::I { op: IOp::Addi, rd: XReg::SP, rs1: XReg::SP, imm: imm(total) });
         l.push(Inst::I { op: IOp::Addiw, rd: XReg::A0, rs1: XReg::A5, imm: Imm12::ZERO });

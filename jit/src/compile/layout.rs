@@ -164,7 +164,9 @@ impl Layout {
                     forms[i] = match forms[i] {
                         Form::Near => Form::Mid,
                         Form::Mid if matches!(self.items[i], Item::Branch { .. }) => Form::Far,
-                        _ => return Err(LayoutError { at: offsets[i], to: offsets[self.label_item(target)] }),
+                        _ => {
+                            return Err(LayoutError { at: offsets[i], to: offsets[self.label_item(target)] })
+                        }
                     };
                     grew = true;
                 }
@@ -255,7 +257,8 @@ mod tests {
                     assert_eq!(skip.get(), 8);
                     4 + off.get()
                 }
-                [Inst::Branch { op: BranchOp::Bne, off: skip, .. }, Inst::Auipc { imm, .. }, Inst::Jalr { imm: lo, .. }] => {
+                [Inst::Branch { op: BranchOp::Bne, off: skip, .. }, Inst::Auipc { imm, .. }, Inst::Jalr { imm: lo, .. }] =>
+                {
                     assert_eq!(skip.get(), 12);
                     4 + (imm.get() << 12) + lo.get()
                 }

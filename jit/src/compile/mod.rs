@@ -66,12 +66,17 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
         Operand::Imm(_) => None,
     };
     match *insn {
-        Insn::Alu { dst, src, .. } | Insn::Jmp { dst, src, .. } => [Some(dst), op(src)].into_iter().flatten().collect(),
+        Insn::Alu { dst, src, .. } | Insn::Jmp { dst, src, .. } => {
+            [Some(dst), op(src)].into_iter().flatten().collect()
+        }
         Insn::MovSx { dst, src, .. }
         | Insn::Load { dst, src, .. }
         | Insn::Store { dst, src, .. }
         | Insn::Atomic { dst, src, .. } => vec![dst, src],
-        Insn::Neg { dst, .. } | Insn::End { dst, .. } | Insn::StoreImm { dst, .. } | Insn::LdImm64 { dst, .. } => {
+        Insn::Neg { dst, .. }
+        | Insn::End { dst, .. }
+        | Insn::StoreImm { dst, .. }
+        | Insn::LdImm64 { dst, .. } => {
             vec![dst]
         }
         Insn::Ja { .. } | Insn::JaLong { .. } | Insn::Call(_) | Insn::TailCall | Insn::Exit => vec![],
@@ -111,14 +116,21 @@ pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
             Insn::MovSx { width, from, dst, src } => emit::emit_movsx(&mut l, width, from, dst, src),
             Insn::End { order, bits, dst } => emit::emit_end(&mut l, order, bits, dst),
             Insn::Ja { .. } | Insn::JaLong { .. } => l.jump(target()),
-            Insn::Jmp { width, cond, dst, src, .. } => emit::emit_cond_jump(&mut l, width, cond, dst, src, target()),
-            Insn::Load { size, signed, dst, src, off } => emit::emit_load(&mut l, size, signed, dst, src, off),
+            Insn::Jmp { width, cond, dst, src, .. } => {
+                emit::emit_cond_jump(&mut l, width, cond, dst, src, target())
+            }
+            Insn::Load { size, signed, dst, src, off } => {
+                emit::emit_load(&mut l, size, signed, dst, src, off)
+            }
             Insn::StoreImm { size, dst, off, imm } => emit::emit_store_imm(&mut l, size, dst, off, imm),
             Insn::Store { size, dst, src, off } => emit::emit_store(&mut l, size, dst, src, off),
             Insn::Atomic { size, op, dst, src, off } => emit::emit_atomic(&mut l, size, op, dst, src, off),
             Insn::LdImm64 { dst, pseudo: 0, imm } => emit::emit_imm(&mut l, regs::map(dst), imm as i64),
             Insn::LdImm64 { pseudo, .. } => {
-                return Err(CompileError::Unsupported { pc, what: format!("lddw with src = {pseudo} (a map reference)") })
+                return Err(CompileError::Unsupported {
+                    pc,
+                    what: format!("lddw with src = {pseudo} (a map reference)"),
+                })
             }
             Insn::Call(_) | Insn::TailCall => {
                 return Err(CompileError::Unsupported { pc, what: "a call".into() })

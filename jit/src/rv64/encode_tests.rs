@@ -138,9 +138,33 @@ fn printed_text_matches_capstone() {
 fn table_covers_every_operation() {
     let t = table();
     let has = |f: &dyn Fn(&Inst) -> bool| t.iter().any(|(i, _, _)| f(i));
-    for op in [ROp::Add, ROp::Sub, ROp::Sll, ROp::Slt, ROp::Sltu, ROp::Xor, ROp::Srl, ROp::Sra, ROp::Or,
-        ROp::And, ROp::Mul, ROp::Div, ROp::Divu, ROp::Rem, ROp::Remu, ROp::Addw, ROp::Subw, ROp::Sllw,
-        ROp::Srlw, ROp::Sraw, ROp::Mulw, ROp::Divw, ROp::Divuw, ROp::Remw, ROp::Remuw] {
+    for op in [
+        ROp::Add,
+        ROp::Sub,
+        ROp::Sll,
+        ROp::Slt,
+        ROp::Sltu,
+        ROp::Xor,
+        ROp::Srl,
+        ROp::Sra,
+        ROp::Or,
+        ROp::And,
+        ROp::Mul,
+        ROp::Div,
+        ROp::Divu,
+        ROp::Rem,
+        ROp::Remu,
+        ROp::Addw,
+        ROp::Subw,
+        ROp::Sllw,
+        ROp::Srlw,
+        ROp::Sraw,
+        ROp::Mulw,
+        ROp::Divw,
+        ROp::Divuw,
+        ROp::Remw,
+        ROp::Remuw,
+    ] {
         assert!(has(&|i| matches!(i, Inst::R { op: o, .. } if *o == op)), "{op:?}");
     }
     for op in [BranchOp::Beq, BranchOp::Bne, BranchOp::Blt, BranchOp::Bge, BranchOp::Bltu, BranchOp::Bgeu] {

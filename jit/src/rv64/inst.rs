@@ -586,8 +586,12 @@ impl Inst {
                 encode_i(opc, rd, f3, rs1, ((f6 << 6) | shamt as u32) as i32)
             }
             Inst::Load { op, rd, rs1, imm } => encode_i(0b000_0011, rd, op.funct3(), rs1, imm.get() as i32),
-            Inst::Store { op, rs2, rs1, imm } => encode_s(0b010_0011, op.funct3(), rs1, rs2, imm.get() as i32),
-            Inst::Branch { op, rs1, rs2, off } => encode_b(0b110_0011, op.funct3(), rs1, rs2, off.get() as i32),
+            Inst::Store { op, rs2, rs1, imm } => {
+                encode_s(0b010_0011, op.funct3(), rs1, rs2, imm.get() as i32)
+            }
+            Inst::Branch { op, rs1, rs2, off } => {
+                encode_b(0b110_0011, op.funct3(), rs1, rs2, off.get() as i32)
+            }
             Inst::Lui { rd, imm } => encode_u(0b011_0111, rd, imm.get() as i32),
             Inst::Auipc { rd, imm } => encode_u(0b001_0111, rd, imm.get() as i32),
             Inst::Jal { rd, off } => encode_j(0b110_1111, rd, off.get() as i32),
@@ -635,10 +639,16 @@ impl fmt::Display for Inst {
             Inst::I { op: IOp::Addi, rd, rs1, imm } if imm.get() == 0 => write!(f, "mv {rd}, {rs1}"),
             Inst::I { op: IOp::Addiw, rd, rs1, imm } if imm.get() == 0 => write!(f, "sext.w {rd}, {rs1}"),
             Inst::I { op, rd, rs1, imm } => write!(f, "{} {rd}, {rs1}, {}", op.name(), fmt_imm(imm.get())),
-            Inst::Shift { op, rd, rs1, shamt } => write!(f, "{} {rd}, {rs1}, {}", op.name(), fmt_imm(shamt.into())),
+            Inst::Shift { op, rd, rs1, shamt } => {
+                write!(f, "{} {rd}, {rs1}, {}", op.name(), fmt_imm(shamt.into()))
+            }
             Inst::Load { op, rd, rs1, imm } => write!(f, "{} {rd}, {}({rs1})", op.name(), fmt_imm(imm.get())),
-            Inst::Store { op, rs2, rs1, imm } => write!(f, "{} {rs2}, {}({rs1})", op.name(), fmt_imm(imm.get())),
-            Inst::Branch { op, rs1, rs2: XReg::ZERO, off } if op != BranchOp::Bltu && op != BranchOp::Bgeu => {
+            Inst::Store { op, rs2, rs1, imm } => {
+                write!(f, "{} {rs2}, {}({rs1})", op.name(), fmt_imm(imm.get()))
+            }
+            Inst::Branch { op, rs1, rs2: XReg::ZERO, off }
+                if op != BranchOp::Bltu && op != BranchOp::Bgeu =>
+            {
                 let alias = match op {
                     BranchOp::Beq => "beqz",
                     BranchOp::Bne => "bnez",

@@ -33,7 +33,8 @@ pub fn kernel_test(t: &Value) -> KernelTest {
         .expect("insns")
         .iter()
         .map(|i| {
-            let f: Vec<i64> = i.as_array().expect("insn").iter().map(|x| x.as_i64().expect("field")).collect();
+            let f: Vec<i64> =
+                i.as_array().expect("insn").iter().map(|x| x.as_i64().expect("field")).collect();
             RawInsn { code: f[0] as u8, dst: f[1] as u8, src: f[2] as u8, off: f[3] as i16, imm: f[4] as i32 }
         })
         .collect();
@@ -62,7 +63,10 @@ pub fn check_kernel_test(engines: &mut Engines, t: &KernelTest) -> (Vec<String>,
         match &r.result {
             RunResult::Ran(o) => match o.result {
                 Ok(v) if v as u32 == t.expected => {}
-                Ok(v) => failures.push(format!("{}: {} returned {:#x}, expected {:#x}", t.name, r.engine, v as u32, t.expected)),
+                Ok(v) => failures.push(format!(
+                    "{}: {} returned {:#x}, expected {:#x}",
+                    t.name, r.engine, v as u32, t.expected
+                )),
                 Err(ref f) => failures.push(format!("{}: {} faulted: {f}", t.name, r.engine)),
             },
             RunResult::CannotJudge(why) => {
@@ -87,14 +91,22 @@ pub fn all_engines() -> Engines {
 /// Runs `prog` on every engine and checks that each engine able to judge returns exactly
 /// `expected` (all 64 bits of R0) and that the engines agree on every field. Returns the
 /// failures, each naming the case.
-pub fn check_r0(engines: &mut Engines, name: &str, prog: &Program, input: &Input, expected: u64) -> Vec<String> {
+pub fn check_r0(
+    engines: &mut Engines,
+    name: &str,
+    prog: &Program,
+    input: &Input,
+    expected: u64,
+) -> Vec<String> {
     let results = engines.run(prog, input);
     let mut failures = Vec::new();
     for r in &results {
         match &r.result {
             RunResult::Ran(o) => match o.result {
                 Ok(v) if v == expected => {}
-                Ok(v) => failures.push(format!("{name}: {} returned {v:#x}, expected {expected:#x}", r.engine)),
+                Ok(v) => {
+                    failures.push(format!("{name}: {} returned {v:#x}, expected {expected:#x}", r.engine))
+                }
                 Err(ref f) => failures.push(format!("{name}: {} faulted: {f}", r.engine)),
             },
             RunResult::CannotJudge(why) if r.engine != "rbpf" => {
