@@ -6,9 +6,11 @@
 //! rbpf 0.4.1's `interpreter.rs` and `verifier.rs`.
 //!
 //! Besides the per-instruction rules, the lowered program
-//! - starts with `lddw r1, <ctx>` (two synthetic slots) whose immediate the engine patches
-//!   before each run, so that R1 is the context's address even for an empty context (rbpf
-//!   sets R1 = 0 when its memory slice is empty);
+//! - starts with `lddw r1, <ctx>; lddw r10, <stack top>` (four synthetic slots, see
+//!   [`PREFIX_SLOTS`]) whose immediates the engine patches before each run: R1 is the
+//!   context's address even for an empty context (rbpf sets R1 = 0 when its memory slice is
+//!   empty), and R10 points to a stack of exactly the declared depth that the engine
+//!   provides, instead of rbpf's own 512-byte stack (rbpf's verifier accepts `lddw r10`);
 //! - counts backward jumps: a local call to a budget subroutine appended after the program
 //!   precedes every backward jump (see [`TICK_HELPER`]), so a non-terminating program stops.
 
@@ -26,10 +28,9 @@ pub(crate) const STOP_HELPER: u32 = 0x7fff_0002;
 /// jump targets as `(insn_ptr as i16 + off) as usize`, so a jump from or to a slot beyond
 /// 32767 goes astray.
 pub(crate) const MAX_SLOTS: usize = 32767;
-/// rbpf's stack: one 512-byte area, R10 at its top in the outermost frame.
-const RBPF_STACK: i64 = 512;
-/// Slots taken by the synthetic `lddw r1, <ctx>` at the start.
-const PREFIX_SLOTS: usize = 2;
+/// Slots taken by the synthetic `lddw r1, <ctx>; lddw r10, <stack top>` at the start: the
+/// immediate of R1 is in the 32-bit halves at bytes 4 and 12, that of R10 at 20 and 28.
+pub(crate) const PREFIX_SLOTS: usize = 4;
 
 const TICK: Label = Label(0);
 
@@ -39,19 +40,18 @@ pub struct Lowered {
     insns: Vec<Insn>,
     bytes: Vec<u8>,
     origin: Vec<u32>,
-    moved: Vec<bool>,
     has_budget: bool,
 }
 
 impl Lowered {
-    /// The lowered instructions. The first is the synthetic `lddw r1, 0` whose immediate
-    /// the engine replaces by the context's address; budget code, when present, follows
-    /// the program's last instruction.
+    /// The lowered instructions. The first two are the synthetic `lddw r1, 0` and
+    /// `lddw r10, 0` whose immediates the engine replaces by the context's address and the
+    /// stack's top; budget code, when present, follows the program's last instruction.
     pub fn insns(&self) -> &[Insn] {
         &self.insns
     }
 
-    /// The lowered program as rbpf bytecode (with R1 = 0 in the prefix).
+    /// The lowered program as rbpf bytecode (with R1 = R10 = 0 in the prefix).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
@@ -65,25 +65,10 @@ impl Lowered {
         }
     }
 
-    /// Whether original instruction `index` is a stack access the lowering moved below
-    /// rbpf's stack because it lies outside the program's declared stack depth.
-    pub fn moved_stack_access(&self, index: usize) -> bool {
-        self.moved.get(index).copied().unwrap_or(false)
-    }
-
     /// Whether the program has backward jumps, hence budget code.
     pub fn has_budget(&self) -> bool {
         self.has_budget
     }
-}
-
-/// Registers known to hold `R10 + c`, as `Some(c)`, at one point of the program.
-type StackFacts = [Option<i64>; 11];
-
-fn fresh_facts() -> StackFacts {
-    let mut f = [None; 11];
-    f[Reg::R10.idx()] = Some(0);
-    f
 }
 
 /// Lowers `prog`, or explains (naming the instruction and its pc) why rbpf 0.4.1 cannot
@@ -91,33 +76,23 @@ fn fresh_facts() -> StackFacts {
 pub fn lower(prog: &Program) -> Result<Lowered, String> {
     let insns = prog.insns();
     let n = insns.len();
-    let mut is_target = vec![false; n];
     let mut targets = Vec::with_capacity(n);
     let mut has_back = false;
     for (i, insn) in insns.iter().enumerate() {
         let target = prog.target_of(i);
-        if let Some(t) = target {
-            is_target[t] = true;
-            has_back |= t <= i && insn.jump_offset().is_some();
-        }
+        has_back |= target.is_some_and(|t| t <= i) && insn.jump_offset().is_some();
         targets.push(target);
     }
-    let depth = i64::from(prog.stack_depth());
     let mut rel = Relocator::new(n, 1);
-    let mut moved = vec![false; n];
-    let prefix = Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0 };
-    rel.emit_synthetic(&[Piece::plain(prefix)]).map_err(|e| internal(&e))?;
-    let mut facts = fresh_facts();
+    let prefix = [
+        Piece::plain(Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0 }),
+        Piece::plain(Insn::LdImm64 { dst: Reg::R10, pseudo: 0, imm: 0 }),
+    ];
+    rel.emit_synthetic(&prefix).map_err(|e| internal(&e))?;
     let mut pieces = Vec::with_capacity(8);
-    for (i, insn) in insns.iter().enumerate() {
-        if is_target[i] {
-            facts = fresh_facts();
-        }
+    for (i, &target) in targets.iter().enumerate() {
         pieces.clear();
-        moved[i] = expand(prog, i, targets[i], &facts, depth, &mut pieces)?;
-        if depth < RBPF_STACK {
-            update_facts(&mut facts, insn);
-        }
+        expand(prog, i, target, &mut pieces)?;
         rel.emit_insn(&pieces).map_err(|e| internal(&e))?;
     }
     if has_back {
@@ -141,16 +116,15 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
         ));
     }
     debug_assert_eq!(out.origin[..PREFIX_SLOTS], [SYNTHETIC; PREFIX_SLOTS]);
-    let mut bytes = Vec::with_capacity(out.origin.len() * 8);
-    let mut slots = Vec::with_capacity(2);
+    let mut slots = Vec::with_capacity(out.origin.len());
     for insn in &out.insns {
-        slots.clear();
         insn.encode_into(&mut slots);
-        for s in &slots {
-            bytes.extend_from_slice(&s.to_bytes());
-        }
     }
-    Ok(Lowered { insns: out.insns, bytes, origin: out.origin, moved, has_budget: has_back })
+    let mut bytes = vec![0; slots.len() * 8];
+    for (chunk, s) in bytes.chunks_exact_mut(8).zip(&slots) {
+        chunk.copy_from_slice(&s.to_bytes());
+    }
+    Ok(Lowered { insns: out.insns, bytes, origin: out.origin, has_budget: has_back })
 }
 
 fn internal(e: &RelocError) -> String {
@@ -201,15 +175,8 @@ fn atomic_name(op: AtomicOp) -> &'static str {
 }
 
 /// Appends the expansion of instruction `i` (whose jump or call target is `target`) to
-/// `out`. Returns whether a stack access was moved (see [`stack_fault_offset`]).
-fn expand(
-    prog: &Program,
-    i: usize,
-    target: Option<usize>,
-    facts: &StackFacts,
-    depth: i64,
-    out: &mut Vec<Piece>,
-) -> Result<bool, String> {
+/// `out`.
+fn expand(prog: &Program, i: usize, target: Option<usize>, out: &mut Vec<Piece>) -> Result<(), String> {
     let insn = prog.insns()[i];
     let pc = prog.pc_of(i);
     let cannot = |what: &str, why: &str| Err(format!("pc {pc}: {what}: {why}"));
@@ -228,7 +195,6 @@ fn expand(
             out.push(Piece::to(Insn::Call(Call::Local(0)), Target::Label(TICK)));
         }
     }
-    let mut moved = false;
     match insn {
         Insn::Alu { op: AluOp::Sdiv, .. } => {
             return cannot("sdiv", "rbpf 0.4.1 ignores the offset field and runs signed division as unsigned")
@@ -300,18 +266,21 @@ fn expand(
         // rbpf's verifier refuses r10 as the dst field of everything but stores, jumps
         // included (it takes the field for a destination). `r10 op rX` is `rX op' r10` with
         // the operands swapped (rbpf accepts r10 as src); `r10 op r10` is decided statically
-        // (R10 equals itself); the immediate form cannot be swapped.
+        // (R10 equals itself, and is a nonzero address in every engine, so `r10 & r10` holds
+        // too; the 32-bit `w10 & w10` depends on where the stack is); the immediate form
+        // cannot be swapped.
         Insn::Jmp { width, cond, dst: Reg::R10, src, .. } => match src {
             Operand::Reg(Reg::R10) => match cond {
                 Cond::Eq | Cond::Ge | Cond::Le | Cond::Sge | Cond::Sle => {
                     out.push(Piece::to(Insn::Ja { off: 0 }, jump_target()?))
                 }
+                Cond::Set if width == Width::W64 => out.push(Piece::to(Insn::Ja { off: 0 }, jump_target()?)),
                 Cond::Ne | Cond::Gt | Cond::Lt | Cond::Sgt | Cond::Slt => {
                     out.push(Piece::to(Insn::Ja { off: 0 }, Target::Local(out.len() + 1)))
                 }
                 Cond::Set => {
                     return cannot(
-                        "if r10 & r10",
+                        "if w10 & w10",
                         "rbpf's verifier refuses r10 as the first operand of a jump, and the \
                          outcome depends on the stack's address",
                     )
@@ -358,13 +327,6 @@ fn expand(
         // the loaded bits by two 64-bit shifts on dst. When dst is the base register the
         // load overwrites the base, but the shifts come after it and read only dst.
         Insn::Load { size, signed, dst, src, off } => {
-            let off = match stack_fault_offset(facts, src, off, size, depth) {
-                Some(o) => {
-                    moved = true;
-                    o.map_err(|why| format!("pc {pc}: load: {why}"))?
-                }
-                None => off,
-            };
             out.push(Piece::plain(Insn::Load { size, signed: false, dst, src, off }));
             if signed {
                 let shift = Operand::Imm(64 - size.bits() as i32);
@@ -372,26 +334,8 @@ fn expand(
                 out.push(Piece::plain(alu(Width::W64, AluOp::Arsh, dst, shift)));
             }
         }
-        Insn::StoreImm { size, dst, off, imm } => {
-            let off = match stack_fault_offset(facts, dst, off, size, depth) {
-                Some(o) => {
-                    moved = true;
-                    o.map_err(|why| format!("pc {pc}: store: {why}"))?
-                }
-                None => off,
-            };
-            out.push(Piece::plain(Insn::StoreImm { size, dst, off, imm }));
-        }
-        Insn::Store { size, dst, src, off } => {
-            let off = match stack_fault_offset(facts, dst, off, size, depth) {
-                Some(o) => {
-                    moved = true;
-                    o.map_err(|why| format!("pc {pc}: store: {why}"))?
-                }
-                None => off,
-            };
-            out.push(Piece::plain(Insn::Store { size, dst, src, off }));
-        }
+        // Stores run as in the kernel (ST DW sign-extends its immediate).
+        Insn::StoreImm { .. } | Insn::Store { .. } => out.push(Piece::plain(insn)),
         Insn::Atomic { op, .. } => {
             return cannot(
                 atomic_name(op),
@@ -415,7 +359,7 @@ fn expand(
         }
         Insn::TailCall => return cannot("tail call", "calls need a program set"),
     }
-    Ok(moved)
+    Ok(())
 }
 
 /// A 64-bit JEQ/JNE/JGT/JGE/JLT/JLE against an immediate `c < 0`.
@@ -459,81 +403,26 @@ fn negative_k_jump(cond: Cond, dst: Reg, c: i32, t: Target, out: &mut Vec<Piece>
     out.push(Piece::to(second, t));
 }
 
-/// Stack accesses outside the declared depth.
-///
-/// rbpf gives the outermost frame its whole 512-byte stack, with R10 at the top; the
-/// kernel allows only `[R10 - depth, R10)`. When `base` is known to hold `R10 + c` and the
-/// access `[c + off, c + off + size)` lies inside rbpf's stack but not inside the depth,
-/// the returned offset is `off - 512`, which puts the access entirely below rbpf's stack,
-/// so that rbpf faults at this instruction as the kernel does (nothing else rbpf accepts is
-/// there: the context sits in the middle of a guard area far larger than 512 bytes).
-/// `Some(Err(..))` when `off - 512` does not fit 16 bits; `None` when nothing is to do.
-/// Accesses through pointers the block-local tracking does not know stay as they are: rbpf
-/// accepts them where the kernel would not (a known residual divergence).
-fn stack_fault_offset(
-    facts: &StackFacts,
-    base: Reg,
-    off: i16,
-    size: Size,
-    depth: i64,
-) -> Option<Result<i16, String>> {
-    if depth >= RBPF_STACK {
-        return None;
-    }
-    let start = facts[base.idx()]?.checked_add(i64::from(off))?;
-    let end = start + i64::from(size.bytes());
-    let in_rbpf_stack = start >= -RBPF_STACK && end <= 0;
-    let in_depth = start >= -depth && end <= 0;
-    if !in_rbpf_stack || in_depth {
-        return None;
-    }
-    Some(i16::try_from(i64::from(off) - RBPF_STACK).map_err(|_| {
-        format!(
-            "the access at R10{start:+} lies outside the declared stack depth of {depth} bytes, \
-             and its offset cannot be moved below rbpf's stack to make it fault"
-        )
-    }))
-}
-
-/// Forward transfer of the block-local R10 tracking: `r = r10`, `r = q` (q tracked) and
-/// `r += K` / `r -= K` keep a register tracked; any other write forgets it.
-fn update_facts(facts: &mut StackFacts, insn: &Insn) {
-    match *insn {
-        Insn::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Reg(src) } => {
-            facts[dst.idx()] = facts[src.idx()];
-        }
-        Insn::Alu { width: Width::W64, op: AluOp::Add, dst, src: Operand::Imm(k) } => {
-            facts[dst.idx()] = facts[dst.idx()].and_then(|c| c.checked_add(i64::from(k)));
-        }
-        Insn::Alu { width: Width::W64, op: AluOp::Sub, dst, src: Operand::Imm(k) } => {
-            facts[dst.idx()] = facts[dst.idx()].and_then(|c| c.checked_sub(i64::from(k)));
-        }
-        Insn::Call(_) | Insn::TailCall => {
-            for f in &mut facts[..=5] {
-                *f = None;
-            }
-        }
-        _ => {
-            if let Some(r) = insn.written_reg() {
-                facts[r.idx()] = None;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const W64: Width = Width::W64;
     const W32: Width = Width::W32;
-    const PREFIX: Insn = Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0 };
+    const PREFIX: [Insn; 2] = [
+        Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0 },
+        Insn::LdImm64 { dst: Reg::R10, pseudo: 0, imm: 0 },
+    ];
 
     fn mov(dst: Reg, imm: i32) -> Insn {
         alu(W64, AluOp::Mov, dst, Operand::Imm(imm))
     }
     fn lowered(insns: Vec<Insn>) -> Lowered {
         lower(&Program::new(insns).unwrap()).unwrap()
+    }
+    /// The lowered instructions after the prefix.
+    fn body(l: &Lowered) -> &[Insn] {
+        &l.insns()[PREFIX.len()..]
     }
 
     #[test]
@@ -549,13 +438,13 @@ mod tests {
             Insn::Exit,
         ];
         let l = lowered(insns.clone());
-        assert_eq!(l.insns()[0], PREFIX);
-        assert_eq!(&l.insns()[1..], &insns[..]);
+        assert_eq!(l.insns()[..2], PREFIX);
+        assert_eq!(body(&l), &insns[..]);
         assert!(!l.has_budget());
-        assert_eq!(l.bytes().len(), 8 * 11);
-        // slots: 0-1 prefix | 2 mov | 3-4 lddw | 5 jeq ...
+        assert_eq!(l.bytes().len(), 8 * 13);
+        // slots: 0-3 prefix | 4 mov | 5-6 lddw | 7 jeq ...
         assert_eq!(
-            [0, 1, 2, 3, 4, 5].map(|s| l.original_index(s)),
+            [0, 3, 4, 5, 6, 7].map(|s| l.original_index(s)),
             [None, None, Some(0), Some(1), Some(1), Some(2)]
         );
         assert_eq!(l.original_index(100), None);
@@ -572,9 +461,8 @@ mod tests {
         ] {
             let m = alu(W32, AluOp::Mod, Reg::R0, src);
             let l = lowered(vec![m, Insn::Exit]);
-            let want: Vec<Insn> =
-                if extra { vec![PREFIX, m, zext, Insn::Exit] } else { vec![PREFIX, m, Insn::Exit] };
-            assert_eq!(l.insns(), &want[..], "{src:?}");
+            let want: Vec<Insn> = if extra { vec![m, zext, Insn::Exit] } else { vec![m, Insn::Exit] };
+            assert_eq!(body(&l), &want[..], "{src:?}");
         }
     }
 
@@ -588,7 +476,7 @@ mod tests {
             src: Operand::Imm(imm),
             off,
         };
-        // 0: jump +1 -> 2 ; 1: r0 = 0 ; 2: exit. Lowered: 2 first, 3 second, 4 mov, 5 exit.
+        // 0: jump +1 -> 2 ; 1: r0 = 0 ; 2: exit. Lowered body: first, second, mov, exit.
         let cases = [
             (Cond::Gt, s(Cond::Sge, 0, 1), s(Cond::Sgt, -7, 1)),
             (Cond::Ge, s(Cond::Sge, 0, 1), s(Cond::Sge, -7, 1)),
@@ -599,26 +487,31 @@ mod tests {
         ];
         for (cond, first, second) in cases {
             let l = lowered(vec![j(cond), mov(Reg::R0, 0), Insn::Exit]);
-            assert_eq!(l.insns()[1..3], [first, second], "{cond:?}");
+            assert_eq!(body(&l)[..2], [first, second], "{cond:?}");
         }
     }
 
     #[test]
     fn backward_jumps_call_the_budget_subroutine_first() {
         let l = lowered(vec![mov(Reg::R0, 0), Insn::Ja { off: -1 }]);
-        // slots: 0-1 prefix | 2 mov | 3 call, 4 ja | 5.. subroutine
+        // slots: 0-3 prefix | 4 mov | 5 call, 6 ja | 7.. subroutine
         assert!(l.has_budget());
-        assert_eq!(l.insns()[2], Insn::Call(Call::Local(1)));
-        assert_eq!(l.insns()[3], Insn::Ja { off: -2 });
-        assert_eq!(l.insns()[4], alu(W64, AluOp::Mov, Reg::R6, Operand::Reg(Reg::R0)));
-        assert_eq!(l.insns()[5], Insn::Call(Call::Helper(TICK_HELPER as i32)));
+        let b = body(&l);
+        assert_eq!(b[1], Insn::Call(Call::Local(1)));
+        assert_eq!(b[2], Insn::Ja { off: -2 });
+        assert_eq!(b[3], alu(W64, AluOp::Mov, Reg::R6, Operand::Reg(Reg::R0)));
+        assert_eq!(b[4], Insn::Call(Call::Helper(TICK_HELPER as i32)));
         assert_eq!(
-            l.insns()[6],
+            b[5],
             Insn::Jmp { width: W64, cond: Cond::Ne, dst: Reg::R0, src: Operand::Imm(0), off: 2 }
         );
-        assert_eq!(l.insns()[9], Insn::Call(Call::Helper(STOP_HELPER as i32)));
-        assert_eq!(l.original_index(5), None);
-        assert_eq!(l.original_index(4), Some(1));
+        assert_eq!(b[6], alu(W64, AluOp::Mov, Reg::R0, Operand::Reg(Reg::R6)));
+        assert_eq!(b[7], Insn::Exit);
+        assert_eq!(b[8], Insn::Call(Call::Helper(STOP_HELPER as i32)));
+        assert_eq!(b.len(), 9);
+        assert_eq!(l.original_index(7), None);
+        assert_eq!(l.original_index(6), Some(1));
+        assert_eq!(l.original_index(5), Some(1));
         // A backward jump to an earlier instruction lands on that instruction, not on its call.
         let l = lowered(vec![
             mov(Reg::R0, 0),
@@ -626,70 +519,39 @@ mod tests {
             Insn::Ja { off: -2 },
             Insn::Exit,
         ]);
-        // slots: 2 mov | 3 jeq | 4 call, 5 ja -> 3 | 6 exit
-        assert_eq!(l.insns()[2].jump_offset(), Some(2));
-        assert_eq!(l.insns()[4], Insn::Ja { off: -3 });
+        // slots: 4 mov | 5 jeq | 6 call, 7 ja -> 5 | 8 exit
+        assert_eq!(body(&l)[1].jump_offset(), Some(2));
+        assert_eq!(body(&l)[3], Insn::Ja { off: -3 });
     }
 
     #[test]
     fn neg64_movsx_bswap_and_memsx_shapes() {
         let l = lowered(vec![Insn::Neg { width: W64, dst: Reg::R0 }, Insn::Exit]);
-        assert_eq!(l.insns()[1], alu(W64, AluOp::Mul, Reg::R0, Operand::Imm(-1)));
+        assert_eq!(body(&l)[0], alu(W64, AluOp::Mul, Reg::R0, Operand::Imm(-1)));
         let l = lowered(vec![
             Insn::MovSx { width: W32, from: SxBits::S8, dst: Reg::R0, src: Reg::R0 },
             Insn::Exit,
         ]);
         assert_eq!(
-            l.insns()[1..3],
+            body(&l)[..2],
             [
                 alu(W32, AluOp::Lsh, Reg::R0, Operand::Imm(24)),
                 alu(W32, AluOp::Arsh, Reg::R0, Operand::Imm(24))
             ]
         );
         let l = lowered(vec![Insn::End { order: ByteOrder::Swap, bits: 32, dst: Reg::R2 }, Insn::Exit]);
-        assert_eq!(l.insns()[1], Insn::End { order: ByteOrder::Be, bits: 32, dst: Reg::R2 });
+        assert_eq!(body(&l)[0], Insn::End { order: ByteOrder::Be, bits: 32, dst: Reg::R2 });
         let l = lowered(vec![
             Insn::Load { size: Size::H, signed: true, dst: Reg::R1, src: Reg::R1, off: 2 },
             Insn::Exit,
         ]);
         assert_eq!(
-            l.insns()[1..4],
+            body(&l)[..3],
             [
                 Insn::Load { size: Size::H, signed: false, dst: Reg::R1, src: Reg::R1, off: 2 },
                 alu(W64, AluOp::Lsh, Reg::R1, Operand::Imm(48)),
                 alu(W64, AluOp::Arsh, Reg::R1, Operand::Imm(48)),
             ]
         );
-    }
-
-    #[test]
-    fn stack_accesses_outside_the_depth_are_moved_below_rbpfs_stack() {
-        let st = |off: i16| Insn::StoreImm { size: Size::DW, dst: Reg::R10, off, imm: 1 };
-        let low = |depth: u32, off: i16| {
-            let l = lower(&Program::with_stack_depth(vec![st(off), Insn::Exit], depth).unwrap()).unwrap();
-            (l.insns()[1], l.moved_stack_access(0))
-        };
-        assert_eq!(low(16, -16), (st(-16), false));
-        assert_eq!(low(16, -24), (st(-536), true));
-        assert_eq!(low(16, -12), (st(-12), false));
-        // Straddling the limit: [-20, -12) is partly below R10 - 16.
-        assert_eq!(low(16, -20), (st(-532), true));
-        assert_eq!(low(512, -512), (st(-512), false));
-        // Already outside rbpf's stack: left alone.
-        assert_eq!(low(16, -520), (st(-520), false));
-        assert_eq!(low(16, 0), (st(0), false));
-        // A tracked pointer far above R10 with an offset that cannot move 512 further down.
-        let prog = Program::with_stack_depth(
-            vec![
-                alu(W64, AluOp::Mov, Reg::R2, Operand::Reg(Reg::R10)),
-                alu(W64, AluOp::Add, Reg::R2, Operand::Imm(32_000)),
-                Insn::StoreImm { size: Size::B, dst: Reg::R2, off: -32_500, imm: 1 },
-                Insn::Exit,
-            ],
-            16,
-        )
-        .unwrap();
-        let why = lower(&prog).unwrap_err();
-        assert!(why.starts_with("pc 2: store: the access at R10-500"), "{why}");
     }
 }

@@ -20,7 +20,8 @@
 //! | LD_IMM64 ignores src (pseudo loads) | cannot judge when src != 0 |
 //! | calls: no tail calls, helpers/kfuncs not modelled | cannot judge ("calls need a program set") |
 //! | R1 = 0 when the context is empty | a synthetic `lddw r1, <ctx>` first |
-//! | one 512-byte stack, all of it below R10 | accesses at a known `R10 + c` outside the depth are moved below the stack, so they fault |
+//! | one 512-byte stack, all of it valid below R10, whatever the depth | a synthetic `lddw r10, <top>` points R10 to a stack of exactly the declared depth, passed as rbpf's "mbuff" area |
+//! | verifier rejects r10 as the first operand of a jump | X form: operands swapped; `r10 op r10`: decided statically; K form: cannot judge |
 //! | jump arithmetic in `i16` of the slot index | cannot judge beyond 32767 lowered slots |
 //! | no instruction limit | backward jumps call a budget subroutine: [`FaultKind::Budget`] when spent |
 //! | verifier rejects a jump with offset -1 | never emitted (a backward jump is preceded by the budget call) |
@@ -29,14 +30,18 @@
 //! inside rbpf (none is known to remain) becomes a [`FaultKind::Host`] fault.
 //!
 //! # Memory
-//! R1 points to a copy of the context placed in the middle of a guard area of 64 KiB on
-//! each side, so that an access at `ctx ± 32 KiB` (any 16-bit offset from the context or
-//! from R10) never lands in another area rbpf accepts (its stack is a separate
-//! allocation). rbpf uses host addresses, so pointer values differ from the reference's;
-//! [`Outcome::r0_is_address`] is left false and the comparison takes provenance from the
-//! reference interpreter. Accesses through pointers computed far away from their base,
-//! and stack accesses outside the declared depth through pointers the lowering does not
-//! track, may still land in memory rbpf accepts where the kernel would fault.
+//! rbpf accepts an access when it lies entirely inside one of three areas: its "mem" and
+//! "mbuff" slices and its own 512-byte stack. The engine passes the context copy as mem
+//! and a stack of exactly `prog.stack_depth()` bytes as mbuff, both carved out of one
+//! buffer of its own, and the lowered program's prefix sets R1 and R10 to them (rbpf's own
+//! stack is never pointed to). The two areas sit 64 KiB apart with 64 KiB of guard on the
+//! outer sides, so that no 16-bit offset from R1 or R10 reaches the other area: every
+//! access the kernel would refuse as outside `[R10 - depth, R10)` or the context faults in
+//! rbpf too. The stack top is 16-byte aligned, the context 8-byte aligned, and the stack
+//! is zeroed before each run. rbpf uses host addresses, so pointer values differ from the
+//! reference's; [`Outcome::r0_is_address`] is left false and the comparison takes
+//! provenance from the reference interpreter. Only pointers moved by large computed
+//! amounts could still land in an area rbpf accepts where the kernel would fault.
 //!
 //! # Non-termination
 //! rbpf has no instruction limit and runs on the caller's thread. Every backward jump of
@@ -69,7 +74,7 @@ mod tests;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, RunResult};
+use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, RunResult, MAX_STACK};
 
 use lower::TICK_HELPER;
 pub use lower::{lower, Lowered};
@@ -79,8 +84,30 @@ pub use lower::{lower, Lowered};
 /// reference interpreter finishes within a budget of as many instructions is never cut).
 pub const DEFAULT_BACK_EDGE_BUDGET: u64 = 1_000_000;
 
-/// At least this many bytes on each side of the context copy belong to no area rbpf accepts.
+/// At least this many bytes around the stack and the context belong to no area rbpf accepts.
 const GUARD: usize = 64 * 1024;
+
+/// Where the stack and the context lie in [`Rbpf::buf`], as offsets.
+struct Layout {
+    /// One past the stack's last byte (R10); 16-byte aligned in memory.
+    stack_top: usize,
+    /// The context's first byte (R1); 8-byte aligned in memory.
+    ctx: usize,
+}
+
+impl Layout {
+    /// The buffer size that fits a context of `len` bytes wherever the buffer lands.
+    fn size(len: usize) -> usize {
+        GUARD + MAX_STACK as usize + 16 + GUARD + 8 + len + GUARD
+    }
+
+    /// The offsets inside a buffer starting at address `base`.
+    fn at(base: usize) -> Layout {
+        let align = |off: usize, to: usize| off + (base + off).wrapping_neg() % to;
+        let stack_top = align(GUARD + MAX_STACK as usize, 16);
+        Layout { stack_top, ctx: align(stack_top + GUARD, 8) }
+    }
+}
 
 thread_local! {
     /// Backward jumps the current run may still take.
@@ -109,7 +136,8 @@ fn tick(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
 /// never panics (rbpf runs under `catch_unwind`).
 pub struct Rbpf {
     budget: u64,
-    /// The context copy, 8-byte aligned between guard areas; reused between runs.
+    /// The stack and the context copy between guard areas (see [`Layout`]); reused
+    /// between runs.
     buf: Vec<u8>,
 }
 
@@ -153,8 +181,10 @@ enum Exec {
     Panicked(String),
 }
 
-fn execute<'a>(bytes: &'a [u8], mem: &'a mut [u8], budget: u64) -> Exec {
-    let mut vm = match rbpf::EbpfVmRaw::new(Some(bytes)) {
+/// Runs `bytes` on rbpf with `mem` (the context) and `mbuff` (the stack) as the areas it
+/// accepts besides its own stack.
+fn execute(bytes: &[u8], mem: &mut [u8], mbuff: &mut [u8], budget: u64) -> Exec {
+    let mut vm = match rbpf::EbpfVmMbuff::new(Some(bytes)) {
         Ok(vm) => vm,
         Err(e) => return Exec::Rejected(e.to_string()),
     };
@@ -163,7 +193,9 @@ fn execute<'a>(bytes: &'a [u8], mem: &'a mut [u8], budget: u64) -> Exec {
     }
     TICKS_LEFT.set(budget);
     SPENT.set(false);
-    match catch_unwind(AssertUnwindSafe(|| vm.execute_program(mem))) {
+    // rbpf takes both areas as shared slices and writes through pointers it rebuilds from
+    // the registers; the slices are derived from exclusive borrows held for the call.
+    match catch_unwind(AssertUnwindSafe(|| vm.execute_program(mem, mbuff))) {
         Ok(r) => Exec::Ran(r.map_err(|e| e.to_string())),
         Err(payload) => Exec::Panicked(
             payload
@@ -201,22 +233,29 @@ impl Engine for Rbpf {
         };
         let pc_of_slot = |slot: usize| lowered.original_index(slot).map(|i| prog.pc_of(i));
         let len = input.ctx.as_ref().map_or(0, Vec::len);
-        if self.buf.len() < 2 * GUARD + len + 8 {
-            self.buf = vec![0; 2 * GUARD + len + 8];
+        if self.buf.len() < Layout::size(len) {
+            self.buf = vec![0; Layout::size(len)];
         }
-        // The context starts 8-byte aligned, as in the reference interpreter.
-        let start = GUARD + (self.buf.as_ptr() as usize + GUARD).wrapping_neg() % 8;
-        let ctx = &mut self.buf[start..start + len];
+        let layout = Layout::at(self.buf.as_ptr() as usize);
+        let depth = (prog.stack_depth() as usize).min(MAX_STACK as usize);
+        let (below, above) = self.buf.split_at_mut(layout.stack_top);
+        let stack = &mut below[layout.stack_top - depth..];
+        stack.fill(0);
+        let ctx = &mut above[layout.ctx - layout.stack_top..][..len];
         if let Some(bytes) = &input.ctx {
             ctx.copy_from_slice(bytes);
         }
         let r1 = if input.ctx.is_some() { ctx.as_ptr() as u64 } else { 0 };
+        let r10 = stack.as_ptr() as u64 + depth as u64;
         let mut bytes = lowered.bytes().to_vec();
-        // The prefix `lddw r1, imm`: low half in slot 0, high half in slot 1.
-        bytes[4..8].copy_from_slice(&(r1 as u32).to_le_bytes());
-        bytes[12..16].copy_from_slice(&((r1 >> 32) as u32).to_le_bytes());
+        // The prefix `lddw r1, imm; lddw r10, imm`: the halves of each immediate are the
+        // `imm` fields (bytes 4-7) of two consecutive slots.
+        for (slot, value) in [(0, r1), (2, r10)] {
+            bytes[slot * 8 + 4..slot * 8 + 8].copy_from_slice(&(value as u32).to_le_bytes());
+            bytes[slot * 8 + 12..slot * 8 + 16].copy_from_slice(&((value >> 32) as u32).to_le_bytes());
+        }
         let mem: &mut [u8] = if input.ctx.is_some() { ctx } else { &mut [] };
-        let result = match execute(&bytes, mem, self.budget) {
+        let result = match execute(&bytes, mem, stack, self.budget) {
             Exec::Rejected(msg) => {
                 let at = insn_number(&msg).and_then(pc_of_slot);
                 return RunResult::CannotJudge(match at {
@@ -237,16 +276,8 @@ impl Engine for Rbpf {
             Exec::Ran(Err(msg)) if msg.contains("out of bounds memory") => {
                 // rbpf reports the slot after the faulting one (its pc is already advanced).
                 let slot = insn_number(&msg).and_then(|n| n.checked_sub(1));
-                let index = slot.and_then(|s| lowered.original_index(s));
-                let mut detail = msg;
-                if index.is_some_and(|i| lowered.moved_stack_access(i)) {
-                    detail.push_str(&format!(
-                        "\n(the access lies outside the program's stack depth of {} bytes; the \
-                         lowering moved it 512 bytes down so that rbpf faults as the kernel does)",
-                        prog.stack_depth()
-                    ));
-                }
-                Err(Fault { kind: FaultKind::MemoryAccess, pc: index.map(|i| prog.pc_of(i)), detail })
+                let pc = slot.and_then(pc_of_slot);
+                Err(Fault { kind: FaultKind::MemoryAccess, pc, detail: msg })
             }
             Exec::Ran(Err(msg)) => Err(Fault {
                 kind: FaultKind::Host,
@@ -258,7 +289,7 @@ impl Engine for Rbpf {
             }
         };
         let ctx = match &input.ctx {
-            Some(_) => self.buf[start..start + len].to_vec(),
+            Some(_) => self.buf[layout.ctx..layout.ctx + len].to_vec(),
             None => Vec::new(),
         };
         RunResult::Ran(Outcome { result, ctx, r0_is_address: false })

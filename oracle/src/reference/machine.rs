@@ -767,38 +767,4 @@ mod tests {
             (0, false)
         );
     }
-
-    /// A speed check, not a semantics test. Run it with
-    /// `cargo test -p oracle --release -- --ignored --nocapture speed`.
-    #[test]
-    #[ignore]
-    fn speed_of_a_loop_free_alu_program() {
-        use std::time::Instant;
-        let ops =
-            [AluOp::Add, AluOp::Sub, AluOp::Mul, AluOp::Xor, AluOp::Or, AluOp::And, AluOp::Lsh, AluOp::Rsh];
-        let insns: Vec<Insn> = (0..10_000usize)
-            .map(|i| Insn::Alu {
-                width: if i % 3 == 0 { Width::W32 } else { Width::W64 },
-                op: ops[i % ops.len()],
-                dst: Reg::ALL[i % 9],
-                src: if i % 2 == 0 {
-                    Operand::Imm(i as i32 * 7919 + 1)
-                } else {
-                    Operand::Reg(Reg::ALL[(i + 3) % 9])
-                },
-            })
-            .chain([Insn::Exit])
-            .collect();
-        let prog = Program::new(insns).expect("valid");
-        let (mut engine, input) = (Reference::new(), Input::none());
-        let mut best = f64::MAX;
-        for _ in 0..10 {
-            let start = Instant::now();
-            for _ in 0..100 {
-                std::hint::black_box(engine.run(&prog, &input));
-            }
-            best = best.min(start.elapsed().as_nanos() as f64 / (100.0 * 10_001.0));
-        }
-        println!("loop-free 10k-instruction ALU program: {best:.2} ns per instruction (decoding included)");
-    }
 }
