@@ -127,6 +127,12 @@ fn alu64(op: Op, a: u64, b: u64) -> u64 {
 /// ALU32 `a op b` on the low 32 bits; the same rules with 32-bit values and shift counts
 /// masked to 31. The caller zero-extends the result into the 64-bit register (so modulo by
 /// 0 keeps dst's low 32 bits and clears the upper 32).
+///
+/// Signed division and modulo are the mathematical ones (truncating) for every dividend,
+/// S32_MIN included: S32_MIN s/ 2 = -2^30 = 0xc0000000. (The kernel's interpreter used
+/// `abs()` on S32_MIN and got such cases wrong until upstream c77b30bd1dcb "bpf: Fix
+/// undefined behavior in interpreter sdiv/smod for INT_MIN"; the documented semantics and
+/// the fixed interpreter agree with this function.)
 fn alu32(op: Op, a: u32, b: u32) -> u32 {
     let (sa, sb) = (a as i32, b as i32);
     match op {
@@ -240,10 +246,9 @@ fn end(order: &str, bits: u32, a: u64) -> u64 {
     if order == "le" {
         return low;
     }
+    // The low `bytes` bytes, most significant first, become the new least significant.
     let mut b = [0u8; 8];
-    for i in 0..bytes {
-        b[i] = (low >> (8 * (bytes - 1 - i))) as u8;
-    }
+    b[..bytes].copy_from_slice(&low.to_be_bytes()[8 - bytes..]);
     u64::from_le_bytes(b)
 }
 

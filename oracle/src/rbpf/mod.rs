@@ -80,8 +80,10 @@ use lower::TICK_HELPER;
 pub use lower::{lower, Lowered};
 
 /// The default number of backward jumps a run may take before it is stopped with
-/// [`FaultKind::Budget`]: 1,000,000 (every loop iteration takes at least one, so a run the
-/// reference interpreter finishes within a budget of as many instructions is never cut).
+/// [`FaultKind::Budget`]: 1,000,000. Every loop iteration takes at least one, so a run that
+/// ends within 1,000,000 executed instructions is never cut; an endless loop is stopped
+/// after about 0.2 s. (Budget faults are never compared, so the budget trades coverage of
+/// long runs against time, not soundness.)
 pub const DEFAULT_BACK_EDGE_BUDGET: u64 = 1_000_000;
 
 /// At least this many bytes around the stack and the context belong to no area rbpf accepts.
