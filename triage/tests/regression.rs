@@ -447,9 +447,10 @@ fn r_39491867ace5() {
 /// machinery is exercised at reachable distances: a conditional jump over more than 4 KiB
 /// (beyond a B-type branch: 1500 `r0 += 1`), a `gotol` over more than 1 MiB (beyond a
 /// `jal`: 300000 `r0 += 1`, 1.2 MB in 4-byte encodings; jitdiff's JIT emits no compressed
-/// forms, a JIT using RVC would need twice as many), and a conditional jump over 16001 `be64` (on a JIT without
-/// Zbb each byte swap is some 30 instructions, so well beyond 1 MiB: beyond an inverted
-/// branch over a `jal`). Forward and backward, taken and not taken.
+/// forms, a JIT using RVC would need twice as many), and a conditional jump over 16001
+/// `be64` (on a JIT without Zbb each byte swap is some 30 instructions, so well beyond
+/// 1 MiB: beyond an inverted branch over a `jal`). Forward and backward, taken and not
+/// taken.
 #[test]
 fn r_489553dd13a8() {
     let adds = |n: usize| "r0 += 1\n".repeat(n);
