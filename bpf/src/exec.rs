@@ -6,7 +6,9 @@
 
 use std::fmt;
 
+use crate::helpers::HelperCall;
 use crate::program::Program;
+use crate::set::ProgramSet;
 
 /// Guest address of the context buffer (R1 at entry) in every engine that chooses its
 /// own addresses, so that pointer values agree between them where possible.
@@ -46,6 +48,11 @@ pub enum FaultKind {
     /// The engine met code it could not execute (an illegal machine instruction, a jump
     /// into nowhere, a wrong return address).
     BadCode,
+    /// The program breaks a rule the kernel's verifier enforces, found while running it:
+    /// a read of a register a call left undefined, a call chain deeper than 8 frames, an
+    /// unknown helper, or an address passed where a helper expects a scalar. Only the
+    /// reference interpreter checks these; the program is invalid.
+    Verifier,
     /// Native code broke the RISC-V calling convention: the return value in `a0` is not
     /// R0's low 32 bits sign-extended, or a callee-saved register or `sp` was not
     /// restored. Only the JIT can have this fault.
@@ -62,6 +69,7 @@ impl FaultKind {
             FaultKind::MisalignedAtomic => "misaligned-atomic",
             FaultKind::Budget => "budget",
             FaultKind::BadCode => "bad-code",
+            FaultKind::Verifier => "verifier",
             FaultKind::Abi => "abi",
             FaultKind::Host => "host",
         }
@@ -105,6 +113,17 @@ pub struct Outcome {
     /// Such values differ between engines by construction and are not compared.
     /// Only engines that track provenance (the reference interpreter) set this.
     pub r0_is_address: bool,
+    /// How many tail calls succeeded (jumped into their target).
+    pub tail_calls: u32,
+    /// Every helper call, in order (tail calls are not helper calls).
+    pub helper_calls: Vec<HelperCall>,
+}
+
+impl Outcome {
+    /// An outcome with no tail calls and no helper calls.
+    pub fn new(result: Result<u64, Fault>, ctx: Vec<u8>, r0_is_address: bool) -> Outcome {
+        Outcome { result, ctx, r0_is_address, tail_calls: 0, helper_calls: Vec::new() }
+    }
 }
 
 /// What an engine says about a program.
@@ -117,12 +136,18 @@ pub enum RunResult {
     CannotJudge(String),
 }
 
-/// An execution engine: runs one program on one input with the kernel's semantics.
+/// An execution engine: runs a program set on one input with the kernel's semantics.
 pub trait Engine {
     /// A short stable name (`reference`, `rbpf`, `jit`).
     fn name(&self) -> &'static str;
 
-    /// Runs `prog` on `input`. Never panics on any checked [`Program`]: every failure is
-    /// an [`Outcome`] with a [`Fault`], or [`RunResult::CannotJudge`].
-    fn run(&mut self, prog: &Program, input: &Input) -> RunResult;
+    /// Runs the entry program of `set` on `input`. Never panics on any checked
+    /// [`ProgramSet`]: every failure is an [`Outcome`] with a [`Fault`], or
+    /// [`RunResult::CannotJudge`].
+    fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult;
+
+    /// Runs a single program (a set of one program and no maps).
+    fn run(&mut self, prog: &Program, input: &Input) -> RunResult {
+        self.run_set(&ProgramSet::single(prog.clone()), input)
+    }
 }

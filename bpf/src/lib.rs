@@ -16,13 +16,16 @@
 pub mod asm;
 pub mod elf;
 pub mod exec;
+pub mod helpers;
 pub mod insn;
 pub mod load;
 pub mod opcode;
 pub mod program;
 pub mod raw;
+pub mod set;
 
 pub use exec::{Engine, Fault, FaultKind, Input, Outcome, RunResult};
 pub use insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 pub use program::{Program, ProgramError, MAX_STACK};
 pub use raw::{decode, decode_bytes, encode_bytes, DecodeError, RawInsn};
+pub use set::{ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD};

@@ -39,6 +39,14 @@ pub enum ProgramError {
         /// Slot of the instruction.
         pc: usize,
     },
+    /// A jump leaves the function (main program or subprogram) it is in.
+    #[error("pc {pc}: jump to pc {target} leaves its function (functions start at pc 0 and at every bpf2bpf call target)")]
+    JumpAcrossFunctions {
+        /// Slot of the jump.
+        pc: usize,
+        /// Slot it goes to.
+        target: usize,
+    },
     /// The declared stack depth is above [`MAX_STACK`].
     #[error("stack depth {0} exceeds the 512-byte eBPF stack")]
     StackTooDeep(u32),
@@ -116,6 +124,18 @@ impl Program {
                 return Err(ProgramError::WritesFramePointer { pc });
             }
         }
+        let starts = self.function_starts();
+        let function_of = |i: usize| starts.partition_point(|&s| s <= i) - 1;
+        for i in 0..self.insns.len() {
+            if let (Some(t), Some(_)) = (self.target_of(i), self.insns[i].jump_offset()) {
+                if function_of(t) != function_of(i) {
+                    return Err(ProgramError::JumpAcrossFunctions {
+                        pc: self.slot_of[i],
+                        target: self.slot_of[t],
+                    });
+                }
+            }
+        }
         // Walk every path from the entry (and into every local call): none may run past
         // the last instruction. Unreachable code after the final exit is allowed.
         let n = self.insns.len();
@@ -170,6 +190,27 @@ impl Program {
         };
         let t = self.slot_of[index] as i64 + 1 + off;
         self.index_at(t as usize)
+    }
+
+    /// Instruction indexes where functions start: 0 (the main program) and every
+    /// bpf2bpf call target, sorted and without repeats.
+    pub fn function_starts(&self) -> Vec<usize> {
+        let mut starts: Vec<usize> = std::iter::once(0)
+            .chain((0..self.insns.len()).filter_map(|i| match self.insns[i] {
+                Insn::Call(Call::Local(_)) => self.target_of(i),
+                _ => None,
+            }))
+            .collect();
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+    }
+
+    /// The instruction-index range of every function, main program first.
+    pub fn functions(&self) -> Vec<std::ops::Range<usize>> {
+        let starts = self.function_starts();
+        let ends = starts.iter().skip(1).copied().chain([self.insns.len()]);
+        starts.iter().copied().zip(ends).map(|(s, e)| s..e).collect()
     }
 
     /// Bytes of stack below r10 the program may use (at most [`MAX_STACK`]).
@@ -235,6 +276,23 @@ mod tests {
         assert_eq!(fall, ProgramError::FallsOffEnd { pc: 2 });
         // Unreachable code after the final exit is fine (the kernel's test table has some).
         assert!(Program::new(vec![Insn::Exit, mov(Reg::R0, 1)]).is_ok());
+    }
+
+    #[test]
+    fn functions_split_at_call_targets() {
+        // 0: call pc+2 -> 3; 1: exit path of main; 3..: the subprogram.
+        let p = Program::new(vec![
+            Insn::Call(Call::Local(2)),
+            mov(Reg::R0, 0),
+            Insn::Exit,
+            mov(Reg::R0, 1),
+            Insn::Exit,
+        ])
+        .unwrap();
+        assert_eq!(p.functions(), vec![0..3, 3..5]);
+        let across =
+            Program::new(vec![Insn::Call(Call::Local(1)), Insn::Ja { off: 0 }, Insn::Exit]).unwrap_err();
+        assert_eq!(across, ProgramError::JumpAcrossFunctions { pc: 1, target: 2 });
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The JIT as a [`bpf::Engine`]: compile, run in unicorn, and translate what the machine
 //! did into an engine-neutral [`Outcome`].
 
-use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, RunResult};
+use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, ProgramSet, RunResult};
 
 use crate::compile::{compile, Compiled};
 use crate::runner::{Native, Runner, Stop, CODE_ADDR, INSN_LIMIT};
@@ -42,11 +42,7 @@ impl Jit {
 }
 
 fn host(detail: String) -> RunResult {
-    RunResult::Ran(Outcome {
-        result: Err(Fault { kind: FaultKind::Host, pc: None, detail }),
-        ctx: Vec::new(),
-        r0_is_address: false,
-    })
+    RunResult::Ran(Outcome::new(Err(Fault { kind: FaultKind::Host, pc: None, detail }), Vec::new(), false))
 }
 
 /// The BPF pc whose code contains guest address `addr`, if any.
@@ -96,7 +92,7 @@ pub fn outcome(prog: &Program, compiled: &Compiled, n: Native) -> Outcome {
             fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc))
         }
     };
-    Outcome { result, ctx: n.ctx, r0_is_address: false }
+    Outcome::new(result, n.ctx, false)
 }
 
 impl Engine for Jit {
@@ -104,7 +100,19 @@ impl Engine for Jit {
         "jit"
     }
 
-    fn run(&mut self, prog: &Program, input: &Input) -> RunResult {
+    fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
+        if !set.is_single() {
+            return RunResult::CannotJudge(
+                "program sets of several programs or with maps are not supported yet".into(),
+            );
+        }
+        self.run_single(&set.entry().prog, input)
+    }
+}
+
+impl Jit {
+    /// Runs one program with no maps.
+    fn run_single(&mut self, prog: &Program, input: &Input) -> RunResult {
         let compiled = match compile(prog) {
             Ok(c) => c,
             Err(e) => return RunResult::CannotJudge(e.to_string()),

@@ -8,7 +8,8 @@
 //!    rejected the program (it accessed memory outside the stack and context, or made a
 //!    misaligned atomic access): the program is invalid, and nothing is compared.
 //! 4. Otherwise the fault class, R0 (unless the reference says it holds an address, which
-//!    differs between engines by construction) and the context memory are compared. For
+//!    differs between engines by construction), the context memory, the number of
+//!    successful tail calls and the helper-call trace are compared. For
 //!    every field that differs, the engine whose value stands alone is named as the odd
 //!    one out; with only two engines, the one that is not the reference is.
 
@@ -34,6 +35,10 @@ pub enum Field {
     R0,
     /// The context memory after the run.
     Ctx,
+    /// The number of successful tail calls.
+    TailCalls,
+    /// The helper calls, with their arguments and results.
+    Helpers,
 }
 
 impl Field {
@@ -43,6 +48,8 @@ impl Field {
             Field::Error => "error",
             Field::R0 => "r0",
             Field::Ctx => "ctx",
+            Field::TailCalls => "tail_calls",
+            Field::Helpers => "helpers",
         }
     }
 }
@@ -96,6 +103,14 @@ fn render_error(o: &Outcome) -> String {
         Ok(_) => "none".into(),
         Err(f) => f.kind.name().into(),
     }
+}
+
+/// Renders a helper trace as `name(args) = ret; ...`, or `none`.
+pub fn helper_trace(o: &Outcome) -> String {
+    if o.helper_calls.is_empty() {
+        return "none".into();
+    }
+    o.helper_calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 /// Renders context bytes as hex, in 8-byte groups.
@@ -197,6 +212,11 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
         ));
     }
     diffs.extend(differ(Field::Ctx, finished.iter().map(|(e, o)| (*e, hex(&o.ctx))).collect()));
+    diffs.extend(differ(
+        Field::TailCalls,
+        finished.iter().map(|(e, o)| (*e, o.tail_calls.to_string())).collect(),
+    ));
+    diffs.extend(differ(Field::Helpers, finished.iter().map(|(e, o)| (*e, helper_trace(o))).collect()));
     if diffs.is_empty() {
         Verdict::Agree
     } else {
@@ -210,20 +230,17 @@ mod tests {
     use bpf::Fault;
 
     fn ok(engine: &'static str, r0: u64) -> EngineResult {
-        EngineResult {
-            engine,
-            result: RunResult::Ran(Outcome { result: Ok(r0), ctx: vec![], r0_is_address: false }),
-        }
+        EngineResult { engine, result: RunResult::Ran(Outcome::new(Ok(r0), vec![], false)) }
     }
 
     fn fault(engine: &'static str, kind: FaultKind) -> EngineResult {
         EngineResult {
             engine,
-            result: RunResult::Ran(Outcome {
-                result: Err(Fault { kind, pc: Some(3), detail: "x".into() }),
-                ctx: vec![],
-                r0_is_address: false,
-            }),
+            result: RunResult::Ran(Outcome::new(
+                Err(Fault { kind, pc: Some(3), detail: "x".into() }),
+                vec![],
+                false,
+            )),
         }
     }
 
@@ -281,6 +298,19 @@ mod tests {
             compare(&[fault("reference", FaultKind::MemoryAccess), ok("jit", 1)]),
             Verdict::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn tail_call_counts_and_helper_traces_are_compared() {
+        let mut a = ok("reference", 1);
+        let mut b = ok("jit", 1);
+        if let (RunResult::Ran(x), RunResult::Ran(y)) = (&mut a.result, &mut b.result) {
+            x.tail_calls = 33;
+            y.tail_calls = 32;
+        }
+        let Verdict::Mismatch(d) = compare(&[a, b]) else { panic!() };
+        assert_eq!((d[0].field, d[0].odd_one_out), (Field::TailCalls, Some("jit")));
+        assert_eq!(d[0].explanation, "jit is the odd one out: reference says tail_calls = 33, jit says 32");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Building engines by name.
 
-use bpf::{Engine, Input, Program};
+use bpf::{Engine, Input, Program, ProgramSet};
 
 use crate::compare::EngineResult;
 

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use bpf::{Outcome, RunResult};
 
-use crate::compare::{hex, EngineResult, Verdict};
+use crate::compare::{helper_trace, hex, EngineResult, Verdict};
 
 fn outcome_json(o: &Outcome) -> Value {
     let mut m = Map::new();
@@ -24,6 +24,10 @@ fn outcome_json(o: &Outcome) -> Value {
         m.insert("r0_is_address".into(), json!(true));
     }
     m.insert("ctx".into(), json!(hex(&o.ctx)));
+    m.insert("tail_calls".into(), json!(o.tail_calls));
+    let calls: Vec<Value> =
+        o.helper_calls.iter().map(|c| json!({"id": c.id, "args": c.args, "ret": c.ret})).collect();
+    m.insert("helpers".into(), Value::Array(calls));
     Value::Object(m)
 }
 
@@ -75,7 +79,7 @@ fn short_hex(ctx: &[u8]) -> String {
 /// A human-readable table: one row per engine (R0, error, context), then the verdict.
 pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> String {
     let mut s = format!("{file}:\n");
-    s += &format!("  {:<10} {:<20} {:<18} {}\n", "engine", "r0", "error", "ctx");
+    s += &format!("  {:<10} {:<20} {:<18} {:<10} {}\n", "engine", "r0", "error", "tailcalls", "ctx");
     for r in results {
         match &r.result {
             RunResult::Ran(o) => {
@@ -85,7 +89,10 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                     Err(f) => ("-".to_string(), f.to_string()),
                 };
                 let ctx = short_hex(&o.ctx);
-                s += &format!("  {:<10} {:<20} {:<18} {}\n", r.engine, r0, err, ctx);
+                s += &format!("  {:<10} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, o.tail_calls, ctx);
+                if !o.helper_calls.is_empty() {
+                    s += &format!("  {:<10} helpers: {}\n", "", helper_trace(o));
+                }
             }
             RunResult::CannotJudge(why) => s += &format!("  {:<10} cannot judge: {why}\n", r.engine),
         }

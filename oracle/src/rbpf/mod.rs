@@ -54,7 +54,7 @@
 //!
 //! # Usage
 //! ```
-//! use bpf::{AluOp, Cond, Engine, Input, Insn, Operand, Program, Reg, RunResult, Width};
+//! use bpf::{ProgramSet, AluOp, Cond, Engine, Input, Insn, Operand, Program, Reg, RunResult, Width};
 //! let prog = Program::new(vec![
 //!     Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(-1) },
 //!     Insn::Jmp { width: Width::W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(-1), off: 1 },
@@ -74,7 +74,7 @@ mod tests;
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, RunResult, MAX_STACK};
+use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
 
 use lower::TICK_HELPER;
 pub use lower::{lower, Lowered};
@@ -221,7 +221,19 @@ impl Engine for Rbpf {
         "rbpf"
     }
 
-    fn run(&mut self, prog: &Program, input: &Input) -> RunResult {
+    fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
+        if !set.is_single() {
+            return RunResult::CannotJudge(
+                "program sets of several programs or with maps are not supported yet".into(),
+            );
+        }
+        self.run_single(&set.entry().prog, input)
+    }
+}
+
+impl Rbpf {
+    /// Runs one program with no maps.
+    fn run_single(&mut self, prog: &Program, input: &Input) -> RunResult {
         if cfg!(target_endian = "big") {
             return RunResult::CannotJudge(
                 "rbpf's loads, stores and TO_BE follow the host's byte order: the rbpf backend \
@@ -294,6 +306,6 @@ impl Engine for Rbpf {
             Some(_) => self.buf[layout.ctx..layout.ctx + len].to_vec(),
             None => Vec::new(),
         };
-        RunResult::Ran(Outcome { result, ctx, r0_is_address: false })
+        RunResult::Ran(Outcome::new(result, ctx, false))
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! # Usage
 //! ```
-//! use bpf::{AluOp, Engine, Input, Insn, Operand, Program, Reg, RunResult, Width};
+//! use bpf::{ProgramSet, AluOp, Engine, Input, Insn, Operand, Program, Reg, RunResult, Width};
 //! use oracle::reference::{Reference, STACK_TOP};
 //!
 //! let prog = Program::new(vec![
@@ -58,7 +58,7 @@ mod memory;
 #[cfg(test)]
 mod testutil;
 
-use bpf::{Engine, Fault, Input, Outcome, Program, RunResult};
+use bpf::{Engine, Fault, Input, Outcome, Program, ProgramSet, RunResult};
 
 pub use layout::{
     ctx_range, entry_registers, stack_range, CTX_ADDR, DEFAULT_BUDGET, STACK_BASE, STACK_SIZE, STACK_TOP,
@@ -114,7 +114,19 @@ impl Engine for Reference {
         "reference"
     }
 
-    fn run(&mut self, prog: &Program, input: &Input) -> RunResult {
+    fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
+        if !set.is_single() {
+            return RunResult::CannotJudge(
+                "program sets of several programs or with maps are not supported yet".into(),
+            );
+        }
+        self.run_single(&set.entry().prog, input)
+    }
+}
+
+impl Reference {
+    /// Runs one program with no maps.
+    fn run_single(&mut self, prog: &Program, input: &Input) -> RunResult {
         decode::decode_into(prog, &mut self.ops);
         self.memory.reset(prog.stack_depth(), input.ctx.as_deref());
         let marked: &[u8] = if input.ctx.is_some() { &[1, 10] } else { &[10] };
@@ -128,11 +140,7 @@ impl Engine for Reference {
         let stop = machine.run(&self.ops);
         let result = match stop {
             Stop::Exit { r0, r0_is_address } => {
-                return RunResult::Ran(Outcome {
-                    result: Ok(r0),
-                    ctx: self.memory.ctx_bytes().to_vec(),
-                    r0_is_address,
-                })
+                return RunResult::Ran(Outcome::new(Ok(r0), self.memory.ctx_bytes().to_vec(), r0_is_address))
             }
             Stop::Fault { kind, index, detail } => {
                 Err(Fault { kind, pc: Reference::pc_of(prog, index), detail })
@@ -145,6 +153,6 @@ impl Engine for Reference {
                 return RunResult::CannotJudge(reason);
             }
         };
-        RunResult::Ran(Outcome { result, ctx: self.memory.ctx_bytes().to_vec(), r0_is_address: false })
+        RunResult::Ran(Outcome::new(result, self.memory.ctx_bytes().to_vec(), false))
     }
 }

@@ -1,0 +1,163 @@
+//! The helper functions every engine offers, with one implementation shared by all of
+//! them, so that helper behaviour can never be the source of a difference.
+//!
+//! Helpers are deterministic: a run's results depend only on the program set and the
+//! input. Each helper has a prototype: the number of scalar arguments it reads (R1 up to
+//! R5). Like the kernel's verifier, the reference interpreter rejects a program that
+//! passes an address where a scalar is expected or calls an unknown helper.
+//!
+//! `bpf_tail_call` (id 12) is not a function here: engines treat `call 12` exactly like
+//! the kernel-internal tail-call instruction the verifier rewrites it into.
+
+use std::fmt;
+
+/// The helper id of `bpf_tail_call`.
+pub const TAIL_CALL: i32 = 12;
+/// `ktime_get_ns`: here a per-run clock that advances by 1000 on every clock read.
+pub const KTIME_GET_NS: i32 = 5;
+/// `get_numa_node_id`: 0 (one node).
+pub const GET_NUMA_NODE_ID: i32 = 42;
+/// `jiffies64`: the per-run clock.
+pub const JIFFIES64: i32 = 118;
+/// `ktime_get_boot_ns`: the per-run clock.
+pub const KTIME_GET_BOOT_NS: i32 = 125;
+/// `ktime_get_coarse_ns`: the per-run clock.
+pub const KTIME_GET_COARSE_NS: i32 = 160;
+/// lib/test_bpf.c's own `bpf_test_func` (`__BPF_FUNC_MAX_ID` in 6.12): returns 0.
+pub const TEST_FUNC: i32 = 212;
+/// jitdiff's pure mixing function of R1 and R2.
+pub const MIX: i32 = 0x10000;
+/// jitdiff's per-run counter: 1, 2, 3, ... on successive calls within one run.
+pub const COUNTER: i32 = 0x10001;
+
+/// What a helper takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prototype {
+    /// Its name.
+    pub name: &'static str,
+    /// How many of R1..R5 it reads; each must be a scalar.
+    pub scalar_args: usize,
+}
+
+/// The prototype of helper `id`, or `None` for an id no engine offers (tail calls
+/// included: they are not helpers).
+pub fn prototype(id: i32) -> Option<Prototype> {
+    let p = |name, scalar_args| Some(Prototype { name, scalar_args });
+    match id {
+        KTIME_GET_NS => p("ktime_get_ns", 0),
+        GET_NUMA_NODE_ID => p("get_numa_node_id", 0),
+        JIFFIES64 => p("jiffies64", 0),
+        KTIME_GET_BOOT_NS => p("ktime_get_boot_ns", 0),
+        KTIME_GET_COARSE_NS => p("ktime_get_coarse_ns", 0),
+        TEST_FUNC => p("bpf_test_func", 0),
+        MIX => p("jitdiff_mix", 2),
+        COUNTER => p("jitdiff_counter", 0),
+        _ => None,
+    }
+}
+
+/// Every helper id, for engines that register helpers up front.
+pub const ALL: [i32; 8] = [
+    KTIME_GET_NS,
+    GET_NUMA_NODE_ID,
+    JIFFIES64,
+    KTIME_GET_BOOT_NS,
+    KTIME_GET_COARSE_NS,
+    TEST_FUNC,
+    MIX,
+    COUNTER,
+];
+
+/// One helper call as every engine records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HelperCall {
+    /// The helper id.
+    pub id: i32,
+    /// The scalar arguments it read (as many as its prototype says).
+    pub args: Vec<u64>,
+    /// What it returned in R0.
+    pub ret: u64,
+}
+
+impl fmt::Display for HelperCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = prototype(self.id).map_or("?", |p| p.name);
+        let args: Vec<String> = self.args.iter().map(|a| format!("{a:#x}")).collect();
+        write!(f, "{name}({}) = {:#x}", args.join(", "), self.ret)
+    }
+}
+
+/// The helpers' per-run state. Create one per run.
+#[derive(Clone, Debug, Default)]
+pub struct Helpers {
+    clock: u64,
+    counter: u64,
+    trace: Vec<HelperCall>,
+}
+
+fn mix(a: u64, b: u64) -> u64 {
+    let mut h = a ^ b.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+impl Helpers {
+    /// Fresh state for a new run.
+    pub fn new() -> Helpers {
+        Helpers::default()
+    }
+
+    /// Calls helper `id` with R1..R5 = `regs`, records the call, and returns R0. `None`
+    /// for an unknown id (the caller decides what that means).
+    pub fn call(&mut self, id: i32, regs: [u64; 5]) -> Option<u64> {
+        let proto = prototype(id)?;
+        let ret = match id {
+            MIX => mix(regs[0], regs[1]),
+            COUNTER => {
+                self.counter += 1;
+                self.counter
+            }
+            GET_NUMA_NODE_ID | TEST_FUNC => 0,
+            _ => {
+                self.clock += 1000;
+                self.clock
+            }
+        };
+        self.trace.push(HelperCall { id, args: regs[..proto.scalar_args].to_vec(), ret });
+        Some(ret)
+    }
+
+    /// The calls made so far, in order.
+    pub fn trace(&self) -> &[HelperCall] {
+        &self.trace
+    }
+
+    /// Takes the trace, leaving the state otherwise as it is.
+    pub fn take_trace(&mut self) -> Vec<HelperCall> {
+        std::mem::take(&mut self.trace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_and_recorded() {
+        let mut h = Helpers::new();
+        assert_eq!(h.call(COUNTER, [9; 5]), Some(1));
+        assert_eq!(h.call(COUNTER, [0; 5]), Some(2));
+        assert_eq!(h.call(KTIME_GET_NS, [0; 5]), Some(1000));
+        assert_eq!(h.call(JIFFIES64, [0; 5]), Some(2000));
+        assert_eq!(h.call(GET_NUMA_NODE_ID, [0; 5]), Some(0));
+        let m = h.call(MIX, [1, 2, 3, 4, 5]).unwrap();
+        assert_eq!(Helpers::new().call(MIX, [1, 2, 7, 7, 7]), Some(m), "mix reads only R1 and R2");
+        assert_ne!(Helpers::new().call(MIX, [2, 1, 0, 0, 0]), Some(m), "mix is not symmetric");
+        assert_eq!(h.call(TAIL_CALL, [0; 5]), None);
+        assert_eq!(h.call(99, [0; 5]), None);
+        assert_eq!(h.trace().len(), 6);
+        assert_eq!(h.trace()[5], HelperCall { id: MIX, args: vec![1, 2], ret: m });
+        assert_eq!(h.trace()[0].to_string(), "jitdiff_counter() = 0x1");
+    }
+}

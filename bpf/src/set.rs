@@ -1,0 +1,174 @@
+//! Program sets: what actually runs. An entry program, the other programs its tail calls
+//! can reach, and the prog-array maps that hold them.
+//!
+//! Each program is one instruction stream whose subprograms are reached by bpf2bpf calls
+//! (`call pc+N`, as in the kernel). A program refers to a map with
+//! `lddw rN, map` (`LdImm64` with `pseudo` = [`PSEUDO_MAP_FD`] and the map's index as
+//! the immediate).
+
+use crate::insn::Insn;
+use crate::program::Program;
+
+/// The `src` field of an `lddw` that loads a map reference (`BPF_PSEUDO_MAP_FD`).
+pub const PSEUDO_MAP_FD: u8 = 1;
+
+/// A `BPF_MAP_TYPE_PROG_ARRAY`: `max_entries` slots, each empty or holding a program of
+/// the set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgArray {
+    /// The map's name in text form.
+    pub name: String,
+    /// Slots: `slots.len()` is `max_entries`; `Some(i)` holds program `i` of the set.
+    pub slots: Vec<Option<usize>>,
+}
+
+impl ProgArray {
+    /// The number of slots.
+    pub fn max_entries(&self) -> u32 {
+        self.slots.len() as u32
+    }
+}
+
+/// A named program of a set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetProgram {
+    /// The program's name in text form.
+    pub name: String,
+    /// Its instructions, subprograms included.
+    pub prog: Program,
+}
+
+/// Why a program set is inconsistent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// A set needs at least its entry program.
+    #[error("a program set needs at least one program")]
+    Empty,
+    /// An `lddw` names a map that does not exist.
+    #[error("program {prog}, pc {pc}: map {map} does not exist (the set has {count} maps)")]
+    NoSuchMap {
+        /// Program name.
+        prog: String,
+        /// Slot of the `lddw`.
+        pc: usize,
+        /// The map index it names.
+        map: u64,
+        /// How many maps exist.
+        count: usize,
+    },
+    /// A slot names a program that does not exist.
+    #[error("map {map}, slot {slot}: program {prog} does not exist (the set has {count} programs)")]
+    NoSuchProgram {
+        /// Map name.
+        map: String,
+        /// Slot index.
+        slot: usize,
+        /// The program index it names.
+        prog: usize,
+        /// How many programs exist.
+        count: usize,
+    },
+    /// A prog array with no slots (the kernel requires `max_entries` > 0).
+    #[error("map {0} has no slots")]
+    NoSlots(String),
+}
+
+/// A consistent program set: every map reference names a map, every slot a program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramSet {
+    progs: Vec<SetProgram>,
+    maps: Vec<ProgArray>,
+}
+
+impl ProgramSet {
+    /// A set of one program and no maps.
+    pub fn single(prog: Program) -> ProgramSet {
+        ProgramSet { progs: vec![SetProgram { name: "entry".into(), prog }], maps: Vec::new() }
+    }
+
+    /// Checks and wraps programs (the first is the entry) and maps.
+    pub fn new(progs: Vec<SetProgram>, maps: Vec<ProgArray>) -> Result<ProgramSet, SetError> {
+        if progs.is_empty() {
+            return Err(SetError::Empty);
+        }
+        for m in &maps {
+            if m.slots.is_empty() {
+                return Err(SetError::NoSlots(m.name.clone()));
+            }
+            for (slot, p) in m.slots.iter().enumerate() {
+                if let Some(p) = *p {
+                    if p >= progs.len() {
+                        return Err(SetError::NoSuchProgram {
+                            map: m.name.clone(),
+                            slot,
+                            prog: p,
+                            count: progs.len(),
+                        });
+                    }
+                }
+            }
+        }
+        for p in &progs {
+            for (i, insn) in p.prog.insns().iter().enumerate() {
+                if let Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } = *insn {
+                    if imm >= maps.len() as u64 {
+                        return Err(SetError::NoSuchMap {
+                            prog: p.name.clone(),
+                            pc: p.prog.pc_of(i),
+                            map: imm,
+                            count: maps.len(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(ProgramSet { progs, maps })
+    }
+
+    /// The entry program.
+    pub fn entry(&self) -> &SetProgram {
+        &self.progs[0]
+    }
+
+    /// Every program; index 0 is the entry.
+    pub fn progs(&self) -> &[SetProgram] {
+        &self.progs
+    }
+
+    /// Every prog-array map.
+    pub fn maps(&self) -> &[ProgArray] {
+        &self.maps
+    }
+
+    /// Whether this is one program without maps.
+    pub fn is_single(&self) -> bool {
+        self.progs.len() == 1 && self.maps.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::insn::Reg;
+
+    fn prog(insns: Vec<Insn>) -> SetProgram {
+        SetProgram { name: "p".into(), prog: Program::new(insns).unwrap() }
+    }
+
+    #[test]
+    fn references_are_checked() {
+        let lddw = Insn::LdImm64 { dst: Reg::R2, pseudo: PSEUDO_MAP_FD, imm: 1 };
+        let err = ProgramSet::new(vec![prog(vec![lddw, Insn::Exit])], vec![]).unwrap_err();
+        assert!(matches!(err, SetError::NoSuchMap { map: 1, count: 0, .. }));
+        let bad_slot = ProgArray { name: "m".into(), slots: vec![None, Some(3)] };
+        let err = ProgramSet::new(vec![prog(vec![Insn::Exit])], vec![bad_slot]).unwrap_err();
+        assert!(matches!(err, SetError::NoSuchProgram { slot: 1, prog: 3, .. }));
+        let empty = ProgArray { name: "m".into(), slots: vec![] };
+        assert!(ProgramSet::new(vec![prog(vec![Insn::Exit])], vec![empty]).is_err());
+        let ok = ProgArray { name: "m".into(), slots: vec![Some(0), None] };
+        let lddw0 = Insn::LdImm64 { dst: Reg::R2, pseudo: PSEUDO_MAP_FD, imm: 0 };
+        let set = ProgramSet::new(vec![prog(vec![lddw0, Insn::Exit])], vec![ok]).unwrap();
+        assert_eq!(set.maps()[0].max_entries(), 2);
+        assert!(!set.is_single());
+    }
+}
