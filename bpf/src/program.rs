@@ -65,16 +65,23 @@ pub struct Program {
     slot_of: Vec<usize>,
     /// Instruction index starting at each slot (`usize::MAX` for an `lddw`'s second slot).
     index_at: Vec<usize>,
-    stack_depth: u32,
+    /// Stack bytes of each function (indexed like [`Program::functions`]).
+    stack_depths: Vec<u32>,
 }
 
 impl Program {
-    /// Checks and wraps instructions, with the full 512-byte stack available.
+    /// Checks and wraps instructions. Each function's stack depth is inferred as the
+    /// kernel's verifier would find it for direct accesses: the deepest `r10 - off`
+    /// access, rounded up to 8 bytes; a function that copies r10 (or uses it in any way
+    /// but as a memory base) may reach any depth and gets the full 512 bytes.
     pub fn new(insns: Vec<Insn>) -> Result<Program, ProgramError> {
-        Program::with_stack_depth(insns, MAX_STACK)
+        let mut p = Program::with_stack_depth(insns, MAX_STACK)?;
+        p.stack_depths = p.functions().into_iter().map(|f| infer_stack_depth(&p.insns[f])).collect();
+        Ok(p)
     }
 
-    /// Checks and wraps instructions that use at most `stack_depth` bytes below r10.
+    /// Checks and wraps instructions whose every function uses at most `stack_depth`
+    /// bytes below r10.
     pub fn with_stack_depth(insns: Vec<Insn>, stack_depth: u32) -> Result<Program, ProgramError> {
         if insns.is_empty() {
             return Err(ProgramError::Empty);
@@ -91,8 +98,9 @@ impl Program {
                 index_at.push(usize::MAX);
             }
         }
-        let p = Program { insns, slot_of, index_at, stack_depth };
+        let mut p = Program { insns, slot_of, index_at, stack_depths: Vec::new() };
         p.check()?;
+        p.stack_depths = vec![stack_depth; p.function_starts().len()];
         Ok(p)
     }
 
@@ -215,13 +223,63 @@ impl Program {
 
     /// Bytes of stack below r10 the program may use (at most [`MAX_STACK`]).
     pub fn stack_depth(&self) -> u32 {
-        self.stack_depth
+        self.stack_depths[0]
+    }
+
+    /// Stack bytes of function `f` (an index into [`Program::functions`]).
+    pub fn function_stack_depth(&self, f: usize) -> u32 {
+        self.stack_depths[f]
+    }
+
+    /// The same instructions with every function's stack depth set to `depth`.
+    pub fn set_stack_depths(&mut self, depths: Vec<u32>) -> Result<(), ProgramError> {
+        if let Some(&d) = depths.iter().find(|&&d| d > MAX_STACK) {
+            return Err(ProgramError::StackTooDeep(d));
+        }
+        assert_eq!(depths.len(), self.stack_depths.len(), "one depth per function");
+        self.stack_depths = depths;
+        Ok(())
     }
 
     /// The program as little-endian bytecode.
     pub fn to_bytes(&self) -> Vec<u8> {
         encode_bytes(&self.insns)
     }
+}
+
+/// The stack depth of one function: the deepest direct `r10 - off` access rounded up to
+/// 8, or [`MAX_STACK`] when r10 is used other than as a memory base.
+fn infer_stack_depth(insns: &[Insn]) -> u32 {
+    let mut deepest: i64 = 0;
+    let mut access = |base: Reg, off: i16| {
+        if base == Reg::R10 {
+            deepest = deepest.max(-(off as i64));
+        }
+    };
+    for insn in insns {
+        match *insn {
+            Insn::Load { src, off, .. } => access(src, off),
+            Insn::StoreImm { dst, off, .. } => access(dst, off),
+            Insn::Store { dst, src, off, .. } => {
+                if src == Reg::R10 {
+                    return MAX_STACK;
+                }
+                access(dst, off)
+            }
+            Insn::Atomic { dst, src, off, .. } => {
+                if src == Reg::R10 {
+                    return MAX_STACK;
+                }
+                access(dst, off)
+            }
+            Insn::Alu { src: crate::insn::Operand::Reg(Reg::R10), .. }
+            | Insn::Jmp { src: crate::insn::Operand::Reg(Reg::R10), .. }
+            | Insn::MovSx { src: Reg::R10, .. }
+            | Insn::Jmp { dst: Reg::R10, .. } => return MAX_STACK,
+            _ => {}
+        }
+    }
+    (deepest.clamp(0, MAX_STACK as i64) as u32).div_ceil(8) * 8
 }
 
 #[cfg(test)]
@@ -293,6 +351,24 @@ mod tests {
         let across =
             Program::new(vec![Insn::Call(Call::Local(1)), Insn::Ja { off: 0 }, Insn::Exit]).unwrap_err();
         assert_eq!(across, ProgramError::JumpAcrossFunctions { pc: 1, target: 2 });
+    }
+
+    #[test]
+    fn stack_depth_is_inferred_per_function() {
+        let st = |off| Insn::StoreImm { size: crate::Size::DW, dst: Reg::R10, off, imm: 0 };
+        let p = Program::new(vec![
+            st(-12),
+            Insn::Call(Call::Local(1)),
+            Insn::Exit,
+            st(-256),
+            Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Reg(Reg::R10) },
+            Insn::Exit,
+        ])
+        .unwrap();
+        assert_eq!(p.functions().len(), 2);
+        assert_eq!(p.function_stack_depth(0), 16, "12 bytes round up to 16");
+        assert_eq!(p.function_stack_depth(1), 512, "r10 escapes into r0");
+        assert_eq!(Program::new(vec![Insn::Exit]).unwrap().stack_depth(), 0);
     }
 
     #[test]

@@ -68,9 +68,10 @@ pub enum SetError {
         /// How many programs exist.
         count: usize,
     },
-    /// A prog array with no slots (the kernel requires `max_entries` > 0).
-    #[error("map {0} has no slots")]
-    NoSlots(String),
+    /// A prog array with no slots (the kernel requires `max_entries` > 0), or more than
+    /// [`crate::exec::MAX_MAP_ENTRIES`].
+    #[error("map {0} has {1} slots (1 to {max} allowed)", max = crate::exec::MAX_MAP_ENTRIES)]
+    SlotCount(String, usize),
 }
 
 /// A consistent program set: every map reference names a map, every slot a program.
@@ -92,8 +93,8 @@ impl ProgramSet {
             return Err(SetError::Empty);
         }
         for m in &maps {
-            if m.slots.is_empty() {
-                return Err(SetError::NoSlots(m.name.clone()));
+            if m.slots.is_empty() || m.slots.len() > crate::exec::MAX_MAP_ENTRIES as usize {
+                return Err(SetError::SlotCount(m.name.clone(), m.slots.len()));
             }
             for (slot, p) in m.slots.iter().enumerate() {
                 if let Some(p) = *p {
