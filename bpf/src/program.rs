@@ -27,8 +27,8 @@ pub enum ProgramError {
         /// Whether the target is the second slot of an `lddw`.
         inside_lddw: bool,
     },
-    /// A reachable instruction can fall through past the end.
-    #[error("pc {pc}: execution can run past the end of the program (end it with `exit` or an unconditional jump)")]
+    /// A reachable instruction can fall through past the end of its function.
+    #[error("pc {pc}: execution can run past the end of its function (end it with `exit` or an unconditional jump)")]
     FallsOffEnd {
         /// Slot of the last instruction.
         pc: usize,
@@ -160,7 +160,7 @@ impl Program {
             if matches!(insn, Insn::Exit | Insn::Ja { .. } | Insn::JaLong { .. }) {
                 continue;
             }
-            if i + 1 == n {
+            if i + 1 == n || function_of(i + 1) != function_of(i) {
                 return Err(ProgramError::FallsOffEnd { pc: self.slot_of[i] });
             }
             todo.push(i + 1);

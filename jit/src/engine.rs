@@ -1,17 +1,18 @@
-//! The JIT as a [`bpf::Engine`]: compile, run in unicorn, and translate what the machine
-//! did into an engine-neutral [`Outcome`].
+//! The JIT as a [`bpf::Engine`]: compile a program set, run it in unicorn, and translate
+//! what the machine did into an engine-neutral [`Outcome`].
 
-use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, ProgramSet, RunResult};
+use bpf::{Engine, Fault, FaultKind, Input, Outcome, ProgramSet, RunResult};
 
-use crate::compile::{compile, Compiled};
-use crate::runner::{Native, Runner, Stop, CODE_ADDR, INSN_LIMIT};
+use crate::compile::{compile_set, CompiledSet, Scheme};
+use crate::runner::{Native, Runner, Stop, INSN_LIMIT};
 
-/// Compiles programs with jitdiff's RV64 JIT and runs them in one reusable emulator.
+/// Compiles program sets with jitdiff's RV64 JIT and runs them in one reusable emulator.
 /// Create one per thread.
 #[derive(Debug)]
 pub struct Jit {
     runner: Option<Runner>,
     limit: usize,
+    scheme: Scheme,
 }
 
 impl Default for Jit {
@@ -21,14 +22,25 @@ impl Default for Jit {
 }
 
 impl Jit {
-    /// A JIT engine with the default instruction limit; the emulator is created on first use.
+    /// A JIT engine with the `register` scheme and the default instruction limit; the
+    /// emulator is created on first use.
     pub fn new() -> Jit {
-        Jit::with_insn_limit(INSN_LIMIT)
+        Jit { runner: None, limit: INSN_LIMIT, scheme: Scheme::Register }
+    }
+
+    /// The same engine keeping the tail-call counter with `scheme`.
+    pub fn with_scheme(self, scheme: Scheme) -> Jit {
+        Jit { scheme, ..self }
     }
 
     /// A JIT engine whose runs stop with a budget fault after `limit` machine instructions.
     pub fn with_insn_limit(limit: usize) -> Jit {
-        Jit { runner: None, limit }
+        Jit { limit, ..Jit::new() }
+    }
+
+    /// The scheme in use.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
     }
 
     fn runner(&mut self) -> Result<&mut Runner, String> {
@@ -45,18 +57,17 @@ fn host(detail: String) -> RunResult {
     RunResult::Ran(Outcome::new(Err(Fault { kind: FaultKind::Host, pc: None, detail }), Vec::new(), false))
 }
 
-/// The BPF pc whose code contains guest address `addr`, if any.
-fn bpf_pc(prog: &Program, compiled: &Compiled, addr: u64) -> Option<usize> {
-    let off = addr.checked_sub(CODE_ADDR)? as usize;
-    compiled.insn_at(off).map(|i| prog.pc_of(i))
-}
-
 /// Turns a finished run into an outcome: R0 is `a5`; the native return value `a0` must
 /// be R0's low 32 bits sign-extended, and callee-saved registers must be intact, or the
 /// run is an ABI fault.
-pub fn outcome(prog: &Program, compiled: &Compiled, n: Native) -> Outcome {
-    let pc = bpf_pc(prog, compiled, n.pc);
-    let fault = |kind, detail: String| Err(Fault { kind, pc, detail });
+pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
+    let located = compiled.locate(n.pc);
+    let pc = located.map(|(p, i)| set.progs()[p].prog.pc_of(i));
+    let place = match located {
+        Some((p, _)) if p > 0 => format!(" in program {}", set.progs()[p].name),
+        _ => String::new(),
+    };
+    let fault = |kind, detail: String| Err(Fault { kind, pc, detail: format!("{detail}{place}") });
     let result = match n.stop {
         Ok(()) if n.a0 != n.a5 as i32 as i64 as u64 => fault(
             FaultKind::Abi,
@@ -82,17 +93,11 @@ pub fn outcome(prog: &Program, compiled: &Compiled, n: Native) -> Outcome {
                 None => format!("{access} fault at machine pc {:#x}", n.pc),
             },
         ),
-        Err(Stop::Illegal) => {
-            fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc))
-        }
-        Err(Stop::Limit) => {
-            fault(FaultKind::Budget, "the machine instruction limit was reached without returning".into())
-        }
-        Err(Stop::Emulator(e)) => {
-            fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc))
-        }
+        Err(Stop::Illegal) => fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc)),
+        Err(Stop::Limit) => fault(FaultKind::Budget, "the machine instruction limit was reached without returning".into()),
+        Err(Stop::Emulator(e)) => fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc)),
     };
-    Outcome::new(result, n.ctx, false)
+    Outcome { result, ctx: n.ctx, r0_is_address: false, tail_calls: n.tail_calls, helper_calls: n.helper_calls }
 }
 
 impl Engine for Jit {
@@ -101,29 +106,16 @@ impl Engine for Jit {
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        if !set.is_single() {
-            return RunResult::CannotJudge(
-                "program sets of several programs or with maps are not supported yet".into(),
-            );
-        }
-        self.run_single(&set.entry().prog, input)
-    }
-}
-
-impl Jit {
-    /// Runs one program with no maps.
-    fn run_single(&mut self, prog: &Program, input: &Input) -> RunResult {
-        let compiled = match compile(prog) {
+        let compiled = match compile_set(set, self.scheme) {
             Ok(c) => c,
             Err(e) => return RunResult::CannotJudge(e.to_string()),
         };
-        let code = compiled.code();
         let runner = match self.runner() {
             Ok(r) => r,
             Err(e) => return host(e),
         };
-        match runner.run(&code, input.ctx.as_deref()) {
-            Ok(native) => RunResult::Ran(outcome(prog, &compiled, native)),
+        match runner.run(&compiled, set, input.ctx.as_deref()) {
+            Ok(native) => RunResult::Ran(outcome(set, &compiled, native)),
             Err(e) => host(e),
         }
     }
@@ -132,22 +124,31 @@ impl Jit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bpf::Insn;
+    use bpf::{Insn, Program};
 
     fn finished(a0: u64, a5: u64, clobbered: Vec<(&'static str, u64, u64)>) -> Native {
-        Native { stop: Ok(()), pc: crate::runner::EXIT_ADDR, a0, a5, clobbered, ctx: vec![] }
+        Native {
+            stop: Ok(()),
+            pc: crate::guest::EXIT_ADDR,
+            a0,
+            a5,
+            clobbered,
+            ctx: vec![],
+            tail_calls: 0,
+            helper_calls: vec![],
+        }
     }
 
     #[test]
     fn abi_checks() {
-        let prog = Program::new(vec![Insn::Exit]).unwrap();
-        let c = compile(&prog).unwrap();
+        let set = ProgramSet::single(Program::new(vec![Insn::Exit]).unwrap());
+        let c = compile_set(&set, Scheme::Register).unwrap();
         // 0x80000000 must come back in a0 as 0xffffffff80000000.
-        let good = outcome(&prog, &c, finished(0xffff_ffff_8000_0000, 0x8000_0000, vec![]));
+        let good = outcome(&set, &c, finished(0xffff_ffff_8000_0000, 0x8000_0000, vec![]));
         assert_eq!(good.result, Ok(0x8000_0000));
-        let bad = outcome(&prog, &c, finished(0x8000_0000, 0x8000_0000, vec![]));
+        let bad = outcome(&set, &c, finished(0x8000_0000, 0x8000_0000, vec![]));
         assert_eq!(bad.result.unwrap_err().kind, FaultKind::Abi);
-        let clobber = outcome(&prog, &c, finished(0, 0, vec![("s1", 0, 5)]));
+        let clobber = outcome(&set, &c, finished(0, 0, vec![("s1", 0, 5)]));
         let f = clobber.result.unwrap_err();
         assert_eq!(f.kind, FaultKind::Abi);
         assert!(f.detail.contains("s1 was 0x0, is 0x5"), "{}", f.detail);

@@ -17,7 +17,9 @@
 
 pub mod compile;
 pub mod engine;
+pub mod guest;
 pub mod runner;
 pub mod rv64;
 
+pub use compile::Scheme;
 pub use engine::Jit;

@@ -2,23 +2,28 @@
 //!
 //! One [`Runner`] owns one emulator instance and reuses it for every run (creating one
 //! costs about 0.3 ms; running new code costs tens of microseconds). The guest memory
-//! map is fixed: an exit page whose address is the return address, the code region, the
-//! context at [`bpf::exec::CTX_ADDR`], and a native stack. Before each run the registers
-//! are set to known values and the top of the stack is cleared, so a run depends only on
-//! the code and the context; after it, the callee-saved registers and `sp` are checked
+//! map is fixed ([`crate::guest`]). Before each run the registers are set to known
+//! values and the top of the stack is cleared, so a run depends only on the code, the
+//! maps and the context; after it, the callee-saved registers and `sp` are checked
 //! against the RISC-V calling convention.
+//!
+//! Helpers are trap addresses: the code calls `HELPERS_ADDR + 4k`, where a `ret` waits;
+//! a hook on that page runs the shared helper implementation, puts the result in `a0`
+//! and scrambles every other caller-saved register, as a real call may. Successful tail
+//! calls are counted by hooks on the addresses of the tail-call jumps only, so the code
+//! under test is not changed to observe them.
 
-use bpf::exec::CTX_ADDR;
+use bpf::exec::{map_addr, CTX_ADDR, MAPS_ADDR, MAP_PTRS_OFFSET, MAP_STRIDE};
+use bpf::helpers::{HelperCall, Helpers};
+use bpf::ProgramSet;
 use unicorn_engine::unicorn_const::{uc_error, Arch, ControlType, HookType, MemType, Mode, Prot};
-use unicorn_engine::{RegisterRISCV, Unicorn};
+use unicorn_engine::{RegisterRISCV, UcHookId, Unicorn};
 
-/// Address of the page the JIT code returns to; reaching it ends a run.
-pub const EXIT_ADDR: u64 = 0x1000;
-/// Where the code is written.
-pub const CODE_ADDR: u64 = 0x4000_0000;
-/// Initial `sp`: the top of the native stack.
-pub const STACK_TOP: u64 = 0x3010_0000;
-const STACK_SIZE: u64 = 0x10_0000;
+use crate::compile::CompiledSet;
+use crate::guest::{
+    helper_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR, STACK_SIZE, STACK_TOP,
+};
+
 /// Bytes below `STACK_TOP` cleared before every run (frames never go deeper).
 const STACK_CLEAR: usize = 16 * 1024;
 /// Machine instructions a run may execute, by default, before it counts as not
@@ -32,6 +37,8 @@ const PAGE: u64 = 0x1000;
 /// Values the callee-saved registers not mapped to BPF registers hold at entry; they
 /// must hold them again at return.
 const SENTINEL: u64 = 0x5a5a_0000_0000_0000;
+/// What a helper call leaves in the caller-saved registers it does not return in.
+const CLOBBER: u64 = 0xc10b_b3e5_0000_0000;
 
 /// Why a run stopped before returning.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,18 +74,24 @@ pub struct Native {
     pub clobbered: Vec<(&'static str, u64, u64)>,
     /// The context buffer after the run.
     pub ctx: Vec<u8>,
+    /// Tail-call jumps executed.
+    pub tail_calls: u32,
+    /// Helper calls serviced, in order.
+    pub helper_calls: Vec<HelperCall>,
 }
 
 #[derive(Default)]
 struct Data {
     fault_addr: Option<u64>,
+    helpers: Helpers,
+    tail_calls: u32,
 }
 
 /// A reusable RV64 emulator set up for running JIT code.
 pub struct Runner {
     emu: Unicorn<'static, Data>,
     code_mapped: u64,
-    code_len: usize,
+    code_len: u64,
     ctx_mapped: u64,
     limit: usize,
 }
@@ -96,19 +109,16 @@ fn x(n: u32) -> i32 {
 
 /// The callee-saved registers that hold sentinels (not BPF registers): `s0`, `s6`-`s11`,
 /// plus `gp` and `tp`, which no code may change.
-const PRESERVED: [(u32, &str); 9] = [
-    (8, "s0"),
-    (22, "s6"),
-    (23, "s7"),
-    (24, "s8"),
-    (25, "s9"),
-    (26, "s10"),
-    (27, "s11"),
-    (3, "gp"),
-    (4, "tp"),
-];
+const PRESERVED: [(u32, &str); 9] =
+    [(8, "s0"), (22, "s6"), (23, "s7"), (24, "s8"), (25, "s9"), (26, "s10"), (27, "s11"), (3, "gp"), (4, "tp")];
 /// Callee-saved registers that are BPF registers R6-R10: zero at entry, zero at return.
 const BPF_SAVED: [(u32, &str); 5] = [(9, "s1"), (18, "s2"), (19, "s3"), (20, "s4"), (21, "s5")];
+/// Caller-saved registers a helper call scrambles (`a0` gets the result).
+const CALLER_SAVED: [u32; 14] = [5, 6, 7, 11, 12, 13, 14, 15, 16, 17, 28, 29, 30, 31];
+
+fn err(e: uc_error) -> String {
+    format!("unicorn: {e:?}")
+}
 
 impl Runner {
     /// Creates the emulator and maps the fixed regions.
@@ -127,13 +137,17 @@ impl Runner {
         if rc != uc_error::OK {
             return Err(format!("cannot cap unicorn's translation buffer: {rc:?}"));
         }
-        let map = |emu: &mut Unicorn<'static, Data>, addr, size, prot| {
-            emu.mem_map(addr, size, prot).map_err(|e| format!("cannot map {addr:#x}: {e:?}"))
-        };
-        map(&mut emu, EXIT_ADDR, PAGE, Prot::ALL)?;
+        // Every region is writable: unicorn makes every write to a read-only region
+        // rebuild its whole memory map (about 0.1 ms), which would dominate a run.
+        emu.mem_map(EXIT_ADDR, PAGE, Prot::ALL).map_err(err)?;
         // ebreak: a backstop in case emulation ever runs past the exit address.
-        emu.mem_write(EXIT_ADDR, &0x0010_0073u32.to_le_bytes()).map_err(|e| format!("{e:?}"))?;
-        map(&mut emu, STACK_TOP - STACK_SIZE, STACK_SIZE, Prot::READ | Prot::WRITE)?;
+        emu.mem_write(EXIT_ADDR, &0x0010_0073u32.to_le_bytes()).map_err(err)?;
+        emu.mem_map(HELPERS_ADDR, PAGE, Prot::ALL).map_err(err)?;
+        let rets: Vec<u8> = (0..PAGE / 4).flat_map(|_| 0x0000_8067u32.to_le_bytes()).collect();
+        emu.mem_write(HELPERS_ADDR, &rets).map_err(err)?;
+        emu.mem_map(STACK_TOP - STACK_SIZE, STACK_SIZE, Prot::ALL).map_err(err)?;
+        emu.mem_map(PROGS_ADDR, PAGE, Prot::ALL).map_err(err)?;
+        emu.mem_map(MAPS_ADDR, MAX_MAPS as u64 * MAP_STRIDE, Prot::ALL).map_err(err)?;
         emu.add_mem_hook(
             HookType::MEM_UNMAPPED | HookType::MEM_PROT,
             1,
@@ -143,7 +157,21 @@ impl Runner {
                 false
             },
         )
-        .map_err(|e| format!("cannot hook memory faults: {e:?}"))?;
+        .map_err(err)?;
+        emu.add_code_hook(HELPERS_ADDR, HELPERS_ADDR + PAGE - 1, |uc: &mut Unicorn<'_, Data>, addr, _| {
+            let Some(id) = helper_at(addr) else { return };
+            let mut args = [0u64; 5];
+            for (k, a) in args.iter_mut().enumerate() {
+                *a = uc.reg_read(x(10 + k as u32)).unwrap_or(0);
+            }
+            // The compiler only calls known helpers, so `call` always answers.
+            let ret = uc.get_data_mut().helpers.call(id, args).unwrap_or(0);
+            let _ = uc.reg_write(x(10), ret);
+            for n in CALLER_SAVED {
+                let _ = uc.reg_write(x(n), CLOBBER | n as u64);
+            }
+        })
+        .map_err(err)?;
         Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0, limit: INSN_LIMIT })
     }
 
@@ -158,24 +186,41 @@ impl Runner {
         self.limit
     }
 
-    fn load_code(&mut self, code: &[u8]) -> Result<(), String> {
-        let need = (code.len() as u64).div_ceil(0x10_0000).max(1) * 0x10_0000;
+    fn load_code(&mut self, compiled: &CompiledSet) -> Result<(), String> {
+        let span = compiled.span();
+        let need = span.div_ceil(0x10_0000).max(1) * 0x10_0000;
         if need > self.code_mapped {
             if self.code_mapped > 0 {
-                self.emu.mem_unmap(CODE_ADDR, self.code_mapped).map_err(|e| format!("{e:?}"))?;
+                self.emu.mem_unmap(CODE_ADDR, self.code_mapped).map_err(err)?;
             }
-            // Writable as well: unicorn makes every write to a read-only region rebuild its
-            // whole memory map (about 0.1 ms), which would dominate the cost of a run.
-            self.emu.mem_map(CODE_ADDR, need, Prot::ALL).map_err(|e| format!("{e:?}"))?;
+            self.emu.mem_map(CODE_ADDR, need, Prot::ALL).map_err(err)?;
             self.code_mapped = need;
             self.code_len = 0;
         }
-        self.emu.mem_write(CODE_ADDR, code).map_err(|e| format!("cannot write code: {e:?}"))?;
+        for c in &compiled.progs {
+            self.emu.mem_write(c.base, &c.code()).map_err(err)?;
+        }
         // Writing memory does not invalidate translated blocks: drop every block that
         // covered old or new code.
-        let end = CODE_ADDR + self.code_len.max(code.len()) as u64;
-        self.emu.ctl_remove_cache(CODE_ADDR, end).map_err(|e| format!("{e:?}"))?;
-        self.code_len = code.len();
+        self.emu.ctl_remove_cache(CODE_ADDR, CODE_ADDR + self.code_len.max(span)).map_err(err)?;
+        self.code_len = span;
+        Ok(())
+    }
+
+    fn load_maps(&mut self, compiled: &CompiledSet, set: &ProgramSet) -> Result<(), String> {
+        for (p, c) in compiled.progs.iter().enumerate() {
+            self.emu.mem_write(prog_addr(p), &c.base.to_le_bytes()).map_err(err)?;
+        }
+        for (k, m) in set.maps().iter().enumerate() {
+            let mut bytes = vec![0u8; MAP_PTRS_OFFSET as usize + 8 * m.slots.len()];
+            bytes[..4].copy_from_slice(&m.max_entries().to_le_bytes());
+            for (i, slot) in m.slots.iter().enumerate() {
+                let ptr = slot.map_or(0, prog_addr);
+                let at = MAP_PTRS_OFFSET as usize + 8 * i;
+                bytes[at..at + 8].copy_from_slice(&ptr.to_le_bytes());
+            }
+            self.emu.mem_write(map_addr(k), &bytes).map_err(err)?;
+        }
         Ok(())
     }
 
@@ -184,23 +229,24 @@ impl Runner {
         let need = (bytes.len() as u64).div_ceil(PAGE).max(1) * PAGE;
         if need != self.ctx_mapped {
             if self.ctx_mapped > 0 {
-                self.emu.mem_unmap(CTX_ADDR, self.ctx_mapped).map_err(|e| format!("{e:?}"))?;
+                self.emu.mem_unmap(CTX_ADDR, self.ctx_mapped).map_err(err)?;
             }
-            self.emu.mem_map(CTX_ADDR, need, Prot::READ | Prot::WRITE).map_err(|e| format!("{e:?}"))?;
+            self.emu.mem_map(CTX_ADDR, need, Prot::READ | Prot::WRITE).map_err(err)?;
             self.ctx_mapped = need;
         }
         let mut page = vec![0u8; need as usize];
         page[..bytes.len()].copy_from_slice(bytes);
-        self.emu.mem_write(CTX_ADDR, &page).map_err(|e| format!("{e:?}"))?;
+        self.emu.mem_write(CTX_ADDR, &page).map_err(err)?;
         Ok(CTX_ADDR)
     }
 
-    /// Runs `code` (entry at its first byte) with `a0` pointing at a copy of `ctx` (or 0).
-    pub fn run(&mut self, code: &[u8], ctx: Option<&[u8]>) -> Result<Native, String> {
-        self.load_code(code)?;
+    /// Runs a compiled set (entry: program 0's first byte) with `a0` pointing at a copy
+    /// of `ctx` (or 0).
+    pub fn run(&mut self, compiled: &CompiledSet, set: &ProgramSet, ctx: Option<&[u8]>) -> Result<Native, String> {
+        self.load_code(compiled)?;
+        self.load_maps(compiled, set)?;
         let r1 = self.load_ctx(ctx)?;
-        let e = |e: uc_error| format!("{e:?}");
-        self.emu.mem_write(STACK_TOP - STACK_CLEAR as u64, &[0u8; STACK_CLEAR]).map_err(e)?;
+        self.emu.mem_write(STACK_TOP - STACK_CLEAR as u64, &[0u8; STACK_CLEAR]).map_err(err)?;
         for n in 1..32u32 {
             let v = match n {
                 1 => EXIT_ADDR,
@@ -212,29 +258,42 @@ impl Runner {
                 5..=7 | 16 | 17 | 28..=31 => 0xdead_beef_0000_0000 | n as u64,
                 _ => 0,
             };
-            self.emu.reg_write(x(n), v).map_err(e)?;
+            self.emu.reg_write(x(n), v).map_err(err)?;
         }
-        self.emu.get_data_mut().fault_addr = None;
-        let res = self.emu.emu_start(CODE_ADDR, EXIT_ADDR, 0, self.limit);
-        let pc = self.emu.pc_read().map_err(e)?;
+        *self.emu.get_data_mut() = Data::default();
+        let mut hooks: Vec<UcHookId> = Vec::new();
+        for site in compiled.tail_call_sites() {
+            let h = self
+                .emu
+                .add_code_hook(site, site, |uc: &mut Unicorn<'_, Data>, _, _| uc.get_data_mut().tail_calls += 1)
+                .map_err(err)?;
+            hooks.push(h);
+        }
+        let entry = compiled.progs.first().map_or(CODE_ADDR, |c| c.base);
+        let res = self.emu.emu_start(entry, EXIT_ADDR, 0, self.limit);
+        for h in hooks {
+            self.emu.remove_hook(h).map_err(err)?;
+        }
+        let pc = self.emu.pc_read().map_err(err)?;
+        let fault_addr = self.emu.get_data().fault_addr;
         let stop = match res {
             Ok(()) if pc == EXIT_ADDR => Ok(()),
             Ok(()) => Err(Stop::Limit),
-            Err(err) => Err(match err {
+            Err(e) => Err(match e {
                 uc_error::READ_UNMAPPED | uc_error::READ_PROT | uc_error::READ_UNALIGNED => {
-                    Stop::Memory { addr: self.emu.get_data().fault_addr, access: "read" }
+                    Stop::Memory { addr: fault_addr, access: "read" }
                 }
                 uc_error::WRITE_UNMAPPED | uc_error::WRITE_PROT | uc_error::WRITE_UNALIGNED => {
-                    Stop::Memory { addr: self.emu.get_data().fault_addr, access: "write" }
+                    Stop::Memory { addr: fault_addr, access: "write" }
                 }
                 uc_error::FETCH_UNMAPPED | uc_error::FETCH_PROT | uc_error::FETCH_UNALIGNED => {
-                    Stop::Memory { addr: self.emu.get_data().fault_addr, access: "fetch" }
+                    Stop::Memory { addr: fault_addr, access: "fetch" }
                 }
                 uc_error::INSN_INVALID => Stop::Illegal,
                 other => Stop::Emulator(format!("{other:?}")),
             }),
         };
-        let reg = |emu: &Unicorn<'static, Data>, n: u32| emu.reg_read(x(n)).map_err(e);
+        let reg = |emu: &Unicorn<'static, Data>, n: u32| emu.reg_read(x(n)).map_err(err);
         let mut clobbered = Vec::new();
         if stop.is_ok() {
             let sp = reg(&self.emu, 2)?;
@@ -255,9 +314,19 @@ impl Runner {
             }
         }
         let ctx_after = match ctx {
-            Some(b) => self.emu.mem_read_as_vec(CTX_ADDR, b.len()).map_err(e)?,
+            Some(b) => self.emu.mem_read_as_vec(CTX_ADDR, b.len()).map_err(err)?,
             None => Vec::new(),
         };
-        Ok(Native { stop, pc, a0: reg(&self.emu, 10)?, a5: reg(&self.emu, 15)?, clobbered, ctx: ctx_after })
+        let data = std::mem::take(self.emu.get_data_mut());
+        Ok(Native {
+            stop,
+            pc,
+            a0: reg(&self.emu, 10)?,
+            a5: reg(&self.emu, 15)?,
+            clobbered,
+            ctx: ctx_after,
+            tail_calls: data.tail_calls,
+            helper_calls: data.helpers.trace().to_vec(),
+        })
     }
 }

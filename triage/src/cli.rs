@@ -33,6 +33,9 @@ enum Command {
     Jit {
         /// A program: LLVM-syntax assembly, raw bytecode (.bin) or a BPF ELF object (.o).
         file: PathBuf,
+        /// How the JIT keeps the tail-call counter: register, stack or pointer.
+        #[arg(long, default_value = "register")]
+        scheme: jit::Scheme,
     },
 }
 
@@ -105,7 +108,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     };
     match cli.command {
         Command::Run(a) => cmd_run(&a, out, err),
-        Command::Jit { file } => cmd_jit(&file, out, err),
+        Command::Jit { file, scheme } => cmd_jit(&file, scheme, out, err),
     }
 }
 
@@ -155,28 +158,48 @@ fn usage(err: &mut dyn Write, msg: &str) -> u8 {
     2
 }
 
-fn cmd_jit(file: &Path, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// The RV64 code of every program of a set, each BPF instruction above the machine code
+/// it became, with function prologues and epilogues marked.
+pub fn listing(set: &bpf::ProgramSet, compiled: &jit::compile::CompiledSet) -> String {
+    let mut s = String::new();
+    for (sp, c) in set.progs().iter().zip(&compiled.progs) {
+        s += &format!("; program {} at {:#x} ({} scheme)\n", sp.name, c.base, compiled.scheme);
+        let mut events: Vec<(usize, u8, usize, String)> = Vec::new();
+        for (f, &e) in c.entries.iter().enumerate() {
+            events.push((e, 0, f, format!("; function {f}: prologue")));
+        }
+        for (i, r) in c.insn_ranges.iter().enumerate() {
+            events.push((r.start, 1, i, format!("; {:4}: {}", sp.prog.pc_of(i), sp.prog.insns()[i])));
+        }
+        for (f, &e) in c.epilogues.iter().enumerate() {
+            events.push((e, 2, f, format!("; function {f}: epilogue")));
+        }
+        events.sort();
+        let mut next = 0;
+        for k in 0..c.insts.len() {
+            while next < events.len() && events[next].0 <= k * 4 {
+                s += &events[next].3;
+                s.push('\n');
+                next += 1;
+            }
+            let inst = c.insts[k];
+            s += &format!("  {:5x}:  {:08x}  {inst}\n", k * 4, inst.encode());
+        }
+    }
+    s
+}
+
+fn cmd_jit(file: &Path, scheme: jit::Scheme, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let prog = match load(file) {
         Ok(p) => p,
         Err(e) => return usage(err, &e),
     };
-    let compiled = match jit::compile::compile(&prog) {
+    let set = bpf::ProgramSet::single(prog);
+    let compiled = match jit::compile::compile_set(&set, scheme) {
         Ok(c) => c,
         Err(e) => return usage(err, &format!("{}: {e}", file.display())),
     };
-    let line = |out: &mut dyn Write, k: usize| {
-        let inst = compiled.insts[k];
-        let _ = writeln!(out, "  {:5x}:  {:08x}  {inst}", k * 4, inst.encode());
-    };
-    let first = compiled.insn_ranges.first().map_or(compiled.epilogue, |r| r.start);
-    let _ = writeln!(out, "; prologue");
-    (0..first / 4).for_each(|k| line(out, k));
-    for (i, range) in compiled.insn_ranges.iter().enumerate() {
-        let _ = writeln!(out, "; {:4}: {}", prog.pc_of(i), prog.insns()[i]);
-        (range.start / 4..range.end / 4).for_each(|k| line(out, k));
-    }
-    let _ = writeln!(out, "; epilogue");
-    (compiled.epilogue / 4..compiled.insts.len()).for_each(|k| line(out, k));
+    let _ = write!(out, "{}", listing(&set, &compiled));
     0
 }
 

@@ -52,10 +52,12 @@ impl Engines {
 
     /// Runs `prog` on `input` on every engine, in order.
     pub fn run(&mut self, prog: &Program, input: &Input) -> Vec<EngineResult> {
-        self.engines
-            .iter_mut()
-            .map(|e| EngineResult { engine: e.name(), result: e.run(prog, input) })
-            .collect()
+        self.run_set(&ProgramSet::single(prog.clone()), input)
+    }
+
+    /// Runs a program set on `input` on every engine, in order.
+    pub fn run_set(&mut self, set: &ProgramSet, input: &Input) -> Vec<EngineResult> {
+        self.engines.iter_mut().map(|e| EngineResult { engine: e.name(), result: e.run_set(set, input) }).collect()
     }
 }
 

@@ -89,7 +89,7 @@ fn jit_listing_interleaves_bpf_and_rv64() {
     let p = write("list.s", b"w0 = 1\nexit\n");
     let (code, out, err) = jitdiff(&["jit", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("; prologue") && out.contains("; epilogue"), "{out}");
+    assert!(out.contains("; function 0: prologue") && out.contains("; function 0: epilogue"), "{out}");
     assert!(out.contains("w0 = 1"), "{out}");
     // mov32 of 1 materialises the constant in a5 (R0).
     assert!(out.contains("addi a5, zero, 1"), "{out}");

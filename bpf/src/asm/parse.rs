@@ -1,45 +1,50 @@
-//! Parsing LLVM-syntax BPF assembly (see [`crate::asm`] for the accepted syntax).
+//! Parsing LLVM-syntax BPF assembly (see [`crate::asm`] for the accepted syntax): the
+//! instructions of one program. Files, directives and program sets are read by
+//! [`super::set`], which hands every instruction line to a [`Code`].
 
 use std::collections::HashMap;
 
 use super::lex::{lex, Kind, Token};
+use super::print::helper_id;
+use super::set::{Mode, Source};
 use super::AsmError;
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 use crate::program::{Program, ProgramError};
 use crate::raw::decode_bytes;
+use crate::set::PSEUDO_MAP_FD;
 
 /// Parses assembly text into instructions, in order.
 ///
 /// Labels are resolved to slot offsets (an `lddw` counts as two slots). The result is not
-/// checked as a program: use [`parse_program`] for that. Never panics; any problem is an
-/// [`AsmError`] naming the line and column.
+/// checked as a program: use [`parse_program`] for that. Program-set directives
+/// (`.ctx`, `.map`, `.slot`, `.prog`, `.stack`) are errors here. Never panics; any
+/// problem is an [`AsmError`] naming the line and column.
 pub fn parse(text: &str) -> Result<Vec<Insn>, AsmError> {
-    Ok(Assembler::run(text)?.insns)
+    let source = Source::run(text, Mode::Insns)?;
+    Ok(source.into_codes().into_iter().next().map(|c| c.insns).unwrap_or_default())
 }
 
 /// Parses assembly text and checks it with [`Program::new`]; structural problems (a jump
 /// out of the program, falling off the end, writing r10, no instructions) are reported
 /// at the line of the offending instruction.
+///
+/// `.stack N` directives set the stack depth of the function that follows them (see
+/// [`crate::asm`]); the other program-set directives are errors: a file with them is
+/// read by [`super::parse_set`].
 pub fn parse_program(text: &str) -> Result<Program, AsmError> {
-    let asm = Assembler::run(text)?;
-    let mut slot_to_insn = HashMap::new();
-    let mut slot = 0;
-    for (i, insn) in asm.insns.iter().enumerate() {
-        slot_to_insn.insert(slot, i);
-        slot += insn.slots();
+    let source = Source::run(text, Mode::Program)?;
+    match source.into_codes().into_iter().next() {
+        Some(code) => code.program(),
+        None => Err(err(1, 1, ProgramError::Empty.to_string())),
     }
-    let at = asm.at;
-    Program::new(asm.insns).map_err(|e| {
-        let pc = match e {
-            ProgramError::JumpOutOfRange { pc, .. }
-            | ProgramError::FallsOffEnd { pc }
-            | ProgramError::WritesFramePointer { pc } => Some(pc),
-            _ => None,
-        };
-        let (line, column) =
-            pc.and_then(|pc| slot_to_insn.get(&pc)).and_then(|&i| at.get(i).copied()).unwrap_or((1, 1));
-        AsmError { line, column, message: e.to_string() }
-    })
+}
+
+/// The maps a program set declares, for `rN = NAME ll`.
+pub(super) struct Maps {
+    /// Names in declaration order (the map index).
+    pub names: Vec<String>,
+    /// Name → index.
+    pub index: HashMap<String, usize>,
 }
 
 /// How far a label reference may reach.
@@ -75,8 +80,26 @@ struct BytesCheck {
     col: usize,
 }
 
-struct Assembler {
-    insns: Vec<Insn>,
+/// A `.stack` directive: the depth of the function starting at instruction `insn`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct StackDecl {
+    /// Index of the instruction that follows the directive.
+    pub insn: usize,
+    /// The declared depth in bytes.
+    pub depth: u32,
+    /// Line and column of the directive.
+    pub line: usize,
+    pub col: usize,
+}
+
+/// The instructions of one program as they are read, line by line.
+pub(super) struct Code {
+    /// The program's name (`entry` when the text has no `.prog`).
+    pub name: String,
+    /// Line and column where the program starts (its `.prog`, or its first line).
+    pub line: usize,
+    pub col: usize,
+    pub insns: Vec<Insn>,
     /// (line, column) of each instruction.
     at: Vec<(usize, usize)>,
     slots: usize,
@@ -84,14 +107,18 @@ struct Assembler {
     labels: HashMap<String, (usize, usize)>,
     fixups: Vec<Fixup>,
     checks: Vec<BytesCheck>,
+    /// `.stack` directives, in order.
+    pub stacks: Vec<StackDecl>,
+    /// A `.stack` still waiting for its instruction: (depth, line, column).
+    pending_stack: Option<(u32, usize, usize)>,
 }
 
-fn err(line: usize, column: usize, message: impl Into<String>) -> AsmError {
+pub(super) fn err(line: usize, column: usize, message: impl Into<String>) -> AsmError {
     AsmError { line, column, message: message.into() }
 }
 
 /// The line without its comment (`;`, `#` or `//` to the end).
-fn strip_comment(line: &str) -> &str {
+pub(super) fn strip_comment(line: &str) -> &str {
     let cut = [line.find(';'), line.find('#'), line.find("//")].into_iter().flatten().min();
     match cut {
         Some(i) => &line[..i],
@@ -105,7 +132,7 @@ fn is_hex_word(s: &str) -> bool {
 
 /// `llvm-objdump` lines that carry no instruction: the file-format line, section
 /// headers, function headers (`0000000000000000 <f>:`) and relocations (`-r`).
-fn is_objdump_noise(trimmed: &str) -> bool {
+pub(super) fn is_objdump_noise(trimmed: &str) -> bool {
     if trimmed.starts_with("Disassembly of section") || trimmed.contains("file format") {
         return true;
     }
@@ -175,39 +202,45 @@ fn objdump_prefix(line: &str) -> (usize, Option<(Vec<u8>, usize)>) {
     }
 }
 
-fn is_register_name(s: &str) -> bool {
+pub(super) fn is_register_name(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some('r' | 'w')) && s.len() > 1 && c.all(|d| d.is_ascii_digit())
 }
 
-impl Assembler {
-    fn run(text: &str) -> Result<Assembler, AsmError> {
-        let mut a = Assembler {
+impl Code {
+    /// An empty program named `name` that starts at `line`, `col`.
+    pub(super) fn new(name: String, line: usize, col: usize) -> Code {
+        Code {
+            name,
+            line,
+            col,
             insns: Vec::new(),
             at: Vec::new(),
             slots: 0,
             labels: HashMap::new(),
             fixups: Vec::new(),
             checks: Vec::new(),
-        };
-        for (n, raw) in text.lines().enumerate() {
-            a.line(n + 1, raw)?;
+            stacks: Vec::new(),
+            pending_stack: None,
         }
-        a.resolve()?;
-        a.check_bytes()?;
-        Ok(a)
     }
 
-    fn line(&mut self, lineno: usize, raw: &str) -> Result<(), AsmError> {
-        let line = strip_comment(raw);
-        let trimmed = line.trim();
-        if trimmed.is_empty() || is_objdump_noise(trimmed) {
-            return Ok(());
+    /// Records a `.stack` directive for the function that starts at the next instruction.
+    pub(super) fn declare_stack(&mut self, depth: u32, line: usize, col: usize) -> Result<(), AsmError> {
+        if let Some((_, first, _)) = self.pending_stack {
+            return Err(err(
+                line,
+                col,
+                format!("a second `.stack` for the same function (the first is on line {first})"),
+            ));
         }
-        // An assembler directive (`.text`, `.file "x.c"`, ...), but not a label (`.Ltmp0:`).
-        if trimmed.starts_with('.') && !trimmed.split_whitespace().next().unwrap_or("").contains(':') {
-            return Ok(());
-        }
+        self.pending_stack = Some((depth, line, col));
+        Ok(())
+    }
+
+    /// Assembles one line, without its comment, that is not a directive: labels and at
+    /// most one instruction. `maps` are the maps of a program set (`None` outside one).
+    pub(super) fn line(&mut self, lineno: usize, line: &str, maps: Option<&Maps>) -> Result<(), AsmError> {
         let (start, bytes) = objdump_prefix(line);
         let toks = lex(line, start).map_err(|(col, msg)| err(lineno, col, msg))?;
         let mut i = 0;
@@ -216,7 +249,10 @@ impl Assembler {
             i += 2;
         }
         let toks = &toks[i..];
-        if toks.first().is_some_and(|t| t.kind == Kind::Ident && t.text.starts_with('.')) {
+        if let Some(t) = toks.first().filter(|t| t.kind == Kind::Ident && t.text.starts_with('.')) {
+            if super::set::DIRECTIVES.contains(&t.text) {
+                return Err(err(lineno, t.col, format!("`{}` must start its line", t.text)));
+            }
             return Ok(()); // an assembler directive
         }
         let unknown =
@@ -233,7 +269,7 @@ impl Assembler {
             self.push(insn, lineno, col);
             return Ok(());
         }
-        let mut p = Parser { toks, i: 0, line: lineno, end_col: line.chars().count() + 1 };
+        let mut p = Parser { toks, i: 0, line: lineno, end_col: line.chars().count() + 1, maps };
         let first_col = toks[0].col;
         let (insn, target) = p.insn()?;
         if let Some((label, col, reach)) = target {
@@ -254,6 +290,9 @@ impl Assembler {
     }
 
     fn push(&mut self, insn: Insn, line: usize, col: usize) {
+        if let Some((depth, line, col)) = self.pending_stack.take() {
+            self.stacks.push(StackDecl { insn: self.insns.len(), depth, line, col });
+        }
         self.slots += insn.slots();
         self.insns.push(insn);
         self.at.push((line, col));
@@ -267,6 +306,13 @@ impl Assembler {
                 format!("{:?} is a register name and cannot be a label", tok.text),
             ));
         }
+        if helper_id(tok.text).is_some() {
+            return Err(err(
+                line,
+                tok.col,
+                format!("{:?} is a helper name (`call {}` calls the helper) and cannot be a label", tok.text, tok.text),
+            ));
+        }
         if let Some(&(_, first)) = self.labels.get(tok.text) {
             return Err(err(
                 line,
@@ -276,6 +322,19 @@ impl Assembler {
         }
         self.labels.insert(tok.text.to_string(), (self.slots, line));
         Ok(())
+    }
+
+    /// Resolves labels and checks pasted bytes columns, once every line is read.
+    pub(super) fn finish(&mut self) -> Result<(), AsmError> {
+        if let Some((_, line, col)) = self.pending_stack {
+            return Err(err(
+                line,
+                col,
+                "`.stack` must be followed by an instruction: it sets the stack depth of the function that starts there",
+            ));
+        }
+        self.resolve()?;
+        self.check_bytes()
     }
 
     fn resolve(&mut self) -> Result<(), AsmError> {
@@ -337,6 +396,57 @@ impl Assembler {
         }
         Ok(())
     }
+
+    /// The (line, column) of the instruction at slot `pc`, if there is one.
+    pub(super) fn at_pc(&self, pc: usize) -> Option<(usize, usize)> {
+        let mut slot = 0;
+        for (i, insn) in self.insns.iter().enumerate() {
+            if slot == pc {
+                return self.at.get(i).copied();
+            }
+            slot += insn.slots();
+        }
+        None
+    }
+
+    /// Checks the finished instructions as a program, with the declared stack depths.
+    /// Problems are reported at the offending instruction or directive.
+    pub(super) fn program(self) -> Result<Program, AsmError> {
+        if self.insns.is_empty() {
+            return Err(err(self.line, self.col, ProgramError::Empty.to_string()));
+        }
+        let mut program = Program::new(self.insns.clone()).map_err(|e| {
+            let pc = match e {
+                ProgramError::JumpOutOfRange { pc, .. }
+                | ProgramError::FallsOffEnd { pc }
+                | ProgramError::WritesFramePointer { pc }
+                | ProgramError::JumpAcrossFunctions { pc, .. } => Some(pc),
+                _ => None,
+            };
+            let (line, column) = pc.and_then(|pc| self.at_pc(pc)).unwrap_or((self.line, self.col));
+            err(line, column, e.to_string())
+        })?;
+        if self.stacks.is_empty() {
+            return Ok(program);
+        }
+        let starts = program.function_starts();
+        let mut depths: Vec<u32> = (0..starts.len()).map(|f| program.function_stack_depth(f)).collect();
+        for s in &self.stacks {
+            let Some(f) = starts.iter().position(|&i| i == s.insn) else {
+                let (line, _) = self.at[s.insn];
+                return Err(err(
+                    s.line,
+                    s.col,
+                    format!(
+                        "`.stack` sets the depth of the function that starts at the next instruction, but the instruction on line {line} does not start a function (functions start at a program's first instruction and at every bpf2bpf call target)"
+                    ),
+                ));
+            };
+            depths[f] = s.depth;
+        }
+        program.set_stack_depths(depths).map_err(|e| err(self.line, self.col, e.to_string()))?;
+        Ok(program)
+    }
 }
 
 /// Decodes an `llvm-objdump` bytes column: exactly one instruction.
@@ -394,6 +504,8 @@ struct Parser<'t, 'a> {
     i: usize,
     line: usize,
     end_col: usize,
+    /// The maps of the program set being read (`None` outside a set).
+    maps: Option<&'t Maps>,
 }
 
 impl<'a> Parser<'_, 'a> {
@@ -687,17 +799,23 @@ impl<'a> Parser<'_, 'a> {
                 let n = self.number()?;
                 Ok((Insn::Call(Call::Kfunc(self.in_range(n, I32, "kfunc id")? as i32)), None))
             }
-            Some(t) if t.kind == Kind::Ident => match self.target()? {
-                Target::Label(l, col) => Ok((Insn::Call(Call::Local(0)), Some((l, col, Reach::Long)))),
-                Target::Offset(..) => Err(self.err(t.col, "expected a call target")),
-            },
+            Some(t) if t.kind == Kind::Ident => {
+                if let Some(id) = helper_id(t.text) {
+                    self.i += 1;
+                    return Ok((Insn::Call(Call::Helper(id)), None));
+                }
+                match self.target()? {
+                    Target::Label(l, col) => Ok((Insn::Call(Call::Local(0)), Some((l, col, Reach::Long)))),
+                    Target::Offset(..) => Err(self.err(t.col, "expected a call target")),
+                }
+            }
             Some(t) if t.kind == Kind::Num || matches!(t.text, "-" | "+") => {
                 let n = self.number()?;
                 Ok((Insn::Call(Call::Helper(self.in_range(n, I32, "helper id")? as i32)), None))
             }
             _ => Err(self.err(
                 self.col(),
-                format!("expected a call target (helper id, `pc+N`, `kfunc:N` or a label), {}", self.found()),
+                format!("expected a call target (helper id or name, `pc+N`, `kfunc:N` or a label), {}", self.found()),
             )),
         }
     }
@@ -900,11 +1018,37 @@ impl<'a> Parser<'_, 'a> {
                 }
                 Ok(Insn::Load { size, signed, dst, src, off })
             }
+            (Kind::Ident, name) if next.is_some_and(|n| n.text == "ll") => {
+                self.i += 2;
+                need_r(self, "a map reference")?;
+                self.map_ref(name, col, dst)
+            }
             (Kind::Ident, name) => {
                 self.i += 1;
                 self.named_rhs(name, col, dst, w32, dst_col)
             }
             _ => Err(self.err(col, format!("expected a value after `=`, {}", self.found()))),
+        }
+    }
+
+    /// `rN = NAME ll`: a reference to the declared map `NAME` (`lddw` with `src` = 1).
+    fn map_ref(&self, name: &str, col: usize, dst: Reg) -> Result<Insn, AsmError> {
+        let Some(maps) = self.maps else {
+            return Err(self.err(
+                col,
+                format!("`{name}` is a symbol: only the maps of a program set (`.map {name} N`, read by parse_set) can be named here (llvm-objdump shows an unrelocated load as `0 ll`)"),
+            ));
+        };
+        match maps.index.get(name) {
+            Some(&i) => Ok(Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm: i as u64 }),
+            None if maps.names.is_empty() => Err(self.err(
+                col,
+                format!("unknown map `{name}`: the set declares no maps (declare it with `.map {name} N` before the first program)"),
+            )),
+            None => Err(self.err(
+                col,
+                format!("unknown map `{name}` (declared maps: {})", maps.names.join(", ")),
+            )),
         }
     }
 
@@ -973,12 +1117,6 @@ impl<'a> Parser<'_, 'a> {
             "xchg32_32" => (AtomicOp::Xchg, Size::W),
             "cmpxchg_64" => (AtomicOp::Cmpxchg, Size::DW),
             "cmpxchg32_32" => (AtomicOp::Cmpxchg, Size::W),
-            _ if self.peek_text() == "ll" => {
-                return Err(self.err(
-                    col,
-                    format!("`{name}` is a symbol: relocations are not resolved here (llvm-objdump shows such a load as `0 ll`)"),
-                ))
-            }
             _ => return Err(self.err(col, format!("expected a value after `=`, found {name:?}"))),
         };
         if w32 != (size == Size::W) {

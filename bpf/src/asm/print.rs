@@ -2,7 +2,26 @@
 
 use std::fmt;
 
+use crate::helpers;
 use crate::insn::{AtomicOp, ByteOrder, Call, Insn, Operand, Reg, Size, Width};
+
+/// The name `call` prints for helper `id`: `bpf_tail_call` for 12, else the name in
+/// [`crate::helpers::prototype`]; `None` for ids no engine knows.
+pub(super) fn helper_name(id: i32) -> Option<&'static str> {
+    if id == helpers::TAIL_CALL {
+        return Some("bpf_tail_call");
+    }
+    helpers::prototype(id).map(|p| p.name)
+}
+
+/// The helper id of a name `call` accepts: every [`helper_name`], and the same names
+/// with the kernel's `bpf_` prefix (`bpf_ktime_get_ns`).
+pub(super) fn helper_id(name: &str) -> Option<i32> {
+    let bare = name.strip_prefix("bpf_");
+    helpers::ALL.into_iter().chain([helpers::TAIL_CALL]).find(|&id| {
+        helper_name(id).is_some_and(|n| n == name || bare == Some(n))
+    })
+}
 
 /// A register spelled for a width: `r3` or `w3`.
 struct R(Reg, bool);
@@ -145,7 +164,10 @@ impl fmt::Display for Insn {
             }
             Insn::LdImm64 { dst, pseudo: 0, imm } => write!(f, "{dst} = {} ll", imm as i64),
             Insn::LdImm64 { dst, pseudo, imm } => write!(f, "ld_pseudo {dst}, {pseudo}, {imm}"),
-            Insn::Call(Call::Helper(id)) => write!(f, "call {id}"),
+            Insn::Call(Call::Helper(id)) => match helper_name(id) {
+                Some(name) => write!(f, "call {name}"),
+                None => write!(f, "call {id}"),
+            },
             Insn::Call(Call::Local(off)) => write!(f, "call pc{}", Off(off.into())),
             Insn::Call(Call::Kfunc(id)) => write!(f, "call kfunc:{id}"),
             Insn::TailCall => f.write_str("tail_call"),

@@ -10,13 +10,17 @@ use std::ops::Range;
 
 use crate::rv64::{split_hi_lo, BranchOp, Imm13, Imm21, Inst, XReg};
 
-/// A branch target inside one compiled function.
+/// A branch or call target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Label {
     /// The first machine instruction of BPF instruction `index`.
     Insn(usize),
-    /// The shared epilogue.
-    Epilogue,
+    /// The prologue of function `f` (its entry point).
+    Entry(usize),
+    /// The epilogue of function `f`.
+    Epilogue(usize),
+    /// An absolute guest address outside this code (a helper's trap address).
+    Abs(u64),
 }
 
 /// A piece of code whose size may depend on the layout.
@@ -37,6 +41,11 @@ pub enum Item {
     },
     /// `goto label`.
     Jump {
+        /// target
+        target: Label,
+    },
+    /// `call label`, linking in `ra`.
+    Call {
         /// target
         target: Label,
     },
@@ -63,7 +72,11 @@ pub struct Layout {
     items: Vec<Item>,
     /// Item index where each BPF instruction's code starts.
     insn_start: Vec<usize>,
-    epilogue_start: Option<usize>,
+    /// Item index of each function's prologue.
+    entry_start: Vec<usize>,
+    /// Item index of each function's epilogue.
+    epilogue_start: Vec<usize>,
+    marks: Vec<usize>,
 }
 
 /// Why code cannot be laid out.
@@ -83,8 +96,12 @@ pub struct Laid {
     pub insts: Vec<Inst>,
     /// Byte range of each BPF instruction's code (empty for instructions emitting nothing).
     pub insn_ranges: Vec<Range<usize>>,
-    /// Byte offset of the epilogue.
-    pub epilogue: usize,
+    /// Byte offset of each function's prologue.
+    pub entries: Vec<usize>,
+    /// Byte offset of each function's epilogue.
+    pub epilogues: Vec<usize>,
+    /// Byte offset of every instruction pushed with [`Layout::mark`], in order.
+    pub marks: Vec<usize>,
 }
 
 impl Layout {
@@ -103,15 +120,33 @@ impl Layout {
         self.items.push(Item::Jump { target });
     }
 
+    /// Appends a call to `target` (return address in `ra`).
+    pub fn call(&mut self, target: Label) {
+        self.items.push(Item::Call { target });
+    }
+
+    /// Appends a fixed instruction whose final byte offset is reported in
+    /// [`Laid::marks`].
+    pub fn mark(&mut self, inst: Inst) {
+        self.marks.push(self.items.len());
+        self.items.push(Item::Fixed(inst));
+    }
+
+    /// Marks the start of function `f`'s prologue (call in order, once per function).
+    pub fn start_function(&mut self, f: usize) {
+        debug_assert_eq!(f, self.entry_start.len());
+        self.entry_start.push(self.items.len());
+    }
+
     /// Marks the start of BPF instruction `index` (call in order, once per instruction).
     pub fn start_insn(&mut self, index: usize) {
         debug_assert_eq!(index, self.insn_start.len());
         self.insn_start.push(self.items.len());
     }
 
-    /// Marks the start of the epilogue.
+    /// Marks the start of the current function's epilogue.
     pub fn start_epilogue(&mut self) {
-        self.epilogue_start = Some(self.items.len());
+        self.epilogue_start.push(self.items.len());
     }
 
     fn size(item: &Item, form: Form) -> usize {
@@ -122,13 +157,18 @@ impl Layout {
             (Item::Branch { .. }, Form::Far) => 12,
             (Item::Jump { .. }, Form::Near) => 4,
             (Item::Jump { .. }, _) => 8,
+            (Item::Call { .. }, Form::Near) => 4,
+            (Item::Call { .. }, _) => 8,
         }
     }
 
-    fn label_item(&self, l: Label) -> usize {
+    /// The byte offset of `l` relative to the code's start, given item offsets.
+    fn label_offset(&self, l: Label, offsets: &[usize], base: u64) -> i64 {
         match l {
-            Label::Insn(i) => self.insn_start[i],
-            Label::Epilogue => self.epilogue_start.expect("epilogue is always emitted"),
+            Label::Insn(i) => offsets[self.insn_start[i]] as i64,
+            Label::Entry(f) => offsets[self.entry_start[f]] as i64,
+            Label::Epilogue(f) => offsets[self.epilogue_start[f]] as i64,
+            Label::Abs(a) => a.wrapping_sub(base) as i64,
         }
     }
 
@@ -139,13 +179,14 @@ impl Layout {
             // The jal sits 4 bytes after the inverted branch.
             (Item::Branch { .. }, Form::Mid) => Imm21::new(dist - 4).is_some(),
             (Item::Branch { .. }, Form::Far) => split_hi_lo(dist - 4).is_some(),
-            (Item::Jump { .. }, Form::Near) => Imm21::new(dist).is_some(),
-            (Item::Jump { .. }, _) => split_hi_lo(dist).is_some(),
+            (Item::Jump { .. } | Item::Call { .. }, Form::Near) => Imm21::new(dist).is_some(),
+            (Item::Jump { .. } | Item::Call { .. }, _) => split_hi_lo(dist).is_some(),
         }
     }
 
-    /// Chooses branch forms and produces the final instructions.
-    pub fn finish(self) -> Result<Laid, LayoutError> {
+    /// Chooses branch forms and produces the final instructions, for code that will be
+    /// placed at guest address `base` (which only absolute targets depend on).
+    pub fn finish(self, base: u64) -> Result<Laid, LayoutError> {
         let n = self.items.len();
         let mut forms = vec![Form::Near; n];
         let mut offsets = vec![0usize; n + 1];
@@ -157,16 +198,15 @@ impl Layout {
             for i in 0..n {
                 let target = match self.items[i] {
                     Item::Fixed(_) => continue,
-                    Item::Branch { target, .. } | Item::Jump { target } => target,
+                    Item::Branch { target, .. } | Item::Jump { target } | Item::Call { target } => target,
                 };
-                let dist = offsets[self.label_item(target)] as i64 - offsets[i] as i64;
+                let to = self.label_offset(target, &offsets, base);
+                let dist = to - offsets[i] as i64;
                 while !Self::fits(&self.items[i], forms[i], dist) {
                     forms[i] = match forms[i] {
                         Form::Near => Form::Mid,
                         Form::Mid if matches!(self.items[i], Item::Branch { .. }) => Form::Far,
-                        _ => {
-                            return Err(LayoutError { at: offsets[i], to: offsets[self.label_item(target)] })
-                        }
+                        _ => return Err(LayoutError { at: offsets[i], to: to as usize }),
                     };
                     grew = true;
                 }
@@ -178,7 +218,7 @@ impl Layout {
         let mut insts = Vec::with_capacity(offsets[n] / 4);
         for i in 0..n {
             let item = self.items[i];
-            let dist = |t: Label| offsets[self.label_item(t)] as i64 - offsets[i] as i64;
+            let dist = |t: Label| self.label_offset(t, &offsets, base) - offsets[i] as i64;
             match (item, forms[i]) {
                 (Item::Fixed(inst), _) => insts.push(inst),
                 (Item::Branch { op, rs1, rs2, target }, form) => {
@@ -199,15 +239,37 @@ impl Layout {
                     insts.push(Inst::Jal { rd: XReg::ZERO, off: imm21(dist(target)) })
                 }
                 (Item::Jump { target }, _) => push_far_jump(&mut insts, dist(target)),
+                (Item::Call { target }, Form::Near) => {
+                    insts.push(Inst::Jal { rd: XReg::RA, off: imm21(dist(target)) })
+                }
+                (Item::Call { target }, _) => {
+                    let (hi, lo) = split_hi_lo(dist(target)).expect("relaxation chose a form that reaches");
+                    insts.push(Inst::Auipc { rd: XReg::RA, imm: hi });
+                    insts.push(Inst::Jalr { rd: XReg::RA, rs1: XReg::RA, imm: lo });
+                }
             }
         }
-        let insn_ranges = (0..self.insn_start.len())
-            .map(|k| {
-                let end = self.insn_start.get(k + 1).copied().unwrap_or(self.epilogue_start.unwrap_or(n));
-                offsets[self.insn_start[k]]..offsets[end]
+        // A BPF instruction's code ends where the next instruction's, or the next
+        // prologue or epilogue, begins.
+        let mut bounds: Vec<usize> =
+            self.insn_start.iter().chain(&self.entry_start).chain(&self.epilogue_start).copied().collect();
+        bounds.push(n);
+        bounds.sort_unstable();
+        let insn_ranges = self
+            .insn_start
+            .iter()
+            .map(|&s| {
+                let end = bounds[bounds.partition_point(|&b| b <= s)];
+                offsets[s]..offsets[end]
             })
             .collect();
-        Ok(Laid { insts, insn_ranges, epilogue: offsets[self.epilogue_start.unwrap_or(n)] })
+        Ok(Laid {
+            insts,
+            insn_ranges,
+            entries: self.entry_start.iter().map(|&i| offsets[i]).collect(),
+            epilogues: self.epilogue_start.iter().map(|&i| offsets[i]).collect(),
+            marks: self.marks.iter().map(|&i| offsets[i]).collect(),
+        })
     }
 }
 
@@ -247,7 +309,7 @@ mod tests {
             l.start_insn(2);
             l.push(Inst::nop());
             l.start_epilogue();
-            let laid = l.finish().unwrap();
+            let laid = l.finish(0).unwrap();
             assert_eq!(laid.insn_ranges[0].len(), expect_len * 4, "pad {pad}");
             let target = laid.insn_ranges[2].start as i64;
             // Follow the emitted code as the CPU would, from byte 0, with a0 == a1.
@@ -275,13 +337,21 @@ mod tests {
         l.push(Inst::nop());
         l.start_insn(1);
         l.jump(Label::Insn(0));
-        l.jump(Label::Epilogue);
+        l.jump(Label::Epilogue(0));
         l.start_epilogue();
         l.push(Inst::Ebreak);
-        let laid = l.finish().unwrap();
+        l.call(Label::Abs(0x1000));
+        let laid = l.finish(0x4000_0000).unwrap();
         assert_eq!(laid.insts[1], Inst::Jal { rd: XReg::ZERO, off: Imm21::new(-4).unwrap() });
         assert_eq!(laid.insts[2], Inst::Jal { rd: XReg::ZERO, off: Imm21::new(4).unwrap() });
-        assert_eq!(laid.epilogue, 12);
+        assert_eq!(laid.epilogues, vec![12]);
         assert_eq!(laid.insn_ranges[1], 4..12);
+        // A call 1 GiB back, from byte 16 of code at 0x4000_0000: auipc + jalr.
+        match laid.insts[4..] {
+            [Inst::Auipc { rd: XReg::RA, imm }, Inst::Jalr { rd: XReg::RA, rs1: XReg::RA, imm: lo }] => {
+                assert_eq!(0x4000_0000 + 16 + (imm.get() << 12) + lo.get(), 0x1000)
+            }
+            ref other => panic!("{other:?}"),
+        }
     }
 }

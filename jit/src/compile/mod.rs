@@ -1,49 +1,65 @@
 //! The BPF-to-RV64 compiler, shaped like the kernel's RV64 JIT: the same register
-//! assignment and frame, one small emitter per idea, branch relaxation for far targets,
-//! and a map from every BPF instruction to the machine code it became.
+//! assignment and frames, one small emitter per idea, branch relaxation for far targets,
+//! a selectable tail-call-counter scheme, and a map from every BPF instruction to the
+//! machine code it became.
 
 mod emit;
 mod frame;
 mod layout;
 mod regs;
+mod scheme;
 
 use std::ops::Range;
 
-use bpf::{Insn, Operand, Program, Reg};
+use bpf::exec::{map_addr, MAP_PTRS_OFFSET};
+use bpf::{helpers, Call, Insn, Operand, Program, ProgramSet, Reg, PSEUDO_MAP_FD};
 
-use crate::rv64::{Inst, XReg};
+use crate::guest::{helper_addr, CODE_ADDR, MAX_MAPS};
+use crate::rv64::{BranchOp, Imm12, Inst, LoadOp, ROp, ShiftOp, XReg};
 
-pub use frame::MAX_TAIL_CALL_CNT;
 pub use layout::LayoutError;
 pub use regs::map as map_reg;
+pub use scheme::{Scheme, MAX_TAIL_CALL_CNT};
 
+use frame::Frame;
 use layout::{Label, Layout};
 
 /// Why a program cannot be compiled.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
-    /// An instruction the JIT does not handle in this form.
-    #[error("pc {pc}: {what} is not supported by the JIT for single programs")]
+    /// An instruction the JIT does not handle.
+    #[error("program {prog}, pc {pc}: {what} is not supported by the JIT")]
     Unsupported {
+        /// Index of the program in its set.
+        prog: usize,
         /// BPF pc (slot).
         pc: usize,
         /// What it is.
         what: String,
     },
+    /// The set has more maps than the JIT's memory map holds.
+    #[error("the set has {0} maps; the JIT's memory map holds {MAX_MAPS}")]
+    TooManyMaps(usize),
     /// The code is too large to lay out.
     #[error(transparent)]
     Layout(#[from] LayoutError),
 }
 
-/// A compiled function.
+/// One compiled program (all its functions, in one piece of code).
 #[derive(Clone, Debug)]
 pub struct Compiled {
+    /// Guest address the code is built for.
+    pub base: u64,
     /// The machine instructions, in order; the entry point is the first.
     pub insts: Vec<Inst>,
     /// Byte range of the code of each BPF instruction (indexed like `Program::insns`).
     pub insn_ranges: Vec<Range<usize>>,
-    /// Byte offset of the epilogue.
-    pub epilogue: usize,
+    /// Byte offset of each function's prologue.
+    pub entries: Vec<usize>,
+    /// Byte offset of each function's epilogue.
+    pub epilogues: Vec<usize>,
+    /// Byte offsets of the jumps that complete tail calls (one per tail-call site).
+    pub tail_call_jumps: Vec<usize>,
 }
 
 impl Compiled {
@@ -55,8 +71,49 @@ impl Compiled {
     /// The BPF instruction index whose code contains byte `offset`, if any (prologue and
     /// epilogue bytes belong to none).
     pub fn insn_at(&self, offset: usize) -> Option<usize> {
-        let i = self.insn_ranges.partition_point(|r| r.end <= offset);
-        self.insn_ranges.get(i).filter(|r| r.contains(&offset)).map(|_| i)
+        self.insn_ranges.iter().position(|r| r.contains(&offset))
+    }
+
+    /// The code's size in bytes.
+    pub fn len(&self) -> usize {
+        self.insts.len() * 4
+    }
+
+    /// Whether there is no code (never true for a compiled program).
+    pub fn is_empty(&self) -> bool {
+        self.insts.is_empty()
+    }
+}
+
+/// A compiled program set: each program's code at its own address.
+#[derive(Clone, Debug)]
+pub struct CompiledSet {
+    /// The scheme the code keeps the tail-call counter with.
+    pub scheme: Scheme,
+    /// The programs, in the set's order.
+    pub progs: Vec<Compiled>,
+}
+
+impl CompiledSet {
+    /// The program and BPF instruction index whose code contains guest address `addr`.
+    pub fn locate(&self, addr: u64) -> Option<(usize, usize)> {
+        self.progs.iter().enumerate().find_map(|(p, c)| {
+            let off = addr.checked_sub(c.base)? as usize;
+            if off >= c.len() {
+                return None;
+            }
+            c.insn_at(off).map(|i| (p, i))
+        })
+    }
+
+    /// Guest addresses of every tail-call jump.
+    pub fn tail_call_sites(&self) -> Vec<u64> {
+        self.progs.iter().flat_map(|c| c.tail_call_jumps.iter().map(move |&o| c.base + o as u64)).collect()
+    }
+
+    /// Guest bytes the code occupies from [`CODE_ADDR`].
+    pub fn span(&self) -> u64 {
+        self.progs.last().map_or(0, |c| c.base + c.len() as u64 - CODE_ADDR)
     }
 }
 
@@ -66,28 +123,54 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
         Operand::Imm(_) => None,
     };
     match *insn {
-        Insn::Alu { dst, src, .. } | Insn::Jmp { dst, src, .. } => {
-            [Some(dst), op(src)].into_iter().flatten().collect()
-        }
+        Insn::Alu { dst, src, .. } | Insn::Jmp { dst, src, .. } => [Some(dst), op(src)].into_iter().flatten().collect(),
         Insn::MovSx { dst, src, .. }
         | Insn::Load { dst, src, .. }
         | Insn::Store { dst, src, .. }
         | Insn::Atomic { dst, src, .. } => vec![dst, src],
-        Insn::Neg { dst, .. }
-        | Insn::End { dst, .. }
-        | Insn::StoreImm { dst, .. }
-        | Insn::LdImm64 { dst, .. } => {
+        Insn::Neg { dst, .. } | Insn::End { dst, .. } | Insn::StoreImm { dst, .. } | Insn::LdImm64 { dst, .. } => {
             vec![dst]
         }
         Insn::Ja { .. } | Insn::JaLong { .. } | Insn::Call(_) | Insn::TailCall | Insn::Exit => vec![],
     }
 }
 
-/// Compiles one program.
+fn is_tail_call(insn: &Insn) -> bool {
+    matches!(insn, Insn::TailCall | Insn::Call(Call::Helper(helpers::TAIL_CALL)))
+}
+
+/// Compiles a single program at [`CODE_ADDR`] with the `register` scheme.
 pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
-    let insns = prog.insns();
+    compile_prog(prog, 0, Scheme::Register, CODE_ADDR)
+}
+
+/// Compiles every program of a set, placing them one after another from [`CODE_ADDR`]
+/// on 4 KiB boundaries.
+pub fn compile_set(set: &ProgramSet, scheme: Scheme) -> Result<CompiledSet, CompileError> {
+    if set.maps().len() > MAX_MAPS {
+        return Err(CompileError::TooManyMaps(set.maps().len()));
+    }
+    let mut base = CODE_ADDR;
+    let mut progs = Vec::with_capacity(set.progs().len());
+    for (p, sp) in set.progs().iter().enumerate() {
+        let c = compile_prog(&sp.prog, p, scheme, base)?;
+        base += (c.len() as u64).div_ceil(0x1000) * 0x1000;
+        progs.push(c);
+    }
+    Ok(CompiledSet { scheme, progs })
+}
+
+/// What one function needs from its frame.
+struct FunctionFacts {
+    used: Vec<XReg>,
+    uses_fp: bool,
+    calls: bool,
+    helper_calls: bool,
+}
+
+fn facts(insns: &[Insn]) -> FunctionFacts {
     let mut used: Vec<XReg> = Vec::new();
-    let mut uses_fp = false;
+    let (mut uses_fp, mut calls, mut helper_calls) = (false, false, false);
     for insn in insns {
         for r in regs_used(insn) {
             uses_fp |= r == Reg::R10;
@@ -97,52 +180,117 @@ pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
                 }
             }
         }
+        match insn {
+            _ if is_tail_call(insn) => {}
+            Insn::Call(Call::Local(_)) => calls = true,
+            Insn::Call(_) => {
+                calls = true;
+                helper_calls = true;
+            }
+            _ => {}
+        }
     }
     used.sort();
-    // Without r10 a program has no way to address its stack: give it none, as the
-    // kernel's verifier-computed stack depth would.
-    let depth = if uses_fp { prog.stack_depth() } else { 0 };
-    let frame = frame::Frame::new(&used, false, depth);
+    FunctionFacts { used, uses_fp, calls, helper_calls }
+}
+
+fn compile_prog(prog: &Program, p: usize, scheme: Scheme, base: u64) -> Result<Compiled, CompileError> {
+    let insns = prog.insns();
+    let functions = prog.functions();
+    let starts: Vec<usize> = functions.iter().map(|f| f.start).collect();
     let mut l = Layout::default();
-    frame.emit_prologue(&mut l, uses_fp);
-    let last = insns.len() - 1;
-    for (i, insn) in insns.iter().enumerate() {
-        l.start_insn(i);
-        let pc = prog.pc_of(i);
-        let target = || Label::Insn(prog.target_of(i).expect("checked programs have in-range targets"));
-        match *insn {
-            Insn::Alu { width, op, dst, src } => emit::emit_alu(&mut l, width, op, dst, src),
-            Insn::Neg { width, dst } => emit::emit_neg(&mut l, width, dst),
-            Insn::MovSx { width, from, dst, src } => emit::emit_movsx(&mut l, width, from, dst, src),
-            Insn::End { order, bits, dst } => emit::emit_end(&mut l, order, bits, dst),
-            Insn::Ja { .. } | Insn::JaLong { .. } => l.jump(target()),
-            Insn::Jmp { width, cond, dst, src, .. } => {
-                emit::emit_cond_jump(&mut l, width, cond, dst, src, target())
-            }
-            Insn::Load { size, signed, dst, src, off } => {
-                emit::emit_load(&mut l, size, signed, dst, src, off)
-            }
-            Insn::StoreImm { size, dst, off, imm } => emit::emit_store_imm(&mut l, size, dst, off, imm),
-            Insn::Store { size, dst, src, off } => emit::emit_store(&mut l, size, dst, src, off),
-            Insn::Atomic { size, op, dst, src, off } => emit::emit_atomic(&mut l, size, op, dst, src, off),
-            Insn::LdImm64 { dst, pseudo: 0, imm } => emit::emit_imm(&mut l, regs::map(dst), imm as i64),
-            Insn::LdImm64 { pseudo, .. } => {
-                return Err(CompileError::Unsupported {
-                    pc,
-                    what: format!("lddw with src = {pseudo} (a map reference)"),
-                })
-            }
-            Insn::Call(_) | Insn::TailCall => {
-                return Err(CompileError::Unsupported { pc, what: "a call".into() })
-            }
-            Insn::Exit => {
-                if i != last {
-                    l.jump(Label::Epilogue);
+    let mut tail_calls = 0usize;
+    for (f, range) in functions.iter().enumerate() {
+        let facts = facts(&insns[range.clone()]);
+        let mut used = facts.used.clone();
+        if facts.helper_calls && scheme.saves_across_helpers() {
+            used.push(regs::TCC_SAVED);
+        }
+        // Without r10 a function has no way to address its stack: give it none, as the
+        // kernel's verifier-computed depth would.
+        let depth = if facts.uses_fp { prog.function_stack_depth(f) } else { 0 };
+        let frame = Frame::new(&used, facts.calls, depth);
+        l.start_function(f);
+        frame.emit_prologue(&mut l, f == 0, scheme, facts.uses_fp);
+        for i in range.clone() {
+            l.start_insn(i);
+            let pc = prog.pc_of(i);
+            let unsupported = |what: &str| CompileError::Unsupported { prog: p, pc, what: what.into() };
+            let target = || Label::Insn(prog.target_of(i).expect("checked programs have in-range targets"));
+            match insns[i] {
+                Insn::Alu { width, op, dst, src } => emit::emit_alu(&mut l, width, op, dst, src),
+                Insn::Neg { width, dst } => emit::emit_neg(&mut l, width, dst),
+                Insn::MovSx { width, from, dst, src } => emit::emit_movsx(&mut l, width, from, dst, src),
+                Insn::End { order, bits, dst } => emit::emit_end(&mut l, order, bits, dst),
+                Insn::Ja { .. } | Insn::JaLong { .. } => l.jump(target()),
+                Insn::Jmp { width, cond, dst, src, .. } => {
+                    emit::emit_cond_jump(&mut l, width, cond, dst, src, target())
+                }
+                Insn::Load { size, signed, dst, src, off } => emit::emit_load(&mut l, size, signed, dst, src, off),
+                Insn::StoreImm { size, dst, off, imm } => emit::emit_store_imm(&mut l, size, dst, off, imm),
+                Insn::Store { size, dst, src, off } => emit::emit_store(&mut l, size, dst, src, off),
+                Insn::Atomic { size, op, dst, src, off } => emit::emit_atomic(&mut l, size, op, dst, src, off),
+                Insn::LdImm64 { dst, pseudo: 0, imm } => emit::emit_imm(&mut l, regs::map(dst), imm as i64),
+                Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } => {
+                    emit::emit_imm(&mut l, regs::map(dst), map_addr(imm as usize) as i64)
+                }
+                Insn::LdImm64 { pseudo, .. } => return Err(unsupported(&format!("lddw with src = {pseudo}"))),
+                Insn::TailCall | Insn::Call(Call::Helper(helpers::TAIL_CALL)) => {
+                    emit_tail_call(&mut l, &frame, scheme, Label::Insn(i + 1));
+                    tail_calls += 1;
+                }
+                Insn::Call(Call::Local(_)) => {
+                    let t = prog.target_of(i).expect("checked");
+                    let callee = starts.binary_search(&t).expect("call targets start functions");
+                    scheme.emit_before_call(&mut l);
+                    l.call(Label::Entry(callee));
+                }
+                Insn::Call(Call::Helper(id)) => {
+                    let addr = helper_addr(id).ok_or_else(|| unsupported(&format!("helper {id}")))?;
+                    scheme.emit_before_helper(&mut l);
+                    l.call(Label::Abs(addr));
+                    scheme.emit_after_helper(&mut l);
+                    l.push(Inst::mv(regs::map(Reg::R0), XReg::A0));
+                }
+                Insn::Call(Call::Kfunc(id)) => return Err(unsupported(&format!("kfunc call {id}"))),
+                Insn::Exit => {
+                    if i + 1 != range.end {
+                        l.jump(Label::Epilogue(f));
+                    }
                 }
             }
         }
+        frame.emit_epilogue(&mut l);
     }
-    frame.emit_epilogue(&mut l);
-    let laid = l.finish()?;
-    Ok(Compiled { insts: laid.insts, insn_ranges: laid.insn_ranges, epilogue: laid.epilogue })
+    let laid = l.finish(base)?;
+    debug_assert_eq!(laid.marks.len(), tail_calls);
+    Ok(Compiled {
+        base,
+        insts: laid.insts,
+        insn_ranges: laid.insn_ranges,
+        entries: laid.entries,
+        epilogues: laid.epilogues,
+        tail_call_jumps: laid.marks,
+    })
+}
+
+/// `bpf_tail_call(ctx = R1, map = R2, index = R3)`, in the kernel's order: the index
+/// (as u32) against `max_entries`, then the counter, then the slot; on success, unwind
+/// this function's frame and jump into the target past its counter initialisation,
+/// with R1 and the counter as they are. Failure continues at `out`.
+fn emit_tail_call(l: &mut Layout, frame: &Frame, scheme: Scheme, out: Label) {
+    let (r2, r3) = (regs::map(Reg::R2), regs::map(Reg::R3));
+    let (t1, t2, t3) = (regs::TMP1, regs::TMP2, regs::TMP3);
+    let i = |v: i64| Imm12::new(v).expect("small");
+    emit::emit_zext32(l, t2, r3);
+    l.push(Inst::Load { op: LoadOp::Lwu, rd: t1, rs1: r2, imm: Imm12::ZERO });
+    l.branch(BranchOp::Bgeu, t2, t1, out);
+    scheme.emit_tail_count(l, out);
+    l.push(Inst::Shift { op: ShiftOp::Slli, rd: t1, rs1: t2, shamt: 3 });
+    l.push(Inst::R { op: ROp::Add, rd: t1, rs1: t1, rs2: r2 });
+    l.push(Inst::Load { op: LoadOp::Ld, rd: t1, rs1: t1, imm: i(MAP_PTRS_OFFSET as i64) });
+    l.branch(BranchOp::Beq, t1, XReg::ZERO, out);
+    l.push(Inst::Load { op: LoadOp::Ld, rd: t3, rs1: t1, imm: Imm12::ZERO });
+    frame.emit_restore(l);
+    l.mark(Inst::Jalr { rd: XReg::ZERO, rs1: t3, imm: i(scheme.skip()) });
 }

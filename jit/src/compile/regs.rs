@@ -30,8 +30,10 @@ pub const TMP2: XReg = XReg::T2;
 pub const TMP3: XReg = XReg::T3;
 /// Status register of `sc` in compare-and-exchange loops (the kernel's AX).
 pub const TMP_SC: XReg = XReg::T0;
-/// The tail-call counter.
+/// The tail-call counter (or, in the pointer scheme, its address).
 pub const TCC: XReg = XReg::A6;
+/// Where the counter waits while a helper runs.
+pub const TCC_SAVED: XReg = XReg::S6;
 
 /// The callee-saved register behind a BPF register, if it is one (R6-R10).
 pub fn callee_saved(r: Reg) -> Option<XReg> {

@@ -1,0 +1,535 @@
+//! Program sets as text: the directives `.ctx`, `.map`, `.slot`, `.prog` and `.stack`
+//! (see [`crate::asm`] for the format), [`parse_set`] and [`print_set`].
+//!
+//! Every text, set or not, is read here line by line: directives are handled here and
+//! every other line goes to the [`Code`] of the program it belongs to.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::parse::{err, is_objdump_noise, is_register_name, strip_comment, Code, Maps};
+use super::AsmError;
+use crate::exec::{Input, MAX_MAP_ENTRIES};
+use crate::insn::Insn;
+use crate::program::{Program, ProgramError, MAX_STACK};
+use crate::set::{ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD};
+
+/// The largest context `.ctx` may declare, in bytes.
+pub const MAX_CTX_SIZE: usize = 65536;
+
+/// The name of the program made of the instructions that come before any `.prog`.
+pub const DEFAULT_PROG_NAME: &str = "entry";
+
+/// jitdiff's own directives; every other line starting with `.` is an assembler
+/// directive (`.text`, `.globl f`, ...) and is ignored.
+pub(super) const DIRECTIVES: [&str; 5] = [".ctx", ".map", ".slot", ".prog", ".stack"];
+
+/// A program set read from text, with the context its `.ctx` directive declares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetFile {
+    /// The programs (the first is the entry) and prog-array maps.
+    pub set: ProgramSet,
+    /// The input of the run the text declares (`.ctx`); `None` when it has no `.ctx`.
+    pub ctx: Option<Input>,
+}
+
+/// What a text is read as, which decides which directives it may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Bare instructions ([`super::parse`]): no jitdiff directives.
+    Insns,
+    /// One program ([`super::parse_program`]): `.stack` only.
+    Program,
+    /// A program set ([`parse_set`]): every directive.
+    Set,
+}
+
+/// Parses a program set (see [`crate::asm`] for the format). A text without
+/// directives is a set of one program named `entry`, with no maps and `ctx` `None`.
+///
+/// Errors name the line and column: malformed or misplaced directives, unknown or
+/// duplicate names, slot indexes out of range, and every error [`super::parse_program`]
+/// reports, at the line of the offending instruction. Never panics.
+pub fn parse_set(text: &str) -> Result<SetFile, AsmError> {
+    Source::run(text, Mode::Set)?.into_set()
+}
+
+/// A map declared by `.map`.
+struct MapDecl {
+    line: usize,
+    /// For each slot, the program named by its `.slot`: (name, line, column).
+    slots: Vec<Option<(String, usize, usize)>>,
+}
+
+/// A whole text as it is read.
+pub(super) struct Source {
+    mode: Mode,
+    codes: Vec<Code>,
+    maps: Maps,
+    map_decls: Vec<MapDecl>,
+    /// The `.ctx` and its line.
+    ctx: Option<(Input, usize)>,
+}
+
+/// The words of a line with their 1-based character columns.
+fn words(line: &str) -> Vec<(&str, usize)> {
+    let mut out = Vec::new();
+    let mut start: Option<(usize, usize)> = None;
+    let mut col = 0;
+    for (i, c) in line.char_indices() {
+        col += 1;
+        match (c.is_whitespace(), start) {
+            (true, Some((s, scol))) => {
+                out.push((&line[s..i], scol));
+                start = None;
+            }
+            (false, None) => start = Some((i, col)),
+            _ => {}
+        }
+    }
+    if let Some((s, scol)) = start {
+        out.push((&line[s..], scol));
+    }
+    out
+}
+
+/// Whether `name` can name a program or a map: letters, digits, `_` and `.`, not
+/// starting with a digit or `.`, and not a register name.
+pub(super) fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !is_register_name(name)
+}
+
+/// A decimal or `0x` hex number without sign.
+fn number(word: &str) -> Option<u64> {
+    match word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
+        Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()) => u64::from_str_radix(h, 16).ok(),
+        Some(_) => None,
+        None if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) => word.parse().ok(),
+        None => None,
+    }
+}
+
+/// The directive a misspelled one was probably meant to be (`.slots`, `.Prog`).
+fn near_miss(name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    if lower == ".context" {
+        return Some(".ctx");
+    }
+    DIRECTIVES.into_iter().find(|d| lower.starts_with(d))
+}
+
+impl Source {
+    pub(super) fn run(text: &str, mode: Mode) -> Result<Source, AsmError> {
+        let mut s = Source {
+            mode,
+            codes: Vec::new(),
+            maps: Maps { names: Vec::new(), index: HashMap::new() },
+            map_decls: Vec::new(),
+            ctx: None,
+        };
+        for (n, raw) in text.lines().enumerate() {
+            s.line(n + 1, raw)?;
+        }
+        if let Some(code) = s.codes.last_mut() {
+            code.finish()?;
+        }
+        Ok(s)
+    }
+
+    /// The programs read, in order, each finished (labels resolved).
+    pub(super) fn into_codes(self) -> Vec<Code> {
+        self.codes
+    }
+
+    fn line(&mut self, lineno: usize, raw: &str) -> Result<(), AsmError> {
+        let line = strip_comment(raw);
+        let trimmed = line.trim();
+        if trimmed.is_empty() || is_objdump_noise(trimmed) {
+            return Ok(());
+        }
+        // A directive, but not a label (`.Ltmp0:`).
+        if trimmed.starts_with('.') && !trimmed.split_whitespace().next().unwrap_or("").contains(':') {
+            return self.directive(lineno, line);
+        }
+        let maps = if self.mode == Mode::Set { Some(&self.maps) } else { None };
+        if self.codes.is_empty() {
+            let col = line.chars().take_while(|c| c.is_whitespace()).count() + 1;
+            self.codes.push(Code::new(DEFAULT_PROG_NAME.to_string(), lineno, col));
+        }
+        match self.codes.last_mut() {
+            Some(code) => code.line(lineno, line, maps),
+            None => Ok(()),
+        }
+    }
+
+    fn directive(&mut self, lineno: usize, line: &str) -> Result<(), AsmError> {
+        let w = words(line);
+        let Some(&(name, col)) = w.first() else { return Ok(()) };
+        let args = &w[1..];
+        if !DIRECTIVES.contains(&name) {
+            return match near_miss(name) {
+                Some(d) => Err(err(lineno, col, format!("unknown directive `{name}` (did you mean `{d}`?)"))),
+                None => Ok(()), // an assembler directive such as `.text`: ignored
+            };
+        }
+        match (self.mode, name) {
+            (Mode::Set, _) | (Mode::Program, ".stack") => {}
+            (Mode::Insns, ".stack") => {
+                return Err(err(
+                    lineno,
+                    col,
+                    "`.stack` sets a program's stack depth: read this text with parse_program or parse_set",
+                ))
+            }
+            _ => {
+                return Err(err(
+                    lineno,
+                    col,
+                    format!("`{name}` is program-set syntax: read this text with parse_set (bpf::load::load_set_file)"),
+                ))
+            }
+        }
+        let malformed = |usage: &str| err(lineno, col, format!("malformed `{name}`: expected `{usage}`"));
+        if matches!(name, ".ctx" | ".map" | ".slot") {
+            if let Some(first) = self.codes.first() {
+                return Err(err(
+                    lineno,
+                    col,
+                    format!(
+                        "`{name}` must come before the first program (program `{}` starts on line {})",
+                        first.name, first.line
+                    ),
+                ));
+            }
+        }
+        match name {
+            ".ctx" => self.ctx_directive(lineno, col, args),
+            ".map" => {
+                let [(map, mcol), (n, ncol)] = *args else {
+                    return Err(malformed(".map NAME MAX_ENTRIES"));
+                };
+                self.check_name(lineno, mcol, map, "map")?;
+                if let Some(&i) = self.maps.index.get(map) {
+                    let first = self.map_decls[i].line;
+                    return Err(err(lineno, mcol, format!("duplicate map `{map}` (first declared on line {first})")));
+                }
+                let entries = number(n).ok_or_else(|| {
+                    err(lineno, ncol, format!("malformed `.map`: max_entries {n:?} is not a number"))
+                })?;
+                if entries == 0 || entries > u64::from(MAX_MAP_ENTRIES) {
+                    return Err(err(
+                        lineno,
+                        ncol,
+                        format!("max_entries {entries} is out of range (1 to {MAX_MAP_ENTRIES})"),
+                    ));
+                }
+                self.maps.index.insert(map.to_string(), self.maps.names.len());
+                self.maps.names.push(map.to_string());
+                self.map_decls.push(MapDecl { line: lineno, slots: vec![None; entries as usize] });
+                Ok(())
+            }
+            ".slot" => {
+                let [(map, mcol), (idx, icol), (prog, pcol)] = *args else {
+                    return Err(malformed(".slot MAP INDEX PROGRAM"));
+                };
+                let Some(&m) = self.maps.index.get(map) else {
+                    return Err(err(
+                        lineno,
+                        mcol,
+                        format!("`.slot` names map `{map}`, which is not declared (yet): `.map {map} N` must come before its `.slot`s"),
+                    ));
+                };
+                let slot = number(idx).ok_or_else(|| {
+                    err(lineno, icol, format!("malformed `.slot`: slot index {idx:?} is not a number"))
+                })?;
+                let decl = &mut self.map_decls[m];
+                let n = decl.slots.len();
+                let Some(entry) = usize::try_from(slot).ok().and_then(|s| decl.slots.get_mut(s)) else {
+                    return Err(err(
+                        lineno,
+                        icol,
+                        format!("slot index {slot} is out of range: map `{map}` has max_entries {n} (slots 0 to {})", n - 1),
+                    ));
+                };
+                if let Some((_, first, _)) = entry {
+                    return Err(err(
+                        lineno,
+                        icol,
+                        format!("slot {slot} of map `{map}` is already set on line {first}"),
+                    ));
+                }
+                if !valid_name(prog) {
+                    return Err(err(lineno, pcol, format!("invalid program name {prog:?}")));
+                }
+                *entry = Some((prog.to_string(), lineno, pcol));
+                Ok(())
+            }
+            ".prog" => {
+                let [(prog, pcol)] = *args else {
+                    return Err(malformed(".prog NAME"));
+                };
+                self.check_name(lineno, pcol, prog, "program")?;
+                if let Some(first) = self.codes.iter().find(|c| c.name == prog) {
+                    let implicit = if prog == DEFAULT_PROG_NAME && first.line != lineno {
+                        " (the instructions before the first `.prog` form the program `entry`)"
+                    } else {
+                        ""
+                    };
+                    return Err(err(
+                        lineno,
+                        pcol,
+                        format!("duplicate program `{prog}` (first on line {}){implicit}", first.line),
+                    ));
+                }
+                if let Some(code) = self.codes.last_mut() {
+                    code.finish()?;
+                }
+                self.codes.push(Code::new(prog.to_string(), lineno, col));
+                Ok(())
+            }
+            _ => {
+                let [(n, ncol)] = *args else {
+                    return Err(malformed(".stack DEPTH"));
+                };
+                let depth = number(n).ok_or_else(|| {
+                    err(lineno, ncol, format!("malformed `.stack`: depth {n:?} is not a number"))
+                })?;
+                if depth > u64::from(MAX_STACK) {
+                    return Err(err(lineno, ncol, format!("stack depth {depth} is out of range (0 to {MAX_STACK})")));
+                }
+                if self.codes.is_empty() {
+                    self.codes.push(Code::new(DEFAULT_PROG_NAME.to_string(), lineno, col));
+                }
+                match self.codes.last_mut() {
+                    Some(code) => code.declare_stack(depth as u32, lineno, col),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    fn check_name(&self, line: usize, col: usize, name: &str, what: &str) -> Result<(), AsmError> {
+        if valid_name(name) {
+            return Ok(());
+        }
+        Err(err(
+            line,
+            col,
+            format!("invalid {what} name {name:?}: names are letters, digits, `_` and `.`, start with a letter or `_`, and are not register names"),
+        ))
+    }
+
+    fn ctx_directive(&mut self, line: usize, col: usize, args: &[(&str, usize)]) -> Result<(), AsmError> {
+        if let Some((_, first)) = self.ctx {
+            return Err(err(line, col, format!("duplicate `.ctx` (the first is on line {first})")));
+        }
+        let usage = "malformed `.ctx`: expected `.ctx none`, `.ctx SIZE`, `.ctx hex BYTES` or `.ctx SIZE hex BYTES`";
+        let size = |(w, c): (&str, usize)| -> Result<usize, AsmError> {
+            let n = number(w).ok_or_else(|| err(line, c, usage))?;
+            if n > MAX_CTX_SIZE as u64 {
+                return Err(err(line, c, format!("context size {n} is too large (at most {MAX_CTX_SIZE} bytes)")));
+            }
+            Ok(n as usize)
+        };
+        let hex = |ws: &[(&str, usize)]| -> Result<Vec<u8>, AsmError> {
+            let Some(&(_, after)) = ws.first() else {
+                return Err(err(line, col, "`.ctx hex` needs the bytes, e.g. `.ctx hex 01000000`"));
+            };
+            let mut bytes = Vec::new();
+            for &(w, c) in ws {
+                if w.len() % 2 != 0 || !w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(line, c, format!("{w:?} is not hex bytes (two hex digits per byte)")));
+                }
+                bytes.extend((0..w.len()).step_by(2).filter_map(|i| u8::from_str_radix(&w[i..i + 2], 16).ok()));
+                if bytes.len() > MAX_CTX_SIZE {
+                    return Err(err(line, after, format!("the context is too large (at most {MAX_CTX_SIZE} bytes)")));
+                }
+            }
+            Ok(bytes)
+        };
+        let input = match args {
+            [("none", _)] => Input::none(),
+            [("hex", _), rest @ ..] => Input::with_ctx(hex(rest)?),
+            [n] => Input::with_ctx(vec![0; size(*n)?]),
+            [n, ("hex", _), rest @ ..] => {
+                let len = size(*n)?;
+                let mut bytes = hex(rest)?;
+                if bytes.len() > len {
+                    return Err(err(
+                        line,
+                        n.1,
+                        format!("the context has size {len} but {} bytes are given", bytes.len()),
+                    ));
+                }
+                bytes.resize(len, 0);
+                Input::with_ctx(bytes)
+            }
+            _ => return Err(err(line, col, usage)),
+        };
+        self.ctx = Some((input, line));
+        Ok(())
+    }
+
+    /// Checks and assembles the whole set.
+    fn into_set(self) -> Result<SetFile, AsmError> {
+        if self.codes.is_empty() {
+            return Err(err(1, 1, ProgramError::Empty.to_string()));
+        }
+        let names: Vec<String> = self.codes.iter().map(|c| c.name.clone()).collect();
+        let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let mut maps = Vec::with_capacity(self.map_decls.len());
+        for (decl, name) in self.map_decls.iter().zip(&self.maps.names) {
+            let mut slots = Vec::with_capacity(decl.slots.len());
+            for s in &decl.slots {
+                slots.push(match s {
+                    None => None,
+                    Some((prog, line, col)) => match index.get(prog.as_str()) {
+                        Some(&i) => Some(i),
+                        None => {
+                            return Err(err(
+                                *line,
+                                *col,
+                                format!("unknown program `{prog}` (the set's programs: {})", names.join(", ")),
+                            ))
+                        }
+                    },
+                });
+            }
+            maps.push(ProgArray { name: name.clone(), slots });
+        }
+        let map_count = maps.len();
+        let mut progs = Vec::with_capacity(self.codes.len());
+        for code in self.codes {
+            let mut pc = 0;
+            for insn in &code.insns {
+                if let Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } = *insn {
+                    if imm >= map_count as u64 {
+                        let (line, col) = code.at_pc(pc).unwrap_or((code.line, code.col));
+                        return Err(err(
+                            line,
+                            col,
+                            format!("map index {imm} does not exist (the set declares {map_count} maps)"),
+                        ));
+                    }
+                }
+                pc += insn.slots();
+            }
+            progs.push(SetProgram { name: code.name.clone(), prog: code.program()? });
+        }
+        let set = ProgramSet::new(progs, maps).map_err(|e| err(1, 1, e.to_string()))?;
+        Ok(SetFile { set, ctx: self.ctx.map(|(input, _)| input) })
+    }
+}
+
+/// Names to print: each name as it is when it is valid and not taken by an earlier one,
+/// else `{prefix}{index}` (made unique with trailing `_`).
+fn printable_names<'a>(names: impl Iterator<Item = &'a str>, prefix: &str) -> Vec<String> {
+    let names: Vec<&str> = names.collect();
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut keep = vec![false; names.len()];
+    for (i, n) in names.iter().enumerate() {
+        if valid_name(n) && taken.insert(n.to_string()) {
+            keep[i] = true;
+        }
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if keep[i] {
+                return n.to_string();
+            }
+            let mut name = format!("{prefix}{i}");
+            while !taken.insert(name.clone()) {
+                name.push('_');
+            }
+            name
+        })
+        .collect()
+}
+
+/// The arguments of the `.ctx` directive that declares `input`.
+fn ctx_args(input: &Input) -> String {
+    let Some(bytes) = &input.ctx else { return "none".to_string() };
+    let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let hex: Vec<String> = bytes[..used]
+        .chunks(8)
+        .map(|c| c.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        }))
+        .collect();
+    match used {
+        0 => bytes.len().to_string(),
+        u if u == bytes.len() => format!("hex {}", hex.join(" ")),
+        _ => format!("{} hex {}", bytes.len(), hex.join(" ")),
+    }
+}
+
+/// A program set (and the context of its run, when given) as text that [`parse_set`]
+/// reads back to the same set and context.
+///
+/// The text starts with `.ctx` (only when `ctx` is given), then one `.map` line per map
+/// followed by a `.slot` line per filled slot, then every program, entry first, each
+/// under its `.prog` line with its instructions indented. Map references print as
+/// `rN = NAME ll`, known helpers by name. A `.stack` line precedes each function whose
+/// stack depth is not the one [`Program::new`] infers. A set of one program named
+/// `entry` is printed without `.prog`, so a plain program prints as
+/// [`super::print_program`] prints its instructions.
+///
+/// The text reads back to the same set when every program and map name is valid
+/// (letters, digits, `_` and `.`, starting with a letter or `_`, not a register name)
+/// and unique among programs (maps); other names are printed as `prog<N>` or `map<N>`
+/// (`N` its index), and a context larger than [`MAX_CTX_SIZE`] does not read back.
+pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
+    let prog_names = printable_names(set.progs().iter().map(|p| p.name.as_str()), "prog");
+    let map_names = printable_names(set.maps().iter().map(|m| m.name.as_str()), "map");
+    let mut out = String::new();
+    if let Some(input) = ctx {
+        let _ = writeln!(out, ".ctx {}", ctx_args(input));
+    }
+    for (m, name) in set.maps().iter().zip(&map_names) {
+        let _ = writeln!(out, ".map {name} {}", m.slots.len());
+        for (i, slot) in m.slots.iter().enumerate() {
+            if let Some(p) = slot {
+                let prog = prog_names.get(*p).map_or("?", String::as_str);
+                let _ = writeln!(out, ".slot {name} {i} {prog}");
+            }
+        }
+    }
+    let explicit = !(set.progs().len() == 1 && prog_names[0] == DEFAULT_PROG_NAME);
+    let indent = if explicit { "    " } else { "" };
+    for (i, (p, name)) in set.progs().iter().zip(&prog_names).enumerate() {
+        if i > 0 || !out.is_empty() {
+            out.push('\n');
+        }
+        if explicit {
+            let _ = writeln!(out, ".prog {name}");
+        }
+        let prog = &p.prog;
+        let inferred = Program::new(prog.insns().to_vec()).ok();
+        let starts = prog.function_starts();
+        for (j, insn) in prog.insns().iter().enumerate() {
+            if let Some(f) = starts.iter().position(|&s| s == j) {
+                let depth = prog.function_stack_depth(f);
+                if inferred.as_ref().map(|q| q.function_stack_depth(f)) != Some(depth) {
+                    let _ = writeln!(out, ".stack {depth}");
+                }
+            }
+            out.push_str(indent);
+            match *insn {
+                Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } if imm < map_names.len() as u64 => {
+                    let _ = write!(out, "{dst} = {} ll", map_names[imm as usize]);
+                }
+                other => {
+                    let _ = write!(out, "{other}");
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}

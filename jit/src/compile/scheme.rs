@@ -1,0 +1,191 @@
+//! The three ways of keeping the tail-call counter (TCC) when bpf2bpf calls and tail
+//! calls mix, from the RV64 thread in `shared/seed/`. Each scheme decides where the count
+//! lives, what a function does with it on entry, around calls, and at a tail call.
+//!
+//! The counter counts down from [`MAX_TAIL_CALL_CNT`]; a tail call that passes the index
+//! check decrements it and fails when the result is negative, so at most 33 tail calls
+//! succeed, and an empty slot still costs one (the kernel interpreter's order: index,
+//! count, slot).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::rv64::{BranchOp, IOp, Imm12, Inst, LoadOp, StoreOp, XReg};
+
+use super::layout::{Label, Layout};
+use super::regs::{TCC, TCC_SAVED};
+
+/// The maximum number of tail calls, whose counter the prologue initialises.
+pub const MAX_TAIL_CALL_CNT: i64 = 33;
+
+/// Offset from `s0` of the frame slot reserved for the counter (stack scheme) or for the
+/// counter itself (pointer scheme, in the entry program's frame).
+pub const TCC_SLOT: i64 = -8;
+
+/// A TCC scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// Björn Töpel's proposal: only the entry program initialises the count in `a6`;
+    /// bpf2bpf calls pass `a6` through untouched, so a subprogram's tail calls consume
+    /// the caller's budget; around helper calls the count waits in `s6`. Implements the
+    /// `global` count semantics of today's kernel.
+    Register,
+    /// The v1 patch: the count is passed in `a6` and every function stores it in its own
+    /// frame slot; a caller passes its slot's value to a subprogram and, when the
+    /// subprogram returns, goes on with its own slot, so the subprogram's tail calls do
+    /// not count for the caller. Implements the `per-frame` semantics (the old x86-64
+    /// behaviour).
+    Stack,
+    /// How x86-64 and arm64 fixed the "tailcall hierarchy" problem: the count lives in
+    /// the entry program's frame and every function receives a pointer to it in `a6`
+    /// (kept in `s6` around helper calls). Implements the `global` semantics.
+    Pointer,
+}
+
+impl Scheme {
+    /// Every scheme.
+    pub const ALL: [Scheme; 3] = [Scheme::Register, Scheme::Stack, Scheme::Pointer];
+
+    /// The scheme's name on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Scheme::Register => "register",
+            Scheme::Stack => "stack",
+            Scheme::Pointer => "pointer",
+        }
+    }
+
+    /// The count semantics the scheme implements (`global` or `per-frame`).
+    pub const fn semantics(self) -> &'static str {
+        match self {
+            Scheme::Stack => "per-frame",
+            _ => "global",
+        }
+    }
+
+    /// Whether `a6` must be kept in `s6` across helper calls.
+    pub const fn saves_across_helpers(self) -> bool {
+        !matches!(self, Scheme::Stack)
+    }
+
+    fn init(self) -> Vec<Inst> {
+        let i = |v| Imm12::new(v).expect("small");
+        match self {
+            Scheme::Register | Scheme::Stack => {
+                vec![Inst::I { op: IOp::Addi, rd: TCC, rs1: XReg::ZERO, imm: i(MAX_TAIL_CALL_CNT) }]
+            }
+            // The slot is at the caller's sp - 8, which becomes s0 - 8 once the frame is
+            // set up; every program's frame keeps that slot free.
+            Scheme::Pointer => vec![
+                Inst::I { op: IOp::Addi, rd: XReg::T1, rs1: XReg::ZERO, imm: i(MAX_TAIL_CALL_CNT) },
+                Inst::Store { op: StoreOp::Sd, rs2: XReg::T1, rs1: XReg::SP, imm: i(TCC_SLOT) },
+                Inst::I { op: IOp::Addi, rd: TCC, rs1: XReg::SP, imm: i(TCC_SLOT) },
+            ],
+        }
+    }
+
+    /// Bytes from a program's entry to where a tail call enters it: the two `nop`s of
+    /// the patch site and the count initialisation.
+    pub fn skip(self) -> i64 {
+        8 + 4 * self.init().len() as i64
+    }
+
+    /// Emits the entry program's count initialisation (skipped by tail calls).
+    pub fn emit_init(self, l: &mut Layout) {
+        for inst in self.init() {
+            l.push(inst);
+        }
+    }
+
+    /// Emits what every function does once its frame exists.
+    pub fn emit_after_frame(self, l: &mut Layout) {
+        if self == Scheme::Stack {
+            l.push(Inst::Store { op: StoreOp::Sd, rs2: TCC, rs1: XReg::S0, imm: slot() });
+        }
+    }
+
+    /// Emits what precedes a bpf2bpf call.
+    pub fn emit_before_call(self, l: &mut Layout) {
+        if self == Scheme::Stack {
+            l.push(Inst::Load { op: LoadOp::Ld, rd: TCC, rs1: XReg::S0, imm: slot() });
+        }
+    }
+
+    /// Emits what precedes a helper call.
+    pub fn emit_before_helper(self, l: &mut Layout) {
+        if self.saves_across_helpers() {
+            l.push(Inst::mv(TCC_SAVED, TCC));
+        }
+    }
+
+    /// Emits what follows a helper call.
+    pub fn emit_after_helper(self, l: &mut Layout) {
+        if self.saves_across_helpers() {
+            l.push(Inst::mv(TCC, TCC_SAVED));
+        }
+    }
+
+    /// Emits the count check of a tail call: decrement, go to `out` when no budget is
+    /// left, and leave the count where the target expects it (`a6`, or the slot `a6`
+    /// points to). May use `t0`.
+    pub fn emit_tail_count(self, l: &mut Layout, out: Label) {
+        let dec = |rd, rs| Inst::I { op: IOp::Addi, rd, rs1: rs, imm: Imm12::new(-1).expect("small") };
+        match self {
+            Scheme::Register => {
+                l.push(dec(TCC, TCC));
+                l.branch(BranchOp::Blt, TCC, XReg::ZERO, out);
+            }
+            Scheme::Stack => {
+                l.push(Inst::Load { op: LoadOp::Ld, rd: XReg::T0, rs1: XReg::S0, imm: slot() });
+                l.push(dec(XReg::T0, XReg::T0));
+                l.branch(BranchOp::Blt, XReg::T0, XReg::ZERO, out);
+                l.push(Inst::Store { op: StoreOp::Sd, rs2: XReg::T0, rs1: XReg::S0, imm: slot() });
+                l.push(Inst::mv(TCC, XReg::T0));
+            }
+            Scheme::Pointer => {
+                l.push(Inst::Load { op: LoadOp::Ld, rd: XReg::T0, rs1: TCC, imm: Imm12::ZERO });
+                l.push(dec(XReg::T0, XReg::T0));
+                l.branch(BranchOp::Blt, XReg::T0, XReg::ZERO, out);
+                l.push(Inst::Store { op: StoreOp::Sd, rs2: XReg::T0, rs1: TCC, imm: Imm12::ZERO });
+            }
+        }
+    }
+}
+
+fn slot() -> Imm12 {
+    Imm12::new(TCC_SLOT).expect("small")
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Scheme {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scheme, String> {
+        Scheme::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| format!("unknown TCC scheme {s:?} (known: register, stack, pointer)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_skips_cover_the_init() {
+        for s in Scheme::ALL {
+            assert_eq!(s.name().parse::<Scheme>(), Ok(s));
+        }
+        assert!("stak".parse::<Scheme>().unwrap_err().contains("unknown TCC scheme"));
+        assert_eq!(Scheme::Register.skip(), 12, "two nops and addi a6, zero, 33");
+        assert_eq!(Scheme::Stack.skip(), 12);
+        assert_eq!(Scheme::Pointer.skip(), 20, "two nops and three instructions");
+        assert_eq!(Scheme::Stack.semantics(), "per-frame");
+    }
+}
