@@ -1,0 +1,140 @@
+//! Calls on the JIT: bpf2bpf calls, helpers through trap addresses, and tail calls under
+//! each tail-call-counter scheme. Expected values follow from the programs and the
+//! kernel's rules (at most 33 tail calls per run; an empty slot still costs one).
+
+use bpf::asm::parse_program;
+use bpf::helpers::{COUNTER, MIX};
+use bpf::{Engine, FaultKind, Input, Outcome, ProgArray, ProgramSet, RunResult, SetProgram};
+use jit::{Jit, Scheme};
+
+fn prog(name: &str, text: &str) -> SetProgram {
+    SetProgram { name: name.into(), prog: parse_program(text).unwrap_or_else(|e| panic!("{name}: {e}")) }
+}
+
+fn run(jit: &mut Jit, set: &ProgramSet, input: &Input) -> Outcome {
+    match jit.run_set(set, input) {
+        RunResult::Ran(o) => o,
+        RunResult::CannotJudge(why) => panic!("the JIT cannot judge: {why}"),
+    }
+}
+
+fn ctx_u32(o: &Outcome) -> u32 {
+    u32::from_le_bytes(o.ctx[..4].try_into().unwrap())
+}
+
+#[test]
+fn bpf2bpf_call_returns_into_the_caller_with_r6_kept() {
+    let main = prog(
+        "main",
+        "r6 = 100\nr1 = 5\ncall sub\nr0 += r6\nexit\nsub:\nr6 = 7\nr0 = r1\nr0 *= 2\nr0 += r6\nexit",
+    );
+    let set = ProgramSet::new(vec![main], vec![]).unwrap();
+    for scheme in Scheme::ALL {
+        // sub returns 5 * 2 + 7 = 17; the caller's r6 is still 100.
+        assert_eq!(run(&mut Jit::new().with_scheme(scheme), &set, &Input::none()).result, Ok(117), "{scheme}");
+    }
+}
+
+#[test]
+fn helpers_are_serviced_and_traced() {
+    let text = format!("call {COUNTER}\nr6 = r0\ncall {COUNTER}\nr1 = 3\nr2 = 4\ncall {MIX}\nr0 = r6\nexit");
+    let set = ProgramSet::single(parse_program(&text).unwrap());
+    let out = run(&mut Jit::new(), &set, &Input::none());
+    assert_eq!(out.result, Ok(1), "the first counter call returns 1");
+    let ids: Vec<i32> = out.helper_calls.iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec![COUNTER, COUNTER, MIX]);
+    assert_eq!(out.helper_calls[2].args, vec![3, 4]);
+}
+
+/// entry: tail-calls slot `index` of map 0; on failure returns 99.
+fn tail_caller(index: &str) -> SetProgram {
+    prog("entry", &format!("ld_pseudo r2, 1, 0\nr3 = {index}\ncall 12\nr0 = 99\nexit"))
+}
+
+#[test]
+fn tail_call_success_and_the_failure_paths() {
+    let target = prog("target", "r0 = 7\nexit");
+    let map = |slots| vec![ProgArray { name: "m".into(), slots }];
+    for scheme in Scheme::ALL {
+        let mut jit = Jit::new().with_scheme(scheme);
+        let ok = ProgramSet::new(vec![tail_caller("1"), target.clone()], map(vec![None, Some(1)])).unwrap();
+        let out = run(&mut jit, &ok, &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}: success");
+        let empty = ProgramSet::new(vec![tail_caller("0"), target.clone()], map(vec![None, Some(1)])).unwrap();
+        let out = run(&mut jit, &empty, &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(99), 0), "{scheme}: empty slot");
+        let beyond = ProgramSet::new(vec![tail_caller("2"), target.clone()], map(vec![None, Some(1)])).unwrap();
+        let out = run(&mut jit, &beyond, &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(99), 0), "{scheme}: index = max_entries");
+        // Only the low 32 bits of the index count: 0x1_0000_0001 is index 1.
+        let wide = ProgramSet::new(vec![tail_caller("0x100000001 ll"), target.clone()], map(vec![None, Some(1)]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = run(&mut jit, &wide, &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}: index with upper bits set");
+    }
+}
+
+/// A program that counts its runs in the context's first word, then tail-calls slot 0.
+const SELF_TAIL_CALL: &str = "r6 = r1\nr1 = *(u32 *)(r6 + 0)\nr1 += 1\n*(u32 *)(r6 + 0) = r1\n\
+    r1 = r6\nld_pseudo r2, 1, 0\nr3 = 0\ncall 12\nr0 = 1\nexit";
+
+#[test]
+fn a_self_tail_call_runs_34_times_under_every_scheme() {
+    let set = ProgramSet::new(
+        vec![prog("entry", SELF_TAIL_CALL)],
+        vec![ProgArray { name: "m".into(), slots: vec![Some(0)] }],
+    )
+    .unwrap();
+    for scheme in Scheme::ALL {
+        let out = run(&mut Jit::new().with_scheme(scheme), &set, &Input::with_ctx(vec![0; 8]));
+        // The first run plus 33 successful tail calls; the 34th attempt fails and returns 1.
+        assert_eq!((out.result.clone(), out.tail_calls, ctx_u32(&out)), (Ok(1), 33, 34), "{scheme}");
+    }
+}
+
+#[test]
+fn the_count_survives_helper_calls() {
+    let text = format!(
+        "r6 = r1\nr1 = *(u32 *)(r6 + 0)\nr1 += 1\n*(u32 *)(r6 + 0) = r1\ncall {COUNTER}\n\
+         r1 = r6\nld_pseudo r2, 1, 0\nr3 = 0\ncall 12\nr0 = 1\nexit"
+    );
+    let set = ProgramSet::new(
+        vec![prog("entry", &text)],
+        vec![ProgArray { name: "m".into(), slots: vec![Some(0)] }],
+    )
+    .unwrap();
+    for scheme in Scheme::ALL {
+        let out = run(&mut Jit::new().with_scheme(scheme), &set, &Input::with_ctx(vec![0; 8]));
+        assert_eq!((out.tail_calls, ctx_u32(&out)), (33, 34), "{scheme}");
+        assert_eq!(out.helper_calls.len(), 34, "{scheme}: one counter call per run");
+    }
+}
+
+/// The "tailcall hierarchy" shape: the entry counts its runs, then calls a subprogram
+/// twice; the subprogram tail-calls the entry.
+fn hierarchy() -> ProgramSet {
+    let entry = "r6 = r1\nr1 = *(u32 *)(r6 + 0)\nr1 += 1\n*(u32 *)(r6 + 0) = r1\n\
+        r1 = r6\ncall sub\nr1 = r6\ncall sub\nr0 = 1\nexit\n\
+        sub:\nld_pseudo r2, 1, 0\nr3 = 0\ncall 12\nr0 = 0\nexit";
+    ProgramSet::new(vec![prog("entry", entry)], vec![ProgArray { name: "m".into(), slots: vec![Some(0)] }])
+        .unwrap()
+}
+
+#[test]
+fn hierarchy_is_bounded_by_one_global_count() {
+    for scheme in [Scheme::Register, Scheme::Pointer] {
+        let out = run(&mut Jit::new().with_scheme(scheme), &hierarchy(), &Input::with_ctx(vec![0; 8]));
+        // One counter for the whole run: 33 successful tail calls, each a new run of
+        // the entry, which is counted: 34 runs in all.
+        assert_eq!((out.result.clone(), out.tail_calls, ctx_u32(&out)), (Ok(1), 33, 34), "{scheme}");
+    }
+}
+
+#[test]
+fn hierarchy_explodes_with_per_frame_counts() {
+    // With the stack scheme each subprogram starts from its caller's count and the
+    // caller's own count is restored afterwards, so the number of runs grows like 2^33:
+    // the run cannot finish within a bounded budget.
+    let out = run(&mut Jit::with_insn_limit(2_000_000).with_scheme(Scheme::Stack), &hierarchy(), &Input::with_ctx(vec![0; 8]));
+    assert_eq!(out.result.unwrap_err().kind, FaultKind::Budget);
+}
