@@ -1,19 +1,27 @@
-//! Loading a program from a file or from memory, whatever its format.
+//! Loading a program, or a program set, from a file or from memory, whatever its format.
 //!
 //! The format is chosen from the content first, then the name:
 //!
-//! 1. bytes starting with the ELF magic: a BPF ELF object, its `.text` ([`crate::elf`]);
+//! 1. bytes starting with the ELF magic: a BPF ELF object ([`crate::elf`]);
 //! 2. a name ending in `.bin`: raw little-endian bytecode ([`Program::from_bytes`]);
 //! 3. anything else: LLVM-syntax assembly text ([`crate::asm`]), which must be UTF-8.
+//!
+//! [`load_file`] and its kin load one program: an ELF object's `.text`, and text without
+//! program-set directives (except `.stack`). [`load_set_file`] and its kin load a
+//! program set ([`SetFile`]): everything [`load_file`] accepts becomes a set of one
+//! program without a context, an ELF object with program sections becomes the set
+//! [`crate::elf::load_elf_set`] finds in it, and text is read by
+//! [`crate::asm::parse_set`], directives and all.
 //!
 //! Every error names the file (the `name` given) and the problem, e.g.
 //! `x.s: line 2, column 1: unknown mnemonic "mvo"`.
 
 use std::path::Path;
 
-use crate::asm::{self, AsmError};
-use crate::elf::{load_elf, ElfError};
+use crate::asm::{self, AsmError, SetFile};
+use crate::elf::{load_elf, load_elf_set, ElfError};
 use crate::program::{Program, ProgramError};
+use crate::set::ProgramSet;
 
 /// Why a program could not be loaded. Every variant carries the file's `name`, and its
 /// message starts with it.
@@ -98,8 +106,7 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Program, LoadError> {
         let insns = load_elf(bytes).map_err(|e| LoadError::Elf { name: name.to_string(), source: e })?;
         return Program::new(insns).map_err(|e| LoadError::Program { name: name.to_string(), source: e });
     }
-    let is_bin = Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case("bin"));
-    if is_bin {
+    if is_bin(name) {
         return Program::from_bytes(bytes)
             .map_err(|e| LoadError::Program { name: name.to_string(), source: e });
     }
@@ -112,6 +119,42 @@ pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<Program, LoadError> {
 /// Assembles and checks `text` as if it were the file `name`.
 pub fn load_text(name: &str, text: &str) -> Result<Program, LoadError> {
     asm::parse_program(text).map_err(|e| LoadError::Asm { name: name.to_string(), source: e })
+}
+
+/// Reads and loads the program set in `path`: an ELF object (with program sections: its
+/// set; without: its `.text`), `.bin` bytecode or assembly text, with or without
+/// program-set directives (see the [module documentation](self)). Errors name the path
+/// as given.
+pub fn load_set_file(path: &Path) -> Result<SetFile, LoadError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io { name: name.clone(), source: e })?;
+    load_set_bytes(&name, &bytes)
+}
+
+/// Loads a program set from memory as if it were the file `name` (whose extension
+/// matters only to tell raw bytecode, `.bin`, from text).
+pub fn load_set_bytes(name: &str, bytes: &[u8]) -> Result<SetFile, LoadError> {
+    let single = |prog| SetFile { set: ProgramSet::single(prog), ctx: None };
+    if bytes.starts_with(b"\x7fELF") {
+        return match load_elf_set(bytes) {
+            Ok(Some(set)) => Ok(SetFile { set, ctx: None }),
+            Ok(None) => load_bytes(name, bytes).map(single),
+            Err(e) => Err(LoadError::Elf { name: name.to_string(), source: e }),
+        };
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !is_bin(name) => load_set_text(name, text),
+        _ => load_bytes(name, bytes).map(single),
+    }
+}
+
+/// Assembles and checks the program set in `text` as if it were the file `name`.
+pub fn load_set_text(name: &str, text: &str) -> Result<SetFile, LoadError> {
+    asm::parse_set(text).map_err(|e| LoadError::Asm { name: name.to_string(), source: e })
+}
+
+fn is_bin(name: &str) -> bool {
+    Path::new(name).extension().is_some_and(|e| e.eq_ignore_ascii_case("bin"))
 }
 
 #[cfg(test)]
@@ -203,5 +246,52 @@ mod tests {
         assert_eq!(msg, "e.s: line 1, column 1: the program is empty");
         let msg = load_bytes("e.bin", &[]).unwrap_err().to_string();
         assert_eq!(msg, "e.bin: the program is empty");
+    }
+
+    #[test]
+    fn sets_load_from_every_format() {
+        let insns = vec![
+            Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(7) },
+            Insn::Exit,
+        ];
+        let single = SetFile { set: ProgramSet::single(Program::new(insns.clone()).unwrap()), ctx: None };
+        assert_eq!(load_set_bytes("p.bin", &crate::raw::encode_bytes(&insns)).unwrap(), single);
+        assert_eq!(load_set_bytes("p.s", b"r0 = 7\nexit\n").unwrap(), single);
+        assert_eq!(load_set_text("p.s", "r0 = 7\nexit\n").unwrap(), single);
+        // `.bin` is bytecode even when it looks like text.
+        assert!(load_set_bytes("p.bin", b".ctx 4\nr0 = 7\nexit\n").is_err());
+        let f = load_set_bytes("p.s", b".ctx 4\n.prog main\nr0 = 7\nexit\n").unwrap();
+        assert_eq!(f.ctx, Some(crate::exec::Input::with_ctx(vec![0; 4])));
+        assert_eq!(f.set.entry().name, "main");
+        let dir = temp_dir();
+        let path = dir.join("set.s");
+        std::fs::write(&path, ".map m 1\n.slot m 0 entry\nr2 = m ll\nr3 = 0\ncall 12\nexit\n").unwrap();
+        let f = load_set_file(&path).unwrap();
+        assert_eq!(f.set.maps()[0].slots, vec![Some(0)]);
+        assert_eq!(f.ctx, None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn set_errors_name_the_file_and_position() {
+        let err = load_set_text("s.s", ".map m 0\nexit").unwrap_err();
+        assert_eq!(err.to_string(), "s.s: line 1, column 8: max_entries 0 is out of range (1 to 8191)");
+        assert_eq!(err.name(), "s.s");
+        let err = load_set_bytes("s.s", b"exit\n.map m 2\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "s.s: line 2, column 1: `.map` must come before the first program (program `entry` starts on line 1)"
+        );
+        let msg = load_set_bytes("e.s", b"").unwrap_err().to_string();
+        assert_eq!(msg, "e.s: line 1, column 1: the program is empty");
+        let msg = load_set_bytes("e.bin", &[]).unwrap_err().to_string();
+        assert_eq!(msg, "e.bin: the program is empty");
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[18] = 62;
+        let msg = load_set_bytes("a.o", &h).unwrap_err().to_string();
+        assert_eq!(msg, "a.o: not a BPF ELF object (e_machine 62, x86-64)");
     }
 }

@@ -1,5 +1,6 @@
 //! Text assembly in LLVM's BPF syntax: a parser ([`parse`], [`parse_program`]) and a
-//! printer (`impl Display for Insn`, [`print_program`]).
+//! printer (`impl Display for Insn`, [`print_program`]), and a text format for program
+//! sets built on it ([`parse_set`], [`print_set`], see [Program sets](#program-sets)).
 //!
 //! The syntax is the one `llvm-objdump -d` prints and clang's `.s` output uses, so
 //! disassembly can be pasted in unchanged. Where LLVM 14 has no spelling (cpu v4), the
@@ -18,7 +19,8 @@
 //! | store | `*(u64 *)(r10 - 8) = r1`, immediate: `*(u32 *)(r10 - 8) = 5` |
 //! | atomics | `lock *(u64 *)(r1 + 0) += r2` (also `\|=`, `&=`, `^=`; `u32` forms use `w` registers), `r2 = atomic_fetch_add((u64 *)(r1 + 0), r2)` (`_or`, `_and`, `_xor`), `r2 = xchg_64(r1 + 0, r2)`, `w2 = xchg32_32(r1 + 0, w2)`, `r0 = cmpxchg_64(r1 + 0, r0, r2)`, `w0 = cmpxchg32_32(r1 + 0, w0, w2)` |
 //! | jumps | `goto +3`, `gotol +70000` (v4), `if r1 s> -5 goto +2`, `if w1 & w2 goto -3` |
-//! | calls | helper `call 1`; local (bpf2bpf) `call pc+5` / `call pc-3` / `call label`; kfunc `call kfunc:1234` |
+//! | calls | helper `call 1` or by name `call bpf_tail_call`, `call jitdiff_mix`; local (bpf2bpf) `call pc+5` / `call pc-3` / `call label`; kfunc `call kfunc:1234` |
+//! | map reference (sets only) | `r2 = jmp_table ll` (`lddw` with `src` = 1 and the map's index) |
 //! | other | `exit`, `tail_call` |
 //!
 //! Notes on the choices that LLVM does not settle:
@@ -30,14 +32,23 @@
 //!   next instruction, in slots) or `call label`, and kfunc calls `call kfunc:N` (BTF id).
 //!   When a line pasted from `llvm-objdump -d` carries its hex bytes, the `src` field in
 //!   the bytes decides which kind of call `call N` is.
+//! * **Helper names.** `call NAME` calls a helper by its name in [`crate::helpers`]
+//!   (`ktime_get_ns`, `get_numa_node_id`, `jiffies64`, `ktime_get_boot_ns`,
+//!   `ktime_get_coarse_ns`, `bpf_test_func`, `jitdiff_mix`, `jitdiff_counter`) or
+//!   `bpf_tail_call` (id 12); the kernel's spelling with a `bpf_` prefix is accepted too
+//!   (`bpf_ktime_get_ns`), and so is the verifier log's `call bpf_tail_call#12` (`#`
+//!   starts a comment). Known helpers are printed by name, others as `call N`. Helper
+//!   names cannot be labels.
 //! * **`tail_call`** is jitdiff's own mnemonic for the kernel-internal `BPF_TAIL_CALL`
 //!   opcode `0xf5` ([`crate::Insn::TailCall`]), which LLVM never emits and cannot print.
 //! * **`lddw`** is printed as LLVM 14 prints it, `rN = <signed decimal> ll`. An
 //!   `lddw` with a relocation shows up in `llvm-objdump -d` as `r1 = 0 ll` (the
-//!   relocation line `-r` adds below it is skipped) and loads as the constant 0; clang's
-//!   `.s` spelling with a symbol (`r1 = map ll`) is rejected because there is no value to
-//!   load. `lddw` with a non-zero `src` field (map references) is printed and parsed as
-//!   LLVM's `ld_pseudo rN, SRC, IMM`.
+//!   relocation line `-r` adds below it is skipped) and loads as the constant 0. Clang's
+//!   `.s` spelling with a symbol (`r1 = map ll`) names a map declared by `.map` in a
+//!   program set; anywhere else, or for an undeclared name, it is an error, because there
+//!   is no value to load. Other `lddw`s with a non-zero `src` field are printed and
+//!   parsed as LLVM's `ld_pseudo rN, SRC, IMM` (in a set, `ld_pseudo rN, 1, I` is a
+//!   reference to map `I` and prints by name).
 //! * Loads and stores narrower than 64 bits accept `w` as well as `r` value registers
 //!   (clang with `-mcpu=v3` writes `w1 = *(u32 *)(r10 - 4)`), and `lock *(u32 *)...`
 //!   accepts both; everything else requires the register width the operation has.
@@ -49,7 +60,9 @@
 //! One instruction per line. Accepted besides instructions: blank lines; comments
 //! starting with `;`, `#` or `//`; labels (`name:`, alone or before an instruction, e.g.
 //! `LBB0_2:`) usable as targets of `goto`, `gotol`, `if ... goto` and `call`; assembler
-//! directives (lines starting with `.text`, `.globl`, ...), which are ignored; and
+//! directives (lines starting with `.text`, `.globl`, ...), which are ignored, except
+//! jitdiff's own (`.ctx`, `.map`, `.slot`, `.prog`, `.stack`, see below; a near miss such
+//! as `.slots` is an error); and
 //! `llvm-objdump -d` output: the `file format` line, `Disassembly of section` lines,
 //! `<func>:` headers, relocation lines, the leading `12:` slot number, the `<LBB0_2>`
 //! annotation after a jump and the hex bytes column are skipped. When the bytes column is
@@ -68,14 +81,112 @@
 //! let insns = bpf::asm::parse("r0 = 1\nif r1 s> -5 goto +1\nr0 = 2\nexit").unwrap();
 //! assert_eq!(bpf::asm::print_program(&insns), "r0 = 1\nif r1 s> -5 goto +1\nr0 = 2\nexit\n");
 //! ```
+//!
+//! # Program sets
+//!
+//! A [`crate::ProgramSet`] (programs that tail-call each other through prog-array maps)
+//! and the context of its run are written as assembly with five directives. A text
+//! without them is a set of one program named `entry`, so every single-program file is
+//! also a set file. [`parse_set`] reads the format, [`print_set`] writes it, and
+//! `parse_set(&print_set(&set, ctx))` gives back `set` and `ctx`.
+//!
+//! ```text
+//! ; a program that tail-calls itself until the kernel's limit stops it
+//! .ctx 8                        ; the run's context: 8 zero bytes
+//! .map jmp_table 4              ; a prog array with max_entries 4
+//! .slot jmp_table 0 entry       ; slot 0 holds program `entry`; other slots are empty
+//!
+//! .prog entry                   ; a program; the first one is the entry
+//! .stack 16                     ; the stack depth of the function that follows
+//!     r6 = r1
+//!     r1 = *(u32 *)(r6 + 0)
+//!     r1 += 1
+//!     *(u32 *)(r6 + 0) = r1
+//!     r1 = r6
+//!     r2 = jmp_table ll         ; a map reference: lddw r2 with src = 1, imm = 0
+//!     r3 = 0
+//!     call bpf_tail_call        ; helpers by name or number (`call 12`)
+//!     call count                ; a bpf2bpf call to a subprogram of this program
+//!     exit
+//! count:
+//! .stack 8
+//!     *(u64 *)(r10 - 8) = 1
+//!     r0 = *(u64 *)(r10 - 8)
+//!     exit
+//!
+//! .prog other                   ; labels are local to their program
+//!     r0 = 2
+//!     exit
+//! ```
+//!
+//! | Directive | Meaning |
+//! |---|---|
+//! | `.ctx SIZE` | the run's context is `SIZE` zero bytes (0 to [`MAX_CTX_SIZE`]) |
+//! | `.ctx hex BYTES` | the context is these bytes: hex, two digits a byte, in words separated by spaces (`.ctx hex 01000000 ff`) |
+//! | `.ctx SIZE hex BYTES` | `SIZE` bytes that start with `BYTES`, the rest zero |
+//! | `.ctx none` | no context (R1 = 0 at entry) |
+//! | `.map NAME MAX_ENTRIES` | a `BPF_MAP_TYPE_PROG_ARRAY` with 1 to [`crate::exec::MAX_MAP_ENTRIES`] slots; maps are numbered in declaration order |
+//! | `.slot MAP INDEX PROG` | slot `INDEX` of `MAP` holds program `PROG` (which may be declared later); slots without `.slot` are empty |
+//! | `.prog NAME` | starts a program; programs are numbered in order, the first is the entry |
+//! | `.stack DEPTH` | the stack depth (0 to 512 bytes) of the function that starts at the next instruction; without it, [`crate::Program::new`] infers the depth |
+//!
+//! The rules:
+//!
+//! * `.ctx`, `.map` and `.slot` form a header: they come before the first program, and
+//!   `.map` before the `.slot`s of its map. Each of `.ctx` and the names comes at most once.
+//! * Instructions before the first `.prog` (or a `.stack` there) form a program named
+//!   [`DEFAULT_PROG_NAME`] (`entry`); more programs may follow with `.prog`.
+//! * `.stack` must be followed by the first instruction of a function: the program's
+//!   first instruction or the target of a bpf2bpf call (labels may come in between).
+//! * Names of programs and maps are letters, digits, `_` and `.`, start with a letter or
+//!   `_`, and are not register names. Programs and maps have separate namespaces, labels
+//!   one per program.
+//! * `rN = NAME ll` names a declared map; `call NAME` with a label `NAME` of the same
+//!   program is a bpf2bpf call (a program cannot call into another: programs meet only
+//!   through tail calls).
+//! * A directive starts its line (indentation is fine); every argument is one word;
+//!   comments may follow.
+//!
+//! [`parse_program`] accepts `.stack` and rejects the other four directives (a file with
+//! them is a set: read it with [`parse_set`] or [`crate::load::load_set_file`]); [`parse`]
+//! rejects all five.
+//!
+//! ```
+//! use bpf::asm::{parse_set, print_set};
+//! let text = "\
+//! .ctx 4 hex 01
+//! .map jmp_table 2
+//! .slot jmp_table 1 second
+//!
+//! .prog first
+//!     r2 = jmp_table ll
+//!     r3 = 1
+//!     call bpf_tail_call
+//!     r0 = 0
+//!     exit
+//!
+//! .prog second
+//!     r0 = 7
+//!     exit
+//! ";
+//! let file = parse_set(text).unwrap();
+//! assert_eq!(file.set.progs()[1].name, "second");
+//! assert_eq!(file.set.maps()[0].slots, vec![None, Some(1)]);
+//! assert_eq!(file.ctx, Some(bpf::Input::with_ctx(vec![1, 0, 0, 0])));
+//! assert_eq!(print_set(&file.set, file.ctx.as_ref()), text);
+//! ```
 
 mod lex;
 mod parse;
 mod print;
+mod set;
 
 pub use parse::{parse, parse_program};
 pub use print::print_program;
+pub use set::{parse_set, print_set, SetFile, DEFAULT_PROG_NAME, MAX_CTX_SIZE};
 
+#[cfg(test)]
+mod set_tests;
 #[cfg(test)]
 mod tests;
 

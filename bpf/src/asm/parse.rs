@@ -310,7 +310,10 @@ impl Code {
             return Err(err(
                 line,
                 tok.col,
-                format!("{:?} is a helper name (`call {}` calls the helper) and cannot be a label", tok.text, tok.text),
+                format!(
+                    "{:?} is a helper name (`call {}` calls the helper) and cannot be a label",
+                    tok.text, tok.text
+                ),
             ));
         }
         if let Some(&(_, first)) = self.labels.get(tok.text) {
@@ -815,7 +818,10 @@ impl<'a> Parser<'_, 'a> {
             }
             _ => Err(self.err(
                 self.col(),
-                format!("expected a call target (helper id or name, `pc+N`, `kfunc:N` or a label), {}", self.found()),
+                format!(
+                    "expected a call target (helper id or name, `pc+N`, `kfunc:N` or a label), {}",
+                    self.found()
+                ),
             )),
         }
     }

@@ -18,9 +18,10 @@ pub(super) fn helper_name(id: i32) -> Option<&'static str> {
 /// with the kernel's `bpf_` prefix (`bpf_ktime_get_ns`).
 pub(super) fn helper_id(name: &str) -> Option<i32> {
     let bare = name.strip_prefix("bpf_");
-    helpers::ALL.into_iter().chain([helpers::TAIL_CALL]).find(|&id| {
-        helper_name(id).is_some_and(|n| n == name || bare == Some(n))
-    })
+    helpers::ALL
+        .into_iter()
+        .chain([helpers::TAIL_CALL])
+        .find(|&id| helper_name(id).is_some_and(|n| n == name || bare == Some(n)))
 }
 
 /// A register spelled for a width: `r3` or `w3`.

@@ -69,6 +69,8 @@ pub(super) struct Source {
     map_decls: Vec<MapDecl>,
     /// The `.ctx` and its line.
     ctx: Option<(Input, usize)>,
+    /// Whether the first program is the implicit `entry` (instructions before any `.prog`).
+    implicit_entry: bool,
 }
 
 /// The words of a line with their 1-based character columns.
@@ -105,7 +107,9 @@ pub(super) fn valid_name(name: &str) -> bool {
 /// A decimal or `0x` hex number without sign.
 fn number(word: &str) -> Option<u64> {
     match word.strip_prefix("0x").or_else(|| word.strip_prefix("0X")) {
-        Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()) => u64::from_str_radix(h, 16).ok(),
+        Some(h) if !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u64::from_str_radix(h, 16).ok()
+        }
         Some(_) => None,
         None if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) => word.parse().ok(),
         None => None,
@@ -129,6 +133,7 @@ impl Source {
             maps: Maps { names: Vec::new(), index: HashMap::new() },
             map_decls: Vec::new(),
             ctx: None,
+            implicit_entry: false,
         };
         for (n, raw) in text.lines().enumerate() {
             s.line(n + 1, raw)?;
@@ -158,6 +163,7 @@ impl Source {
         if self.codes.is_empty() {
             let col = line.chars().take_while(|c| c.is_whitespace()).count() + 1;
             self.codes.push(Code::new(DEFAULT_PROG_NAME.to_string(), lineno, col));
+            self.implicit_entry = true;
         }
         match self.codes.last_mut() {
             Some(code) => code.line(lineno, line, maps),
@@ -214,7 +220,11 @@ impl Source {
                 self.check_name(lineno, mcol, map, "map")?;
                 if let Some(&i) = self.maps.index.get(map) {
                     let first = self.map_decls[i].line;
-                    return Err(err(lineno, mcol, format!("duplicate map `{map}` (first declared on line {first})")));
+                    return Err(err(
+                        lineno,
+                        mcol,
+                        format!("duplicate map `{map}` (first declared on line {first})"),
+                    ));
                 }
                 let entries = number(n).ok_or_else(|| {
                     err(lineno, ncol, format!("malformed `.map`: max_entries {n:?} is not a number"))
@@ -273,7 +283,7 @@ impl Source {
                 };
                 self.check_name(lineno, pcol, prog, "program")?;
                 if let Some(first) = self.codes.iter().find(|c| c.name == prog) {
-                    let implicit = if prog == DEFAULT_PROG_NAME && first.line != lineno {
+                    let implicit = if prog == DEFAULT_PROG_NAME && self.implicit_entry {
                         " (the instructions before the first `.prog` form the program `entry`)"
                     } else {
                         ""
@@ -298,10 +308,15 @@ impl Source {
                     err(lineno, ncol, format!("malformed `.stack`: depth {n:?} is not a number"))
                 })?;
                 if depth > u64::from(MAX_STACK) {
-                    return Err(err(lineno, ncol, format!("stack depth {depth} is out of range (0 to {MAX_STACK})")));
+                    return Err(err(
+                        lineno,
+                        ncol,
+                        format!("stack depth {depth} is out of range (0 to {MAX_STACK})"),
+                    ));
                 }
                 if self.codes.is_empty() {
                     self.codes.push(Code::new(DEFAULT_PROG_NAME.to_string(), lineno, col));
+                    self.implicit_entry = true;
                 }
                 match self.codes.last_mut() {
                     Some(code) => code.declare_stack(depth as u32, lineno, col),
@@ -326,11 +341,16 @@ impl Source {
         if let Some((_, first)) = self.ctx {
             return Err(err(line, col, format!("duplicate `.ctx` (the first is on line {first})")));
         }
-        let usage = "malformed `.ctx`: expected `.ctx none`, `.ctx SIZE`, `.ctx hex BYTES` or `.ctx SIZE hex BYTES`";
+        let usage =
+            "malformed `.ctx`: expected `.ctx none`, `.ctx SIZE`, `.ctx hex BYTES` or `.ctx SIZE hex BYTES`";
         let size = |(w, c): (&str, usize)| -> Result<usize, AsmError> {
             let n = number(w).ok_or_else(|| err(line, c, usage))?;
             if n > MAX_CTX_SIZE as u64 {
-                return Err(err(line, c, format!("context size {n} is too large (at most {MAX_CTX_SIZE} bytes)")));
+                return Err(err(
+                    line,
+                    c,
+                    format!("context size {n} is too large (at most {MAX_CTX_SIZE} bytes)"),
+                ));
             }
             Ok(n as usize)
         };
@@ -340,12 +360,18 @@ impl Source {
             };
             let mut bytes = Vec::new();
             for &(w, c) in ws {
-                if w.len() % 2 != 0 || !w.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if !w.len().is_multiple_of(2) || !w.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(err(line, c, format!("{w:?} is not hex bytes (two hex digits per byte)")));
                 }
-                bytes.extend((0..w.len()).step_by(2).filter_map(|i| u8::from_str_radix(&w[i..i + 2], 16).ok()));
+                bytes.extend(
+                    (0..w.len()).step_by(2).filter_map(|i| u8::from_str_radix(&w[i..i + 2], 16).ok()),
+                );
                 if bytes.len() > MAX_CTX_SIZE {
-                    return Err(err(line, after, format!("the context is too large (at most {MAX_CTX_SIZE} bytes)")));
+                    return Err(err(
+                        line,
+                        after,
+                        format!("the context is too large (at most {MAX_CTX_SIZE} bytes)"),
+                    ));
                 }
             }
             Ok(bytes)
@@ -392,7 +418,10 @@ impl Source {
                             return Err(err(
                                 *line,
                                 *col,
-                                format!("unknown program `{prog}` (the set's programs: {})", names.join(", ")),
+                                format!(
+                                    "unknown program `{prog}` (the set's programs: {})",
+                                    names.join(", ")
+                                ),
                             ))
                         }
                     },
@@ -411,11 +440,17 @@ impl Source {
                         return Err(err(
                             line,
                             col,
-                            format!("map index {imm} does not exist (the set declares {map_count} maps)"),
+                            format!(
+                                "map index {imm} does not exist (the set declares {map_count} map{})",
+                                if map_count == 1 { "" } else { "s" }
+                            ),
                         ));
                     }
                 }
                 pc += insn.slots();
+            }
+            if code.insns.is_empty() {
+                return Err(err(code.line, code.col, format!("program `{}` has no instructions", code.name)));
             }
             progs.push(SetProgram { name: code.name.clone(), prog: code.program()? });
         }
@@ -457,10 +492,12 @@ fn ctx_args(input: &Input) -> String {
     let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let hex: Vec<String> = bytes[..used]
         .chunks(8)
-        .map(|c| c.iter().fold(String::new(), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        }))
+        .map(|c| {
+            c.iter().fold(String::new(), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            })
+        })
         .collect();
     match used {
         0 => bytes.len().to_string(),

@@ -345,7 +345,7 @@ Disassembly of section .text:
     let insns = parse(text).unwrap();
     assert_eq!(
         print_program(&insns),
-        "r3 = r1\nif r4 s> r1 goto +4\ncall pc+5\nr2 = 0 ll\ncall 12\ncall kfunc:-1\n\
+        "r3 = r1\nif r4 s> r1 goto +4\ncall pc+5\nr2 = 0 ll\ncall bpf_tail_call\ncall kfunc:-1\n\
          ld_pseudo r3, 1, 34359738363\n*(u32 *)(r10 - 8) = 5\nexit\n"
     );
     // Without the bytes column (`--no-show-raw-insn`), `call N` is a helper.
@@ -431,7 +431,12 @@ fn errors_have_positions_and_messages() {
         ("+ r0", 1, 1, "expected an instruction, found \"+\""),
         ("exit:\nexit 0", 2, 6, "unexpected \"0\" after the instruction"),
         ("if r0 s> goto +1", 1, 10, "expected a register or a number, found \"goto\""),
-        ("call", 1, 5, "expected a call target (helper id, `pc+N`, `kfunc:N` or a label), found the end"),
+        (
+            "call",
+            1,
+            5,
+            "expected a call target (helper id or name, `pc+N`, `kfunc:N` or a label), found the end",
+        ),
     ];
     for &(text, line, column, msg) in cases {
         let e = error(text);
