@@ -93,11 +93,23 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
                 None => format!("{access} fault at machine pc {:#x}", n.pc),
             },
         ),
-        Err(Stop::Illegal) => fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc)),
-        Err(Stop::Limit) => fault(FaultKind::Budget, "the machine instruction limit was reached without returning".into()),
-        Err(Stop::Emulator(e)) => fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc)),
+        Err(Stop::Illegal) => {
+            fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc))
+        }
+        Err(Stop::Limit) => {
+            fault(FaultKind::Budget, "the machine instruction limit was reached without returning".into())
+        }
+        Err(Stop::Emulator(e)) => {
+            fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc))
+        }
     };
-    Outcome { result, ctx: n.ctx, r0_is_address: false, tail_calls: n.tail_calls, helper_calls: n.helper_calls }
+    Outcome {
+        result,
+        ctx: n.ctx,
+        r0_is_address: false,
+        tail_calls: n.tail_calls,
+        helper_calls: n.helper_calls,
+    }
 }
 
 impl Engine for Jit {

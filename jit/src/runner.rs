@@ -109,8 +109,17 @@ fn x(n: u32) -> i32 {
 
 /// The callee-saved registers that hold sentinels (not BPF registers): `s0`, `s6`-`s11`,
 /// plus `gp` and `tp`, which no code may change.
-const PRESERVED: [(u32, &str); 9] =
-    [(8, "s0"), (22, "s6"), (23, "s7"), (24, "s8"), (25, "s9"), (26, "s10"), (27, "s11"), (3, "gp"), (4, "tp")];
+const PRESERVED: [(u32, &str); 9] = [
+    (8, "s0"),
+    (22, "s6"),
+    (23, "s7"),
+    (24, "s8"),
+    (25, "s9"),
+    (26, "s10"),
+    (27, "s11"),
+    (3, "gp"),
+    (4, "tp"),
+];
 /// Callee-saved registers that are BPF registers R6-R10: zero at entry, zero at return.
 const BPF_SAVED: [(u32, &str); 5] = [(9, "s1"), (18, "s2"), (19, "s3"), (20, "s4"), (21, "s5")];
 /// Caller-saved registers a helper call scrambles (`a0` gets the result).
@@ -242,7 +251,12 @@ impl Runner {
 
     /// Runs a compiled set (entry: program 0's first byte) with `a0` pointing at a copy
     /// of `ctx` (or 0).
-    pub fn run(&mut self, compiled: &CompiledSet, set: &ProgramSet, ctx: Option<&[u8]>) -> Result<Native, String> {
+    pub fn run(
+        &mut self,
+        compiled: &CompiledSet,
+        set: &ProgramSet,
+        ctx: Option<&[u8]>,
+    ) -> Result<Native, String> {
         self.load_code(compiled)?;
         self.load_maps(compiled, set)?;
         let r1 = self.load_ctx(ctx)?;
@@ -265,7 +279,9 @@ impl Runner {
         for site in compiled.tail_call_sites() {
             let h = self
                 .emu
-                .add_code_hook(site, site, |uc: &mut Unicorn<'_, Data>, _, _| uc.get_data_mut().tail_calls += 1)
+                .add_code_hook(site, site, |uc: &mut Unicorn<'_, Data>, _, _| {
+                    uc.get_data_mut().tail_calls += 1
+                })
                 .map_err(err)?;
             hooks.push(h);
         }

@@ -31,7 +31,11 @@ fn bpf2bpf_call_returns_into_the_caller_with_r6_kept() {
     let set = ProgramSet::new(vec![main], vec![]).unwrap();
     for scheme in Scheme::ALL {
         // sub returns 5 * 2 + 7 = 17; the caller's r6 is still 100.
-        assert_eq!(run(&mut Jit::new().with_scheme(scheme), &set, &Input::none()).result, Ok(117), "{scheme}");
+        assert_eq!(
+            run(&mut Jit::new().with_scheme(scheme), &set, &Input::none()).result,
+            Ok(117),
+            "{scheme}"
+        );
     }
 }
 
@@ -60,15 +64,18 @@ fn tail_call_success_and_the_failure_paths() {
         let ok = ProgramSet::new(vec![tail_caller("1"), target.clone()], map(vec![None, Some(1)])).unwrap();
         let out = run(&mut jit, &ok, &Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}: success");
-        let empty = ProgramSet::new(vec![tail_caller("0"), target.clone()], map(vec![None, Some(1)])).unwrap();
+        let empty =
+            ProgramSet::new(vec![tail_caller("0"), target.clone()], map(vec![None, Some(1)])).unwrap();
         let out = run(&mut jit, &empty, &Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(99), 0), "{scheme}: empty slot");
-        let beyond = ProgramSet::new(vec![tail_caller("2"), target.clone()], map(vec![None, Some(1)])).unwrap();
+        let beyond =
+            ProgramSet::new(vec![tail_caller("2"), target.clone()], map(vec![None, Some(1)])).unwrap();
         let out = run(&mut jit, &beyond, &Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(99), 0), "{scheme}: index = max_entries");
         // Only the low 32 bits of the index count: 0x1_0000_0001 is index 1.
-        let wide = ProgramSet::new(vec![tail_caller("0x100000001 ll"), target.clone()], map(vec![None, Some(1)]))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let wide =
+            ProgramSet::new(vec![tail_caller("0x100000001 ll"), target.clone()], map(vec![None, Some(1)]))
+                .unwrap_or_else(|e| panic!("{e}"));
         let out = run(&mut jit, &wide, &Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}: index with upper bits set");
     }
@@ -135,6 +142,10 @@ fn hierarchy_explodes_with_per_frame_counts() {
     // With the stack scheme each subprogram starts from its caller's count and the
     // caller's own count is restored afterwards, so the number of runs grows like 2^33:
     // the run cannot finish within a bounded budget.
-    let out = run(&mut Jit::with_insn_limit(2_000_000).with_scheme(Scheme::Stack), &hierarchy(), &Input::with_ctx(vec![0; 8]));
+    let out = run(
+        &mut Jit::with_insn_limit(2_000_000).with_scheme(Scheme::Stack),
+        &hierarchy(),
+        &Input::with_ctx(vec![0; 8]),
+    );
     assert_eq!(out.result.unwrap_err().kind, FaultKind::Budget);
 }

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use bpf::{Input, Program};
+use bpf::asm::SetFile;
+use bpf::Input;
 
 use crate::compare::{compare, Verdict};
-use crate::engines::{parse_list, Engines};
+use crate::engines::{parse_list, Engines, Options};
 use crate::present::{to_json, to_text};
 
 /// Differential testing of eBPF JITs: runs programs on a reference interpreter, rbpf and
@@ -41,7 +42,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Programs: LLVM-syntax assembly, raw bytecode (.bin) or BPF ELF objects (.o).
+    /// Program sets or programs: LLVM-syntax assembly (with `.prog`/`.map`/`.slot`
+    /// directives for sets), raw bytecode (.bin) or BPF ELF objects (.o).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Print one JSON object per line and program instead of a table.
@@ -50,7 +52,8 @@ struct RunArgs {
     /// Engines to compare, comma-separated; must include `reference`.
     #[arg(long, default_value = "reference,rbpf,jit")]
     engines: String,
-    /// Context bytes R1 points to, as hex (e.g. `0102ff`); default: 64 zero bytes.
+    /// Context bytes R1 points to, as hex (e.g. `0102ff`); default: the file's `.ctx`,
+    /// else 64 zero bytes.
     #[arg(long, conflicts_with_all = ["ctx_size", "no_ctx"])]
     ctx: Option<String>,
     /// Size of a zero-filled context (bytes, at most 65536).
@@ -59,6 +62,22 @@ struct RunArgs {
     /// Run with R1 = 0 and no context.
     #[arg(long)]
     no_ctx: bool,
+    /// How the JIT keeps the tail-call counter: `register` (global count), `stack`
+    /// (per-frame count) or `pointer` (global count).
+    #[arg(long, default_value = "register")]
+    scheme: jit::Scheme,
+    /// The count semantics the reference interpreter implements: `global` (today's
+    /// kernel) or `per-frame` (the old x86-64 behaviour).
+    #[arg(long, default_value = "global", value_parser = parse_semantics)]
+    semantics: oracle::reference::TailCallSemantics,
+}
+
+fn parse_semantics(s: &str) -> Result<oracle::reference::TailCallSemantics, String> {
+    match s {
+        "global" => Ok(oracle::reference::TailCallSemantics::Global),
+        "per-frame" => Ok(oracle::reference::TailCallSemantics::PerFrame),
+        _ => Err(format!("unknown semantics {s:?} (known: global, per-frame)")),
+    }
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
@@ -76,22 +95,24 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-fn input_of(a: &RunArgs) -> Result<Input, String> {
+/// The context the options ask for, or `None` when they leave it to the file (its
+/// `.ctx` line) or the default (64 zero bytes).
+fn input_of(a: &RunArgs) -> Result<Option<Input>, String> {
     if a.no_ctx {
-        return Ok(Input::none());
+        return Ok(Some(Input::none()));
     }
     if let Some(h) = &a.ctx {
-        return parse_hex(h).map(Input::with_ctx);
+        return parse_hex(h).map(|b| Some(Input::with_ctx(b)));
     }
     match a.ctx_size {
         Some(n) if n > 65536 => Err(format!("--ctx-size: {n} is larger than 65536")),
-        Some(n) => Ok(Input::with_ctx(vec![0; n])),
-        None => Ok(Input::with_ctx(vec![0; 64])),
+        Some(n) => Ok(Some(Input::with_ctx(vec![0; n]))),
+        None => Ok(None),
     }
 }
 
-fn load(path: &Path) -> Result<Program, String> {
-    bpf::load::load_file(path).map_err(|e| e.to_string())
+fn load(path: &Path) -> Result<SetFile, String> {
+    bpf::load::load_set_file(path).map_err(|e| e.to_string())
 }
 
 /// Runs the command line `args` (program name first), writing results to `out` and
@@ -121,11 +142,11 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Ok(i) => i,
         Err(e) => return usage(err, &e),
     };
-    let mut engines = Engines::new(&names);
+    let mut engines = Engines::with_options(&names, &Options { scheme: a.scheme, semantics: a.semantics });
     let (mut bad, mut mismatch) = (false, false);
     for file in &a.files {
         let shown = file.display().to_string();
-        let prog = match load(file) {
+        let file_set = match load(file) {
             Ok(p) => p,
             Err(e) => {
                 let _ = writeln!(err, "jitdiff: {e}");
@@ -133,7 +154,8 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 continue;
             }
         };
-        let results = engines.run(&prog, &input);
+        let input = input.clone().or(file_set.ctx).unwrap_or_else(|| Input::with_ctx(vec![0; 64]));
+        let results = engines.run_set(&file_set.set, &input);
         let verdict = compare(&results);
         match verdict {
             Verdict::Agree => {}
@@ -190,11 +212,10 @@ pub fn listing(set: &bpf::ProgramSet, compiled: &jit::compile::CompiledSet) -> S
 }
 
 fn cmd_jit(file: &Path, scheme: jit::Scheme, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let prog = match load(file) {
-        Ok(p) => p,
+    let set = match load(file) {
+        Ok(f) => f.set,
         Err(e) => return usage(err, &e),
     };
-    let set = bpf::ProgramSet::single(prog);
     let compiled = match jit::compile::compile_set(&set, scheme) {
         Ok(c) => c,
         Err(e) => return usage(err, &format!("{}: {e}", file.display())),

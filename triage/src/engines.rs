@@ -7,12 +7,28 @@ use crate::compare::EngineResult;
 /// Every engine jitdiff knows, in the order they are shown.
 pub const ALL: [&str; 3] = ["reference", "rbpf", "jit"];
 
-/// The engine called `name`, or `None` for an unknown name.
-pub fn build(name: &str) -> Option<Box<dyn Engine>> {
+/// How the engines are configured for a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// How the JIT keeps the tail-call counter.
+    pub scheme: jit::Scheme,
+    /// The count semantics the reference interpreter implements.
+    pub semantics: oracle::reference::TailCallSemantics,
+}
+
+impl Default for Options {
+    /// The defaults: the `register` scheme against `global` semantics.
+    fn default() -> Options {
+        Options { scheme: jit::Scheme::Register, semantics: oracle::reference::TailCallSemantics::Global }
+    }
+}
+
+/// The engine called `name` configured by `opts`, or `None` for an unknown name.
+pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Engine>> {
     match name {
-        "reference" => Some(Box::new(oracle::reference::Reference::new())),
+        "reference" => Some(Box::new(oracle::reference::Reference::with_semantics(opts.semantics))),
         "rbpf" => Some(Box::new(oracle::rbpf::Rbpf::new())),
-        "jit" => Some(Box::new(jit::Jit::new())),
+        "jit" => Some(Box::new(jit::Jit::new().with_scheme(opts.scheme))),
         _ => None,
     }
 }
@@ -42,12 +58,27 @@ pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
 /// A set of engines built once and reused for many programs.
 pub struct Engines {
     engines: Vec<Box<dyn Engine>>,
+    opts: Options,
+}
+
+/// Whether any program of the set makes a tail call.
+fn has_tail_calls(set: &ProgramSet) -> bool {
+    set.progs().iter().any(|p| {
+        p.prog.insns().iter().any(|i| {
+            matches!(i, bpf::Insn::TailCall | bpf::Insn::Call(bpf::Call::Helper(bpf::helpers::TAIL_CALL)))
+        })
+    })
 }
 
 impl Engines {
-    /// Builds the named engines (names from [`ALL`]).
+    /// Builds the named engines (names from [`ALL`]) with the default options.
     pub fn new(names: &[&'static str]) -> Engines {
-        Engines { engines: names.iter().filter_map(|n| build(n)).collect() }
+        Engines::with_options(names, &Options::default())
+    }
+
+    /// Builds the named engines configured by `opts`.
+    pub fn with_options(names: &[&'static str], opts: &Options) -> Engines {
+        Engines { engines: names.iter().filter_map(|n| build(n, opts)).collect(), opts: *opts }
     }
 
     /// Runs `prog` on `input` on every engine, in order.
@@ -56,8 +87,24 @@ impl Engines {
     }
 
     /// Runs a program set on `input` on every engine, in order.
+    /// rbpf's tail calls follow the global count semantics only; under other semantics
+    /// it cannot judge sets that make tail calls.
     pub fn run_set(&mut self, set: &ProgramSet, input: &Input) -> Vec<EngineResult> {
-        self.engines.iter_mut().map(|e| EngineResult { engine: e.name(), result: e.run_set(set, input) }).collect()
+        let per_frame =
+            self.opts.semantics != oracle::reference::TailCallSemantics::Global && has_tail_calls(set);
+        self.engines
+            .iter_mut()
+            .map(|e| {
+                let result = if per_frame && e.name() == "rbpf" {
+                    bpf::RunResult::CannotJudge(
+                        "rbpf's tail calls implement only the global count semantics".into(),
+                    )
+                } else {
+                    e.run_set(set, input)
+                };
+                EngineResult { engine: e.name(), result }
+            })
+            .collect()
     }
 }
 
@@ -77,7 +124,7 @@ mod tests {
     #[test]
     fn every_listed_engine_builds_under_its_name() {
         for name in ALL {
-            assert_eq!(build(name).map(|e| e.name()), Some(name));
+            assert_eq!(build(name, &Options::default()).map(|e| e.name()), Some(name));
         }
     }
 }

@@ -123,12 +123,17 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
         Operand::Imm(_) => None,
     };
     match *insn {
-        Insn::Alu { dst, src, .. } | Insn::Jmp { dst, src, .. } => [Some(dst), op(src)].into_iter().flatten().collect(),
+        Insn::Alu { dst, src, .. } | Insn::Jmp { dst, src, .. } => {
+            [Some(dst), op(src)].into_iter().flatten().collect()
+        }
         Insn::MovSx { dst, src, .. }
         | Insn::Load { dst, src, .. }
         | Insn::Store { dst, src, .. }
         | Insn::Atomic { dst, src, .. } => vec![dst, src],
-        Insn::Neg { dst, .. } | Insn::End { dst, .. } | Insn::StoreImm { dst, .. } | Insn::LdImm64 { dst, .. } => {
+        Insn::Neg { dst, .. }
+        | Insn::End { dst, .. }
+        | Insn::StoreImm { dst, .. }
+        | Insn::LdImm64 { dst, .. } => {
             vec![dst]
         }
         Insn::Ja { .. } | Insn::JaLong { .. } | Insn::Call(_) | Insn::TailCall | Insn::Exit => vec![],
@@ -226,15 +231,21 @@ fn compile_prog(prog: &Program, p: usize, scheme: Scheme, base: u64) -> Result<C
                 Insn::Jmp { width, cond, dst, src, .. } => {
                     emit::emit_cond_jump(&mut l, width, cond, dst, src, target())
                 }
-                Insn::Load { size, signed, dst, src, off } => emit::emit_load(&mut l, size, signed, dst, src, off),
+                Insn::Load { size, signed, dst, src, off } => {
+                    emit::emit_load(&mut l, size, signed, dst, src, off)
+                }
                 Insn::StoreImm { size, dst, off, imm } => emit::emit_store_imm(&mut l, size, dst, off, imm),
                 Insn::Store { size, dst, src, off } => emit::emit_store(&mut l, size, dst, src, off),
-                Insn::Atomic { size, op, dst, src, off } => emit::emit_atomic(&mut l, size, op, dst, src, off),
+                Insn::Atomic { size, op, dst, src, off } => {
+                    emit::emit_atomic(&mut l, size, op, dst, src, off)
+                }
                 Insn::LdImm64 { dst, pseudo: 0, imm } => emit::emit_imm(&mut l, regs::map(dst), imm as i64),
                 Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } => {
                     emit::emit_imm(&mut l, regs::map(dst), map_addr(imm as usize) as i64)
                 }
-                Insn::LdImm64 { pseudo, .. } => return Err(unsupported(&format!("lddw with src = {pseudo}"))),
+                Insn::LdImm64 { pseudo, .. } => {
+                    return Err(unsupported(&format!("lddw with src = {pseudo}")))
+                }
                 Insn::TailCall | Insn::Call(Call::Helper(helpers::TAIL_CALL)) => {
                     emit_tail_call(&mut l, &frame, scheme, Label::Insn(i + 1));
                     tail_calls += 1;

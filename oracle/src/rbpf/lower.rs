@@ -9,12 +9,26 @@
 //! - starts with `lddw r1, <ctx>; lddw r10, <stack top>` (four synthetic slots, see
 //!   [`PREFIX_SLOTS`]) whose immediates the engine patches before each run: R1 is the
 //!   context's address even for an empty context (rbpf sets R1 = 0 when its memory slice is
-//!   empty), and R10 points to a stack of exactly the declared depth that the engine
-//!   provides, instead of rbpf's own 512-byte stack (rbpf's verifier accepts `lddw r10`);
+//!   empty), and R10 points to a stack the engine provides, instead of rbpf's own 512-byte
+//!   stack (rbpf's verifier accepts `lddw r10`);
 //! - counts backward jumps: a local call to a budget subroutine appended after the program
-//!   precedes every backward jump (see [`TICK_HELPER`]), so a non-terminating program stops.
+//!   precedes every backward jump (see [`TICK_HELPER`]), so a non-terminating program stops;
+//! - keeps bpf2bpf calls as rbpf local calls, with each function's declared stack depth as
+//!   its frame size ([`Lowered::frame_size`]), after checking that no call chain is
+//!   recursive or deeper than the kernel's 8 frames;
+//! - keeps calls of the helpers of [`bpf::helpers::ALL`] (the engine registers them), and
+//!   rewrites each tail call (`call 12` or the kernel-internal `tail_call`) into a call of
+//!   [`TAIL_HELPER`] (see [`tail_call_site`]);
+//! - loads a map reference (`lddw rN, map k`) as the guest address
+//!   [`bpf::exec::map_addr`]`(k)`, which the tail-call helper recognises in R2.
 
-use bpf::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Program, Reg, Size, SxBits, Width};
+use std::rc::Rc;
+
+use bpf::exec::{map_addr, MAX_CALL_FRAMES};
+use bpf::helpers::TAIL_CALL;
+use bpf::{
+    AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Program, Reg, Size, SxBits, Width, PSEUDO_MAP_FD,
+};
 
 use super::reloc::{Label, Piece, RelocError, Relocator, Target, SYNTHETIC};
 
@@ -22,8 +36,15 @@ use super::reloc::{Label, Piece, RelocError, Relocator, Target, SYNTHETIC};
 /// budget lasts, then 1.
 pub(crate) const TICK_HELPER: u32 = 0x7fff_0001;
 /// Helper id that is never registered: calling it makes rbpf stop with an error, which is
-/// how the budget subroutine ends a run whose budget is spent.
+/// how the budget subroutine and tail-call sites end a run that must stop.
 pub(crate) const STOP_HELPER: u32 = 0x7fff_0002;
+/// Helper id of the tail call: R1 = ctx, R2 = map, R3 = index as in the kernel, plus R4 =
+/// the calling frame's R10 and R5 = the pc of the tail-call site. Returns 0 when the tail
+/// call failed (execution continues after it), 1 when the target ran to its `exit` (its R0
+/// is then fetched with [`FETCH_HELPER`]), 2 when the run must stop.
+pub(crate) const TAIL_HELPER: u32 = 0x7fff_0003;
+/// Helper id that returns the R0 of the tail-call target that just returned.
+pub(crate) const FETCH_HELPER: u32 = 0x7fff_0004;
 /// The largest lowered program rbpf 0.4.1 jumps in correctly: its interpreter computes
 /// jump targets as `(insn_ptr as i16 + off) as usize`, so a jump from or to a slot beyond
 /// 32767 goes astray.
@@ -41,6 +62,8 @@ pub struct Lowered {
     bytes: Vec<u8>,
     origin: Vec<u32>,
     has_budget: bool,
+    frame_sizes: Rc<[u16]>,
+    stack_extent: u32,
 }
 
 impl Lowered {
@@ -69,11 +92,32 @@ impl Lowered {
     pub fn has_budget(&self) -> bool {
         self.has_budget
     }
+
+    /// The stack bytes of the function output slot `slot` belongs to: its declared depth
+    /// (the prefix belongs to the main function; the budget subroutine uses no stack); 0
+    /// past the end. rbpf lowers R10 by the caller's frame size on a local call, so the
+    /// callee's frame lies right below its caller's.
+    pub fn frame_size(&self, slot: usize) -> u16 {
+        self.frame_sizes.get(slot).copied().unwrap_or(0)
+    }
+
+    /// [`Lowered::frame_size`] of every slot, shared (handed to rbpf's stack-usage
+    /// calculator).
+    pub(crate) fn frame_sizes(&self) -> Rc<[u16]> {
+        Rc::clone(&self.frame_sizes)
+    }
+
+    /// The stack bytes the deepest chain of calls can use: the largest sum of frame sizes
+    /// along a path of the static call graph from the main function.
+    pub fn stack_extent(&self) -> u32 {
+        self.stack_extent
+    }
 }
 
-/// Lowers `prog`, or explains (naming the instruction and its pc) why rbpf 0.4.1 cannot
-/// run it with the kernel's semantics. Linear in the program's size.
-pub fn lower(prog: &Program) -> Result<Lowered, String> {
+/// Lowers `prog`, a program of a set with `n_maps` maps, or explains (naming the
+/// instruction and its pc) why rbpf 0.4.1 cannot run it with the kernel's semantics.
+/// Linear in the program's size.
+pub fn lower(prog: &Program, n_maps: usize) -> Result<Lowered, String> {
     let insns = prog.insns();
     let n = insns.len();
     let mut targets = Vec::with_capacity(n);
@@ -83,6 +127,12 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
         has_back |= target.is_some_and(|t| t <= i) && insn.jump_offset().is_some();
         targets.push(target);
     }
+    let functions = prog.functions();
+    let mut function_of = vec![0; n];
+    for (f, range) in functions.iter().enumerate() {
+        function_of[range.clone()].fill(f);
+    }
+    let stack_extent = check_call_graph(prog, &functions, &function_of)?;
     let mut rel = Relocator::new(n, 1);
     let prefix = [
         Piece::plain(Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0 }),
@@ -92,7 +142,7 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
     let mut pieces = Vec::with_capacity(8);
     for (i, &target) in targets.iter().enumerate() {
         pieces.clear();
-        expand(prog, i, target, &mut pieces)?;
+        expand(prog, i, target, n_maps, &mut pieces)?;
         rel.emit_insn(&pieces).map_err(|e| internal(&e))?;
     }
     if has_back {
@@ -101,10 +151,15 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
     }
     let out = rel.finish().map_err(|e| match e {
         RelocError::TooFar { origin: Some(i), offset, bits } => format!(
-            "pc {}: {}: after lowering the jump needs an offset of {offset} slots, beyond rbpf's \
+            "pc {}: {}: after lowering the {} needs an offset of {offset} slots, beyond rbpf's \
              {bits}-bit offset field",
             prog.pc_of(i),
-            if matches!(insns[i], Insn::JaLong { .. }) { "gotol" } else { "jump" },
+            match insns[i] {
+                Insn::JaLong { .. } => "gotol",
+                Insn::Call(_) => "local call",
+                _ => "jump",
+            },
+            if matches!(insns[i], Insn::Call(_)) { "call" } else { "jump" },
         ),
         other => internal(&other),
     })?;
@@ -116,6 +171,17 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
         ));
     }
     debug_assert_eq!(out.origin[..PREFIX_SLOTS], [SYNTHETIC; PREFIX_SLOTS]);
+    let depth = |f: usize| prog.function_stack_depth(f).min(bpf::MAX_STACK) as u16;
+    let frame_sizes: Rc<[u16]> = out
+        .origin
+        .iter()
+        .enumerate()
+        .map(|(slot, &o)| match o {
+            SYNTHETIC if slot < PREFIX_SLOTS => depth(0),
+            SYNTHETIC => 0,
+            i => depth(function_of[i as usize]),
+        })
+        .collect();
     let mut slots = Vec::with_capacity(out.origin.len());
     for insn in &out.insns {
         insn.encode_into(&mut slots);
@@ -124,7 +190,83 @@ pub fn lower(prog: &Program) -> Result<Lowered, String> {
     for (chunk, s) in bytes.chunks_exact_mut(8).zip(&slots) {
         chunk.copy_from_slice(&s.to_bytes());
     }
-    Ok(Lowered { insns: out.insns, bytes, origin: out.origin, has_budget: has_back })
+    Ok(Lowered {
+        insns: out.insns,
+        bytes,
+        origin: out.origin,
+        has_budget: has_back,
+        frame_sizes,
+        stack_extent,
+    })
+}
+
+/// Checks the static call graph from the main function: no recursion, and no chain of
+/// more than [`MAX_CALL_FRAMES`] frames (the kernel's limit; rbpf 0.4.1 runs up to 9, and
+/// the budget subroutine may need the 9th). Returns the largest sum of stack depths along
+/// a chain. The recursion is at most 8 deep.
+fn check_call_graph(
+    prog: &Program,
+    functions: &[std::ops::Range<usize>],
+    function_of: &[usize],
+) -> Result<u32, String> {
+    struct Walk<'a> {
+        prog: &'a Program,
+        /// (call instruction, callee function) of each function.
+        calls: Vec<Vec<(usize, usize)>>,
+        /// (frames, stack bytes) of the deepest chain starting at each function.
+        done: Vec<Option<(usize, u32)>>,
+        on_path: Vec<bool>,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, f: usize, frames_above: usize) -> Result<(usize, u32), String> {
+            if let Some(d) = self.done[f] {
+                return Ok(d);
+            }
+            self.on_path[f] = true;
+            let mut deepest = (0, 0);
+            for k in 0..self.calls[f].len() {
+                let (i, g) = self.calls[f][k];
+                let pc = self.prog.pc_of(i);
+                if self.on_path[g] {
+                    return Err(format!(
+                        "pc {pc}: local call: recursive (the function calls itself, directly or \
+                         through others); the kernel's verifier rejects recursion, and rbpf would \
+                         run until it has no frame left"
+                    ));
+                }
+                let too_deep = || {
+                    Err(format!(
+                        "pc {pc}: local call: calls can nest more than {MAX_CALL_FRAMES} frames deep \
+                         here (the kernel's limit); rbpf 0.4.1 has 9 and the budget subroutine may \
+                         need the last one"
+                    ))
+                };
+                // f is frame number frames_above + 1; g would be the next one.
+                if frames_above + 2 > MAX_CALL_FRAMES {
+                    return too_deep();
+                }
+                let (frames, stack) = self.visit(g, frames_above + 1)?;
+                if frames_above + 1 + frames > MAX_CALL_FRAMES {
+                    return too_deep();
+                }
+                deepest = (deepest.0.max(frames), deepest.1.max(stack));
+            }
+            self.on_path[f] = false;
+            let depth = self.prog.function_stack_depth(f).min(bpf::MAX_STACK);
+            let d = (deepest.0 + 1, deepest.1 + depth);
+            self.done[f] = Some(d);
+            Ok(d)
+        }
+    }
+    let mut calls = vec![Vec::new(); functions.len()];
+    for (i, insn) in prog.insns().iter().enumerate() {
+        if let (Insn::Call(Call::Local(_)), Some(t)) = (insn, prog.target_of(i)) {
+            calls[function_of[i]].push((i, function_of[t]));
+        }
+    }
+    let n = functions.len();
+    let mut walk = Walk { prog, calls, done: vec![None; n], on_path: vec![false; n] };
+    Ok(walk.visit(0, 0)?.1)
 }
 
 fn internal(e: &RelocError) -> String {
@@ -176,7 +318,13 @@ fn atomic_name(op: AtomicOp) -> &'static str {
 
 /// Appends the expansion of instruction `i` (whose jump or call target is `target`) to
 /// `out`.
-fn expand(prog: &Program, i: usize, target: Option<usize>, out: &mut Vec<Piece>) -> Result<(), String> {
+fn expand(
+    prog: &Program,
+    i: usize,
+    target: Option<usize>,
+    n_maps: usize,
+    out: &mut Vec<Piece>,
+) -> Result<(), String> {
     let insn = prog.insns()[i];
     let pc = prog.pc_of(i);
     let cannot = |what: &str, why: &str| Err(format!("pc {pc}: {what}: {why}"));
@@ -342,6 +490,16 @@ fn expand(prog: &Program, i: usize, target: Option<usize>, out: &mut Vec<Piece>)
                 "rbpf 0.4.1 has no atomic instructions (its verifier rejects BPF_ATOMIC as XADD)",
             )
         }
+        // A map reference: the map's guest address, as every engine that chooses its own
+        // addresses loads it (the tail-call helper recognises it in R2).
+        Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } => {
+            if imm >= n_maps as u64 {
+                return Err(format!(
+                    "pc {pc}: lddw map {imm}: there is no such map (the program set has {n_maps})"
+                ));
+            }
+            out.push(Piece::plain(Insn::LdImm64 { dst, pseudo: 0, imm: map_addr(imm as usize) }));
+        }
         Insn::LdImm64 { pseudo, .. } if pseudo != 0 => {
             return Err(format!(
                 "pc {pc}: lddw with src = {pseudo}: rbpf 0.4.1 ignores src and would load the raw \
@@ -349,17 +507,69 @@ fn expand(prog: &Program, i: usize, target: Option<usize>, out: &mut Vec<Piece>)
             ))
         }
         Insn::LdImm64 { .. } | Insn::Exit => out.push(Piece::plain(insn)),
-        Insn::Call(c) => {
-            let what = match c {
-                Call::Helper(_) => "call helper",
-                Call::Local(_) => "local call",
-                Call::Kfunc(_) => "kfunc call",
-            };
-            return cannot(what, "calls need a program set");
+        // rbpf's local call saves R6-R9 and the return address, lowers R10 by the caller's
+        // frame size (the engine's stack-usage calculator answers `Lowered::frame_size`) and
+        // undoes both at `exit`, as the kernel's calls behave for everything the verifier
+        // lets a program read.
+        Insn::Call(Call::Local(_)) => {
+            let callee = target.ok_or_else(|| {
+                format!("pc {pc}: internal error in the rbpf lowering: a call without a target")
+            })?;
+            out.push(Piece::to(Insn::Call(Call::Local(0)), Target::Insn(callee)));
         }
-        Insn::TailCall => return cannot("tail call", "calls need a program set"),
+        Insn::Call(Call::Helper(TAIL_CALL)) | Insn::TailCall => tail_call_site(pc, out),
+        // rbpf writes the helper's result to R0 and leaves R1-R9 alone: the kernel leaves
+        // R1-R5 undefined and keeps R6-R9, so everything a valid program can read agrees.
+        Insn::Call(Call::Helper(id)) => {
+            if bpf::helpers::prototype(id).is_none() || !bpf::helpers::ALL.contains(&id) {
+                return cannot(
+                    &format!("call of helper {id}"),
+                    "not a helper jitdiff offers (the kernel's verifier rejects unknown helper ids)",
+                );
+            }
+            out.push(Piece::plain(insn));
+        }
+        Insn::Call(Call::Kfunc(id)) => {
+            return cannot(&format!("kfunc call {id}"), "jitdiff's engines offer no kfuncs")
+        }
     }
     Ok(())
+}
+
+/// The expansion of a tail call at `pc` (`call 12`, or the kernel-internal `tail_call`):
+///
+/// ```text
+/// r4 = r10            the calling frame's R10: the target's frame takes its place
+/// r5 = pc             for messages
+/// call TAIL_HELPER    R1 = ctx, R2 = map, R3 = index, as in the kernel
+/// if r0 == 0 goto +4  0: the tail call failed, go on after it
+/// if r0 == 1 goto +1  1: the target returned
+/// call STOP_HELPER    2: the run must stop (unregistered: rbpf stops with an error)
+/// call FETCH_HELPER   R0 = the target's R0
+/// exit                the calling frame ends with it
+/// ```
+///
+/// Writing R4 and R5 (and R0 on failure) is invisible to valid programs: the kernel's
+/// verifier treats R0-R5 as unreadable after a tail call (bpf_tail_call returns void)
+/// until they are written again. R6-R9 are untouched (helper calls keep them in rbpf).
+/// After a successful tail call the frame's `exit` returns the target's R0 to the frame's
+/// caller, or ends the run when the frame is the main function, as in the kernel.
+pub(crate) fn tail_call_site(pc: usize, out: &mut Vec<Piece>) {
+    let base = out.len();
+    let r0_is = |imm: i32, to: usize| {
+        let j = Insn::Jmp { width: Width::W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(imm), off: 0 };
+        Piece::to(j, Target::Local(base + to))
+    };
+    out.extend([
+        Piece::plain(alu(Width::W64, AluOp::Mov, Reg::R4, Operand::Reg(Reg::R10))),
+        Piece::plain(alu(Width::W64, AluOp::Mov, Reg::R5, Operand::Imm(pc as i32))),
+        Piece::plain(Insn::Call(Call::Helper(TAIL_HELPER as i32))),
+        r0_is(0, 8),
+        r0_is(1, 6),
+        Piece::plain(Insn::Call(Call::Helper(STOP_HELPER as i32))),
+        Piece::plain(Insn::Call(Call::Helper(FETCH_HELPER as i32))),
+        Piece::plain(Insn::Exit),
+    ]);
 }
 
 /// A 64-bit JEQ/JNE/JGT/JGE/JLT/JLE against an immediate `c < 0`.
@@ -418,7 +628,7 @@ mod tests {
         alu(W64, AluOp::Mov, dst, Operand::Imm(imm))
     }
     fn lowered(insns: Vec<Insn>) -> Lowered {
-        lower(&Program::new(insns).unwrap()).unwrap()
+        lower(&Program::new(insns).unwrap(), 0).unwrap()
     }
     /// The lowered instructions after the prefix.
     fn body(l: &Lowered) -> &[Insn] {

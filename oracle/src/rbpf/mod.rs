@@ -17,44 +17,90 @@
 //! | gotol (JMP32 JA) rejected | JA when the offset fits, else cannot judge |
 //! | SDIV/SMOD run unsigned | cannot judge |
 //! | atomics rejected | cannot judge |
-//! | LD_IMM64 ignores src (pseudo loads) | cannot judge when src != 0 |
-//! | calls: no tail calls, helpers/kfuncs not modelled | cannot judge ("calls need a program set") |
+//! | LD_IMM64 ignores src (pseudo loads) | a map reference loads [`bpf::exec::map_addr`]; other pseudo loads: cannot judge |
+//! | local calls: 256 stack bytes per frame unless told | frame sizes are the declared per-function depths (a stack-usage calculator) |
+//! | up to 9 frames; recursion runs until they are gone | a call graph that recurses or nests more than 8 frames (the kernel's limit): cannot judge |
+//! | no helpers | every helper of [`bpf::helpers::ALL`], forwarding to one shared [`Helpers`](bpf::helpers::Helpers) per run; other ids and kfuncs: cannot judge |
+//! | no tail calls (`0x8d` rejected, `0xf5` unknown) | a helper call that runs the target in a nested VM (see *Tail calls*) |
 //! | R1 = 0 when the context is empty | a synthetic `lddw r1, <ctx>` first |
-//! | one 512-byte stack, all of it valid below R10, whatever the depth | a synthetic `lddw r10, <top>` points R10 to a stack of exactly the declared depth, passed as rbpf's "mbuff" area |
+//! | one 512-byte stack, all of it valid below R10, whatever the depth | a synthetic `lddw r10, <top>` points R10 into a stack the engine provides, passed as rbpf's "mbuff" area (see *Memory*) |
 //! | verifier rejects r10 as the first operand of a jump | X form: operands swapped; `r10 op r10`: decided statically; K form: cannot judge |
 //! | jump arithmetic in `i16` of the slot index | cannot judge beyond 32767 lowered slots |
-//! | no instruction limit | backward jumps call a budget subroutine: [`FaultKind::Budget`] when spent |
+//! | no instruction limit | backward jumps call a budget subroutine: [`FaultKind::Budget`](bpf::FaultKind::Budget) when spent |
 //! | verifier rejects a jump with offset -1 | never emitted (a backward jump is preceded by the budget call) |
 //!
 //! Anything else rbpf's verifier rejects gives "cannot judge" with rbpf's message; a panic
-//! inside rbpf (none is known to remain) becomes a [`FaultKind::Host`] fault.
+//! inside rbpf (none is known to remain) becomes a [`FaultKind::Host`](bpf::FaultKind::Host) fault.
 //!
 //! # Memory
 //! rbpf accepts an access when it lies entirely inside one of three areas: its "mem" and
 //! "mbuff" slices and its own 512-byte stack. The engine passes the context copy as mem
-//! and a stack of exactly `prog.stack_depth()` bytes as mbuff, both carved out of one
-//! buffer of its own, and the lowered program's prefix sets R1 and R10 to them (rbpf's own
-//! stack is never pointed to). The two areas sit 64 KiB apart with 64 KiB of guard on the
-//! outer sides, so that no 16-bit offset from R1 or R10 reaches the other area: every
-//! access the kernel would refuse as outside `[R10 - depth, R10)` or the context faults in
-//! rbpf too. The stack top is 16-byte aligned, the context 8-byte aligned, and the stack
-//! is zeroed before each run. rbpf uses host addresses, so pointer values differ from the
-//! reference's; [`Outcome::r0_is_address`] is left false and the comparison takes
-//! provenance from the reference interpreter. Only pointers moved by large computed
-//! amounts could still land in an area rbpf accepts where the kernel would fault.
+//! and a stack area as mbuff, both carved out of one buffer of its own, and the lowered
+//! program's prefix sets R1 and R10 to them (rbpf's own stack is never pointed to).
+//!
+//! The stack area of a program is its *stack extent*: the largest sum of declared depths
+//! along a chain of bpf2bpf calls of its static call graph ([`Lowered::stack_extent`]),
+//! below R10; for a program without calls, exactly its declared depth. rbpf lowers R10 by
+//! the caller's frame size on a call, so each function's frame `[R10 - depth, R10)` lies
+//! right below its caller's, and every frame that can be live lies inside the area. An
+//! access outside the area faults in rbpf as in the kernel. An access outside the
+//! function's own frame but inside the area (into a caller's frame through a passed
+//! pointer, which the kernel allows, or into the space of callees, which it does not) is
+//! accepted: the reference interpreter faults on the latter, and a reference fault makes
+//! the program invalid, so nothing is compared. The stack is zeroed at the start of each
+//! run (a frame reused by a later call keeps what the earlier one left, as in the kernel).
+//!
+//! The stack and the context sit 64 KiB apart with 64 KiB of guard on the outer sides, so
+//! that no 16-bit offset from R1 or any R10 reaches the other area. The stack top is
+//! 16-byte aligned, the context 8-byte aligned. rbpf uses host addresses, so pointer
+//! values differ from the reference's; [`Outcome::r0_is_address`] is left false and the
+//! comparison takes provenance from the reference interpreter. Only pointers moved by
+//! large computed amounts could still land in an area rbpf accepts where the kernel would
+//! fault. Map references are guest addresses ([`bpf::exec::map_addr`]) with no memory
+//! behind them: an access there is "cannot judge", and so is a run whose buffer happens to
+//! cover those addresses.
+//!
+//! # Calls and helpers
+//! bpf2bpf calls are rbpf's local calls: R6-R9 and the return address are saved and
+//! restored, R10 moves by the caller's declared depth, R0 carries the result. R1-R5 keep
+//! the caller's values (the kernel leaves them undefined; the verifier lets no program
+//! read them). rbpf 0.4.1 allows 8 nested calls (9 frames); the kernel allows 8 frames, so
+//! the budget subroutine, itself a local call, always has a frame left. A helper call runs
+//! the shared [`Helpers`](bpf::helpers::Helpers) of the run, which records the trace;
+//! rbpf writes its result to R0 and leaves R1-R9 alone.
+//!
+//! # Tail calls
+//! Each tail-call site (`call 12`, or the kernel-internal `tail_call`) becomes a call of a
+//! tail-call helper followed by code that either goes on after the site (the tail call
+//! failed) or ends the calling frame with the target's R0 (see `lower::tail_call_site`).
+//! The helper follows the kernel's order: the index is R3's low 32 bits; an index at or
+//! past `max_entries` fails; a run that has counted [`MAX_TAIL_CALL_CNT`] tail calls
+//! fails; the count goes up; an empty slot fails (having spent one count); otherwise the
+//! target runs. One count serves the whole run, subprograms and targets included (the
+//! kernel's behaviour since 6.12). R2 must hold a map reference as `lddw rN, map k` loads
+//! it, or the run cannot be judged.
+//!
+//! The target runs in a new rbpf VM, nested inside the helper call, on the same thread:
+//! with the caller's R1, with its R10 equal to the calling frame's (its frames take the
+//! place of the calling frame and extend below, as in the kernel), on the same context
+//! bytes, with the same budget and helpers. When it returns, the calling frame ends with
+//! its R0; a fault or a "cannot judge" inside it ends the whole run. A tail call costs a
+//! new VM: rbpf's verifier and stack-usage pass over the target, a copy of its lowered
+//! bytes, and the registration of the helpers (the target is lowered once per run). At
+//! most 33 tail calls succeed, so VMs nest at most 34 deep on the host stack.
 //!
 //! # Non-termination
 //! rbpf has no instruction limit and runs on the caller's thread. Every backward jump of
 //! the lowered program is preceded by a local call to a small subroutine that calls a
 //! counting helper; when more than the budget of backward jumps has been taken, the
 //! subroutine calls an unregistered helper and rbpf stops with an error, reported as
-//! [`FaultKind::Budget`]. A run that never takes a backward jump ends after at most as many
-//! instructions as the program has. The subroutine uses a call frame: programs with
-//! local calls (not supported yet) could otherwise use all 8 of rbpf's frames.
+//! [`FaultKind::Budget`](bpf::FaultKind::Budget). One budget serves the whole run, tail-call targets included. A
+//! run that never takes a backward jump ends after at most as many instructions as its
+//! programs have (recursion is refused, tail calls are bounded).
 //!
 //! # Usage
 //! ```
-//! use bpf::{ProgramSet, AluOp, Cond, Engine, Input, Insn, Operand, Program, Reg, RunResult, Width};
+//! use bpf::{AluOp, Cond, Engine, Input, Insn, Operand, Program, Reg, RunResult, Width};
 //! let prog = Program::new(vec![
 //!     Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(-1) },
 //!     Insn::Jmp { width: Width::W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(-1), off: 1 },
@@ -65,33 +111,69 @@
 //! let RunResult::Ran(out) = oracle::rbpf::Rbpf::new().run(&prog, &Input::none()) else { panic!() };
 //! assert_eq!(out.result, Ok(u64::MAX));
 //! ```
+//!
+//! A tail call into another program of a set:
+//! ```
+//! use bpf::{AluOp, Call, Engine, Input, Insn, Operand, Program, ProgArray, ProgramSet, Reg};
+//! use bpf::{RunResult, SetProgram, Width, PSEUDO_MAP_FD};
+//! let mov = |dst, imm| Insn::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Imm(imm) };
+//! let entry = Program::new(vec![
+//!     Insn::LdImm64 { dst: Reg::R2, pseudo: PSEUDO_MAP_FD, imm: 0 },
+//!     mov(Reg::R3, 0),
+//!     Insn::Call(Call::Helper(12)),
+//!     mov(Reg::R0, 1), // only when the tail call fails
+//!     Insn::Exit,
+//! ])
+//! .unwrap();
+//! let target = Program::new(vec![mov(Reg::R0, 42), Insn::Exit]).unwrap();
+//! let set = ProgramSet::new(
+//!     vec![SetProgram { name: "entry".into(), prog: entry }, SetProgram { name: "t".into(), prog: target }],
+//!     vec![ProgArray { name: "jmp_table".into(), slots: vec![Some(1)] }],
+//! )
+//! .unwrap();
+//! let RunResult::Ran(out) = oracle::rbpf::Rbpf::new().run_set(&set, &Input::with_ctx(vec![0; 8])) else {
+//!     panic!()
+//! };
+//! assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+//! ```
 
 mod lower;
 mod reloc;
+mod run;
+#[cfg(test)]
+mod set_tests;
 #[cfg(test)]
 mod tests;
 
-use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
-use bpf::{Engine, Fault, FaultKind, Input, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
+use bpf::exec::{MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpf::{Engine, Input, Outcome, ProgramSet, RunResult, MAX_STACK};
 
+#[cfg(test)]
 use lower::TICK_HELPER;
 pub use lower::{lower, Lowered};
+use run::{conclude, patched, Memory, RunGuard, Stop};
+#[cfg(test)]
+use run::{execute, insn_number, Exec};
 
 /// The default number of backward jumps a run may take before it is stopped with
-/// [`FaultKind::Budget`]: 1,000,000. Every loop iteration takes at least one, so a run that
-/// ends within 1,000,000 executed instructions is never cut; an endless loop is stopped
-/// after about 0.2 s. (Budget faults are never compared, so the budget trades coverage of
-/// long runs against time, not soundness.)
+/// [`FaultKind::Budget`](bpf::FaultKind::Budget): 1,000,000. Every loop iteration takes at
+/// least one, so a run that ends within 1,000,000 executed instructions is never cut; an
+/// endless loop is stopped after about 0.2 s. (Budget faults are never compared, so the
+/// budget trades coverage of long runs against time, not soundness.)
 pub const DEFAULT_BACK_EDGE_BUDGET: u64 = 1_000_000;
 
 /// At least this many bytes around the stack and the context belong to no area rbpf accepts.
 const GUARD: usize = 64 * 1024;
 
+/// The stack bytes a run may need: up to 34 programs (the entry and 33 tail-call targets)
+/// nest, each with a call chain of at most 8 frames of at most 512 bytes.
+const STACK_SPAN: usize = (MAX_TAIL_CALL_CNT as usize + 1) * MAX_CALL_FRAMES * MAX_STACK as usize;
+
 /// Where the stack and the context lie in [`Rbpf::buf`], as offsets.
 struct Layout {
-    /// One past the stack's last byte (R10); 16-byte aligned in memory.
+    /// One past the stack's last byte (the entry's R10); 16-byte aligned in memory.
     stack_top: usize,
     /// The context's first byte (R1); 8-byte aligned in memory.
     ctx: usize,
@@ -100,40 +182,21 @@ struct Layout {
 impl Layout {
     /// The buffer size that fits a context of `len` bytes wherever the buffer lands.
     fn size(len: usize) -> usize {
-        GUARD + MAX_STACK as usize + 16 + GUARD + 8 + len + GUARD
+        GUARD + STACK_SPAN + 16 + GUARD + 8 + len + GUARD
     }
 
     /// The offsets inside a buffer starting at address `base`.
     fn at(base: usize) -> Layout {
         let align = |off: usize, to: usize| off + (base + off).wrapping_neg() % to;
-        let stack_top = align(GUARD + MAX_STACK as usize, 16);
+        let stack_top = align(GUARD + STACK_SPAN, 16);
         Layout { stack_top, ctx: align(stack_top + GUARD, 8) }
-    }
-}
-
-thread_local! {
-    /// Backward jumps the current run may still take.
-    static TICKS_LEFT: Cell<u64> = const { Cell::new(0) };
-    /// Set when the current run has spent its budget.
-    static SPENT: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The counting helper called by the budget subroutine: 0 while budget remains, then 1.
-fn tick(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
-    let left = TICKS_LEFT.get();
-    if left == 0 {
-        SPENT.set(true);
-        1
-    } else {
-        TICKS_LEFT.set(left - 1);
-        0
     }
 }
 
 /// The rbpf 0.4.1 interpreter as an [`Engine`] named `rbpf`.
 ///
-/// Runs every program it accepts with the kernel's semantics (as far as the divergences
-/// listed in the [module documentation](self) are lowered away), answers
+/// Runs every program set it accepts with the kernel's semantics (as far as the
+/// divergences listed in the [module documentation](self) are lowered away), answers
 /// [`RunResult::CannotJudge`] for the rest, never hangs (backward jumps are counted), and
 /// never panics (rbpf runs under `catch_unwind`).
 pub struct Rbpf {
@@ -161,8 +224,8 @@ impl Rbpf {
         Rbpf::with_back_edge_budget(DEFAULT_BACK_EDGE_BUDGET)
     }
 
-    /// An engine that stops a run with [`FaultKind::Budget`] once it has taken more than
-    /// `budget` backward jumps.
+    /// An engine that stops a run with [`FaultKind::Budget`](bpf::FaultKind::Budget) once
+    /// it has taken more than `budget` backward jumps (tail-call targets included).
     pub fn with_back_edge_budget(budget: u64) -> Rbpf {
         Rbpf { budget, buf: Vec::new() }
     }
@@ -173,67 +236,12 @@ impl Rbpf {
     }
 }
 
-/// What rbpf did with a lowered program.
-enum Exec {
-    /// The verifier refused it.
-    Rejected(String),
-    /// It ran: R0, or rbpf's error.
-    Ran(Result<u64, String>),
-    /// It panicked.
-    Panicked(String),
-}
-
-/// Runs `bytes` on rbpf with `mem` (the context) and `mbuff` (the stack) as the areas it
-/// accepts besides its own stack.
-fn execute(bytes: &[u8], mem: &mut [u8], mbuff: &mut [u8], budget: u64) -> Exec {
-    let mut vm = match rbpf::EbpfVmMbuff::new(Some(bytes)) {
-        Ok(vm) => vm,
-        Err(e) => return Exec::Rejected(e.to_string()),
-    };
-    if let Err(e) = vm.register_helper(TICK_HELPER, tick) {
-        return Exec::Ran(Err(e.to_string()));
-    }
-    TICKS_LEFT.set(budget);
-    SPENT.set(false);
-    // rbpf takes both areas as shared slices and writes through pointers it rebuilds from
-    // the registers; the slices are derived from exclusive borrows held for the call.
-    match catch_unwind(AssertUnwindSafe(|| vm.execute_program(mem, mbuff))) {
-        Ok(r) => Exec::Ran(r.map_err(|e| e.to_string())),
-        Err(payload) => Exec::Panicked(
-            payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string()),
-        ),
-    }
-}
-
-/// The slot number N in rbpf's "(insn #N)".
-fn insn_number(msg: &str) -> Option<usize> {
-    let rest = &msg[msg.find("insn #")? + "insn #".len()..];
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
-    rest[..digits].parse().ok()
-}
-
 impl Engine for Rbpf {
     fn name(&self) -> &'static str {
         "rbpf"
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        if !set.is_single() {
-            return RunResult::CannotJudge(
-                "program sets of several programs or with maps are not supported yet".into(),
-            );
-        }
-        self.run_single(&set.entry().prog, input)
-    }
-}
-
-impl Rbpf {
-    /// Runs one program with no maps.
-    fn run_single(&mut self, prog: &Program, input: &Input) -> RunResult {
         if cfg!(target_endian = "big") {
             return RunResult::CannotJudge(
                 "rbpf's loads, stores and TO_BE follow the host's byte order: the rbpf backend \
@@ -241,71 +249,69 @@ impl Rbpf {
                     .into(),
             );
         }
-        let lowered = match lower(prog) {
-            Ok(l) => l,
+        let n_maps = set.maps().len();
+        let prog = &set.entry().prog;
+        let lowered = match lower(prog, n_maps) {
+            Ok(l) => Rc::new(l),
             Err(reason) => return RunResult::CannotJudge(reason),
         };
-        let pc_of_slot = |slot: usize| lowered.original_index(slot).map(|i| prog.pc_of(i));
         let len = input.ctx.as_ref().map_or(0, Vec::len);
         if self.buf.len() < Layout::size(len) {
             self.buf = vec![0; Layout::size(len)];
         }
         let layout = Layout::at(self.buf.as_ptr() as usize);
-        let depth = (prog.stack_depth() as usize).min(MAX_STACK as usize);
-        let (below, above) = self.buf.split_at_mut(layout.stack_top);
-        let stack = &mut below[layout.stack_top - depth..];
-        stack.fill(0);
-        let ctx = &mut above[layout.ctx - layout.stack_top..][..len];
         if let Some(bytes) = &input.ctx {
-            ctx.copy_from_slice(bytes);
+            self.buf[layout.ctx..layout.ctx + len].copy_from_slice(bytes);
         }
-        let r1 = if input.ctx.is_some() { ctx.as_ptr() as u64 } else { 0 };
-        let r10 = stack.as_ptr() as u64 + depth as u64;
-        let mut bytes = lowered.bytes().to_vec();
-        // The prefix `lddw r1, imm; lddw r10, imm`: the halves of each immediate are the
-        // `imm` fields (bytes 4-7) of two consecutive slots.
-        for (slot, value) in [(0, r1), (2, r10)] {
-            bytes[slot * 8 + 4..slot * 8 + 8].copy_from_slice(&(value as u32).to_le_bytes());
-            bytes[slot * 8 + 12..slot * 8 + 16].copy_from_slice(&((value >> 32) as u32).to_le_bytes());
+        // Every pointer into the buffer rbpf gets derives from `base`, taken after the last
+        // use of the buffer as a slice and before the next one (the context copy at the end).
+        let base = self.buf.as_mut_ptr();
+        let maps = MAPS_ADDR..MAPS_ADDR + n_maps as u64 * MAP_STRIDE;
+        let ours = base as u64..base as u64 + self.buf.len() as u64;
+        if maps.start < ours.end && ours.start < maps.end {
+            return RunResult::CannotJudge(format!(
+                "the rbpf engine's memory {ours:#x?} covers guest addresses of the maps {maps:#x?}, \
+                 where the kernel has no memory the program may access"
+            ));
         }
-        let mem: &mut [u8] = if input.ctx.is_some() { ctx } else { &mut [] };
-        let result = match execute(&bytes, mem, stack, self.budget) {
-            Exec::Rejected(msg) => {
-                let at = insn_number(&msg).and_then(pc_of_slot);
-                return RunResult::CannotJudge(match at {
-                    Some(pc) => format!("pc {pc}: rbpf 0.4.1 rejects the lowered program: {msg}"),
-                    None => format!("rbpf 0.4.1 rejects the lowered program: {msg}"),
-                });
-            }
-            Exec::Ran(Ok(r0)) => Ok(r0),
-            Exec::Ran(Err(_)) if SPENT.get() => Err(Fault {
-                kind: FaultKind::Budget,
-                pc: None,
-                detail: format!(
-                    "more than {} backward jumps (rbpf has no instruction limit; the lowering \
-                     counts backward jumps)",
-                    self.budget
-                ),
-            }),
-            Exec::Ran(Err(msg)) if msg.contains("out of bounds memory") => {
-                // rbpf reports the slot after the faulting one (its pc is already advanced).
-                let slot = insn_number(&msg).and_then(|n| n.checked_sub(1));
-                let pc = slot.and_then(pc_of_slot);
-                Err(Fault { kind: FaultKind::MemoryAccess, pc, detail: msg })
-            }
-            Exec::Ran(Err(msg)) => Err(Fault {
-                kind: FaultKind::Host,
-                pc: insn_number(&msg).and_then(pc_of_slot),
-                detail: format!("rbpf error: {msg}"),
-            }),
-            Exec::Panicked(msg) => {
-                Err(Fault { kind: FaultKind::Host, pc: None, detail: format!("rbpf panicked: {msg}") })
-            }
+        let mut memory = Memory {
+            base,
+            stack_lo: layout.stack_top - STACK_SPAN,
+            stack_top: layout.stack_top,
+            zeroed_from: layout.stack_top,
+            ctx: layout.ctx,
+            ctx_len: len,
+            has_ctx: input.ctx.is_some(),
+        };
+        let top = layout.stack_top;
+        // SAFETY: the buffer lives until the end of this call and is not touched otherwise
+        // while rbpf runs; stack_lo <= top - extent (extent <= 8 * 512) <= top.
+        let (ctx, stack) =
+            unsafe { (memory.ctx_area(), memory.stack_area(top - lowered.stack_extent() as usize, top)) };
+        let r1 = if input.ctx.is_some() { base as u64 + layout.ctx as u64 } else { 0 };
+        let bytes = patched(&lowered, r1, base as u64 + top as u64);
+        let guard = RunGuard::start(set, Rc::clone(&lowered), memory, self.budget);
+        let exec = run::execute(&bytes, ctx, stack, &lowered);
+        let result = match guard.take_stop() {
+            Some(stop) => Err(stop),
+            None => conclude(exec, prog, &lowered, n_maps, ""),
+        };
+        let mut totals = guard.finish();
+        let result = match result {
+            Ok(r0) => Ok(r0),
+            Err(Stop::Fault(f)) => Err(f),
+            Err(Stop::CannotJudge(reason)) => return RunResult::CannotJudge(reason),
         };
         let ctx = match &input.ctx {
             Some(_) => self.buf[layout.ctx..layout.ctx + len].to_vec(),
             None => Vec::new(),
         };
-        RunResult::Ran(Outcome::new(result, ctx, false))
+        RunResult::Ran(Outcome {
+            result,
+            ctx,
+            r0_is_address: false,
+            tail_calls: totals.tail_calls,
+            helper_calls: totals.helpers.take_trace(),
+        })
     }
 }

@@ -2,7 +2,10 @@
 //! out from the kernel's definition of the instruction, never taken from an engine.
 
 use super::*;
-use bpf::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width, MAX_STACK};
+use bpf::{
+    AluOp, AtomicOp, ByteOrder, Call, Cond, Fault, FaultKind, Insn, Operand, Program, Reg, Size, SxBits,
+    Width, MAX_STACK,
+};
 
 const W64: Width = Width::W64;
 const W32: Width = Width::W32;
@@ -511,15 +514,16 @@ fn cannot_judge_names_the_instruction_and_pc() {
         assert!(why.starts_with("pc 3: atomic"), "{why}");
     }
     let why = at3(Insn::Call(Call::Helper(1)));
-    assert!(why.starts_with("pc 3: call helper: calls need a program set"), "{why}");
+    assert!(why.starts_with("pc 3: call of helper 1: not a helper jitdiff offers"), "{why}");
     let why = at3(Insn::Call(Call::Kfunc(1)));
-    assert!(why.starts_with("pc 3: kfunc call:"), "{why}");
-    let why = at3(Insn::Call(Call::Local(0)));
-    assert!(why.starts_with("pc 3: local call:"), "{why}");
+    assert!(why.starts_with("pc 3: kfunc call 1:"), "{why}");
+    // Reached with R2 = 0, which is no map reference.
     let why = at3(Insn::TailCall);
-    assert!(why.starts_with("pc 3: tail call:"), "{why}");
+    assert!(why.starts_with("pc 3: tail call: r2 = 0x0 is not a map reference"), "{why}");
     let why = at3(Insn::LdImm64 { dst: Reg::R2, pseudo: 1, imm: 5 });
-    assert!(why.starts_with("pc 3: lddw with src = 1"), "{why}");
+    assert!(why.starts_with("pc 3: lddw map 5: there is no such map"), "{why}");
+    let why = at3(Insn::LdImm64 { dst: Reg::R2, pseudo: 2, imm: 5 });
+    assert!(why.starts_with("pc 3: lddw with src = 2"), "{why}");
     let why = at3(Insn::End { order: ByteOrder::Le, bits: 8, dst: Reg::R0 });
     assert!(why.starts_with("pc 3: byte swap to 8 bits"), "{why}");
 }
@@ -658,8 +662,10 @@ fn rbpf_itself_diverges_where_documented() {
 fn rbpf_panics_and_rejections_are_caught() {
     // `call` as the last instruction passes rbpf's verifier; when it returns, the
     // interpreter runs off the end into its `unreachable!()`.
+    let any = lower(&Program::new(vec![EXIT]).unwrap(), 0).unwrap();
+    run::TICKS_LEFT.set(5);
     let bytes = bpf::encode_bytes(&[mov(Reg::R0, 0), Insn::Call(Call::Helper(TICK_HELPER as i32))]);
-    match execute(&bytes, &mut [], &mut [], 5) {
+    match execute(&bytes, &[], &[], &any) {
         Exec::Panicked(msg) => assert!(msg.contains("unreachable"), "{msg}"),
         _ => panic!("expected a panic"),
     }
@@ -668,7 +674,7 @@ fn rbpf_panics_and_rejections_are_caught() {
         Insn::Atomic { size: Size::W, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R0, off: -4 },
         EXIT,
     ]);
-    match execute(&bytes, &mut [], &mut [], 5) {
+    match execute(&bytes, &[], &[], &any) {
         Exec::Rejected(msg) => assert_eq!(insn_number(&msg), Some(1), "{msg}"),
         _ => panic!("expected a rejection"),
     }
@@ -843,7 +849,7 @@ fn agrees_with_the_reference_on_random_programs() {
         assert!(
             same && want.ctx == got.ctx,
             "case {case}: {prog:?}\ninput {input:?}\nreference {want:?}\nrbpf {got:?}\nlowered {:?}",
-            lower(&prog).map(|l| l.insns().to_vec())
+            lower(&prog, 0).map(|l| l.insns().to_vec())
         );
         compared += 1;
     }

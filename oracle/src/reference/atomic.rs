@@ -40,12 +40,12 @@ pub(super) fn apply(op: AtomicOp, wide: bool, old: u64, src: u64, r0: u64) -> Ef
     }
 }
 
-/// Whether the memory value written by `op` is address-marked, given the marks of the old
+/// The provenance mark of the memory value written by `op`, given the marks of the old
 /// value and of `src`: arithmetic mixes both, XCHG and CMPXCHG store `src` alone.
-pub(super) fn store_marked(op: AtomicOp, old_marked: bool, src_marked: bool) -> bool {
+pub(super) fn store_mark(op: AtomicOp, old_mark: u8, src_mark: u8) -> u8 {
     match op {
-        AtomicOp::Xchg | AtomicOp::Cmpxchg => src_marked,
-        _ => old_marked || src_marked,
+        AtomicOp::Xchg | AtomicOp::Cmpxchg => src_mark,
+        _ => old_mark | src_mark,
     }
 }
 
@@ -219,7 +219,7 @@ mod tests {
 
     #[test]
     fn out_of_bounds_atomics_fault() {
-        let out = run(vec![atomic(Size::DW, AtomicOp::Xchg, 0), Insn::Exit]);
+        let out = run512(vec![atomic(Size::DW, AtomicOp::Xchg, 0), Insn::Exit]);
         let fault = out.result.expect_err("out of bounds");
         assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(0)));
         assert_eq!(

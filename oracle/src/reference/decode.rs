@@ -8,11 +8,13 @@
 //! jumps and stores, the raw 32 bits for 32-bit ALU operations and jumps); jump targets are
 //! resolved to instruction indexes. Every `Op` is 16 bytes.
 //!
-//! Instructions the reference does not model (calls, tail calls, map references), and `Insn`
-//! values the wire format cannot express (which the verifier would reject), get
-//! [`code::UNSUPPORTED`]: the run stops with "cannot judge" only if execution reaches them.
+//! Calls, tail calls and `exit` get codes that stop the executor's loop and hand the
+//! instruction to the frame logic (`calls`). Instructions the reference does not model
+//! (kfunc calls, `lddw` of other pseudo sources than map references) and `Insn` values the
+//! wire format cannot express (which the verifier would reject) get [`code::UNSUPPORTED`]:
+//! the run stops with "cannot judge" only if execution reaches them.
 
-use bpf::{AluOp, AtomicOp, ByteOrder, Cond, Insn, Operand, Program, Size, SxBits, Width};
+use bpf::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Program, Size, SxBits, Width};
 
 /// One pre-decoded instruction. Which fields matter depends on the code (see [`code`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,8 +123,20 @@ pub(super) mod code {
     pub const ATOMIC_W: u8 = OTHER + 29;
     pub const ATOMIC_DW: u8 = OTHER + 30;
     pub const EXIT: u8 = OTHER + 31;
+    /// `xor`/`sub` of a register with itself: reads it, leaves an unmarked 0.
+    pub const ZERO: u8 = OTHER + 32;
+    /// `lddw dst, map`: `imm` is the map's address; the result is marked as a map pointer.
+    pub const LD_MAP: u8 = OTHER + 33;
+    /// `lddw dst, map` naming a map the set does not have; `imm` is the map index.
+    pub const NO_MAP: u8 = OTHER + 34;
+    /// bpf-to-bpf call; `aux` is the target instruction index.
+    pub const CALL: u8 = OTHER + 35;
+    /// Helper call; `imm` is the helper id (sign-extended).
+    pub const HELPER: u8 = OTHER + 36;
+    /// `bpf_tail_call`: `call 12` or the internal `BPF_TAIL_CALL` instruction.
+    pub const TAIL_CALL: u8 = OTHER + 37;
     /// Something the reference does not model; `unsupported_reason` says what.
-    pub const UNSUPPORTED: u8 = OTHER + 32;
+    pub const UNSUPPORTED: u8 = OTHER + 38;
 }
 
 /// The code of a binary ALU operation: `op * 4 + (64-bit) * 2 + (register form)`, 0 to 55.
@@ -156,10 +170,12 @@ impl Op {
     }
 }
 
-/// Decodes `prog` into `out` (cleared first; its allocation is reused).
-pub(super) fn decode_into(prog: &Program, out: &mut Vec<Op>) {
+/// Decodes `prog`, whose set has `maps` maps, into `out` (cleared first; its allocation is
+/// reused). Returns whether the program contains a bpf-to-bpf call.
+pub(super) fn decode_into(prog: &Program, maps: usize, out: &mut Vec<Op>) -> bool {
     out.clear();
-    out.extend(prog.insns().iter().enumerate().map(|(index, insn)| decode_one(prog, index, insn)));
+    out.extend(prog.insns().iter().enumerate().map(|(index, insn)| decode_one(prog, maps, index, insn)));
+    out.iter().any(|op| op.code == code::CALL)
 }
 
 /// The jump target of instruction `index`. A checked [`Program`] always has one in range;
@@ -192,15 +208,16 @@ fn size_index(size: Size) -> u8 {
 }
 
 #[inline(always)]
-fn decode_one(prog: &Program, index: usize, insn: &Insn) -> Op {
+fn decode_one(prog: &Program, maps: usize, index: usize, insn: &Insn) -> Op {
     let unsupported = Op::new(code::UNSUPPORTED, 0, 0);
     match *insn {
         Insn::Alu { width, op, dst, src } => {
             let (x, s, imm) = operand(src, width);
             let d = dst.num();
             if x && s == d && matches!(op, AluOp::Xor | AluOp::Sub) {
-                // `xor`/`sub` of a register with itself: 0 at either width, and not an address.
-                return Op::new(code::MOV64K, d, 0);
+                // `xor`/`sub` of a register with itself: 0 at either width, and not an
+                // address; the register is still read (the verifier requires it defined).
+                return Op::new(code::ZERO, d, 0);
             }
             Op { imm, ..Op::new(alu_code(op, width, x), d, s) }
         }
@@ -259,8 +276,79 @@ fn decode_one(prog: &Program, index: usize, insn: &Insn) -> Op {
             Op { imm: i as u64, ..Op::mem(c, dst.num(), src.num(), off) }
         }
         Insn::LdImm64 { dst, pseudo: 0, imm } => Op { imm, ..Op::new(code::MOV64K, dst.num(), 0) },
-        Insn::LdImm64 { .. } | Insn::Call(_) | Insn::TailCall => unsupported,
+        Insn::LdImm64 { dst, pseudo: bpf::PSEUDO_MAP_FD, imm } => {
+            match usize::try_from(imm).ok().filter(|&k| k < maps) {
+                Some(k) => Op { imm: bpf::exec::map_addr(k), ..Op::new(code::LD_MAP, dst.num(), 0) },
+                None => Op { imm, ..Op::new(code::NO_MAP, dst.num(), 0) },
+            }
+        }
+        Insn::LdImm64 { .. } | Insn::Call(Call::Kfunc(_)) => unsupported,
+        Insn::Call(Call::Local(_)) => Op { aux: target(prog, index), ..Op::new(code::CALL, 0, 0) },
+        Insn::Call(Call::Helper(bpf::helpers::TAIL_CALL)) | Insn::TailCall => Op::new(code::TAIL_CALL, 0, 0),
+        Insn::Call(Call::Helper(id)) => Op { imm: id as i64 as u64, ..Op::new(code::HELPER, 0, 0) },
         Insn::Exit => Op::new(code::EXIT, 0, 0),
+    }
+}
+
+/// No register (an unused entry of [`RegUse::reads`]).
+pub(super) const NO_REG: u8 = u8::MAX;
+
+/// The registers an op reads and writes, for the undefined-register check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct RegUse {
+    /// Registers read, in the order the kernel's verifier checks them (`src` before `dst`,
+    /// R0 last); unused entries are [`NO_REG`].
+    pub reads: [u8; 3],
+    /// Bit `r` set: the op writes register `r` (the whole register: every write is 64 bits).
+    pub writes: u16,
+}
+
+/// What `op` reads and writes. Calls, tail calls and the fault codes read and write nothing
+/// here: the frame logic checks their operands and sets the registers they define.
+pub(super) fn reg_use(op: &Op) -> RegUse {
+    let (d, s) = (op.dst, op.src);
+    let bit = |r: u8| 1u16 << (r & 15);
+    let use_ = |reads: [u8; 3], writes: u16| RegUse { reads, writes };
+    let none = use_([NO_REG; 3], 0);
+    let c = op.code;
+    let x = c & 1 == 1;
+    let src_if_x = if x { s } else { NO_REG };
+    if c < JMP_BASE {
+        return if c / 4 == AluOp::Mov as u8 {
+            use_([src_if_x, NO_REG, NO_REG], bit(d))
+        } else {
+            use_([src_if_x, d, NO_REG], bit(d))
+        };
+    }
+    if c < code::NEG64 {
+        return use_([src_if_x, d, NO_REG], 0);
+    }
+    match c {
+        code::NEG64
+        | code::NEG32
+        | code::TRUNC16
+        | code::TRUNC32
+        | code::SWAP16
+        | code::SWAP32
+        | code::SWAP64
+        | code::NOP
+        | code::ZERO => use_([d, NO_REG, NO_REG], bit(d)),
+        code::SX8_64 | code::SX16_64 | code::SX32_64 | code::SX8_32 | code::SX16_32 => {
+            use_([s, NO_REG, NO_REG], bit(d))
+        }
+        code::LDX_B..=code::LDXS_W => use_([s, NO_REG, NO_REG], bit(d)),
+        code::ST_B..=code::ST_DW => use_([d, NO_REG, NO_REG], 0),
+        code::STX_B..=code::STX_DW => use_([s, d, NO_REG], 0),
+        code::ATOMIC_W | code::ATOMIC_DW => match atomic_op(op) {
+            Some(AtomicOp::Cmpxchg) => use_([s, d, 0], bit(0)),
+            Some(AtomicOp::Add | AtomicOp::Or | AtomicOp::And | AtomicOp::Xor) | None => {
+                use_([s, d, NO_REG], 0)
+            }
+            Some(_) => use_([s, d, NO_REG], bit(s)),
+        },
+        code::LD_MAP => use_([NO_REG; 3], bit(d)),
+        code::EXIT => use_([0, NO_REG, NO_REG], 0),
+        _ => none,
     }
 }
 
@@ -274,22 +362,13 @@ pub(super) fn atomic_op(op: &Op) -> Option<AtomicOp> {
 /// [`code::UNSUPPORTED`]); the text names the instruction and its slot `pc`.
 pub(super) fn unsupported_reason(insn: &Insn, pc: usize) -> String {
     let what = match *insn {
-        Insn::Call(bpf::Call::Helper(id)) => format!(
-            "call of helper {id}: calls need a program set with helpers; a single program cannot call"
+        Insn::Call(Call::Kfunc(id)) => {
+            format!("call of kfunc {id}: kernel functions are not modelled (no engine offers any)")
+        }
+        Insn::LdImm64 { pseudo, .. } => format!(
+            "lddw with pseudo source {pseudo}: only plain constants (0) and map references ({}) are modelled",
+            bpf::PSEUDO_MAP_FD
         ),
-        Insn::Call(bpf::Call::Local(off)) => format!(
-            "bpf-to-bpf call {off:+}: calls need a program set with call frames; a single program cannot call"
-        ),
-        Insn::Call(bpf::Call::Kfunc(id)) => {
-            format!("call of kfunc {id}: calls need a program set; a single program cannot call")
-        }
-        Insn::TailCall => {
-            "tail call: tail calls need a program set and a program array; a single program cannot tail-call"
-                .to_string()
-        }
-        Insn::LdImm64 { pseudo, .. } => {
-            format!("lddw with pseudo source {pseudo} (a map or BTF reference): maps are not modelled yet")
-        }
         Insn::End { bits, .. } => {
             format!("byte swap to {bits} bits: only 16, 32 and 64 exist (the verifier rejects it)")
         }
@@ -336,7 +415,7 @@ mod tests {
         }
         assert_eq!(seen.len(), 100);
         assert_eq!(seen.last(), Some(&(code::NEG64 - 1)), "no gap and no overlap before the listed codes");
-        const { assert!(code::UNSUPPORTED > code::EXIT && code::EXIT > code::NEG64) };
+        const { assert!(code::UNSUPPORTED > code::TAIL_CALL && code::EXIT > code::NEG64) };
     }
 
     #[test]
@@ -352,7 +431,7 @@ mod tests {
         ])
         .expect("valid program");
         let mut ops = Vec::new();
-        decode_into(&prog, &mut ops);
+        assert!(!decode_into(&prog, 0, &mut ops));
         let op = |code, dst, aux, imm| Op { code, dst, src: 0, aux, imm };
         assert_eq!(
             ops,

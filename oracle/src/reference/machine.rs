@@ -1,26 +1,35 @@
 //! The machine state and the execution loop.
 //!
-//! [`Machine`] is the whole state of a run: the register file with its provenance marks,
-//! the pc (an instruction index), the remaining budget and the memory. The loop copies the
-//! hot parts into locals, runs one `match` per instruction and writes them back when it
-//! stops, so a later frame stack (bpf-to-bpf calls) or a program array (tail calls) can be
-//! added as more state here and more [`Op`]s without changing the rest.
+//! [`Machine`] is the state of the running frame: the register file with its provenance
+//! marks and the set of undefined registers, the pc (an instruction index), the remaining
+//! budget and the memory. The loop copies the hot parts into locals, runs one `match` per
+//! instruction and writes them back when it stops. Calls, tail calls and `exit` stop the
+//! loop; the frame logic (`calls`) handles them and resumes it.
+//!
+//! Undefined registers (left by calls) are checked only while there are any: the loop
+//! tests one local per instruction, and a run without calls never leaves that fast path.
 
 use bpf::{Cond, FaultKind};
 
 use super::alu;
 use super::atomic;
-use super::decode::{self, code, Op};
-use super::memory::Memory;
+use super::decode::{self, code, Op, NO_REG};
+use super::memory::{Memory, UNINIT};
 
-/// The register file: values and, per register, whether the value is derived from an
-/// address (the stack pointer or the context pointer).
+/// Provenance mark: the value is derived from a stack or context address (which engines
+/// place differently).
+pub(super) const MARK_ADDR: u8 = 1;
+/// Provenance mark: the value is derived from a map address (the same in every engine).
+pub(super) const MARK_MAP: u8 = 2;
+
+/// The register file: values and, per register, the provenance mark of the value: which
+/// kinds of address ([`MARK_ADDR`], [`MARK_MAP`]) it is derived from, 0 for none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Regs {
     /// R0 to R10 (indexes 11 to 15 are never used; 16 entries make `r & 15` a safe index).
     pub val: [u64; 16],
-    /// Non-zero: the register holds an address-derived value. One byte per register, so
-    /// that marks depend on each other only where the values do.
+    /// The marks. One byte per register, so that marks depend on each other only where the
+    /// values do.
     pub mark: [u8; 16],
 }
 
@@ -32,33 +41,40 @@ const fn ix(r: u8) -> usize {
 }
 
 impl Regs {
-    /// The entry state: `val` for R0 to R10, with `marked` registers address-marked.
+    /// The entry state: `val` for R0 to R10, with `marked` registers marked [`MARK_ADDR`].
     pub(super) fn new(val: [u64; 11], marked: &[u8]) -> Regs {
         let mut regs = Regs { val: [0; 16], mark: [0; 16] };
         regs.val[..11].copy_from_slice(&val);
         for &r in marked {
-            regs.mark[ix(r)] = 1;
+            regs.mark[ix(r)] = MARK_ADDR;
         }
         regs
     }
 
+    /// The value of register `r`.
     #[inline(always)]
-    fn get(&self, r: u8) -> u64 {
+    pub(super) fn get(&self, r: u8) -> u64 {
         self.val[ix(r)]
     }
 
-    /// Whether register `r` is address-marked.
+    /// Whether register `r` is derived from any address.
     #[inline(always)]
     pub(super) fn marked(&self, r: u8) -> bool {
         self.mark[ix(r)] != 0
     }
 
+    /// The provenance mark of register `r`.
+    #[inline(always)]
+    pub(super) fn mark_of(&self, r: u8) -> u8 {
+        self.mark[ix(r)]
+    }
+
     /// Writes `v` into `r` and sets its mark to `m`.
     #[inline(always)]
-    fn set(&mut self, r: u8, v: u64, m: bool) {
+    pub(super) fn set(&mut self, r: u8, v: u64, m: u8) {
         let i = ix(r);
         self.val[i] = v;
-        self.mark[i] = m as u8;
+        self.mark[i] = m;
     }
 
     /// `dst = f(dst, imm)`: the mark of `dst` stays as it is (an address plus or minus a
@@ -88,9 +104,15 @@ impl Regs {
     #[inline(always)]
     fn mov(&mut self, f: fn(u64) -> u64, d: u8, s: u8) {
         let v = f(self.get(s));
-        let m = self.marked(s);
+        let m = self.mark_of(s);
         self.set(d, v, m);
     }
+}
+
+/// The bit of register `r` in a register mask.
+#[inline(always)]
+pub(super) const fn bit(r: u8) -> u16 {
+    1 << (r & 15)
 }
 
 /// Why a run stopped.
@@ -100,8 +122,34 @@ pub(super) enum Stop {
     Exit {
         /// The full R0.
         r0: u64,
-        /// Whether R0 is address-marked.
-        r0_is_address: bool,
+        /// R0's provenance mark.
+        r0_mark: u8,
+    },
+    /// A bpf-to-bpf call at `index` to instruction `target`.
+    Call {
+        /// The instruction index of the call.
+        index: usize,
+        /// The instruction index it calls.
+        target: usize,
+    },
+    /// A helper call at `index`.
+    Helper {
+        /// The instruction index of the call.
+        index: usize,
+        /// The helper id.
+        id: i32,
+    },
+    /// A tail call at `index` (`call 12` or `BPF_TAIL_CALL`).
+    TailCall {
+        /// The instruction index of the call.
+        index: usize,
+    },
+    /// The instruction at `index` reads register `reg`, which is undefined.
+    Undefined {
+        /// The instruction index.
+        index: usize,
+        /// The register read.
+        reg: u8,
     },
     /// A fault at instruction `index`.
     Fault {
@@ -119,11 +167,14 @@ pub(super) enum Stop {
     },
 }
 
-/// The state of one run.
+/// The state of the running frame.
 #[derive(Debug)]
 pub(super) struct Machine<'m> {
     /// Registers and their marks.
     pub regs: Regs,
+    /// Bit `r` set: register `r` is undefined (a call clobbered it); reading it is a
+    /// verifier fault. 0 at entry: every register counts as defined.
+    pub undef: u16,
     /// The next instruction's index.
     pub pc: usize,
     /// Instructions that may still execute.
@@ -138,6 +189,37 @@ pub(super) struct Machine<'m> {
 #[inline(never)]
 fn access_fault(mem: &Memory, index: usize, addr: u64, n: usize, what: &str) -> Stop {
     Stop::Fault { kind: FaultKind::MemoryAccess, index, detail: mem.miss_detail(addr, n, what) }
+}
+
+#[cold]
+#[inline(never)]
+fn uninit_fault(index: usize, addr: u64, n: usize, what: &str) -> Stop {
+    let detail = format!(
+        "{n}-byte {what} {addr:#x} reads stack bytes nothing wrote: the stack of a subprogram or a \
+         tail-call target starts uninitialized (the verifier rejects such reads from unprivileged \
+         programs, and engines would see different leftovers)"
+    );
+    Stop::Fault { kind: FaultKind::Verifier, index, detail }
+}
+
+/// The first register `op` reads that is undefined, in the verifier's order; otherwise
+/// clears the registers it writes from `undef`.
+#[cold]
+#[inline(never)]
+fn check_undefined(op: &Op, undef: &mut u16) -> Option<u8> {
+    let uses = decode::reg_use(op);
+    if let Some(&r) = uses.reads.iter().find(|&&r| r != NO_REG && *undef & bit(r) != 0) {
+        return Some(r);
+    }
+    *undef &= !uses.writes;
+    None
+}
+
+#[cold]
+#[inline(never)]
+fn no_map(index: usize, map: u64) -> Stop {
+    let detail = format!("lddw names map {map}, which the program set does not have");
+    Stop::Fault { kind: FaultKind::Verifier, index, detail }
 }
 
 #[cold]
@@ -177,26 +259,30 @@ fn exec_atomic<const N: usize>(mem: &mut Memory, regs: &mut Regs, at: usize, ins
     let Some(mut cell) = mem.cell(a, N) else {
         return Some(access_fault(mem, at, a, N, what));
     };
-    let (old, old_marked) = cell.get();
-    let src_marked = regs.marked(s);
+    let (old, old_mark) = cell.get();
+    if old_mark & UNINIT != 0 {
+        return Some(uninit_fault(at, a, N, what));
+    }
+    let src_mark = regs.mark_of(s);
     let effect = atomic::apply(op, N == 8, old, regs.get(s), regs.get(0));
     if let Some(v) = effect.store {
-        cell.set(v, atomic::store_marked(op, old_marked, src_marked));
+        cell.set(v, atomic::store_mark(op, old_mark, src_mark));
     }
     if let Some(v) = effect.src {
-        regs.set(s, v, old_marked);
+        regs.set(s, v, old_mark);
     }
     if let Some(v) = effect.r0 {
-        regs.set(0, v, old_marked);
+        regs.set(0, v, old_mark);
     }
     None
 }
 
 impl Machine<'_> {
-    /// Runs `ops` from the current pc until `exit`, a fault, the end of the budget or an
-    /// unsupported instruction.
+    /// Runs `ops` from the current pc until `exit`, a call, a fault, the end of the budget
+    /// or an unsupported instruction.
     pub(super) fn run(&mut self, ops: &[Op]) -> Stop {
         let mut r = self.regs;
+        let mut undef = self.undef;
         let mut pc = self.pc;
         let mut remaining = self.remaining;
         let mem = &mut *self.mem;
@@ -206,7 +292,8 @@ impl Machine<'_> {
             ($n:literal, $ext:expr, $d:expr, $s:expr, $off:expr, $at:expr) => {{
                 let a = ea(r.get($s), $off);
                 match mem.load::<$n>(a) {
-                    Some((v, m)) => r.set($d, $ext(v), m),
+                    Some((v, m)) if m & UNINIT == 0 => r.set($d, $ext(v), m),
+                    Some(_) => break uninit_fault($at, a, $n, "load from"),
                     None => break access_fault(mem, $at, a, $n, "load from"),
                 }
             }};
@@ -246,6 +333,11 @@ impl Machine<'_> {
             remaining -= 1;
             let at = pc;
             pc += 1;
+            if undef != 0 {
+                if let Some(reg) = check_undefined(&op, &mut undef) {
+                    break Stop::Undefined { index: at, reg };
+                }
+            }
             let (d, s, k) = (op.dst, op.src, op.imm);
             match op.code {
                 code::ADD64K => r.k(alu::add64, d, k),
@@ -274,7 +366,7 @@ impl Machine<'_> {
                 code::RSH64X => r.x(alu::rsh64, d, s),
                 code::ARSH64K => r.k(alu::arsh64, d, k),
                 code::ARSH64X => r.x(alu::arsh64, d, s),
-                code::MOV64K => r.set(d, k, false),
+                code::MOV64K => r.set(d, k, 0),
                 code::MOV64X => r.mov(|v| v, d, s),
                 code::ADD32K => r.k(alu::add32, d, k),
                 code::ADD32X => r.x(alu::add32, d, s),
@@ -302,7 +394,7 @@ impl Machine<'_> {
                 code::RSH32X => r.x(alu::rsh32, d, s),
                 code::ARSH32K => r.k(alu::arsh32, d, k),
                 code::ARSH32X => r.x(alu::arsh32, d, s),
-                code::MOV32K => r.set(d, k, false),
+                code::MOV32K => r.set(d, k, 0),
                 code::MOV32X => r.mov(alu::trunc32, d, s),
                 code::NEG64 => r.unary(alu::neg64, d),
                 code::NEG32 => r.unary(alu::neg32, d),
@@ -369,14 +461,14 @@ impl Machine<'_> {
                 code::LDXS_B => load!(1, alu::sx8_64, d, s, op.off(), at),
                 code::LDXS_H => load!(2, alu::sx16_64, d, s, op.off(), at),
                 code::LDXS_W => load!(4, alu::sx32_64, d, s, op.off(), at),
-                code::ST_B => store!(1, d, op.off(), k, false, at),
-                code::ST_H => store!(2, d, op.off(), k, false, at),
-                code::ST_W => store!(4, d, op.off(), k, false, at),
-                code::ST_DW => store!(8, d, op.off(), k, false, at),
-                code::STX_B => store!(1, d, op.off(), r.get(s), r.marked(s), at),
-                code::STX_H => store!(2, d, op.off(), r.get(s), r.marked(s), at),
-                code::STX_W => store!(4, d, op.off(), r.get(s), r.marked(s), at),
-                code::STX_DW => store!(8, d, op.off(), r.get(s), r.marked(s), at),
+                code::ST_B => store!(1, d, op.off(), k, 0, at),
+                code::ST_H => store!(2, d, op.off(), k, 0, at),
+                code::ST_W => store!(4, d, op.off(), k, 0, at),
+                code::ST_DW => store!(8, d, op.off(), k, 0, at),
+                code::STX_B => store!(1, d, op.off(), r.get(s), r.mark_of(s), at),
+                code::STX_H => store!(2, d, op.off(), r.get(s), r.mark_of(s), at),
+                code::STX_W => store!(4, d, op.off(), r.get(s), r.mark_of(s), at),
+                code::STX_DW => store!(8, d, op.off(), r.get(s), r.mark_of(s), at),
                 code::ATOMIC_W => {
                     if let Some(stop) = exec_atomic::<4>(mem, &mut r, at, &op) {
                         break stop;
@@ -387,12 +479,19 @@ impl Machine<'_> {
                         break stop;
                     }
                 }
-                code::EXIT => break Stop::Exit { r0: r.get(0), r0_is_address: r.marked(0) },
+                code::ZERO => r.set(d, 0, 0),
+                code::LD_MAP => r.set(d, k, MARK_MAP),
+                code::NO_MAP => break no_map(at, k),
+                code::EXIT => break Stop::Exit { r0: r.get(0), r0_mark: r.mark_of(0) },
+                code::CALL => break Stop::Call { index: at, target: op.aux as usize },
+                code::HELPER => break Stop::Helper { index: at, id: k as i32 },
+                code::TAIL_CALL => break Stop::TailCall { index: at },
                 // UNSUPPORTED, and any code without an arm.
                 _ => break Stop::Unsupported { index: at },
             }
         };
         self.regs = r;
+        self.undef = undef;
         self.pc = pc;
         self.remaining = remaining;
         stop
@@ -598,23 +697,11 @@ mod tests {
     }
 
     #[test]
-    fn calls_and_unmodelled_instructions_cannot_be_judged() {
-        let why = cannot_judge(vec![mov64(Reg::R1, 1), Insn::Call(Call::Helper(5)), Insn::Exit]);
-        assert_eq!(
-            why,
-            "pc 1: call of helper 5: calls need a program set with helpers; a single program cannot call"
-        );
-        let why = cannot_judge(vec![Insn::Call(Call::Local(1)), Insn::Exit, mov64(Reg::R0, 1), Insn::Exit]);
-        assert!(
-            why.starts_with("pc 0: bpf-to-bpf call +1") && why.contains("single program cannot call"),
-            "{why}"
-        );
+    fn kfuncs_and_unmodelled_instructions_cannot_be_judged() {
         let why = cannot_judge(vec![Insn::Call(Call::Kfunc(3)), Insn::Exit]);
-        assert!(why.contains("kfunc 3"), "{why}");
-        let why = cannot_judge(vec![lddw(Reg::R0, 1), Insn::TailCall, Insn::Exit]);
-        assert!(why.starts_with("pc 2: tail call"), "{why}");
-        let why = cannot_judge(vec![Insn::LdImm64 { dst: Reg::R1, pseudo: 1, imm: 0 }, Insn::Exit]);
-        assert!(why.starts_with("pc 0: lddw with pseudo source 1"), "{why}");
+        assert_eq!(why, "pc 0: call of kfunc 3: kernel functions are not modelled (no engine offers any)");
+        let why = cannot_judge(vec![Insn::LdImm64 { dst: Reg::R1, pseudo: 2, imm: 0 }, Insn::Exit]);
+        assert!(why.starts_with("pc 0: lddw with pseudo source 2: only plain constants"), "{why}");
         // Insn values the wire format cannot express.
         let odd = [
             Insn::End { order: bpf::ByteOrder::Be, bits: 8, dst: Reg::R0 },

@@ -1,21 +1,30 @@
-//! The guest memory: the stack and the context buffer, each with a per-byte shadow that
-//! records which bytes were stored from an address-marked register.
+//! The guest memory: the stack frames and the context buffer, each with a per-byte shadow
+//! that records the provenance mark of the value each byte was stored from, and whether
+//! the byte was ever written.
 //!
-//! Every access must lie entirely inside one region; anything else is a miss, which the
-//! executor turns into a `MemoryAccess` fault with [`Memory::miss_detail`]. Values are
-//! little-endian.
+//! The current frame's stack is checked first, then the context, then the stacks of the
+//! frames below it (the callers, reached through pointers they passed down). Every access
+//! must lie entirely inside one region; anything else is a miss, which the executor turns
+//! into a `MemoryAccess` fault with [`Memory::miss_detail`]. Values are little-endian.
 
 use std::ops::Range;
 
 use super::layout::CTX_ADDR;
+
+/// Shadow bit of a byte nobody wrote yet in a frame that starts uninitialized (a subprogram's
+/// or a tail-call target's). Provenance marks use the low bits
+/// ([`MARK_ADDR`](super::machine::MARK_ADDR), [`MARK_MAP`](super::machine::MARK_MAP)).
+pub(super) const UNINIT: u8 = 0x80;
 
 /// One contiguous range of guest memory starting at `lo`.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Region {
     lo: u64,
     bytes: Vec<u8>,
-    /// Non-zero where the byte came from an address-marked value.
+    /// Per byte: the provenance mark of the value it came from, or [`UNINIT`].
     shadow: Vec<u8>,
+    /// What owns a stack region, for fault texts: "program" or "subprogram".
+    owner: &'static str,
 }
 
 impl Region {
@@ -33,7 +42,7 @@ impl Region {
 
     /// The guest addresses this region covers.
     fn span(&self) -> Range<u64> {
-        self.lo..self.lo + self.bytes.len() as u64
+        self.lo..self.lo.wrapping_add(self.bytes.len() as u64)
     }
 
     /// Whether `[addr, addr + n)` overlaps the region without lying inside it.
@@ -43,22 +52,28 @@ impl Region {
         addr < span.end && end > span.start && self.find(addr, n).is_none()
     }
 
-    /// Refills the region with `bytes` at `lo`, all unmarked, reusing the allocations.
-    fn reset(&mut self, lo: u64, fill: impl FnOnce(&mut Vec<u8>)) {
+    /// Refills the region at `lo` with `len` zero bytes whose shadow is `shadow`, reusing
+    /// the allocations.
+    fn reset(&mut self, lo: u64, len: usize, shadow: u8) {
         self.lo = lo;
         self.bytes.clear();
-        fill(&mut self.bytes);
+        self.bytes.resize(len, 0);
         self.shadow.clear();
-        self.shadow.resize(self.bytes.len(), 0);
+        self.shadow.resize(len, shadow);
     }
 }
 
-/// The stack and the context of one run.
+/// The stack frames and the context of one run.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Memory {
+    /// The stack of the running frame.
     stack: Region,
     ctx: Region,
     has_ctx: bool,
+    /// The stacks of the frames below the running one, outermost first.
+    parked: Vec<Region>,
+    /// Released regions, kept for their allocations.
+    pool: Vec<Region>,
 }
 
 /// The bytes and shadow of one access, for read-modify-write.
@@ -67,33 +82,82 @@ pub(super) struct Cell<'a> {
     pub shadow: &'a mut [u8],
 }
 
+/// The OR of the shadow bytes of an access: its provenance mark, plus [`UNINIT`] when any
+/// byte was never written.
+#[inline(always)]
+fn fold(shadow: &[u8]) -> u8 {
+    shadow.iter().fold(0, |a, &m| a | m)
+}
+
 impl Cell<'_> {
-    /// The little-endian value of the cell (zero-extended) and whether any byte is marked.
-    pub(super) fn get(&self) -> (u64, bool) {
+    /// The little-endian value of the cell (zero-extended) and the OR of its shadow bytes.
+    pub(super) fn get(&self) -> (u64, u8) {
         let mut buf = [0u8; 8];
         let n = self.bytes.len().min(8);
         buf[..n].copy_from_slice(&self.bytes[..n]);
-        (u64::from_le_bytes(buf), self.shadow.iter().any(|&m| m != 0))
+        (u64::from_le_bytes(buf), fold(self.shadow))
     }
 
-    /// Stores the low bytes of `value` and marks them all as `marked`.
-    pub(super) fn set(&mut self, value: u64, marked: bool) {
+    /// Stores the low bytes of `value` and gives them all the provenance mark `mark`.
+    pub(super) fn set(&mut self, value: u64, mark: u8) {
         let n = self.bytes.len().min(8);
         self.bytes[..n].copy_from_slice(&value.to_le_bytes()[..n]);
-        self.shadow.fill(marked as u8);
+        self.shadow.fill(mark);
     }
 }
 
+/// Which region an access falls in.
+#[derive(Clone, Copy)]
+enum Place {
+    Stack,
+    Ctx,
+    Parked(usize),
+}
+
 impl Memory {
-    /// Prepares a run: a zeroed stack of `stack_depth` bytes below
-    /// [`STACK_TOP`](super::layout::STACK_TOP) and a copy
-    /// of `ctx` at [`CTX_ADDR`]; nothing is marked.
+    /// Prepares a run: one frame, a zeroed (and initialized) stack of `stack_depth` bytes
+    /// below [`STACK_TOP`](super::layout::STACK_TOP), and a copy of `ctx` at [`CTX_ADDR`];
+    /// nothing is marked.
     pub(super) fn reset(&mut self, stack_depth: u32, ctx: Option<&[u8]>) {
+        self.pool.append(&mut self.parked);
         let depth = super::layout::stack_range(stack_depth);
-        let len = (depth.end - depth.start) as usize;
-        self.stack.reset(depth.start, |b| b.resize(len, 0));
-        self.ctx.reset(CTX_ADDR, |b| b.extend_from_slice(ctx.unwrap_or_default()));
+        self.stack.reset(depth.start, (depth.end - depth.start) as usize, 0);
+        self.stack.owner = "program";
+        let ctx_bytes = ctx.unwrap_or_default();
+        self.ctx.reset(CTX_ADDR, ctx_bytes.len(), 0);
+        self.ctx.bytes.copy_from_slice(ctx_bytes);
         self.has_ctx = ctx.is_some();
+    }
+
+    /// Makes `region` a fresh, uninitialized stack `[top - depth, top)` owned by `owner`.
+    fn fresh(region: &mut Region, top: u64, depth: u32, owner: &'static str) {
+        let len = depth.min(bpf::MAX_STACK) as usize;
+        region.reset(top.wrapping_sub(len as u64), len, UNINIT);
+        region.owner = owner;
+    }
+
+    /// A bpf-to-bpf call: the running stack stays valid below a new, uninitialized stack
+    /// `[top - depth, top)` of a subprogram.
+    pub(super) fn push_frame(&mut self, top: u64, depth: u32) {
+        let mut region = self.pool.pop().unwrap_or_default();
+        Memory::fresh(&mut region, top, depth, "subprogram");
+        let caller = std::mem::replace(&mut self.stack, region);
+        self.parked.push(caller);
+    }
+
+    /// A return: the running stack is gone, the caller's runs again. `false` (nothing
+    /// changed) when there is no caller.
+    pub(super) fn pop_frame(&mut self) -> bool {
+        let Some(caller) = self.parked.pop() else { return false };
+        let callee = std::mem::replace(&mut self.stack, caller);
+        self.pool.push(callee);
+        true
+    }
+
+    /// A tail call: the running stack is replaced by a new, uninitialized stack
+    /// `[top - depth, top)` of a program's main function.
+    pub(super) fn replace_frame(&mut self, top: u64, depth: u32) {
+        Memory::fresh(&mut self.stack, top, depth, "program");
     }
 
     /// The context bytes as they are now (empty without a context).
@@ -107,46 +171,68 @@ impl Memory {
         &self.ctx.shadow
     }
 
-    /// Reads `N` bytes at `addr`, zero-extended, and whether any of them is marked;
-    /// `None` when the access is not entirely inside the stack or the context.
+    /// Where `[addr, addr + n)` lies: the running stack, the context, or a caller's stack.
     #[inline(always)]
-    pub(super) fn load<const N: usize>(&self, addr: u64) -> Option<(u64, bool)> {
-        let region = if let Some(r) = self.stack.find(addr, N) {
-            (&self.stack, r)
-        } else {
-            (&self.ctx, self.ctx.find(addr, N)?)
-        };
-        let (reg, range) = region;
+    fn place(&self, addr: u64, n: usize) -> Option<(Place, Range<usize>)> {
+        if let Some(r) = self.stack.find(addr, n) {
+            return Some((Place::Stack, r));
+        }
+        if let Some(r) = self.ctx.find(addr, n) {
+            return Some((Place::Ctx, r));
+        }
+        self.place_parked(addr, n)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn place_parked(&self, addr: u64, n: usize) -> Option<(Place, Range<usize>)> {
+        self.parked.iter().enumerate().rev().find_map(|(i, r)| Some((Place::Parked(i), r.find(addr, n)?)))
+    }
+
+    fn region(&self, place: Place) -> Option<&Region> {
+        match place {
+            Place::Stack => Some(&self.stack),
+            Place::Ctx => Some(&self.ctx),
+            Place::Parked(i) => self.parked.get(i),
+        }
+    }
+
+    /// Reads `N` bytes at `addr`, zero-extended, and the OR of their shadow bytes (the
+    /// provenance mark, with [`UNINIT`] when a byte was never written); `None` when the
+    /// access is not entirely inside a stack or the context.
+    #[inline(always)]
+    pub(super) fn load<const N: usize>(&self, addr: u64) -> Option<(u64, u8)> {
+        let (place, range) = self.place(addr, N)?;
+        let reg = self.region(place)?;
         let bytes = reg.bytes.get(range.clone())?;
         let shadow = reg.shadow.get(range)?;
         let mut buf = [0u8; 8];
         buf.get_mut(..N)?.copy_from_slice(bytes);
-        Some((u64::from_le_bytes(buf), shadow.iter().any(|&m| m != 0)))
+        Some((u64::from_le_bytes(buf), fold(shadow)))
     }
 
-    /// Writes the low `N` bytes of `value` at `addr`, marked or not; `false` (nothing
-    /// written) when the access is not entirely inside the stack or the context.
+    /// Writes the low `N` bytes of `value` at `addr` with provenance mark `mark`; `false`
+    /// (nothing written) when the access is not entirely inside a stack or the context.
     #[inline(always)]
-    pub(super) fn store<const N: usize>(&mut self, addr: u64, value: u64, marked: bool) -> bool {
+    pub(super) fn store<const N: usize>(&mut self, addr: u64, value: u64, mark: u8) -> bool {
         match self.cell(addr, N) {
             Some(mut cell) => {
-                cell.set(value, marked);
+                cell.set(value, mark);
                 true
             }
             None => false,
         }
     }
 
-    /// The `n` bytes at `addr` for reading and writing, if they lie entirely inside the
+    /// The `n` bytes at `addr` for reading and writing, if they lie entirely inside a
     /// stack or the context.
     #[inline(always)]
     pub(super) fn cell(&mut self, addr: u64, n: usize) -> Option<Cell<'_>> {
-        let (reg, range) = match self.stack.find(addr, n) {
-            Some(range) => (&mut self.stack, range),
-            None => {
-                let range = self.ctx.find(addr, n)?;
-                (&mut self.ctx, range)
-            }
+        let (place, range) = self.place(addr, n)?;
+        let reg = match place {
+            Place::Stack => &mut self.stack,
+            Place::Ctx => &mut self.ctx,
+            Place::Parked(i) => self.parked.get_mut(i)?,
         };
         Some(Cell { bytes: reg.bytes.get_mut(range.clone())?, shadow: reg.shadow.get_mut(range)? })
     }
@@ -157,15 +243,29 @@ impl Memory {
     #[cold]
     pub(super) fn miss_detail(&self, addr: u64, n: usize, what: &str) -> String {
         let stack = self.stack.span();
-        let mut s =
-            format!("{n}-byte {what} {addr:#x} is outside the stack [{:#x}, {:#x})", stack.start, stack.end);
+        let mut s = if stack.is_empty() {
+            format!("{n}-byte {what} {addr:#x} is outside the stack (the {} has no stack)", self.stack.owner)
+        } else {
+            format!("{n}-byte {what} {addr:#x} is outside the stack [{:#x}, {:#x})", stack.start, stack.end)
+        };
+        let callers: Vec<String> = self
+            .parked
+            .iter()
+            .rev()
+            .map(Region::span)
+            .filter(|r| !r.is_empty())
+            .map(|r| format!("[{:#x}, {:#x})", r.start, r.end))
+            .collect();
+        if !callers.is_empty() {
+            s += &format!(", the stacks of the calling frames {}", callers.join(", "));
+        }
         if self.has_ctx {
             let ctx = self.ctx.span();
             s += &format!(" and the context [{:#x}, {:#x})", ctx.start, ctx.end);
         } else {
             s += " and there is no context";
         }
-        if self.stack.straddles(addr, n) {
+        if self.stack.straddles(addr, n) || self.parked.iter().any(|r| r.straddles(addr, n)) {
             s += " (it crosses an edge of the stack)";
         } else if self.has_ctx && self.ctx.straddles(addr, n) {
             s += " (it crosses an edge of the context)";
@@ -188,14 +288,14 @@ mod tests {
     #[test]
     fn bounds_are_exact() {
         let mut m = mem(16, Some(&[1, 2, 3, 4]));
-        assert!(m.store::<8>(STACK_TOP - 16, 0x0102_0304_0506_0708, false));
-        assert!(m.store::<8>(STACK_TOP - 8, 0, false));
-        assert!(!m.store::<8>(STACK_TOP - 4, 0, false), "crosses the top");
-        assert!(!m.store::<1>(STACK_TOP, 0, false), "r10 itself is past the end");
-        assert!(!m.store::<1>(STACK_TOP - 17, 0, false), "below the declared depth");
-        assert_eq!(m.load::<4>(STACK_TOP - 16), Some((0x0506_0708, false)));
-        assert_eq!(m.load::<4>(CTX_ADDR), Some((0x0403_0201, false)));
-        assert_eq!(m.load::<1>(CTX_ADDR + 3), Some((4, false)));
+        assert!(m.store::<8>(STACK_TOP - 16, 0x0102_0304_0506_0708, 0));
+        assert!(m.store::<8>(STACK_TOP - 8, 0, 0));
+        assert!(!m.store::<8>(STACK_TOP - 4, 0, 0), "crosses the top");
+        assert!(!m.store::<1>(STACK_TOP, 0, 0), "r10 itself is past the end");
+        assert!(!m.store::<1>(STACK_TOP - 17, 0, 0), "below the declared depth");
+        assert_eq!(m.load::<4>(STACK_TOP - 16), Some((0x0506_0708, 0)));
+        assert_eq!(m.load::<4>(CTX_ADDR), Some((0x0403_0201, 0)));
+        assert_eq!(m.load::<1>(CTX_ADDR + 3), Some((4, 0)));
         assert_eq!(m.load::<2>(CTX_ADDR + 3), None);
         assert_eq!(m.load::<1>(CTX_ADDR.wrapping_sub(1)), None);
         assert_eq!(m.load::<8>(u64::MAX - 3), None, "address wrap-around");
@@ -205,11 +305,47 @@ mod tests {
     #[test]
     fn shadow_follows_stores() {
         let mut m = mem(512, None);
-        assert!(m.store::<8>(STACK_TOP - 8, 1, true));
-        assert_eq!(m.load::<1>(STACK_TOP - 1), Some((0, true)));
-        assert!(m.store::<4>(STACK_TOP - 8, 7, false));
-        assert_eq!(m.load::<4>(STACK_TOP - 8), Some((7, false)));
-        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((7, true)), "the upper half is still marked");
+        assert!(m.store::<8>(STACK_TOP - 8, 1, 1));
+        assert_eq!(m.load::<1>(STACK_TOP - 1), Some((0, 1)));
+        assert!(m.store::<4>(STACK_TOP - 8, 7, 0));
+        assert_eq!(m.load::<4>(STACK_TOP - 8), Some((7, 0)));
+        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((7, 1)), "the upper half is still marked");
+        assert!(m.store::<4>(STACK_TOP - 16, 7, 2));
+        assert_eq!(m.load::<8>(STACK_TOP - 16), Some((7, 2)), "marks are kept as they are");
+    }
+
+    #[test]
+    fn frames_stack_up_and_start_uninitialized() {
+        let mut m = mem(16, None);
+        assert!(m.store::<8>(STACK_TOP - 8, 5, 0));
+        let top = 0x3000_0000;
+        m.push_frame(top, 8);
+        assert_eq!(m.load::<8>(top - 8), Some((0, UNINIT)), "a new frame is uninitialized");
+        assert!(m.store::<4>(top - 8, 9, 0));
+        assert_eq!(m.load::<4>(top - 8), Some((9, 0)));
+        assert_eq!(m.load::<8>(top - 8), Some((9, UNINIT)), "half of it still is");
+        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((5, 0)), "the caller's stack stays valid");
+        assert!(m.store::<8>(STACK_TOP - 16, 6, 0));
+        assert_eq!(m.load::<1>(top), None);
+        assert_eq!(
+            m.miss_detail(top, 1, "load from"),
+            "1-byte load from 0x30000000 is outside the stack [0x2ffffff8, 0x30000000), \
+             the stacks of the calling frames [0x200001f0, 0x20000200) and there is no context"
+        );
+        m.replace_frame(0x4000_0000, 0);
+        assert_eq!(m.load::<1>(top - 8), None, "a replaced frame is gone");
+        assert_eq!(
+            m.miss_detail(0x3fff_fff8, 8, "store to"),
+            "8-byte store to 0x3ffffff8 is outside the stack (the program has no stack), \
+             the stacks of the calling frames [0x200001f0, 0x20000200) and there is no context"
+        );
+        assert!(m.pop_frame());
+        assert_eq!(m.load::<8>(STACK_TOP - 16), Some((6, 0)));
+        assert!(!m.pop_frame(), "no caller left");
+        m.push_frame(top, 8);
+        m.reset(16, None);
+        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((0, 0)), "a new run has one zeroed frame");
+        assert_eq!(m.load::<8>(top - 8), None);
     }
 
     #[test]
@@ -229,6 +365,10 @@ mod tests {
         assert_eq!(
             none.miss_detail(0, 1, "load from"),
             "1-byte load from 0x0 is outside the stack [0x20000000, 0x20000200) and there is no context"
+        );
+        assert_eq!(
+            mem(0, None).miss_detail(STACK_TOP - 8, 8, "load from"),
+            "8-byte load from 0x200001f8 is outside the stack (the program has no stack) and there is no context"
         );
     }
 }
@@ -340,7 +480,7 @@ mod program_tests {
     #[test]
     fn out_of_bounds_accesses_fault_at_their_slot() {
         // After an lddw, the faulting load is at slot 2.
-        let out = run(vec![lddw(Reg::R2, 0x1234), ld(Size::DW, false, Reg::R0, Reg::R10, 0), Insn::Exit]);
+        let out = run512(vec![lddw(Reg::R2, 0x1234), ld(Size::DW, false, Reg::R0, Reg::R10, 0), Insn::Exit]);
         let fault = out.result.expect_err("r10 + 0 is past the stack");
         assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(2)));
         assert_eq!(
@@ -348,17 +488,23 @@ mod program_tests {
             "8-byte load from 0x20000200 is outside the stack [0x20000000, 0x20000200) and there is no context"
         );
         // Straddling the top of the stack.
-        let out = run(vec![ld(Size::DW, false, Reg::R0, Reg::R10, -4), Insn::Exit]);
+        let out = run512(vec![ld(Size::DW, false, Reg::R0, Reg::R10, -4), Insn::Exit]);
         let fault = out.result.expect_err("crosses the top");
         assert!(fault.detail.ends_with("(it crosses an edge of the stack)"), "{}", fault.detail);
         // No context: r1 = 0 is not an address.
-        let out = run(vec![st(Size::B, Reg::R1, 0, 1), Insn::Exit]);
+        let out = run512(vec![st(Size::B, Reg::R1, 0, 1), Insn::Exit]);
         assert_eq!(
             out.result.expect_err("null").detail,
             "1-byte store to 0x0 is outside the stack [0x20000000, 0x20000200) and there is no context"
         );
+        // A program that never uses r10 as a memory base has no stack at all.
+        let out = run(vec![st(Size::B, Reg::R1, 0, 1), Insn::Exit]);
+        assert_eq!(
+            out.result.expect_err("null").detail,
+            "1-byte store to 0x0 is outside the stack (the program has no stack) and there is no context"
+        );
         // Below the stack base.
-        let out = run(vec![ld(Size::B, false, Reg::R0, Reg::R10, -513), Insn::Exit]);
+        let out = run512(vec![ld(Size::B, false, Reg::R0, Reg::R10, -513), Insn::Exit]);
         assert_eq!(out.result.expect_err("below").kind, FaultKind::MemoryAccess);
     }
 
@@ -371,7 +517,7 @@ mod program_tests {
         assert_eq!(out.result, Ok(0x0807_0605));
         assert_eq!(out.ctx, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         // A store, then an out-of-bounds load: the fault keeps the stored bytes.
-        let out = run_on(
+        let out = run512_on(
             vec![st(Size::H, Reg::R1, 0, 0xbeef), ld(Size::B, false, Reg::R0, Reg::R1, 8), Insn::Exit],
             Input::with_ctx(vec![1, 2, 3, 4, 5, 6, 7, 8]),
         );
@@ -405,6 +551,6 @@ mod program_tests {
         assert!(matches!(engine.run(&write, &Input::with_ctx(vec![0; 4])), RunResult::Ran(_)));
         let RunResult::Ran(out) = engine.run(&read, &Input::with_ctx(vec![0; 2])) else { panic!() };
         assert_eq!((out.result, out.ctx), (Ok(0), vec![0, 0]), "a fresh stack and context every run");
-        assert!(engine.memory.ctx_shadow().iter().all(|&m| m == 0));
+        assert!(engine.buffers.memory.ctx_shadow().iter().all(|&m| m == 0));
     }
 }

@@ -19,22 +19,62 @@
 //!
 //! # The machine
 //! - Registers start at 0, except R1 = [`CTX_ADDR`] when the input has a context (0 when it
-//!   has none) and R10 = [`STACK_TOP`] ([`entry_registers`]).
+//!   has none) and R10 = [`STACK_TOP`] ([`entry_registers`]). Every register counts as
+//!   defined at entry.
 //! - Memory is the context buffer at [`CTX_ADDR`] (a copy of the input's bytes) and the
-//!   stack `[STACK_TOP - stack_depth, STACK_TOP)` ([`stack_range`]), zeroed at entry.
-//!   Every load, store and atomic must lie entirely inside one of them; anything else stops
-//!   the run with a `MemoryAccess` fault naming the access and both ranges. Atomics must be
-//!   naturally aligned (`MisalignedAtomic`, checked before the bounds).
+//!   stacks of the live frames. The entry frame's stack is `[STACK_TOP - stack_depth,
+//!   STACK_TOP)` ([`stack_range`]), zeroed at entry. Every load, store and atomic must lie
+//!   entirely inside one of them; anything else stops the run with a `MemoryAccess` fault
+//!   naming the access and the ranges. Atomics must be naturally aligned
+//!   (`MisalignedAtomic`, checked before the bounds).
 //! - Every executed instruction counts against the budget ([`DEFAULT_BUDGET`] or
-//!   [`Reference::with_budget`]); when it runs out the run stops with a `Budget` fault at the
-//!   instruction that would have run next.
-//! - Faults carry the slot pc of the faulting instruction; the outcome's `ctx` is the
+//!   [`Reference::with_budget`]), across all frames and programs; when it runs out the run
+//!   stops with a `Budget` fault at the instruction that would have run next.
+//! - Faults carry the slot pc of the faulting instruction (in a program other than the
+//!   entry, the detail starts with "in program NAME (#i): "); the outcome's `ctx` is the
 //!   context as the run left it, after a fault too.
-//! - Calls (helpers, bpf-to-bpf, kfuncs), tail calls and `lddw` map references are not
-//!   modelled yet: a run that reaches one is [`RunResult::CannotJudge`], as is one that
-//!   reaches an `Insn` the wire format cannot express (`movsx` 32-bit from 32 bits, a byte
-//!   swap to another width than 16/32/64, a sign-extending 8-byte load, a 1- or 2-byte
-//!   atomic). Unreached, they do not matter.
+//! - Kfunc calls and `lddw` with a pseudo source other than 0 and
+//!   [`PSEUDO_MAP_FD`](bpf::PSEUDO_MAP_FD) are not modelled: a run that reaches one is
+//!   [`RunResult::CannotJudge`], as is one that reaches an `Insn` the wire format cannot
+//!   express (`movsx` 32-bit from 32 bits, a byte swap to another width than 16/32/64, a
+//!   sign-extending 8-byte load, a 1- or 2-byte atomic). Unreached, they do not matter.
+//!
+//! # Program sets, calls and tail calls
+//! A run starts in program 0 of the [`ProgramSet`]. The kernel's verifier rejects some
+//! programs for what they do at calls; the reference finds these while running and stops
+//! with a `Verifier` fault (the program is invalid), naming the rule:
+//! - `lddw rN, map` loads [`bpf::exec::map_addr`]`(k)`, marked as a map address.
+//! - A bpf-to-bpf call pushes a frame with a fresh stack of the callee's depth
+//!   ([`Program::function_stack_depth`](bpf::Program::function_stack_depth)) at an address of its own
+//!   ([`frame_top`]); the stacks of the callers stay valid, so pointers to them work. The
+//!   callee gets R1-R5 as they are (defined or not), a new R10, and R0 and R6-R9
+//!   undefined. At its `exit`, R0 is its result, the caller's R6-R10 are back and R1-R5 are
+//!   undefined. A call chain of more than [`MAX_CALL_FRAMES`](bpf::exec::MAX_CALL_FRAMES)
+//!   (8) frames, or of more than 512 bytes of stack, is a fault; each function's depth
+//!   counts rounded up to 16 bytes (the verifier's rounding for JIT-compiled programs), and
+//!   a subprogram that contains a tail call may not be called when the frames of its
+//!   callers use 256 bytes or more. The verifier checks all of this statically, for every
+//!   call chain a program has, once per program: the reference checks the chains that run,
+//!   counting from the frame the program's main function runs in.
+//! - A helper call ([`bpf::helpers`]) calls the shared [`Helpers`](bpf::helpers::Helpers)
+//!   of the run, which records the trace of the outcome. An unknown helper, an undefined
+//!   argument or an address passed where the prototype expects a scalar is a fault. R0 is
+//!   the result; R1-R5 become undefined.
+//! - A tail call (`call 12` or `BPF_TAIL_CALL`) needs R1 defined, R2 exactly a map address
+//!   and R3 a defined scalar. It fails, as the kernel interpreter's does, when `(u32)R3` is
+//!   not below the map's `max_entries`, then when the count of tail calls is already
+//!   [`MAX_TAIL_CALL_CNT`](bpf::exec::MAX_TAIL_CALL_CNT) (33), then (after counting it) when
+//!   the slot is empty; a failed tail call continues at the next instruction with R0-R5
+//!   undefined. A successful one replaces the running frame by the target program's main
+//!   function (fresh stack; R1 kept, R10 new, everything else undefined); what the target
+//!   returns goes to whoever called the frame it replaced. Which count applies is the
+//!   [`TailCallSemantics`].
+//! - Reading an undefined register is a fault naming it and the call that made it so:
+//!   `R3 is undefined: R1-R5 are clobbered by the call at pc 7`. `xor` and `sub` of a
+//!   register with itself read it too.
+//! - Stacks of new frames (callees and tail-call targets) start uninitialized: reading a
+//!   byte before writing it is a fault (the verifier rejects it for unprivileged programs,
+//!   and the bytes an engine would read there are leftovers that differ between engines).
 //!
 //! # Pointer provenance
 //! Engines place the stack (and possibly the context) at different addresses, so a value
@@ -44,13 +84,17 @@
 //! - R10 is marked, R1 too when there is a context;
 //! - moves and sign-extending moves copy the mark; an ALU operation with a marked operand
 //!   gives a marked result (address ± scalar is an address, anything else is still derived
-//!   from one); immediates, `lddw` and `xor`/`sub` of a register with itself (always 0)
-//!   give unmarked values;
-//! - stores record the mark per byte, in a shadow of the stack and the context; a load is
+//!   from one); immediates, plain `lddw` and `xor`/`sub` of a register with itself (always
+//!   0) give unmarked values;
+//! - `lddw rN, map` gives a value marked as a map address: map addresses are the same in
+//!   every engine, but a map address is still no scalar (helpers reject it, and R0 holding
+//!   one counts as an address);
+//! - stores record the mark per byte, in a shadow of the stacks and the context; a load is
 //!   marked when any byte it reads is; atomics combine the marks of memory and `src`.
 
 mod alu;
 mod atomic;
+mod calls;
 mod decode;
 mod layout;
 mod machine;
@@ -58,26 +102,43 @@ mod memory;
 #[cfg(test)]
 mod testutil;
 
-use bpf::{Engine, Fault, Input, Outcome, Program, ProgramSet, RunResult};
+use bpf::{Engine, Input, ProgramSet, RunResult};
 
 pub use layout::{
-    ctx_range, entry_registers, stack_range, CTX_ADDR, DEFAULT_BUDGET, STACK_BASE, STACK_SIZE, STACK_TOP,
+    ctx_range, entry_registers, frame_top, stack_range, CTX_ADDR, DEFAULT_BUDGET, FRAME_STRIDE, STACK_BASE,
+    STACK_SIZE, STACK_TOP,
 };
 
-use decode::Op;
-use machine::{Machine, Regs, Stop};
-use memory::Memory;
+/// How tail calls are counted against [`MAX_TAIL_CALL_CNT`](bpf::exec::MAX_TAIL_CALL_CNT)
+/// when a run mixes bpf-to-bpf calls and tail calls. Both count every attempt that gets
+/// past the index check (an empty slot included); a run's
+/// [`Outcome::tail_calls`](bpf::Outcome::tail_calls) counts the successful ones in total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TailCallSemantics {
+    /// Today's kernel (x86-64 and arm64 since v6.12): one count per run, shared by every
+    /// frame and every tail-call target, so a run makes at most 33 successful tail calls.
+    /// (The kernel's interpreter never mixes the two: the verifier rejects programs with
+    /// both bpf-to-bpf calls and tail calls unless they are JIT-compiled.)
+    #[default]
+    Global,
+    /// The old x86-64 and arm64 JITs: a bpf-to-bpf call gives the callee a copy of the
+    /// caller's count, and the caller's count is as it was when the callee returns (the
+    /// callee's tail calls do not use up the caller's); a tail-call target continues with
+    /// the count of the frame it replaces. Subprograms that each tail-call can then make
+    /// the number of tail calls explode.
+    PerFrame,
+}
 
 /// The reference engine (name `"reference"`). Reusable: the buffers of one run are kept for
-/// the next, so repeated runs do not allocate except for the outcome's context copy.
+/// the next, so repeated runs do not allocate except for the outcome.
 ///
-/// [`Engine::run`] never panics on a checked [`Program`]: it returns an outcome (exit or
-/// fault) or, for features it does not model, [`RunResult::CannotJudge`].
+/// [`Engine::run_set`] never panics on a checked [`ProgramSet`]: it returns an outcome
+/// (exit or fault) or, for features it does not model, [`RunResult::CannotJudge`].
 #[derive(Clone, Debug)]
 pub struct Reference {
     budget: u64,
-    ops: Vec<Op>,
-    memory: Memory,
+    semantics: TailCallSemantics,
+    buffers: calls::Buffers,
 }
 
 impl Default for Reference {
@@ -87,15 +148,28 @@ impl Default for Reference {
 }
 
 impl Reference {
-    /// An engine with the [`DEFAULT_BUDGET`] of 100 million executed instructions.
+    /// An engine with the [`DEFAULT_BUDGET`] of 100 million executed instructions and
+    /// [`TailCallSemantics::Global`].
     pub fn new() -> Reference {
-        Reference::with_budget(DEFAULT_BUDGET)
+        Reference::with_budget_and_semantics(DEFAULT_BUDGET, TailCallSemantics::Global)
     }
 
     /// An engine that stops a run with a `Budget` fault when it would execute more than
-    /// `budget` instructions (each instruction counts once, `lddw` included).
+    /// `budget` instructions (each instruction counts once, `lddw` included), with
+    /// [`TailCallSemantics::Global`].
     pub fn with_budget(budget: u64) -> Reference {
-        Reference { budget, ops: Vec::new(), memory: Memory::default() }
+        Reference::with_budget_and_semantics(budget, TailCallSemantics::Global)
+    }
+
+    /// An engine with the [`DEFAULT_BUDGET`] that counts tail calls as `semantics` says.
+    pub fn with_semantics(semantics: TailCallSemantics) -> Reference {
+        Reference::with_budget_and_semantics(DEFAULT_BUDGET, semantics)
+    }
+
+    /// An engine with both a budget (see [`Reference::with_budget`]) and tail-call
+    /// semantics.
+    pub fn with_budget_and_semantics(budget: u64, semantics: TailCallSemantics) -> Reference {
+        Reference { budget, semantics, buffers: calls::Buffers::default() }
     }
 
     /// The instruction budget of every run.
@@ -103,9 +177,9 @@ impl Reference {
         self.budget
     }
 
-    /// The slot pc of instruction `index`, if there is one.
-    fn pc_of(prog: &Program, index: usize) -> Option<usize> {
-        (index < prog.insns().len()).then(|| prog.pc_of(index))
+    /// How tail calls are counted.
+    pub fn semantics(&self) -> TailCallSemantics {
+        self.semantics
     }
 }
 
@@ -115,44 +189,6 @@ impl Engine for Reference {
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        if !set.is_single() {
-            return RunResult::CannotJudge(
-                "program sets of several programs or with maps are not supported yet".into(),
-            );
-        }
-        self.run_single(&set.entry().prog, input)
-    }
-}
-
-impl Reference {
-    /// Runs one program with no maps.
-    fn run_single(&mut self, prog: &Program, input: &Input) -> RunResult {
-        decode::decode_into(prog, &mut self.ops);
-        self.memory.reset(prog.stack_depth(), input.ctx.as_deref());
-        let marked: &[u8] = if input.ctx.is_some() { &[1, 10] } else { &[10] };
-        let mut machine = Machine {
-            regs: Regs::new(entry_registers(input), marked),
-            pc: 0,
-            remaining: self.budget,
-            budget: self.budget,
-            mem: &mut self.memory,
-        };
-        let stop = machine.run(&self.ops);
-        let result = match stop {
-            Stop::Exit { r0, r0_is_address } => {
-                return RunResult::Ran(Outcome::new(Ok(r0), self.memory.ctx_bytes().to_vec(), r0_is_address))
-            }
-            Stop::Fault { kind, index, detail } => {
-                Err(Fault { kind, pc: Reference::pc_of(prog, index), detail })
-            }
-            Stop::Unsupported { index } => {
-                let reason = match (prog.insns().get(index), Reference::pc_of(prog, index)) {
-                    (Some(insn), Some(pc)) => decode::unsupported_reason(insn, pc),
-                    _ => format!("instruction {index} is not modelled"),
-                };
-                return RunResult::CannotJudge(reason);
-            }
-        };
-        RunResult::Ran(Outcome::new(result, self.memory.ctx_bytes().to_vec(), false))
+        calls::run_set(set, input, self.budget, self.semantics, &mut self.buffers)
     }
 }

@@ -42,15 +42,26 @@ pub(super) fn run_prog(prog: &Program, input: &Input) -> Outcome {
     }
 }
 
-/// Runs instructions (512-byte stack) on an input.
+/// Runs instructions (stack depth inferred, as [`Program::new`] does) on an input.
 pub(super) fn run_on(insns: Vec<Insn>, input: Input) -> Outcome {
     let prog = Program::new(insns).expect("test program is valid");
     run_prog(&prog, &input)
 }
 
-/// Runs instructions (512-byte stack) without a context.
+/// Runs instructions (stack depth inferred) without a context.
 pub(super) fn run(insns: Vec<Insn>) -> Outcome {
     run_on(insns, Input::none())
+}
+
+/// Runs instructions with the full 512-byte stack on an input.
+pub(super) fn run512_on(insns: Vec<Insn>, input: Input) -> Outcome {
+    let prog = Program::with_stack_depth(insns, bpf::MAX_STACK).expect("test program is valid");
+    run_prog(&prog, &input)
+}
+
+/// Runs instructions with the full 512-byte stack without a context.
+pub(super) fn run512(insns: Vec<Insn>) -> Outcome {
+    run512_on(insns, Input::none())
 }
 
 /// The R0 a program returns without a context; panics on a fault.

@@ -1,0 +1,1353 @@
+//! Frames: bpf-to-bpf calls, helper calls, tail calls and returns, and the verifier's rules
+//! about them. The executor's loop ([`Machine::run`]) stops at every call and `exit`; this
+//! module changes the frame and resumes it.
+//!
+//! A frame is one function activation. Each has its own stack at an address of its own
+//! ([`frame_top`]), so a pointer into a frame that is gone never reaches a live one. The
+//! frames of one program's call chain start at the frame its main function runs in (the
+//! entry frame, or the frame a tail call replaced): the verifier checks each program on its
+//! own, so the limits on call-chain length and combined stack size apply per program.
+
+use bpf::exec::{MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpf::helpers::{self, Helpers};
+use bpf::{Call, Fault, FaultKind, Input, Insn, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
+
+use super::decode::{self, Op};
+use super::layout::{entry_registers, frame_top};
+use super::machine::{bit, Machine, Regs, Stop, MARK_ADDR, MARK_MAP};
+use super::memory::Memory;
+use super::TailCallSemantics;
+
+/// The caller stack depth (bytes, rounded) at or above which a subprogram that makes tail
+/// calls may not be called.
+const TAIL_CALL_STACK_LIMIT: u32 = 256;
+
+/// A function of a program, as the frame logic needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FuncInfo {
+    /// Instruction index of its first instruction.
+    start: usize,
+    /// Its stack depth in bytes.
+    depth: u32,
+    /// Whether it contains a tail call.
+    tail_calls: bool,
+}
+
+/// Fills `out` with the functions of `prog`, main program first.
+pub(super) fn function_table(prog: &Program, out: &mut Vec<FuncInfo>) {
+    out.clear();
+    for (f, range) in prog.functions().into_iter().enumerate() {
+        let tail_calls = prog
+            .insns()
+            .get(range.clone())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| matches!(i, Insn::TailCall | Insn::Call(Call::Helper(helpers::TAIL_CALL))));
+        out.push(FuncInfo { start: range.start, depth: prog.function_stack_depth(f), tail_calls });
+    }
+}
+
+/// A stack depth as the verifier counts it towards the combined limit when the program is
+/// JIT-compiled: rounded up to 16 bytes.
+const fn rounded(depth: u32) -> u32 {
+    depth.div_ceil(16) * 16
+}
+
+/// Why a register is undefined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// It is not (the initial state of every register).
+    Defined,
+    /// A helper call or a bpf-to-bpf call returned: R1-R5 are clobbered.
+    Clobbered,
+    /// A tail call failed: R0-R5 are clobbered.
+    FailedTailCall,
+    /// A subprogram starts with R0 and R6-R9 undefined.
+    SubprogEntry,
+    /// A tail-call target starts with only R1 and R10 defined.
+    TailCallEntry,
+}
+
+/// Why a register is undefined, and the call instruction that made it so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cause {
+    why: Why,
+    /// The program of the call.
+    prog: usize,
+    /// The instruction index of the call.
+    index: usize,
+}
+
+impl Cause {
+    const DEFINED: Cause = Cause { why: Why::Defined, prog: 0, index: 0 };
+}
+
+/// One function activation.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Frame {
+    /// The program whose code runs in it.
+    prog: usize,
+    /// The running function's stack depth.
+    depth: u32,
+    /// The index (in the frame list) of the first frame of this program's call chain.
+    base: usize,
+    /// Where the caller resumes (an instruction index in the caller's program).
+    ret: usize,
+    /// The instruction index of the call that made this frame.
+    call: usize,
+    /// The caller's registers at the call.
+    saved: Regs,
+    /// The caller's undefined registers at the call.
+    saved_undef: u16,
+    /// Why they were undefined.
+    saved_causes: [Cause; 11],
+    /// The tail-call count of this frame ([`TailCallSemantics::PerFrame`]).
+    count: u32,
+}
+
+impl Frame {
+    /// The entry frame.
+    fn entry(depth: u32) -> Frame {
+        Frame {
+            prog: 0,
+            depth,
+            base: 0,
+            ret: 0,
+            call: 0,
+            saved: Regs::new([0; 11], &[]),
+            saved_undef: 0,
+            saved_causes: [Cause::DEFINED; 11],
+            count: 0,
+        }
+    }
+}
+
+/// The buffers a run reuses from the previous one.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Buffers {
+    /// Decoded instructions of each program.
+    pub ops: Vec<Vec<Op>>,
+    /// Functions of each program (filled only for programs with bpf-to-bpf calls).
+    pub funcs: Vec<Vec<FuncInfo>>,
+    /// The stacks and the context.
+    pub memory: Memory,
+    /// The live frames, outermost first.
+    pub frames: Vec<Frame>,
+}
+
+/// The state of one run besides the running frame's.
+struct Run<'s> {
+    set: &'s ProgramSet,
+    funcs: &'s [Vec<FuncInfo>],
+    semantics: TailCallSemantics,
+    frames: &'s mut Vec<Frame>,
+    /// Why each register of the running frame is undefined.
+    causes: [Cause; 11],
+    helpers: Helpers,
+    /// The tail-call count of the run ([`TailCallSemantics::Global`]).
+    count: u32,
+    /// Successful tail calls.
+    tail_calls: u32,
+    /// Frames made so far (their stacks' addresses come from it).
+    serial: u64,
+}
+
+/// Either end of a run that is not an exit.
+enum End {
+    Fault(Fault),
+    CannotJudge(String),
+}
+
+impl From<Fault> for End {
+    fn from(f: Fault) -> End {
+        End::Fault(f)
+    }
+}
+
+/// Runs `set` on `input`.
+pub(super) fn run_set(
+    set: &ProgramSet,
+    input: &Input,
+    budget: u64,
+    semantics: TailCallSemantics,
+    buffers: &mut Buffers,
+) -> RunResult {
+    let progs = set.progs();
+    let Buffers { ops, funcs, memory, frames } = buffers;
+    ops.resize_with(progs.len(), Vec::new);
+    funcs.resize_with(progs.len(), Vec::new);
+    for ((p, ops), funcs) in progs.iter().zip(ops.iter_mut()).zip(funcs.iter_mut()) {
+        funcs.clear();
+        if decode::decode_into(&p.prog, set.maps().len(), ops) {
+            function_table(&p.prog, funcs);
+        }
+    }
+    let entry_depth = set.entry().prog.stack_depth();
+    memory.reset(entry_depth, input.ctx.as_deref());
+    frames.clear();
+    frames.push(Frame::entry(entry_depth));
+    let marked: &[u8] = if input.ctx.is_some() { &[1, 10] } else { &[10] };
+    let mut m = Machine {
+        regs: Regs::new(entry_registers(input), marked),
+        undef: 0,
+        pc: 0,
+        remaining: budget,
+        budget,
+        mem: memory,
+    };
+    let mut run = Run {
+        set,
+        funcs,
+        semantics,
+        frames,
+        causes: [Cause::DEFINED; 11],
+        helpers: Helpers::new(),
+        count: 0,
+        tail_calls: 0,
+        serial: 0,
+    };
+    let end = run.execute(&mut m, ops);
+    let ctx = m.mem.ctx_bytes().to_vec();
+    let (result, r0_is_address) = match end {
+        Ok((r0, mark)) => (Ok(r0), mark != 0),
+        Err(End::Fault(f)) => (Err(f), false),
+        Err(End::CannotJudge(why)) => return RunResult::CannotJudge(why),
+    };
+    RunResult::Ran(Outcome {
+        result,
+        ctx,
+        r0_is_address,
+        tail_calls: run.tail_calls,
+        helper_calls: run.helpers.take_trace(),
+    })
+}
+
+impl Run<'_> {
+    /// Runs until the entry frame exits (R0 and its mark), a fault, or an instruction the
+    /// reference cannot judge.
+    fn execute(&mut self, m: &mut Machine<'_>, ops: &[Vec<Op>]) -> Result<(u64, u8), End> {
+        loop {
+            let prog = self.prog();
+            let Some(code) = ops.get(prog) else {
+                return Err(self.fault(prog, usize::MAX, FaultKind::Host, "no such program".into()).into());
+            };
+            match m.run(code) {
+                Stop::Exit { r0, r0_mark } if self.frames.len() <= 1 => return Ok((r0, r0_mark)),
+                Stop::Exit { r0, r0_mark } => self.ret(m, r0, r0_mark),
+                Stop::Call { index, target } => self.call(m, index, target)?,
+                Stop::Helper { index, id } => self.helper(m, index, id)?,
+                Stop::TailCall { index } => self.tail_call(m, index)?,
+                Stop::Undefined { index, reg } => {
+                    let detail = self.undefined(reg);
+                    return Err(self.fault(prog, index, FaultKind::Verifier, detail).into());
+                }
+                Stop::Fault { kind, index, detail } => {
+                    return Err(self.fault(prog, index, kind, detail).into())
+                }
+                Stop::Unsupported { index } => {
+                    let p = self.set.progs().get(prog).map(|p| &p.prog);
+                    let insn = p.and_then(|p| p.insns().get(index));
+                    let reason = match (insn, p.and_then(|p| pc_of(p, index))) {
+                        (Some(insn), Some(pc)) => decode::unsupported_reason(insn, pc),
+                        _ => format!("instruction {index} is not modelled"),
+                    };
+                    return Err(End::CannotJudge(self.in_program(prog) + &reason));
+                }
+            }
+        }
+    }
+
+    /// The program of the running frame.
+    fn prog(&self) -> usize {
+        self.frames.last().map_or(0, |f| f.prog)
+    }
+
+    /// "in program NAME: " for programs other than the entry, whose pcs are ambiguous
+    /// otherwise; empty for the entry.
+    fn in_program(&self, prog: usize) -> String {
+        match self.set.progs().get(prog) {
+            Some(p) if prog != 0 => format!("in program {} (#{prog}): ", p.name),
+            _ => String::new(),
+        }
+    }
+
+    /// A fault at instruction `index` of program `prog`.
+    fn fault(&self, prog: usize, index: usize, kind: FaultKind, detail: String) -> Fault {
+        let pc = self.set.progs().get(prog).and_then(|p| pc_of(&p.prog, index));
+        Fault { kind, pc, detail: self.in_program(prog) + &detail }
+    }
+
+    /// A verifier fault at instruction `index` of the running program.
+    fn verifier(&self, index: usize, detail: String) -> Fault {
+        self.fault(self.prog(), index, FaultKind::Verifier, detail)
+    }
+
+    /// The account of reading undefined register `reg` in the running frame.
+    fn undefined(&self, reg: u8) -> String {
+        let cause = self.causes.get(reg as usize).copied().unwrap_or(Cause::DEFINED);
+        let pc =
+            self.set.progs().get(cause.prog).and_then(|p| pc_of(&p.prog, cause.index)).unwrap_or(cause.index);
+        let of = match self.set.progs().get(cause.prog) {
+            Some(p) if cause.prog != self.prog() => format!(" of program {}", p.name),
+            _ => String::new(),
+        };
+        let why = match cause.why {
+            Why::Defined => "the verifier has not seen it written".to_string(),
+            Why::Clobbered => format!("R1-R5 are clobbered by the call at pc {pc}{of}"),
+            Why::FailedTailCall => format!("R0-R5 are clobbered by the tail call at pc {pc}{of}, which failed"),
+            Why::SubprogEntry => {
+                format!("a subprogram starts with R0 and R6-R9 undefined (this one was called at pc {pc}{of})")
+            }
+            Why::TailCallEntry => format!(
+                "a tail-call target starts with only R1 and R10 defined (this one was entered by the tail call at pc {pc}{of})"
+            ),
+        };
+        format!("R{reg} is undefined: {why}")
+    }
+
+    /// Makes registers `regs` of the running frame undefined because of `why` (the call at
+    /// instruction `index` of the running program).
+    fn clobber(&mut self, m: &mut Machine<'_>, regs: &[u8], why: Why, index: usize) {
+        let prog = self.prog();
+        for &r in regs {
+            m.regs.set(r, 0, 0);
+            m.undef |= bit(r);
+            if let Some(c) = self.causes.get_mut(r as usize) {
+                *c = Cause { why, prog, index };
+            }
+        }
+    }
+
+    /// A bpf-to-bpf call at `index` to instruction `target`: checks the verifier's limits
+    /// and pushes a frame.
+    fn call(&mut self, m: &mut Machine<'_>, index: usize, target: usize) -> Result<(), Fault> {
+        let Some(&cur) = self.frames.last() else {
+            return Err(self.fault(0, index, FaultKind::Host, "no running frame".into()));
+        };
+        let chain = self.frames.get(cur.base..).unwrap_or_default();
+        let frames = chain.len() + 1;
+        if frames > MAX_CALL_FRAMES {
+            return Err(self.verifier(
+                index,
+                format!(
+                    "the call would make a chain of {frames} frames; the verifier allows at most \
+                     {MAX_CALL_FRAMES} (MAX_CALL_FRAMES)"
+                ),
+            ));
+        }
+        let funcs = self.funcs.get(cur.prog).map(Vec::as_slice).unwrap_or_default();
+        let Some(f) = funcs.iter().position(|f| f.start == target) else {
+            let detail = format!("the call goes to instruction {target}, where no function starts");
+            return Err(self.fault(cur.prog, index, FaultKind::Host, detail));
+        };
+        let callee = funcs[f];
+        let below: u32 = chain.iter().map(|fr| rounded(fr.depth)).sum();
+        if f != 0 && callee.tail_calls && below >= TAIL_CALL_STACK_LIMIT {
+            return Err(self.verifier(
+                index,
+                format!(
+                    "the called subprogram makes tail calls and its callers' frames use {below} bytes \
+                     of stack; the verifier allows tail calls in subprograms only below \
+                     {TAIL_CALL_STACK_LIMIT} bytes"
+                ),
+            ));
+        }
+        let total = below + rounded(callee.depth);
+        if total > MAX_STACK {
+            return Err(self.verifier(
+                index,
+                format!(
+                    "the combined stack of {frames} frames would be {total} bytes (each function's \
+                     depth rounded up to 16); the verifier allows at most {MAX_STACK}"
+                ),
+            ));
+        }
+        self.serial = self.serial.wrapping_add(1);
+        let top = frame_top(self.serial);
+        m.mem.push_frame(top, callee.depth);
+        self.frames.push(Frame {
+            prog: cur.prog,
+            depth: callee.depth,
+            base: cur.base,
+            ret: index + 1,
+            call: index,
+            saved: m.regs,
+            saved_undef: m.undef,
+            saved_causes: self.causes,
+            count: cur.count,
+        });
+        self.clobber(m, &[0, 6, 7, 8, 9], Why::SubprogEntry, index);
+        m.regs.set(10, top, MARK_ADDR);
+        m.undef &= !bit(10);
+        m.pc = target;
+        Ok(())
+    }
+
+    /// The running frame (not the entry frame) exits with R0 = `r0`: back to its caller.
+    fn ret(&mut self, m: &mut Machine<'_>, r0: u64, r0_mark: u8) {
+        let Some(callee) = self.frames.pop() else { return };
+        m.mem.pop_frame();
+        m.regs = callee.saved;
+        m.regs.set(0, r0, r0_mark);
+        m.undef = callee.saved_undef & !bit(0);
+        self.causes = callee.saved_causes;
+        self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, callee.call);
+        m.pc = callee.ret;
+    }
+
+    /// A helper call at `index`.
+    fn helper(&mut self, m: &mut Machine<'_>, index: usize, id: i32) -> Result<(), Fault> {
+        let Some(proto) = helpers::prototype(id) else {
+            return Err(self.verifier(index, format!("unknown helper {id}")));
+        };
+        for r in 1..=proto.scalar_args.min(5) as u8 {
+            if m.undef & bit(r) != 0 {
+                return Err(self.verifier(index, format!("helper {}: {}", proto.name, self.undefined(r))));
+            }
+            if m.regs.marked(r) {
+                let detail = format!("helper {}: R{r} is an address, a scalar is expected", proto.name);
+                return Err(self.verifier(index, detail));
+            }
+        }
+        let args = [1, 2, 3, 4, 5].map(|r| m.regs.get(r));
+        let Some(ret) = self.helpers.call(id, args) else {
+            return Err(self.verifier(index, format!("unknown helper {id}")));
+        };
+        m.regs.set(0, ret, 0);
+        m.undef &= !bit(0);
+        self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, index);
+        Ok(())
+    }
+
+    /// The map register R2 names, if it holds exactly a map's address (and nothing derived
+    /// from a stack or context address).
+    fn map_of(&self, m: &Machine<'_>) -> Option<usize> {
+        if m.regs.mark_of(2) != MARK_MAP {
+            return None;
+        }
+        let off = m.regs.get(2).checked_sub(MAPS_ADDR)?;
+        let k = usize::try_from(off / MAP_STRIDE).ok()?;
+        (off % MAP_STRIDE == 0 && k < self.set.maps().len()).then_some(k)
+    }
+
+    /// `bpf_tail_call(R1 = ctx, R2 = map, R3 = index)` at `index`.
+    fn tail_call(&mut self, m: &mut Machine<'_>, at: usize) -> Result<(), Fault> {
+        for r in [1, 2] {
+            if m.undef & bit(r) != 0 {
+                return Err(self.verifier(at, format!("tail call: {}", self.undefined(r))));
+            }
+        }
+        let Some(k) = self.map_of(m) else {
+            let detail =
+                "tail call: R2 is not a map (it must hold what an `lddw rN, map` loaded)".to_string();
+            return Err(self.verifier(at, detail));
+        };
+        if m.undef & bit(3) != 0 {
+            return Err(self.verifier(at, format!("tail call: {}", self.undefined(3))));
+        }
+        if m.regs.marked(3) {
+            let detail = "tail call: R3 (the index) is an address, a scalar is expected".to_string();
+            return Err(self.verifier(at, detail));
+        }
+        let slots = self.set.maps().get(k).map(|map| map.slots.as_slice()).unwrap_or_default();
+        // The kernel interpreter's order: the index check, the count check, the count, the slot.
+        let index = m.regs.get(3) as u32;
+        let target = if index as usize >= slots.len() {
+            None
+        } else {
+            let count = match self.semantics {
+                TailCallSemantics::Global => &mut self.count,
+                TailCallSemantics::PerFrame => match self.frames.last_mut() {
+                    Some(f) => &mut f.count,
+                    None => &mut self.count,
+                },
+            };
+            if *count >= MAX_TAIL_CALL_CNT {
+                None
+            } else {
+                *count += 1;
+                slots.get(index as usize).copied().flatten()
+            }
+        };
+        let Some(target) = target else {
+            self.clobber(m, &[0, 1, 2, 3, 4, 5], Why::FailedTailCall, at);
+            return Ok(());
+        };
+        let Some(depth) = self.set.progs().get(target).map(|p| p.prog.stack_depth()) else {
+            let detail = format!("tail call: the map slot names program {target}, which does not exist");
+            return Err(self.fault(self.prog(), at, FaultKind::Host, detail));
+        };
+        self.tail_calls += 1;
+        self.clobber(m, &[0, 2, 3, 4, 5, 6, 7, 8, 9], Why::TailCallEntry, at);
+        self.serial = self.serial.wrapping_add(1);
+        let top = frame_top(self.serial);
+        m.mem.replace_frame(top, depth);
+        m.regs.set(10, top, MARK_ADDR);
+        m.undef &= !bit(10);
+        let level = self.frames.len().saturating_sub(1);
+        if let Some(f) = self.frames.last_mut() {
+            f.prog = target;
+            f.depth = depth;
+            f.base = level;
+        }
+        m.pc = 0;
+        Ok(())
+    }
+}
+
+/// The slot pc of instruction `index`, if there is one.
+fn pc_of(prog: &Program, index: usize) -> Option<usize> {
+    (index < prog.insns().len()).then(|| prog.pc_of(index))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Calls, helpers and tail calls as whole program sets; every expected value is worked
+    //! out by hand from the kernel's rules (the comments say how).
+
+    use super::super::testutil::*;
+    use super::super::{frame_top, Reference, TailCallSemantics, CTX_ADDR};
+    use bpf::exec::{map_addr, MAP_STRIDE};
+    use bpf::helpers;
+    use bpf::{
+        AluOp, AtomicOp, ByteOrder, Call, Cond, Engine, Fault, FaultKind, Input, Insn, Operand, Outcome,
+        ProgArray, Program, ProgramSet, Reg, RunResult, SetProgram, Size, SxBits, Width, PSEUDO_MAP_FD,
+    };
+    use TailCallSemantics::{Global, PerFrame};
+
+    /// A placeholder for `call` to function `n` of a [`link`]ed program.
+    fn call_fn(n: i32) -> Insn {
+        Insn::Call(Call::Local(i32::MIN + n))
+    }
+
+    /// Concatenates functions (the first is the main program) and resolves [`call_fn`].
+    fn link(funcs: Vec<Vec<Insn>>) -> Vec<Insn> {
+        let slots = |f: &[Insn]| f.iter().map(Insn::slots).sum::<usize>();
+        let starts: Vec<usize> =
+            funcs.iter().scan(0, |at, f| Some(std::mem::replace(at, *at + slots(f)))).collect();
+        let mut out = Vec::new();
+        let mut slot = 0;
+        for insn in funcs.concat() {
+            out.push(match insn {
+                Insn::Call(Call::Local(n)) if n < i32::MIN + 100 => {
+                    let target = starts[(n - i32::MIN) as usize];
+                    Insn::Call(Call::Local(target as i32 - slot as i32 - 1))
+                }
+                other => other,
+            });
+            slot += insn.slots();
+        }
+        out
+    }
+
+    fn helper(id: i32) -> Insn {
+        Insn::Call(Call::Helper(id))
+    }
+
+    fn tail() -> Insn {
+        helper(helpers::TAIL_CALL)
+    }
+
+    fn ld_map(dst: Reg, k: u64) -> Insn {
+        Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm: k }
+    }
+
+    fn st(size: Size, dst: Reg, off: i16, imm: i32) -> Insn {
+        Insn::StoreImm { size, dst, off, imm }
+    }
+
+    fn stx(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
+        Insn::Store { size, dst, src, off }
+    }
+
+    fn ldx(size: Size, dst: Reg, src: Reg, off: i16) -> Insn {
+        Insn::Load { size, signed: false, dst, src, off }
+    }
+
+    fn addx(dst: Reg, src: Reg) -> Insn {
+        alux(Width::W64, AluOp::Add, dst, src)
+    }
+
+    /// `if dst != imm goto +off`.
+    fn jne(dst: Reg, imm: i32, off: i16) -> Insn {
+        Insn::Jmp { width: Width::W64, cond: Cond::Ne, dst, src: Operand::Imm(imm), off }
+    }
+
+    /// A set of programs (program `i` is named `names[i]`, or `p{i}`) and maps.
+    fn set(progs: Vec<Vec<Insn>>, maps: Vec<Vec<Option<usize>>>) -> ProgramSet {
+        let names = ["entry", "leaf"];
+        let progs = progs
+            .into_iter()
+            .enumerate()
+            .map(|(i, insns)| SetProgram {
+                name: names.get(i).map_or(format!("p{i}"), |n| n.to_string()),
+                prog: Program::new(insns).expect("valid test program"),
+            })
+            .collect();
+        let maps = maps
+            .into_iter()
+            .enumerate()
+            .map(|(i, slots)| ProgArray { name: format!("map{i}"), slots })
+            .collect();
+        ProgramSet::new(progs, maps).expect("consistent test set")
+    }
+
+    fn run_with(engine: &mut Reference, set: &ProgramSet, input: Input) -> Outcome {
+        match engine.run_set(set, &input) {
+            RunResult::Ran(out) => out,
+            RunResult::CannotJudge(why) => panic!("cannot judge: {why}"),
+        }
+    }
+
+    /// Runs a set with the default engine (Global), without a context.
+    fn go(set: &ProgramSet) -> Outcome {
+        run_with(&mut Reference::new(), set, Input::none())
+    }
+
+    /// Runs one linked program.
+    fn go1(funcs: Vec<Vec<Insn>>) -> Outcome {
+        go(&set(vec![link(funcs)], vec![]))
+    }
+
+    /// The verifier fault of a run, with its pc.
+    fn verifier(out: Outcome) -> Fault {
+        let fault = out.result.expect_err("a verifier fault");
+        assert_eq!(fault.kind, FaultKind::Verifier, "{fault}");
+        fault
+    }
+
+    // ---- bpf-to-bpf calls ----
+
+    #[test]
+    fn a_subprogram_returns_a_value() {
+        // r1 = 5; r0 = sub(r1) = 5 * 3; r0 += 1 -> 16.
+        let out = go1(vec![
+            vec![mov64(Reg::R1, 5), call_fn(1), alu64(AluOp::Add, Reg::R0, 1), Insn::Exit],
+            vec![movx(Reg::R0, Reg::R1), alu64(AluOp::Mul, Reg::R0, 3), Insn::Exit],
+        ]);
+        assert_eq!((out.result, out.tail_calls, out.helper_calls), (Ok(16), 0, vec![]));
+    }
+
+    #[test]
+    fn callee_saved_registers_survive_a_call_and_arguments_do_not() {
+        let main = |after: Insn| {
+            vec![
+                mov64(Reg::R6, 1),
+                mov64(Reg::R7, 2),
+                mov64(Reg::R8, 3),
+                mov64(Reg::R9, 4),
+                mov64(Reg::R1, 10),
+                call_fn(1), // pc 5
+                after,
+                addx(Reg::R0, Reg::R6),
+                addx(Reg::R0, Reg::R7),
+                addx(Reg::R0, Reg::R8),
+                addx(Reg::R0, Reg::R9),
+                Insn::Exit,
+            ]
+        };
+        let sub = vec![
+            mov64(Reg::R6, 100),
+            mov64(Reg::R7, 100),
+            mov64(Reg::R8, 100),
+            mov64(Reg::R9, 100),
+            movx(Reg::R0, Reg::R1),
+            Insn::Exit,
+        ];
+        // The callee returns its r1 (10); the caller adds its own r6..r9: 10 + 1 + 2 + 3 + 4.
+        assert_eq!(go1(vec![main(Insn::Ja { off: 0 }), sub.clone()]).result, Ok(20));
+        for r in [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
+            let fault = verifier(go1(vec![main(movx(Reg::R0, r)), sub.clone()]));
+            assert_eq!(fault.pc, Some(6));
+            assert_eq!(
+                fault.detail,
+                format!("R{} is undefined: R1-R5 are clobbered by the call at pc 5", r.num())
+            );
+        }
+    }
+
+    #[test]
+    fn a_subprogram_starts_with_r0_and_r6_to_r9_undefined() {
+        for r in [Reg::R6, Reg::R7, Reg::R8, Reg::R9] {
+            let fault = verifier(go1(vec![vec![call_fn(1), Insn::Exit], vec![movx(Reg::R0, r), Insn::Exit]]));
+            assert_eq!(fault.pc, Some(2));
+            assert_eq!(
+                fault.detail,
+                format!(
+                    "R{} is undefined: a subprogram starts with R0 and R6-R9 undefined (this one was called at pc 0)",
+                    r.num()
+                )
+            );
+        }
+        // A subprogram that never writes r0 cannot return.
+        let fault = verifier(go1(vec![vec![call_fn(1), Insn::Exit], vec![Insn::Exit]]));
+        assert_eq!(fault.pc, Some(2));
+        assert!(fault.detail.starts_with("R0 is undefined: a subprogram starts"), "{}", fault.detail);
+        // Arguments pass as they are: the second call hands over the r1 the first clobbered.
+        let fault = verifier(go1(vec![
+            vec![call_fn(1), call_fn(1), Insn::Exit],
+            vec![movx(Reg::R0, Reg::R1), Insn::Exit],
+        ]));
+        assert_eq!(fault.pc, Some(3));
+        assert_eq!(fault.detail, "R1 is undefined: R1-R5 are clobbered by the call at pc 0");
+    }
+
+    #[test]
+    fn frames_have_their_own_stacks_and_reach_their_callers() {
+        // The callee stores 42 through the pointer to its caller's r10 - 8.
+        let out = go1(vec![
+            vec![
+                st(Size::DW, Reg::R10, -8, 1),
+                movx(Reg::R1, Reg::R10),
+                alu64(AluOp::Add, Reg::R1, -8),
+                call_fn(1),
+                ldx(Size::DW, Reg::R0, Reg::R10, -8),
+                Insn::Exit,
+            ],
+            vec![st(Size::DW, Reg::R1, 0, 42), mov64(Reg::R0, 0), Insn::Exit],
+        ]);
+        assert_eq!((out.result, out.r0_is_address), (Ok(42), false));
+        // Each frame's r10 - 8 is its own: the caller still reads its 7.
+        let out = go1(vec![
+            vec![st(Size::DW, Reg::R10, -8, 7), call_fn(1), ldx(Size::DW, Reg::R0, Reg::R10, -8), Insn::Exit],
+            vec![st(Size::DW, Reg::R10, -8, 99), ldx(Size::DW, Reg::R0, Reg::R10, -8), Insn::Exit],
+        ]);
+        assert_eq!(out.result, Ok(7));
+        // The first frame a run makes has its stack at frame_top(1).
+        let out = go1(vec![vec![call_fn(1), Insn::Exit], vec![movx(Reg::R0, Reg::R10), Insn::Exit]]);
+        assert_eq!((out.result, out.r0_is_address), (Ok(frame_top(1)), true));
+        // A pointer into a frame that returned reaches nothing.
+        let out = go1(vec![
+            vec![call_fn(1), ldx(Size::DW, Reg::R0, Reg::R0, 0), Insn::Exit],
+            vec![
+                st(Size::DW, Reg::R10, -8, 5),
+                movx(Reg::R0, Reg::R10),
+                alu64(AluOp::Add, Reg::R0, -8),
+                Insn::Exit,
+            ],
+        ]);
+        let fault = out.result.expect_err("dangling");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(1)));
+        // Above a callee's r10 there is nothing either (its caller's stack is elsewhere).
+        let out = go1(vec![
+            vec![st(Size::DW, Reg::R10, -8, 7), call_fn(1), Insn::Exit],
+            vec![ldx(Size::DW, Reg::R0, Reg::R10, 8), Insn::Exit],
+        ]);
+        let fault = out.result.expect_err("above r10");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(3)));
+        assert_eq!(
+            fault.detail,
+            "8-byte load from 0x20010208 is outside the stack (the subprogram has no stack), \
+             the stacks of the calling frames [0x200001f8, 0x20000200) and there is no context"
+        );
+    }
+
+    #[test]
+    fn a_new_frame_starts_uninitialized() {
+        let with = |sub: Vec<Insn>| go1(vec![vec![call_fn(1), Insn::Exit], sub]);
+        let fault = verifier(with(vec![ldx(Size::DW, Reg::R0, Reg::R10, -8), Insn::Exit]));
+        assert_eq!(fault.pc, Some(2));
+        assert!(fault.detail.starts_with("8-byte load from 0x200101f8 reads stack bytes nothing wrote"));
+        // Half written is not written.
+        let half = vec![st(Size::W, Reg::R10, -8, 1), ldx(Size::DW, Reg::R0, Reg::R10, -8), Insn::Exit];
+        assert_eq!(verifier(with(half)).pc, Some(3));
+        let written = vec![st(Size::W, Reg::R10, -8, 1), ldx(Size::W, Reg::R0, Reg::R10, -8), Insn::Exit];
+        assert_eq!(with(written).result, Ok(1));
+        // An atomic reads before it writes.
+        let atomic = vec![
+            mov64(Reg::R0, 0),
+            mov64(Reg::R1, 1),
+            Insn::Atomic { size: Size::DW, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R1, off: -8 },
+            Insn::Exit,
+        ];
+        let fault = verifier(with(atomic));
+        assert_eq!(fault.pc, Some(4));
+        assert!(
+            fault.detail.starts_with("8-byte atomic add on 0x200101f8 reads stack bytes"),
+            "{}",
+            fault.detail
+        );
+    }
+
+    /// `calls` nested calls (`calls + 1` frames): each function calls the next, the last
+    /// returns 7.
+    fn chain(calls: usize) -> Vec<Insn> {
+        let mut funcs: Vec<Vec<Insn>> = (1..=calls as i32).map(|n| vec![call_fn(n), Insn::Exit]).collect();
+        funcs.push(vec![mov64(Reg::R0, 7), Insn::Exit]);
+        link(funcs)
+    }
+
+    #[test]
+    fn eight_frames_are_allowed_and_nine_are_not() {
+        assert_eq!(go(&set(vec![chain(7)], vec![])).result, Ok(7));
+        let fault = verifier(go(&set(vec![chain(8)], vec![])));
+        // The eighth function (slots 14 and 15) makes the ninth frame.
+        assert_eq!(fault.pc, Some(14));
+        assert_eq!(
+            fault.detail,
+            "the call would make a chain of 9 frames; the verifier allows at most 8 (MAX_CALL_FRAMES)"
+        );
+    }
+
+    /// main uses `a` bytes of stack and calls a subprogram using `b`, which returns 1.
+    fn stacks(a: i16, b: i16) -> Outcome {
+        go1(vec![
+            vec![st(Size::DW, Reg::R10, -a, 0), call_fn(1), Insn::Exit],
+            vec![st(Size::DW, Reg::R10, -b, 0), mov64(Reg::R0, 1), Insn::Exit],
+        ])
+    }
+
+    #[test]
+    fn the_combined_stack_is_at_most_512_bytes() {
+        assert_eq!(stacks(256, 256).result, Ok(1));
+        // 256 + 264 rounded up to 272.
+        let fault = verifier(stacks(256, 264));
+        assert_eq!(fault.pc, Some(1));
+        assert_eq!(
+            fault.detail,
+            "the combined stack of 2 frames would be 528 bytes (each function's depth rounded up to 16); \
+             the verifier allows at most 512"
+        );
+        // Rounding: 496 + 8 counts 496 + 16 = 512, allowed; 504 + 8 counts 512 + 16.
+        assert_eq!(stacks(496, 8).result, Ok(1));
+        assert!(verifier(stacks(504, 8)).detail.contains("would be 528 bytes"));
+        // Three frames: 256 + 128 + 128 = 512 fits, 256 + 128 + 136 (144) does not.
+        let three = |c: i16| {
+            go1(vec![
+                vec![st(Size::DW, Reg::R10, -256, 0), call_fn(1), Insn::Exit],
+                vec![st(Size::DW, Reg::R10, -128, 0), call_fn(2), Insn::Exit],
+                vec![st(Size::DW, Reg::R10, -c, 0), mov64(Reg::R0, 3), Insn::Exit],
+            ])
+        };
+        assert_eq!(three(128).result, Ok(3));
+        let fault = verifier(three(136));
+        assert_eq!(fault.pc, Some(4));
+        assert!(fault.detail.contains("of 3 frames would be 528 bytes"), "{}", fault.detail);
+    }
+
+    #[test]
+    fn a_subprogram_that_tail_calls_needs_less_than_256_bytes_below_it() {
+        // The subprogram tries slot 5 of a 1-slot map (out of range: it falls through).
+        let with = |depth: i16| {
+            go(&set(
+                vec![link(vec![
+                    vec![st(Size::DW, Reg::R10, -depth, 0), call_fn(1), Insn::Exit],
+                    vec![ld_map(Reg::R2, 0), mov64(Reg::R3, 5), tail(), mov64(Reg::R0, 1), Insn::Exit],
+                ])],
+                vec![vec![Some(0)]],
+            ))
+        };
+        assert_eq!(with(240).result, Ok(1));
+        let fault = verifier(with(256));
+        assert_eq!(fault.pc, Some(1));
+        assert_eq!(
+            fault.detail,
+            "the called subprogram makes tail calls and its callers' frames use 256 bytes of stack; \
+             the verifier allows tail calls in subprograms only below 256 bytes"
+        );
+        // 248 bytes count as 256.
+        assert!(verifier(with(248)).detail.contains("use 256 bytes"));
+    }
+
+    #[test]
+    fn the_budget_counts_every_frame() {
+        // call, r0 = 1, exit (sub), exit (main): 4 instructions.
+        let s =
+            set(vec![link(vec![vec![call_fn(1), Insn::Exit], vec![mov64(Reg::R0, 1), Insn::Exit]])], vec![]);
+        assert_eq!(run_with(&mut Reference::with_budget(4), &s, Input::none()).result, Ok(1));
+        let fault = run_with(&mut Reference::with_budget(3), &s, Input::none()).result.expect_err("budget");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::Budget, Some(1)));
+    }
+
+    // ---- undefined registers ----
+
+    #[test]
+    fn every_kind_of_read_of_an_undefined_register_is_caught() {
+        // After `call jitdiff_counter` at pc 0, r1 is undefined; each instruction reads it.
+        let reads = [
+            alux(Width::W32, AluOp::Mov, Reg::R1, Reg::R1),
+            alux(Width::W64, AluOp::Xor, Reg::R1, Reg::R1),
+            alux(Width::W32, AluOp::Xor, Reg::R1, Reg::R1),
+            alux(Width::W64, AluOp::Sub, Reg::R1, Reg::R1),
+            alu64(AluOp::Add, Reg::R1, 1),
+            alux(Width::W64, AluOp::Add, Reg::R0, Reg::R1),
+            Insn::Neg { width: Width::W64, dst: Reg::R1 },
+            Insn::End { order: ByteOrder::Be, bits: 16, dst: Reg::R1 },
+            Insn::End { order: ByteOrder::Le, bits: 64, dst: Reg::R1 },
+            Insn::MovSx { width: Width::W64, from: SxBits::S8, dst: Reg::R0, src: Reg::R1 },
+            Insn::Jmp { width: Width::W64, cond: Cond::Eq, dst: Reg::R1, src: Operand::Imm(0), off: 0 },
+            Insn::Jmp { width: Width::W32, cond: Cond::Eq, dst: Reg::R0, src: Operand::Reg(Reg::R1), off: 0 },
+            ldx(Size::B, Reg::R0, Reg::R1, 0),
+            st(Size::B, Reg::R1, 0, 0),
+            stx(Size::DW, Reg::R10, Reg::R1, -8),
+            Insn::Atomic { size: Size::DW, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R1, off: -8 },
+        ];
+        for insn in reads {
+            let fault = verifier(go1(vec![vec![
+                st(Size::DW, Reg::R10, -8, 0),
+                helper(helpers::COUNTER),
+                insn,
+                Insn::Exit,
+            ]]));
+            assert_eq!(fault.pc, Some(2), "{insn:?}");
+            assert_eq!(fault.detail, "R1 is undefined: R1-R5 are clobbered by the call at pc 1", "{insn:?}");
+        }
+        // Writes define: a constant, a load, a map reference.
+        let out = go(&set(
+            vec![vec![
+                st(Size::DW, Reg::R10, -8, 3),
+                helper(helpers::COUNTER),
+                mov64(Reg::R1, 1),
+                ldx(Size::DW, Reg::R2, Reg::R10, -8),
+                ld_map(Reg::R3, 0),
+                movx(Reg::R0, Reg::R1),
+                addx(Reg::R0, Reg::R2),
+                alu64(AluOp::Sub, Reg::R3, map_addr(0) as i32),
+                addx(Reg::R0, Reg::R3),
+                Insn::Exit,
+            ]],
+            vec![vec![None]],
+        ));
+        // 1 + 3 + 0; the map address minus itself keeps the map mark.
+        assert_eq!((out.result, out.r0_is_address), (Ok(4), true));
+        // cmpxchg reads r0, which a subprogram starts without.
+        let fault = verifier(go1(vec![
+            vec![call_fn(1), Insn::Exit],
+            vec![
+                st(Size::DW, Reg::R10, -8, 0),
+                mov64(Reg::R3, 1),
+                Insn::Atomic { size: Size::DW, op: AtomicOp::Cmpxchg, dst: Reg::R10, src: Reg::R3, off: -8 },
+                Insn::Exit,
+            ],
+        ]));
+        assert_eq!(fault.pc, Some(4));
+        assert!(fault.detail.starts_with("R0 is undefined"), "{}", fault.detail);
+    }
+
+    // ---- helpers ----
+
+    #[test]
+    fn every_helper_runs_and_is_traced() {
+        use helpers::*;
+        let out = go1(vec![vec![
+            helper(KTIME_GET_NS),
+            helper(GET_NUMA_NODE_ID),
+            helper(JIFFIES64),
+            helper(KTIME_GET_BOOT_NS),
+            helper(KTIME_GET_COARSE_NS),
+            helper(TEST_FUNC),
+            mov64(Reg::R1, 1),
+            mov64(Reg::R2, 2),
+            helper(MIX),
+            helper(COUNTER),
+            helper(COUNTER),
+            Insn::Exit,
+        ]]);
+        // The clock advances by 1000 per read; numa node and bpf_test_func return 0; the
+        // counter counts 1, 2. mix is the shared implementation's, on (1, 2).
+        let mixed = Helpers::new().call(MIX, [1, 2, 0, 0, 0]).expect("mix exists");
+        let call = |id, args: Vec<u64>, ret| HelperCall { id, args, ret };
+        assert_eq!(out.result, Ok(2));
+        assert_eq!(
+            out.helper_calls,
+            vec![
+                call(KTIME_GET_NS, vec![], 1000),
+                call(GET_NUMA_NODE_ID, vec![], 0),
+                call(JIFFIES64, vec![], 2000),
+                call(KTIME_GET_BOOT_NS, vec![], 3000),
+                call(KTIME_GET_COARSE_NS, vec![], 4000),
+                call(TEST_FUNC, vec![], 0),
+                call(MIX, vec![1, 2], mixed),
+                call(COUNTER, vec![], 1),
+                call(COUNTER, vec![], 2),
+            ]
+        );
+        // Helpers in a subprogram share the run's state; the trace is in call order.
+        let out = go1(vec![
+            vec![helper(COUNTER), call_fn(1), helper(COUNTER), Insn::Exit],
+            vec![helper(COUNTER), Insn::Exit],
+        ]);
+        assert_eq!(out.result, Ok(3));
+        assert_eq!(out.helper_calls.iter().map(|c| c.ret).collect::<Vec<_>>(), vec![1, 2, 3]);
+        // Each run starts afresh.
+        let mut engine = Reference::new();
+        let s = set(vec![vec![helper(COUNTER), Insn::Exit]], vec![]);
+        assert_eq!(run_with(&mut engine, &s, Input::none()).result, Ok(1));
+        assert_eq!(run_with(&mut engine, &s, Input::none()).result, Ok(1));
+    }
+
+    #[test]
+    fn helper_arguments_are_checked() {
+        use helpers::{COUNTER, MIX};
+        // An address where jitdiff_mix expects a scalar: the stack, the context, a map.
+        let fault =
+            verifier(go1(vec![vec![movx(Reg::R1, Reg::R10), mov64(Reg::R2, 0), helper(MIX), Insn::Exit]]));
+        assert_eq!(
+            (fault.pc, fault.detail.as_str()),
+            (Some(2), "helper jitdiff_mix: R1 is an address, a scalar is expected")
+        );
+        let s = set(vec![vec![mov64(Reg::R2, 0), helper(MIX), Insn::Exit]], vec![]);
+        let fault = verifier(run_with(&mut Reference::new(), &s, Input::with_ctx(vec![0; 4])));
+        assert_eq!(
+            (fault.pc, fault.detail.as_str()),
+            (Some(1), "helper jitdiff_mix: R1 is an address, a scalar is expected")
+        );
+        let s =
+            set(vec![vec![mov64(Reg::R1, 0), ld_map(Reg::R2, 0), helper(MIX), Insn::Exit]], vec![vec![None]]);
+        assert_eq!(verifier(go(&s)).detail, "helper jitdiff_mix: R2 is an address, a scalar is expected");
+        // Arguments a call clobbered.
+        let fault = verifier(go1(vec![vec![helper(COUNTER), helper(MIX), Insn::Exit]]));
+        assert_eq!(
+            (fault.pc, fault.detail.as_str()),
+            (Some(1), "helper jitdiff_mix: R1 is undefined: R1-R5 are clobbered by the call at pc 0")
+        );
+        // Registers past the prototype's arguments are not read.
+        let out =
+            go1(vec![vec![helper(COUNTER), mov64(Reg::R1, 1), mov64(Reg::R2, 2), helper(MIX), Insn::Exit]]);
+        assert!(out.result.is_ok());
+        // Unknown helpers.
+        let fault = verifier(go1(vec![vec![helper(99), Insn::Exit]]));
+        assert_eq!((fault.pc, fault.detail.as_str()), (Some(0), "unknown helper 99"));
+    }
+
+    // ---- maps and tail calls ----
+
+    #[test]
+    fn lddw_of_a_map_loads_its_address() {
+        let s = set(vec![vec![ld_map(Reg::R0, 1), Insn::Exit]], vec![vec![None], vec![None]]);
+        let out = go(&s);
+        assert_eq!((out.result, out.r0_is_address), (Ok(map_addr(1)), true));
+        // A set that skipped the check: the map does not exist.
+        let prog = Program::new(vec![ld_map(Reg::R0, 0), Insn::Exit]).expect("valid");
+        let fault = verifier(go(&ProgramSet::single(prog)));
+        assert_eq!(
+            (fault.pc, fault.detail.as_str()),
+            (Some(0), "lddw names map 0, which the program set does not have")
+        );
+    }
+
+    /// `r2 = map0; r3 = index; <tail call>; <after>; exit` against map0 = [leaf, empty]
+    /// where leaf returns 42.
+    fn tail_call_then(index: Insn, tail_insn: Insn, after: Insn) -> Outcome {
+        go(&set(
+            vec![
+                vec![ld_map(Reg::R2, 0), index, tail_insn, after, Insn::Exit],
+                vec![mov64(Reg::R0, 42), Insn::Exit],
+            ],
+            vec![vec![Some(1), None]],
+        ))
+    }
+
+    /// [`tail_call_then`] with `r0 = 99` after the tail call.
+    fn tail_call_with(index: Insn, tail_insn: Insn) -> Outcome {
+        tail_call_then(index, tail_insn, mov64(Reg::R0, 99))
+    }
+
+    #[test]
+    fn a_tail_call_jumps_to_its_target_or_falls_through() {
+        let result = |index: Insn| {
+            let out = tail_call_with(index, tail());
+            (out.result.expect("runs"), out.tail_calls)
+        };
+        assert_eq!(result(mov64(Reg::R3, 0)), (42, 1));
+        assert_eq!(result(mov64(Reg::R3, 1)), (99, 0), "empty slot");
+        assert_eq!(result(mov64(Reg::R3, 2)), (99, 0), "index >= max_entries");
+        assert_eq!(result(lddw(Reg::R3, 0x1_0000_0000)), (42, 1), "the index is 32 bits: 0");
+        assert_eq!(result(lddw(Reg::R3, 0x1_0000_0001)), (99, 0), "the index is 32 bits: 1");
+        assert_eq!(result(mov64(Reg::R3, -1)), (99, 0), "0xffffffff");
+        // The kernel-internal instruction is the same tail call.
+        let out = tail_call_with(mov64(Reg::R3, 0), Insn::TailCall);
+        assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+    }
+
+    #[test]
+    fn a_failed_tail_call_clobbers_r0_to_r5() {
+        for r in 0..=5u8 {
+            let reg = Reg::new(r).expect("a register");
+            let out = tail_call_then(mov64(Reg::R3, 1), tail(), movx(Reg::R0, reg));
+            let fault = verifier(out);
+            // r2 = map (slots 0-1), r3 = 1 (slot 2), the tail call (slot 3), the read (slot 4).
+            assert_eq!(fault.pc, Some(4));
+            assert_eq!(
+                fault.detail,
+                format!("R{r} is undefined: R0-R5 are clobbered by the tail call at pc 3, which failed")
+            );
+        }
+    }
+
+    #[test]
+    fn a_tail_call_target_starts_with_r1_and_r10() {
+        let with = |leaf: Vec<Insn>, input: Input| {
+            let s = set(
+                vec![
+                    vec![ld_map(Reg::R2, 0), mov64(Reg::R3, 0), tail(), mov64(Reg::R0, 99), Insn::Exit],
+                    leaf,
+                ],
+                vec![vec![Some(1)]],
+            );
+            run_with(&mut Reference::new(), &s, input)
+        };
+        let out = with(vec![movx(Reg::R0, Reg::R1), Insn::Exit], Input::with_ctx(vec![0; 4]));
+        assert_eq!((out.result, out.r0_is_address), (Ok(CTX_ADDR), true));
+        let out = with(vec![movx(Reg::R0, Reg::R10), Insn::Exit], Input::none());
+        assert_eq!(out.result, Ok(frame_top(1)), "a fresh frame at a new address");
+        for r in [Reg::R0, Reg::R2, Reg::R5, Reg::R6, Reg::R9] {
+            let fault = verifier(with(vec![movx(Reg::R0, r), Insn::Exit], Input::none()));
+            assert_eq!(fault.pc, Some(0));
+            assert_eq!(
+                fault.detail,
+                format!(
+                    "in program leaf (#1): R{} is undefined: a tail-call target starts with only R1 and \
+                     R10 defined (this one was entered by the tail call at pc 3 of program entry)",
+                    r.num()
+                )
+            );
+        }
+        // Faults in another program than the entry say which.
+        let out = with(vec![mov64(Reg::R2, 0), st(Size::B, Reg::R2, 0, 1), Insn::Exit], Input::none());
+        let fault = out.result.expect_err("null store");
+        assert_eq!((fault.kind, fault.pc), (FaultKind::MemoryAccess, Some(1)));
+        assert_eq!(
+            fault.detail,
+            "in program leaf (#1): 1-byte store to 0x0 is outside the stack (the program has no stack) \
+             and there is no context"
+        );
+    }
+
+    #[test]
+    fn tail_call_operands_are_checked() {
+        let with = |r2: Insn, r3: Insn| {
+            go(&set(
+                vec![
+                    vec![r2, r3, tail(), mov64(Reg::R0, 99), Insn::Exit],
+                    vec![mov64(Reg::R0, 42), Insn::Exit],
+                ],
+                vec![vec![Some(1)]],
+            ))
+        };
+        let not_a_map = "tail call: R2 is not a map (it must hold what an `lddw rN, map` loaded)";
+        // The right value, but a plain constant.
+        let fault = verifier(with(lddw(Reg::R2, map_addr(0)), mov64(Reg::R3, 0)));
+        assert_eq!((fault.pc, fault.detail.as_str()), (Some(3), not_a_map));
+        // A map address moved on to a map that does not exist.
+        let s = set(
+            vec![vec![
+                ld_map(Reg::R2, 0),
+                alu64(AluOp::Add, Reg::R2, MAP_STRIDE as i32),
+                mov64(Reg::R3, 0),
+                tail(),
+                mov64(Reg::R0, 99),
+                Insn::Exit,
+            ]],
+            vec![vec![Some(0)]],
+        );
+        assert_eq!(verifier(go(&s)).detail, not_a_map);
+        // The index must be a scalar.
+        let fault = verifier(with(ld_map(Reg::R2, 0), movx(Reg::R3, Reg::R10)));
+        assert_eq!(fault.detail, "tail call: R3 (the index) is an address, a scalar is expected");
+        // R1 (the context) must be defined: here a helper call clobbered it.
+        let s = set(
+            vec![vec![helper(helpers::COUNTER), ld_map(Reg::R2, 0), mov64(Reg::R3, 0), tail(), Insn::Exit]],
+            vec![vec![Some(0)]],
+        );
+        let fault = verifier(go(&s));
+        assert_eq!(
+            (fault.pc, fault.detail.as_str()),
+            (Some(4), "tail call: R1 is undefined: R1-R5 are clobbered by the call at pc 0")
+        );
+    }
+
+    /// The loop `do { r1 = r7; r2 = map0; r3 = index; tail call } while (--counter != 0)`
+    /// (7 slots; `r7` holds the context), repeated `times` times.
+    fn tail_call_loop(counter: Reg, times: i32, index: i32) -> Vec<Insn> {
+        vec![
+            mov64(counter, times),
+            movx(Reg::R1, Reg::R7),
+            ld_map(Reg::R2, 0),
+            mov64(Reg::R3, index),
+            tail(),
+            alu64(AluOp::Sub, counter, 1),
+            jne(counter, 0, -7),
+        ]
+    }
+
+    /// `r7 = r1; <times> tail calls to `index`; then a tail call to slot 0 (the leaf,
+    /// returning 42); r0 = 99`. map0 = [leaf, empty].
+    fn after_tail_calls(times: i32, index: i32) -> Outcome {
+        let mut entry = vec![movx(Reg::R7, Reg::R1)];
+        entry.extend(tail_call_loop(Reg::R6, times, index));
+        entry.extend([
+            movx(Reg::R1, Reg::R7),
+            ld_map(Reg::R2, 0),
+            mov64(Reg::R3, 0),
+            tail(),
+            mov64(Reg::R0, 99),
+            Insn::Exit,
+        ]);
+        go(&set(vec![entry, vec![mov64(Reg::R0, 42), Insn::Exit]], vec![vec![Some(1), None]]))
+    }
+
+    #[test]
+    fn an_empty_slot_uses_up_the_count_and_an_index_out_of_range_does_not() {
+        // 32 failed tail calls to the empty slot leave one: the 33rd succeeds.
+        let out = after_tail_calls(32, 1);
+        assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+        // After 33 the count is spent: the valid slot fails too.
+        let out = after_tail_calls(33, 1);
+        assert_eq!((out.result, out.tail_calls), (Ok(99), 0));
+        // An index out of range fails before the count: 100 of them cost nothing.
+        let out = after_tail_calls(100, 2);
+        assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+    }
+
+    /// A program that adds 1 to the u32 at ctx[0] and tail-calls slot 0 of map0 (itself),
+    /// then returns 1.
+    fn self_tail_call() -> Vec<Insn> {
+        vec![
+            ldx(Size::W, Reg::R2, Reg::R1, 0),
+            alu64(AluOp::Add, Reg::R2, 1),
+            stx(Size::W, Reg::R1, Reg::R2, 0),
+            ld_map(Reg::R2, 0),
+            mov64(Reg::R3, 0),
+            tail(),
+            mov64(Reg::R0, 1),
+            Insn::Exit,
+        ]
+    }
+
+    #[test]
+    fn a_self_tail_call_runs_34_times() {
+        // The entry run plus 33 targets each count once; the 34th tail call fails.
+        for semantics in [Global, PerFrame] {
+            let s = set(vec![self_tail_call()], vec![vec![Some(0)]]);
+            let out = run_with(&mut Reference::with_semantics(semantics), &s, Input::with_ctx(vec![0; 4]));
+            assert_eq!(out.result, Ok(1), "{semantics:?}");
+            assert_eq!(out.ctx, vec![34, 0, 0, 0], "{semantics:?}");
+            assert_eq!(out.tail_calls, 33, "{semantics:?}");
+        }
+    }
+
+    #[test]
+    fn a_tail_call_from_a_subprogram_returns_to_its_caller() {
+        // main: r6 = 1000; r0 = sub(); r0 += r6. sub tail-calls the leaf, which returns 5
+        // (after calling its own subprogram, which returns 4): 5 + 1000.
+        let entry = link(vec![
+            vec![mov64(Reg::R6, 1000), call_fn(1), addx(Reg::R0, Reg::R6), Insn::Exit],
+            vec![ld_map(Reg::R2, 0), mov64(Reg::R3, 0), tail(), mov64(Reg::R0, 7), Insn::Exit],
+        ]);
+        let leaf = link(vec![
+            vec![call_fn(1), alu64(AluOp::Add, Reg::R0, 1), Insn::Exit],
+            vec![mov64(Reg::R0, 4), Insn::Exit],
+        ]);
+        let out = go(&set(vec![entry, leaf], vec![vec![Some(1)]]));
+        assert_eq!((out.result, out.tail_calls), (Ok(1005), 1));
+    }
+
+    #[test]
+    fn per_frame_counts_give_a_callee_a_copy() {
+        // main: call sub (20 failed tail calls to the empty slot), then 13 more, then one to
+        // the leaf. Global: 20 + 13 = 33 spent, the last fails (99). PerFrame: the
+        // subprogram spent its copy; main has 13, the last succeeds (42).
+        let mut main = vec![movx(Reg::R7, Reg::R1), call_fn(1)];
+        main.extend(tail_call_loop(Reg::R6, 13, 1));
+        main.extend([
+            movx(Reg::R1, Reg::R7),
+            ld_map(Reg::R2, 0),
+            mov64(Reg::R3, 0),
+            tail(),
+            mov64(Reg::R0, 99),
+            Insn::Exit,
+        ]);
+        let mut sub = vec![movx(Reg::R7, Reg::R1)];
+        sub.extend(tail_call_loop(Reg::R6, 20, 1));
+        sub.extend([mov64(Reg::R0, 0), Insn::Exit]);
+        let s =
+            set(vec![link(vec![main, sub]), vec![mov64(Reg::R0, 42), Insn::Exit]], vec![vec![Some(1), None]]);
+        let out = run_with(&mut Reference::with_semantics(Global), &s, Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(99), 0));
+        let out = run_with(&mut Reference::with_semantics(PerFrame), &s, Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+    }
+
+    /// The "tailcall hierarchy" program: `entry { ctx[0] += 1; sub(); sub(); return 1 }`
+    /// with `sub { tail_call(map0, slot) ; return 0 }`.
+    fn hierarchy(slot: i32) -> Vec<Insn> {
+        link(vec![
+            vec![
+                movx(Reg::R6, Reg::R1),
+                ldx(Size::W, Reg::R2, Reg::R6, 0),
+                alu64(AluOp::Add, Reg::R2, 1),
+                stx(Size::W, Reg::R6, Reg::R2, 0),
+                movx(Reg::R1, Reg::R6),
+                call_fn(1),
+                movx(Reg::R1, Reg::R6),
+                call_fn(1),
+                mov64(Reg::R0, 1),
+                Insn::Exit,
+            ],
+            vec![ld_map(Reg::R2, 0), mov64(Reg::R3, slot), tail(), mov64(Reg::R0, 0), Insn::Exit],
+        ])
+    }
+
+    #[test]
+    fn tailcall_hierarchy() {
+        // sub tail-calls the entry (slot 0 = program 0).
+        let s = set(vec![hierarchy(0)], vec![vec![Some(0)]]);
+        // Global: one count. Each entry instance's first sub() tail-calls a new instance
+        // while the count lasts: 33 succeed, so 34 instances bump the counter; every other
+        // sub() fails and returns 0, and each instance returns 1 to the sub() call it
+        // replaced, the first to the end of the run.
+        let out = run_with(
+            &mut Reference::with_budget_and_semantics(100_000, Global),
+            &s,
+            Input::with_ctx(vec![0; 4]),
+        );
+        assert_eq!((out.result, out.tail_calls, out.ctx), (Ok(1), 33, vec![34, 0, 0, 0]));
+        // PerFrame: both sub() calls of an instance start from the instance's own count c, so
+        // an instance starting at c runs N(c) = 1 + 2 N(c + 1) instances, N(33) = 1: N(0) =
+        // 2^34 - 1, far beyond any budget.
+        let out = run_with(
+            &mut Reference::with_budget_and_semantics(100_000, PerFrame),
+            &s,
+            Input::with_ctx(vec![0; 4]),
+        );
+        assert_eq!(out.result.expect_err("explodes").kind, FaultKind::Budget);
+    }
+
+    #[test]
+    fn tailcall_hierarchy_from_a_count_of_31() {
+        // A starter spends 30 on the empty slot 1, then tail-calls the hierarchy program
+        // (slot 0; count 31), whose sub() tail-calls it again.
+        let mut starter = vec![movx(Reg::R7, Reg::R1)];
+        starter.extend(tail_call_loop(Reg::R6, 30, 1));
+        starter.extend([
+            movx(Reg::R1, Reg::R7),
+            ld_map(Reg::R2, 0),
+            mov64(Reg::R3, 0),
+            tail(),
+            mov64(Reg::R0, 99),
+            Insn::Exit,
+        ]);
+        let s = set(vec![starter, hierarchy(0)], vec![vec![Some(1), None]]);
+        let ctx = || Input::with_ctx(vec![0; 4]);
+        // Global: instances at counts 31, 32, 33 (two more successful tail calls), then
+        // every tail call fails: 3 instances, 1 + 2 successful tail calls.
+        let out = run_with(&mut Reference::with_semantics(Global), &s, ctx());
+        assert_eq!((out.result, out.tail_calls, out.ctx), (Ok(1), 3, vec![3, 0, 0, 0]));
+        // PerFrame: N(33) = 1, N(32) = 3, N(31) = 7 instances; 1 + 6 successful tail calls.
+        let out = run_with(&mut Reference::with_semantics(PerFrame), &s, ctx());
+        assert_eq!((out.result, out.tail_calls, out.ctx), (Ok(1), 7, vec![7, 0, 0, 0]));
+    }
+
+    #[test]
+    fn the_engine_is_reusable_after_calls() {
+        let mut engine = Reference::with_semantics(PerFrame);
+        assert_eq!(engine.semantics(), PerFrame);
+        let s = set(vec![self_tail_call()], vec![vec![Some(0)]]);
+        let first = run_with(&mut engine, &s, Input::with_ctx(vec![0; 4]));
+        assert_eq!(run_with(&mut engine, &s, Input::with_ctx(vec![0; 4])), first);
+        let single = set(vec![vec![ldx(Size::DW, Reg::R0, Reg::R10, -8), Insn::Exit]], vec![]);
+        assert_eq!(run_with(&mut engine, &single, Input::none()).result, Ok(0), "one zeroed frame again");
+        assert_eq!(Reference::default().semantics(), Global);
+    }
+}
