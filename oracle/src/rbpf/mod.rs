@@ -94,9 +94,10 @@
 //! the lowered program is preceded by a local call to a small subroutine that calls a
 //! counting helper; when more than the budget of backward jumps has been taken, the
 //! subroutine calls an unregistered helper and rbpf stops with an error, reported as
-//! [`FaultKind::Budget`](bpf::FaultKind::Budget). One budget serves the whole run, tail-call targets included. A
-//! run that never takes a backward jump ends after at most as many instructions as its
-//! programs have (recursion is refused, tail calls are bounded).
+//! [`FaultKind::Budget`](bpf::FaultKind::Budget). One budget serves the whole run,
+//! tail-call targets included. A run that never takes a backward jump ends after at most
+//! as many instructions as its programs have, times 34 (recursion is refused, at most 33
+//! tail calls succeed).
 //!
 //! # Usage
 //! ```

@@ -365,7 +365,7 @@ pub(crate) fn patch_lddw(bytes: &mut [u8], slot: usize, value: u64) {
 
 /// The lowering's bytes with the prefix `lddw r1, r1; lddw r10, r10`.
 pub(crate) fn patched(lowered: &Lowered, r1: u64, r10: u64) -> Vec<u8> {
-    debug_assert!(PREFIX_SLOTS == 4);
+    const { assert!(PREFIX_SLOTS == 4, "the prefix is two lddw") };
     let mut bytes = lowered.bytes().to_vec();
     patch_lddw(&mut bytes, 0, r1);
     patch_lddw(&mut bytes, 2, r10);
