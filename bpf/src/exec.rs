@@ -30,6 +30,11 @@ pub const MAP_STRIDE: u64 = 0x1_0000;
 pub const MAP_PTRS_OFFSET: u64 = 8;
 /// The largest number of slots a prog array may have (so that it fits its stride).
 pub const MAX_MAP_ENTRIES: u32 = ((MAP_STRIDE - MAP_PTRS_OFFSET) / 8) as u32;
+/// The most value bytes an array map may hold (so that it fits its stride).
+pub const MAX_ARRAY_BYTES: usize = (MAP_STRIDE - MAP_PTRS_OFFSET) as usize;
+/// Offset of the values within an array map (after `max_entries` and `value_size`).
+pub const ARRAY_VALUES_OFFSET: u64 = MAP_PTRS_OFFSET;
+
 /// The kernel's limit on successful tail calls in one run (`MAX_TAIL_CALL_CNT`).
 pub const MAX_TAIL_CALL_CNT: u32 = 33;
 /// The kernel's limit on nested bpf2bpf frames (`MAX_CALL_FRAMES`).
@@ -138,12 +143,14 @@ pub struct Outcome {
     pub tail_calls: u32,
     /// Every helper call, in order (tail calls are not helper calls).
     pub helper_calls: Vec<HelperCall>,
+    /// The contents of every array map after the run, in the set's order.
+    pub arrays: Vec<Vec<u8>>,
 }
 
 impl Outcome {
     /// An outcome with no tail calls and no helper calls.
     pub fn new(result: Result<u64, Fault>, ctx: Vec<u8>, r0_is_address: bool) -> Outcome {
-        Outcome { result, ctx, r0_is_address, tail_calls: 0, helper_calls: Vec::new() }
+        Outcome { result, ctx, r0_is_address, tail_calls: 0, helper_calls: Vec::new(), arrays: Vec::new() }
     }
 }
 

@@ -11,6 +11,13 @@
 
 use std::fmt;
 
+/// `bpf_map_lookup_elem(map, key)`: for an array map, a pointer to the value of the u32
+/// key that R2 points to, or NULL when the key is out of range. It needs the engines'
+/// memory, so each engine performs it and records it with [`Helpers::record_lookup`];
+/// the trace holds the map's index among the array maps and the key as arguments, and
+/// 1 (found) or 0 (NULL) as the result, so traces compare across engines whose
+/// addresses differ.
+pub const MAP_LOOKUP_ELEM: i32 = 1;
 /// The helper id of `bpf_tail_call`.
 pub const TAIL_CALL: i32 = 12;
 /// `ktime_get_ns`: here a per-run clock that advances by 1000 on every clock read.
@@ -25,7 +32,7 @@ pub const KTIME_GET_BOOT_NS: i32 = 125;
 pub const KTIME_GET_COARSE_NS: i32 = 160;
 /// lib/test_bpf.c's own `bpf_test_func` (`__BPF_FUNC_MAX_ID` in 6.12): returns 0.
 pub const TEST_FUNC: i32 = 212;
-/// jitdiff's pure mixing function of R1 and R2.
+/// jitdiff's pure mixing function of R1 to R5.
 pub const MIX: i32 = 0x10000;
 /// jitdiff's per-run counter: 1, 2, 3, ... on successive calls within one run.
 pub const COUNTER: i32 = 0x10001;
@@ -50,7 +57,8 @@ pub fn prototype(id: i32) -> Option<Prototype> {
         KTIME_GET_BOOT_NS => p("ktime_get_boot_ns", 0),
         KTIME_GET_COARSE_NS => p("ktime_get_coarse_ns", 0),
         TEST_FUNC => p("bpf_test_func", 0),
-        MIX => p("jitdiff_mix", 2),
+        MIX => p("jitdiff_mix", 5),
+        MAP_LOOKUP_ELEM => p("map_lookup_elem", 0),
         COUNTER => p("jitdiff_counter", 0),
         _ => None,
     }
@@ -95,11 +103,15 @@ pub struct Helpers {
     trace: Vec<HelperCall>,
 }
 
-fn mix(a: u64, b: u64) -> u64 {
-    let mut h = a ^ b.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15;
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+fn mix(args: [u64; 5]) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15u64;
+    for (k, a) in args.into_iter().enumerate() {
+        h ^= a.rotate_left(13 * k as u32);
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^= h >> 31;
+    }
+    h
 }
 
 impl Helpers {
@@ -109,11 +121,12 @@ impl Helpers {
     }
 
     /// Calls helper `id` with R1..R5 = `regs`, records the call, and returns R0. `None`
-    /// for an unknown id (the caller decides what that means).
+    /// for an unknown id and for [`MAP_LOOKUP_ELEM`], which engines perform themselves
+    /// (the caller decides what that means).
     pub fn call(&mut self, id: i32, regs: [u64; 5]) -> Option<u64> {
-        let proto = prototype(id)?;
+        let proto = prototype(id).filter(|_| id != MAP_LOOKUP_ELEM)?;
         let ret = match id {
-            MIX => mix(regs[0], regs[1]),
+            MIX => mix(regs),
             COUNTER => {
                 self.counter += 1;
                 self.counter
@@ -126,6 +139,12 @@ impl Helpers {
         };
         self.trace.push(HelperCall { id, args: regs[..proto.scalar_args].to_vec(), ret });
         Some(ret)
+    }
+
+    /// Records a `bpf_map_lookup_elem` the engine performed: array map `array` (its
+    /// index among the set's array maps), `key`, and whether a value was found.
+    pub fn record_lookup(&mut self, array: usize, key: u32, found: bool) {
+        self.trace.push(HelperCall { id: MAP_LOOKUP_ELEM, args: vec![array as u64, key as u64], ret: found as u64 });
     }
 
     /// The calls made so far, in order.
@@ -152,12 +171,16 @@ mod tests {
         assert_eq!(h.call(JIFFIES64, [0; 5]), Some(2000));
         assert_eq!(h.call(GET_NUMA_NODE_ID, [0; 5]), Some(0));
         let m = h.call(MIX, [1, 2, 3, 4, 5]).unwrap();
-        assert_eq!(Helpers::new().call(MIX, [1, 2, 7, 7, 7]), Some(m), "mix reads only R1 and R2");
-        assert_ne!(Helpers::new().call(MIX, [2, 1, 0, 0, 0]), Some(m), "mix is not symmetric");
+        assert_eq!(Helpers::new().call(MIX, [1, 2, 3, 4, 5]), Some(m), "mix is a pure function");
+        assert_ne!(Helpers::new().call(MIX, [1, 2, 3, 4, 6]), Some(m), "mix reads R5");
+        assert_ne!(Helpers::new().call(MIX, [2, 1, 3, 4, 5]), Some(m), "mix is not symmetric");
         assert_eq!(h.call(TAIL_CALL, [0; 5]), None);
+        assert_eq!(h.call(MAP_LOOKUP_ELEM, [0; 5]), None, "engines perform lookups themselves");
         assert_eq!(h.call(99, [0; 5]), None);
         assert_eq!(h.trace().len(), 6);
-        assert_eq!(h.trace()[5], HelperCall { id: MIX, args: vec![1, 2], ret: m });
+        assert_eq!(h.trace()[5], HelperCall { id: MIX, args: vec![1, 2, 3, 4, 5], ret: m });
+        h.record_lookup(0, 7, false);
+        assert_eq!(h.trace()[6].to_string(), "map_lookup_elem(0x0, 0x7) = 0x0");
         assert_eq!(h.trace()[0].to_string(), "jitdiff_counter() = 0x1");
     }
 }

@@ -28,4 +28,4 @@ pub use exec::{Engine, Fault, FaultKind, Input, Outcome, RunResult};
 pub use insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 pub use program::{Program, ProgramError, MAX_STACK};
 pub use raw::{decode, decode_bytes, encode_bytes, DecodeError, RawInsn};
-pub use set::{ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD};
+pub use set::{ArrayMap, MapRef, ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD};

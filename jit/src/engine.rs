@@ -109,6 +109,7 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
         r0_is_address: false,
         tail_calls: n.tail_calls,
         helper_calls: n.helper_calls,
+        arrays: n.arrays,
     }
 }
 
@@ -148,6 +149,7 @@ mod tests {
             ctx: vec![],
             tail_calls: 0,
             helper_calls: vec![],
+            arrays: vec![],
         }
     }
 

@@ -13,8 +13,8 @@
 //! calls are counted by hooks on the addresses of the tail-call jumps only, so the code
 //! under test is not changed to observe them.
 
-use bpf::exec::{map_addr, CTX_ADDR, MAPS_ADDR, MAP_PTRS_OFFSET, MAP_STRIDE};
-use bpf::helpers::{HelperCall, Helpers};
+use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET, CTX_ADDR, MAPS_ADDR, MAP_PTRS_OFFSET, MAP_STRIDE};
+use bpf::helpers::{HelperCall, Helpers, MAP_LOOKUP_ELEM};
 use bpf::ProgramSet;
 use unicorn_engine::unicorn_const::{uc_error, Arch, ControlType, HookType, MemType, Mode, Prot};
 use unicorn_engine::{RegisterRISCV, UcHookId, Unicorn};
@@ -78,6 +78,16 @@ pub struct Native {
     pub tail_calls: u32,
     /// Helper calls serviced, in order.
     pub helper_calls: Vec<HelperCall>,
+    /// Every array map's values after the run.
+    pub arrays: Vec<Vec<u8>>,
+}
+
+/// Where an array map lives in guest memory, for lookups.
+#[derive(Clone, Copy, Debug, Default)]
+struct ArrayInfo {
+    addr: u64,
+    max_entries: u32,
+    value_size: u32,
 }
 
 #[derive(Default)]
@@ -85,6 +95,23 @@ struct Data {
     fault_addr: Option<u64>,
     helpers: Helpers,
     tail_calls: u32,
+    arrays: Vec<ArrayInfo>,
+}
+
+/// `bpf_map_lookup_elem(a0 = map, a1 = key pointer)`: the value's guest address or 0.
+fn lookup(uc: &mut Unicorn<'_, Data>, map: u64, key_ptr: u64) -> u64 {
+    let mut key = [0u8; 4];
+    let readable = uc.mem_read(key_ptr, &mut key).is_ok();
+    let key = u32::from_le_bytes(key);
+    let Some(a) = uc.get_data().arrays.iter().position(|a| a.addr == map) else { return 0 };
+    let info = uc.get_data().arrays[a];
+    let found = readable && key < info.max_entries;
+    uc.get_data_mut().helpers.record_lookup(a, key, found);
+    if found {
+        info.addr + ARRAY_VALUES_OFFSET + key as u64 * info.value_size as u64
+    } else {
+        0
+    }
 }
 
 /// A reusable RV64 emulator set up for running JIT code.
@@ -174,7 +201,11 @@ impl Runner {
                 *a = uc.reg_read(x(10 + k as u32)).unwrap_or(0);
             }
             // The compiler only calls known helpers, so `call` always answers.
-            let ret = uc.get_data_mut().helpers.call(id, args).unwrap_or(0);
+            let ret = if id == MAP_LOOKUP_ELEM {
+                lookup(uc, args[0], args[1])
+            } else {
+                uc.get_data_mut().helpers.call(id, args).unwrap_or(0)
+            };
             let _ = uc.reg_write(x(10), ret);
             for n in CALLER_SAVED {
                 let _ = uc.reg_write(x(n), CLOBBER | n as u64);
@@ -230,7 +261,29 @@ impl Runner {
             }
             self.emu.mem_write(map_addr(k), &bytes).map_err(err)?;
         }
+        let first = set.maps().len();
+        for (a, arr) in set.arrays().iter().enumerate() {
+            let addr = map_addr(first + a);
+            let mut bytes = Vec::with_capacity(ARRAY_VALUES_OFFSET as usize + arr.values.len());
+            bytes.extend_from_slice(&arr.max_entries().to_le_bytes());
+            bytes.extend_from_slice(&arr.value_size.to_le_bytes());
+            bytes.extend_from_slice(&arr.values);
+            self.emu.mem_write(addr, &bytes).map_err(err)?;
+        }
         Ok(())
+    }
+
+    fn array_infos(set: &ProgramSet) -> Vec<ArrayInfo> {
+        let first = set.maps().len();
+        set.arrays()
+            .iter()
+            .enumerate()
+            .map(|(a, arr)| ArrayInfo {
+                addr: map_addr(first + a),
+                max_entries: arr.max_entries(),
+                value_size: arr.value_size,
+            })
+            .collect()
     }
 
     fn load_ctx(&mut self, ctx: Option<&[u8]>) -> Result<u64, String> {
@@ -274,7 +327,7 @@ impl Runner {
             };
             self.emu.reg_write(x(n), v).map_err(err)?;
         }
-        *self.emu.get_data_mut() = Data::default();
+        *self.emu.get_data_mut() = Data { arrays: Runner::array_infos(set), ..Data::default() };
         let mut hooks: Vec<UcHookId> = Vec::new();
         for site in compiled.tail_call_sites() {
             let h = self
@@ -334,6 +387,10 @@ impl Runner {
             None => Vec::new(),
         };
         let data = std::mem::take(self.emu.get_data_mut());
+        let mut arrays = Vec::with_capacity(set.arrays().len());
+        for (info, arr) in data.arrays.iter().zip(set.arrays()) {
+            arrays.push(self.emu.mem_read_as_vec(info.addr + ARRAY_VALUES_OFFSET, arr.values.len()).map_err(err)?);
+        }
         Ok(Native {
             stop,
             pc,
@@ -343,6 +400,7 @@ impl Runner {
             ctx: ctx_after,
             tail_calls: data.tail_calls,
             helper_calls: data.helpers.trace().to_vec(),
+            arrays,
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Program sets as text: the directives `.ctx`, `.map`, `.slot`, `.prog` and `.stack`
+//! Program sets as text: the directives `.ctx`, `.map`, `.array`, `.slot`, `.prog` and `.stack`
 //! (see [`crate::asm`] for the format), [`parse_set`] and [`print_set`].
 //!
 //! Every text, set or not, is read here line by line: directives are handled here and
@@ -9,10 +9,10 @@ use std::fmt::Write as _;
 
 use super::parse::{err, is_objdump_noise, is_register_name, strip_comment, Code, Maps};
 use super::AsmError;
-use crate::exec::{Input, MAX_MAP_ENTRIES};
+use crate::exec::{Input, MAX_ARRAY_BYTES, MAX_MAP_ENTRIES};
 use crate::insn::Insn;
 use crate::program::{Program, ProgramError, MAX_STACK};
-use crate::set::{ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD};
+use crate::set::{ArrayMap, ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD};
 
 /// The largest context `.ctx` may declare, in bytes.
 pub const MAX_CTX_SIZE: usize = 65536;
@@ -22,7 +22,7 @@ pub const DEFAULT_PROG_NAME: &str = "entry";
 
 /// jitdiff's own directives; every other line starting with `.` is an assembler
 /// directive (`.text`, `.globl f`, ...) and is ignored.
-pub(super) const DIRECTIVES: [&str; 5] = [".ctx", ".map", ".slot", ".prog", ".stack"];
+pub(super) const DIRECTIVES: [&str; 6] = [".ctx", ".map", ".array", ".slot", ".prog", ".stack"];
 
 /// A program set read from text, with the context its `.ctx` directive declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +67,8 @@ pub(super) struct Source {
     codes: Vec<Code>,
     maps: Maps,
     map_decls: Vec<MapDecl>,
+    /// Array maps declared by `.array`: (line, value size, initial values).
+    array_decls: Vec<(usize, u32, Vec<u8>)>,
     /// The `.ctx` and its line.
     ctx: Option<(Input, usize)>,
     /// Whether the first program is the implicit `entry` (instructions before any `.prog`).
@@ -131,6 +133,7 @@ impl Source {
             mode,
             codes: Vec::new(),
             maps: Maps { names: Vec::new(), index: HashMap::new() },
+            array_decls: Vec::new(),
             map_decls: Vec::new(),
             ctx: None,
             implicit_entry: false,
@@ -199,7 +202,7 @@ impl Source {
             }
         }
         let malformed = |usage: &str| err(lineno, col, format!("malformed `{name}`: expected `{usage}`"));
-        if matches!(name, ".ctx" | ".map" | ".slot") {
+        if matches!(name, ".ctx" | ".map" | ".array" | ".slot") {
             if let Some(first) = self.codes.first() {
                 return Err(err(
                     lineno,
@@ -218,6 +221,13 @@ impl Source {
                     return Err(malformed(".map NAME MAX_ENTRIES"));
                 };
                 self.check_name(lineno, mcol, map, "map")?;
+                if let Some((first, _, _)) = self.array_decls.first() {
+                    return Err(err(
+                        lineno,
+                        col,
+                        format!("`.map` must come before every `.array` (prog arrays are numbered first; an `.array` is on line {first})"),
+                    ));
+                }
                 if let Some(&i) = self.maps.index.get(map) {
                     let first = self.map_decls[i].line;
                     return Err(err(
@@ -241,10 +251,54 @@ impl Source {
                 self.map_decls.push(MapDecl { line: lineno, slots: vec![None; entries as usize] });
                 Ok(())
             }
+            ".array" => {
+                let (&[(map, mcol), (vs, vcol), (n, ncol)], rest) = args.split_at(args.len().min(3)) else {
+                    return Err(malformed(".array NAME VALUE_SIZE MAX_ENTRIES [hex BYTES...]"));
+                };
+                self.check_name(lineno, mcol, map, "map")?;
+                if self.maps.index.contains_key(map) {
+                    return Err(err(lineno, mcol, format!("duplicate map `{map}`")));
+                }
+                let value_size = number(vs)
+                    .filter(|v| (1..=4096).contains(v))
+                    .ok_or_else(|| err(lineno, vcol, format!("value size {vs:?} is not a number from 1 to 4096")))?;
+                let entries = number(n).filter(|&e| e >= 1 && e * value_size <= MAX_ARRAY_BYTES as u64).ok_or_else(|| {
+                    err(
+                        lineno,
+                        ncol,
+                        format!("max_entries {n:?} is not a number from 1 to {}", MAX_ARRAY_BYTES as u64 / value_size),
+                    )
+                })?;
+                let mut values = vec![0u8; (value_size * entries) as usize];
+                match rest {
+                    [] => {}
+                    [("hex", _), bytes @ ..] if !bytes.is_empty() => {
+                        let hex: String = bytes.iter().map(|(b, _)| *b).collect();
+                        let init = parse_hex_bytes(&hex)
+                            .ok_or_else(|| err(lineno, bytes[0].1, format!("{hex:?} is not hex bytes")))?;
+                        if init.len() > values.len() {
+                            return Err(err(
+                                lineno,
+                                bytes[0].1,
+                                format!("{} initial bytes do not fit the map's {} bytes", init.len(), values.len()),
+                            ));
+                        }
+                        values[..init.len()].copy_from_slice(&init);
+                    }
+                    _ => return Err(malformed(".array NAME VALUE_SIZE MAX_ENTRIES [hex BYTES...]")),
+                }
+                self.maps.index.insert(map.to_string(), self.maps.names.len());
+                self.maps.names.push(map.to_string());
+                self.array_decls.push((lineno, value_size as u32, values));
+                Ok(())
+            }
             ".slot" => {
                 let [(map, mcol), (idx, icol), (prog, pcol)] = *args else {
                     return Err(malformed(".slot MAP INDEX PROGRAM"));
                 };
+                if self.maps.index.get(map).is_some_and(|&m| m >= self.map_decls.len()) {
+                    return Err(err(lineno, mcol, format!("map `{map}` is an array map: only prog arrays have slots")));
+                }
                 let Some(&m) = self.maps.index.get(map) else {
                     return Err(err(
                         lineno,
@@ -429,7 +483,13 @@ impl Source {
             }
             maps.push(ProgArray { name: name.clone(), slots });
         }
-        let map_count = maps.len();
+        let arrays: Vec<ArrayMap> = self
+            .array_decls
+            .iter()
+            .zip(&self.maps.names[self.map_decls.len()..])
+            .map(|((_, value_size, values), name)| ArrayMap { name: name.clone(), value_size: *value_size, values: values.clone() })
+            .collect();
+        let map_count = maps.len() + arrays.len();
         let mut progs = Vec::with_capacity(self.codes.len());
         for code in self.codes {
             let mut pc = 0;
@@ -454,9 +514,17 @@ impl Source {
             }
             progs.push(SetProgram { name: code.name.clone(), prog: code.program()? });
         }
-        let set = ProgramSet::new(progs, maps).map_err(|e| err(1, 1, e.to_string()))?;
+        let set = ProgramSet::with_arrays(progs, maps, arrays).map_err(|e| err(1, 1, e.to_string()))?;
         Ok(SetFile { set, ctx: self.ctx.map(|(input, _)| input) })
     }
+}
+
+/// Bytes from hex digits (an even number of them), or `None`.
+fn parse_hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect()
 }
 
 /// Names to print: each name as it is when it is valid and not taken by an earlier one,
@@ -523,7 +591,10 @@ fn ctx_args(input: &Input) -> String {
 /// (`N` its index), and a context larger than [`MAX_CTX_SIZE`] does not read back.
 pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
     let prog_names = printable_names(set.progs().iter().map(|p| p.name.as_str()), "prog");
-    let map_names = printable_names(set.maps().iter().map(|m| m.name.as_str()), "map");
+    let map_names = printable_names(
+        set.maps().iter().map(|m| m.name.as_str()).chain(set.arrays().iter().map(|a| a.name.as_str())),
+        "map",
+    );
     let mut out = String::new();
     if let Some(input) = ctx {
         let _ = writeln!(out, ".ctx {}", ctx_args(input));
@@ -536,6 +607,19 @@ pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
                 let _ = writeln!(out, ".slot {name} {i} {prog}");
             }
         }
+    }
+    for (a, name) in set.arrays().iter().zip(&map_names[set.maps().len()..]) {
+        let _ = write!(out, ".array {name} {} {}", a.value_size, a.max_entries());
+        if let Some(last) = a.values.iter().rposition(|&b| b != 0) {
+            out.push_str(" hex");
+            for chunk in a.values[..=last].chunks(8) {
+                out.push(' ');
+                for b in chunk {
+                    let _ = write!(out, "{b:02x}");
+                }
+            }
+        }
+        out.push('\n');
     }
     let explicit = !(set.progs().len() == 1 && prog_names[0] == DEFAULT_PROG_NAME);
     let indent = if explicit { "    " } else { "" };

@@ -519,3 +519,21 @@ fn never_panics_on_garbage() {
         let _ = parse_program(input);
     }
 }
+
+#[test]
+fn array_maps_parse_print_and_number_after_prog_arrays() {
+    let text = ".map pa 2\n.array vals 8 4 hex 0102\n.prog entry\n    r1 = vals ll\n    r2 = pa ll\n    r0 = 0\n    exit\n";
+    let f = parse_set(text).unwrap();
+    let a = &f.set.arrays()[0];
+    assert_eq!((a.value_size, a.max_entries()), (8, 4));
+    assert_eq!(&a.values[..3], &[1, 2, 0]);
+    // Prog arrays are numbered first: `vals` is map 1.
+    assert_eq!(f.set.progs()[0].prog.insns()[0], Insn::LdImm64 { dst: Reg::R1, pseudo: PSEUDO_MAP_FD, imm: 1 });
+    assert_eq!(parse_set(&print_set(&f.set, None)).unwrap().set, f.set);
+    let after = parse_set(".array a 8 1\n.map pa 1\nr0 = 0\nexit\n").unwrap_err();
+    assert!(after.message.contains("must come before every `.array`"), "{after}");
+    let slot = parse_set(".array a 8 1\n.slot a 0 entry\nr0 = 0\nexit\n").unwrap_err();
+    assert!(slot.message.contains("only prog arrays have slots"), "{slot}");
+    let big = parse_set(".array a 4096 100\nr0 = 0\nexit\n").unwrap_err();
+    assert!(big.message.contains("max_entries"), "{big}");
+}

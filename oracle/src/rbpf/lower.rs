@@ -114,10 +114,32 @@ impl Lowered {
     }
 }
 
-/// Lowers `prog`, a program of a set with `n_maps` maps, or explains (naming the
-/// instruction and its pc) why rbpf 0.4.1 cannot run it with the kernel's semantics.
-/// Linear in the program's size.
-pub fn lower(prog: &Program, n_maps: usize) -> Result<Lowered, String> {
+/// How many maps of each kind a program set has. Map references (`lddw rN, map k`) number
+/// the prog arrays first, then the array maps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MapCounts {
+    /// Prog arrays (maps 0 to `prog_arrays - 1`).
+    pub prog_arrays: usize,
+    /// Array maps (the next `arrays` map indexes).
+    pub arrays: usize,
+}
+
+impl MapCounts {
+    /// The counts of `set`.
+    pub fn of(set: &bpf::ProgramSet) -> MapCounts {
+        MapCounts { prog_arrays: set.maps().len(), arrays: set.arrays().len() }
+    }
+
+    /// Every map of either kind.
+    pub fn total(self) -> usize {
+        self.prog_arrays + self.arrays
+    }
+}
+
+/// Lowers `prog`, a program of a set with `maps`, or explains (naming the instruction and
+/// its pc) why rbpf 0.4.1 cannot run it with the kernel's semantics. Linear in the
+/// program's size.
+pub fn lower(prog: &Program, maps: MapCounts) -> Result<Lowered, String> {
     let insns = prog.insns();
     let n = insns.len();
     let mut targets = Vec::with_capacity(n);
@@ -142,7 +164,7 @@ pub fn lower(prog: &Program, n_maps: usize) -> Result<Lowered, String> {
     let mut pieces = Vec::with_capacity(8);
     for (i, &target) in targets.iter().enumerate() {
         pieces.clear();
-        expand(prog, i, target, n_maps, &mut pieces)?;
+        expand(prog, i, target, maps, &mut pieces)?;
         rel.emit_insn(&pieces).map_err(|e| internal(&e))?;
     }
     if has_back {
@@ -322,7 +344,7 @@ fn expand(
     prog: &Program,
     i: usize,
     target: Option<usize>,
-    n_maps: usize,
+    maps: MapCounts,
     out: &mut Vec<Piece>,
 ) -> Result<(), String> {
     let insn = prog.insns()[i];
@@ -490,15 +512,22 @@ fn expand(
                 "rbpf 0.4.1 has no atomic instructions (its verifier rejects BPF_ATOMIC as XADD)",
             )
         }
-        // A map reference: the map's guest address, as every engine that chooses its own
-        // addresses loads it (the tail-call helper recognises it in R2).
-        Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } => {
-            if imm >= n_maps as u64 {
-                return Err(format!(
-                    "pc {pc}: lddw map {imm}: there is no such map (the program set has {n_maps})"
-                ));
-            }
+        // A prog array's reference: the map's guest address, as every engine that chooses
+        // its own addresses loads it (the tail-call helper recognises it in R2).
+        Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } if imm < maps.prog_arrays as u64 => {
             out.push(Piece::plain(Insn::LdImm64 { dst, pseudo: 0, imm: map_addr(imm as usize) }));
+        }
+        Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } if imm < maps.total() as u64 => {
+            return cannot(
+                &format!("lddw map {imm}"),
+                "an array map: the rbpf backend does not model array maps (their memory and lookups)",
+            )
+        }
+        Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } => {
+            return Err(format!(
+                "pc {pc}: lddw map {imm}: there is no such map (the program set has {})",
+                maps.total()
+            ))
         }
         Insn::LdImm64 { pseudo, .. } if pseudo != 0 => {
             return Err(format!(
@@ -520,6 +549,12 @@ fn expand(
         Insn::Call(Call::Helper(TAIL_CALL)) | Insn::TailCall => tail_call_site(pc, out),
         // rbpf writes the helper's result to R0 and leaves R1-R9 alone: the kernel leaves
         // R1-R5 undefined and keeps R6-R9, so everything a valid program can read agrees.
+        Insn::Call(Call::Helper(bpf::helpers::MAP_LOOKUP_ELEM)) => {
+            return cannot(
+                "call of helper 1 (map_lookup_elem)",
+                "the rbpf backend does not model array maps (their memory and lookups)",
+            )
+        }
         Insn::Call(Call::Helper(id)) => {
             if bpf::helpers::prototype(id).is_none() || !bpf::helpers::ALL.contains(&id) {
                 return cannot(
@@ -628,7 +663,7 @@ mod tests {
         alu(W64, AluOp::Mov, dst, Operand::Imm(imm))
     }
     fn lowered(insns: Vec<Insn>) -> Lowered {
-        lower(&Program::new(insns).unwrap(), 0).unwrap()
+        lower(&Program::new(insns).unwrap(), MapCounts::default()).unwrap()
     }
     /// The lowered instructions after the prefix.
     fn body(l: &Lowered) -> &[Insn] {
@@ -763,5 +798,70 @@ mod tests {
                 alu(W64, AluOp::Arsh, Reg::R1, Operand::Imm(48)),
             ]
         );
+    }
+
+    #[test]
+    fn calls_tail_calls_and_map_references_shapes() {
+        // 0: r2 = map 1 (slots 0-1); 2: call pc+2 -> pc 5; 3: tail call; 4: exit;
+        // 5: helper COUNTER; 6: exit.
+        let mut p = Program::new(vec![
+            Insn::LdImm64 { dst: Reg::R2, pseudo: PSEUDO_MAP_FD, imm: 1 },
+            Insn::Call(Call::Local(2)),
+            Insn::TailCall,
+            Insn::Exit,
+            Insn::Call(Call::Helper(bpf::helpers::COUNTER)),
+            Insn::Exit,
+        ])
+        .unwrap();
+        p.set_stack_depths(vec![24, 40]).unwrap();
+        let l = lower(&p, MapCounts { prog_arrays: 2, arrays: 0 }).unwrap();
+        let b = body(&l);
+        assert_eq!(b[0], Insn::LdImm64 { dst: Reg::R2, pseudo: 0, imm: map_addr(1) });
+        // slots: 4-5 lddw | 6 call | 7-14 tail-call site | 15 exit | 16 helper call | 17 exit
+        assert_eq!(b[1], Insn::Call(Call::Local(9)));
+        let jeq =
+            |imm, off| Insn::Jmp { width: W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(imm), off };
+        assert_eq!(
+            b[2..10],
+            [
+                alu(W64, AluOp::Mov, Reg::R4, Operand::Reg(Reg::R10)),
+                mov(Reg::R5, 3),
+                Insn::Call(Call::Helper(TAIL_HELPER as i32)),
+                jeq(0, 4),
+                jeq(1, 1),
+                Insn::Call(Call::Helper(STOP_HELPER as i32)),
+                Insn::Call(Call::Helper(FETCH_HELPER as i32)),
+                Insn::Exit,
+            ]
+        );
+        assert_eq!(b[11], Insn::Call(Call::Helper(bpf::helpers::COUNTER)));
+        // Frame sizes: the prefix and main's slots 24, the subprogram's 40; the chain 64.
+        assert_eq!([0, 3, 4, 14, 15, 16, 17, 18].map(|s| l.frame_size(s)), [24, 24, 24, 24, 24, 40, 40, 0]);
+        assert_eq!(l.stack_extent(), 64);
+        assert_eq!(l.original_index(14), Some(2));
+        // `call 12` is the same tail call.
+        let p = Program::new(vec![Insn::Call(Call::Helper(12)), Insn::Exit]).unwrap();
+        assert_eq!(
+            body(&lower(&p, MapCounts::default()).unwrap())[2],
+            Insn::Call(Call::Helper(TAIL_HELPER as i32))
+        );
+    }
+
+    #[test]
+    fn the_stack_extent_is_the_deepest_chain() {
+        // main (8) calls a (16) and b (32); a calls b: chains 8+16+32 and 8+32.
+        let mut p = Program::new(vec![
+            Insn::Call(Call::Local(2)), // -> 3 (a)
+            Insn::Call(Call::Local(3)), // -> 5 (b)
+            Insn::Exit,
+            Insn::Call(Call::Local(1)), // a -> 5 (b)
+            Insn::Exit,
+            mov(Reg::R0, 0),
+            Insn::Exit,
+        ])
+        .unwrap();
+        p.set_stack_depths(vec![8, 16, 32]).unwrap();
+        assert_eq!(lower(&p, MapCounts::default()).unwrap().stack_extent(), 56);
+        assert_eq!(lowered(vec![mov(Reg::R0, 0), Insn::Exit]).stack_extent(), 0);
     }
 }

@@ -17,10 +17,10 @@
 //! | gotol (JMP32 JA) rejected | JA when the offset fits, else cannot judge |
 //! | SDIV/SMOD run unsigned | cannot judge |
 //! | atomics rejected | cannot judge |
-//! | LD_IMM64 ignores src (pseudo loads) | a map reference loads [`bpf::exec::map_addr`]; other pseudo loads: cannot judge |
+//! | LD_IMM64 ignores src (pseudo loads) | a prog array's reference loads [`bpf::exec::map_addr`]; an array map's, and other pseudo loads: cannot judge (array maps are not modelled; a run that references none reports them unchanged) |
 //! | local calls: 256 stack bytes per frame unless told | frame sizes are the declared per-function depths (a stack-usage calculator) |
 //! | up to 9 frames; recursion runs until they are gone | a call graph that recurses or nests more than 8 frames (the kernel's limit): cannot judge |
-//! | no helpers | every helper of [`bpf::helpers::ALL`], forwarding to one shared [`Helpers`](bpf::helpers::Helpers) per run; other ids and kfuncs: cannot judge |
+//! | no helpers | every helper of [`bpf::helpers::ALL`], forwarding to one shared [`Helpers`](bpf::helpers::Helpers) per run; `map_lookup_elem`, other ids and kfuncs: cannot judge |
 //! | no tail calls (`0x8d` rejected, `0xf5` unknown) | a helper call that runs the target in a nested VM (see *Tail calls*) |
 //! | R1 = 0 when the context is empty | a synthetic `lddw r1, <ctx>` first |
 //! | one 512-byte stack, all of it valid below R10, whatever the depth | a synthetic `lddw r10, <top>` points R10 into a stack the engine provides, passed as rbpf's "mbuff" area (see *Memory*) |
@@ -153,7 +153,7 @@ use bpf::{Engine, Input, Outcome, ProgramSet, RunResult, MAX_STACK};
 
 #[cfg(test)]
 use lower::TICK_HELPER;
-pub use lower::{lower, Lowered};
+pub use lower::{lower, Lowered, MapCounts};
 use run::{conclude, patched, Memory, RunGuard, Stop};
 #[cfg(test)]
 use run::{execute, insn_number, Exec};
@@ -250,9 +250,9 @@ impl Engine for Rbpf {
                     .into(),
             );
         }
-        let n_maps = set.maps().len();
+        let maps = MapCounts::of(set);
         let prog = &set.entry().prog;
-        let lowered = match lower(prog, n_maps) {
+        let lowered = match lower(prog, maps) {
             Ok(l) => Rc::new(l),
             Err(reason) => return RunResult::CannotJudge(reason),
         };
@@ -267,12 +267,12 @@ impl Engine for Rbpf {
         // Every pointer into the buffer rbpf gets derives from `base`, taken after the last
         // use of the buffer as a slice and before the next one (the context copy at the end).
         let base = self.buf.as_mut_ptr();
-        let maps = MAPS_ADDR..MAPS_ADDR + n_maps as u64 * MAP_STRIDE;
+        let window = MAPS_ADDR..MAPS_ADDR + maps.total() as u64 * MAP_STRIDE;
         let ours = base as u64..base as u64 + self.buf.len() as u64;
-        if maps.start < ours.end && ours.start < maps.end {
+        if window.start < ours.end && ours.start < window.end {
             return RunResult::CannotJudge(format!(
-                "the rbpf engine's memory {ours:#x?} covers guest addresses of the maps {maps:#x?}, \
-                 where the kernel has no memory the program may access"
+                "the rbpf engine's memory {ours:#x?} covers the maps' guest addresses {window:#x?}, \
+                 where rbpf has no map memory"
             ));
         }
         let mut memory = Memory {
@@ -295,7 +295,7 @@ impl Engine for Rbpf {
         let exec = run::execute(&bytes, ctx, stack, &lowered);
         let result = match guard.take_stop() {
             Some(stop) => Err(stop),
-            None => conclude(exec, prog, &lowered, n_maps, ""),
+            None => conclude(exec, prog, &lowered, maps, ""),
         };
         let mut totals = guard.finish();
         let result = match result {
@@ -313,6 +313,9 @@ impl Engine for Rbpf {
             r0_is_address: false,
             tail_calls: totals.tail_calls,
             helper_calls: totals.helpers.take_trace(),
+            // No program that ran could reach an array map (references to them cannot be
+            // judged), so they hold what they held.
+            arrays: set.arrays().iter().map(|a| a.values.clone()).collect(),
         })
     }
 }

@@ -18,7 +18,7 @@ use bpf::exec::{map_addr, MAPS_ADDR, MAP_STRIDE, MAX_TAIL_CALL_CNT};
 use bpf::helpers::{Helpers, ALL};
 use bpf::{Fault, FaultKind, Program, ProgramSet};
 
-use super::lower::{lower, Lowered, FETCH_HELPER, PREFIX_SLOTS, TAIL_HELPER, TICK_HELPER};
+use super::lower::{lower, Lowered, MapCounts, FETCH_HELPER, PREFIX_SLOTS, TAIL_HELPER, TICK_HELPER};
 
 thread_local! {
     /// Backward jumps the current run may still take.
@@ -311,13 +311,13 @@ pub(crate) fn fault_addr(msg: &str) -> Option<u64> {
 }
 
 /// What an [`Exec`] of program `prog` (lowered as `lowered`) means, once the run's pending
-/// stops have been looked at. `n_maps` maps lie at [`map_addr`]; `label` prefixes the
+/// stops have been looked at. The set has `maps`, at [`map_addr`]; `label` prefixes the
 /// details of faults and reasons ("" for the entry program).
 pub(crate) fn conclude(
     exec: Exec,
     prog: &Program,
     lowered: &Lowered,
-    n_maps: usize,
+    maps: MapCounts,
     label: &str,
 ) -> Result<u64, Stop> {
     let pc_of_slot = |slot: usize| lowered.original_index(slot).map(|i| prog.pc_of(i));
@@ -333,8 +333,8 @@ pub(crate) fn conclude(
         Exec::Ran(Err(msg)) if msg.contains("out of bounds memory") => {
             // rbpf reports the slot after the faulting one (its pc is already advanced).
             let pc = insn_number(&msg).and_then(|n| n.checked_sub(1)).and_then(pc_of_slot);
-            let maps = MAPS_ADDR..MAPS_ADDR + n_maps as u64 * MAP_STRIDE;
-            if fault_addr(&msg).is_some_and(|a| maps.contains(&a)) {
+            let window = MAPS_ADDR..MAPS_ADDR + maps.total() as u64 * MAP_STRIDE;
+            if fault_addr(&msg).is_some_and(|a| window.contains(&a)) {
                 let at = pc.map_or(String::new(), |pc| format!("pc {pc}: "));
                 return Err(Stop::CannotJudge(format!(
                     "{label}{at}an access to a map's memory: rbpf has none (maps are only known by \
@@ -372,15 +372,16 @@ pub(crate) fn patched(lowered: &Lowered, r1: u64, r10: u64) -> Vec<u8> {
     bytes
 }
 
-/// A tail call that goes ahead: the target and everything its VM needs.
-struct Jump {
+/// A tail call that goes ahead: the target and everything its VM needs (the areas point
+/// into the run's buffer).
+struct Jump<'a> {
     prog: usize,
     lowered: Rc<Lowered>,
     bytes: Vec<u8>,
-    ctx: &'static [u8],
-    stack: &'static [u8],
+    ctx: &'a [u8],
+    stack: &'a [u8],
     set: *const ProgramSet,
-    n_maps: usize,
+    maps: MapCounts,
     label: String,
 }
 
@@ -399,8 +400,8 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         let set: &ProgramSet = unsafe { &*run.set };
         let caller = *run.nest.last().unwrap_or(&0);
         let here = || format!("{}pc {r5}: tail call", label_of(set, caller));
-        let n_maps = set.maps().len();
-        let Some(map) = (0..n_maps).find(|&k| map_addr(k) == r2) else {
+        let maps = MapCounts::of(set);
+        let Some(map) = (0..maps.prog_arrays).find(|&k| map_addr(k) == r2) else {
             return Err(Stop::CannotJudge(format!(
                 "{}: r2 = {r2:#x} is not a map reference (the kernel's verifier requires one)",
                 here()
@@ -419,7 +420,7 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         let lowered = match &run.lowered[target] {
             Some(l) => Rc::clone(l),
             None => {
-                let l = Rc::new(lower(&set.progs()[target].prog, n_maps).map_err(|why| {
+                let l = Rc::new(lower(&set.progs()[target].prog, maps).map_err(|why| {
                     Stop::CannotJudge(format!("{}: its target, program {name}: {why}", here()))
                 })?);
                 run.lowered[target] = Some(Rc::clone(&l));
@@ -444,7 +445,7 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         let (ctx, stack) = unsafe { (m.ctx_area(), m.stack_area(top - extent, m.stack_top)) };
         let bytes = patched(&lowered, r1, r4);
         run.nest.push(target);
-        Ok(Some(Jump { prog: target, lowered, bytes, ctx, stack, set: run.set, n_maps, label }))
+        Ok(Some(Jump { prog: target, lowered, bytes, ctx, stack, set: run.set, maps, label }))
     });
     let jump = match jump {
         Ok(Some(jump)) => jump,
@@ -462,7 +463,7 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         }
         // SAFETY: the set outlives the run.
         let prog = unsafe { &(*jump.set).progs()[jump.prog].prog };
-        match conclude(exec, prog, &jump.lowered, jump.n_maps, &jump.label) {
+        match conclude(exec, prog, &jump.lowered, jump.maps, &jump.label) {
             Ok(r0) => {
                 run.fetched = r0;
                 1

@@ -194,7 +194,7 @@ fn every_helper_returns_its_value_into_r0_and_is_traced() {
         (KTIME_GET_COARSE_NS, &[]),
         (GET_NUMA_NODE_ID, &[]),
         (TEST_FUNC, &[]),
-        (MIX, &[(Reg::R1, 1), (Reg::R2, 2), (Reg::R3, 99)]),
+        (MIX, &[(Reg::R1, 1), (Reg::R2, 2), (Reg::R3, 3), (Reg::R4, 4), (Reg::R5, 5)]),
     ];
     let mut insns = vec![movr(Reg::R9, Reg::R1), mov(Reg::R6, 0x66)];
     for (k, (id, args)) in calls.iter().enumerate() {
@@ -206,15 +206,19 @@ fn every_helper_returns_its_value_into_r0_and_is_traced() {
     let out = outcome(&ProgramSet::single(Program::new(insns).unwrap()), &Input::with_ctx(vec![0; 72]));
     assert_eq!(out.result, Ok(0x66), "r6 survives helper calls");
     // The counter counts 1, 2; the clock advances by 1000 on each read: 1000 .. 4000; the
-    // NUMA node and bpf_test_func give 0; MIX reads R1 and R2 only.
-    let mix = Helpers::new().call(MIX, [1, 2, 0, 0, 0]).unwrap();
+    // NUMA node and bpf_test_func give 0; MIX is a function of R1-R5.
+    let mix = Helpers::new().call(MIX, [1, 2, 3, 4, 5]).unwrap();
     let want = [1, 2, 1000, 2000, 3000, 4000, 0, 0, mix];
     let got: Vec<u64> = out.ctx.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(got, want);
     let trace: Vec<HelperCall> = calls
         .iter()
         .zip(want)
-        .map(|((id, _), ret)| HelperCall { id: *id, args: if *id == MIX { vec![1, 2] } else { vec![] }, ret })
+        .map(|((id, _), ret)| HelperCall {
+            id: *id,
+            args: if *id == MIX { vec![1, 2, 3, 4, 5] } else { vec![] },
+            ret,
+        })
         .collect();
     assert_eq!(out.helper_calls, trace);
     // A fresh run starts with fresh helper state.
@@ -522,6 +526,26 @@ fn map_references_are_checked() {
     assert!(why.starts_with("pc 2: an access to a map's memory"), "{why}");
 }
 
+#[test]
+fn array_maps_cannot_be_judged_when_referenced_and_are_reported_unchanged_otherwise() {
+    use bpf::set::ArrayMap;
+    let arrays = vec![ArrayMap { name: "a".into(), value_size: 4, values: vec![1, 2, 3, 4, 5, 6, 7, 8] }];
+    let with = |prog: Program| {
+        let progs = vec![SetProgram { name: "p".into(), prog }];
+        let maps = vec![ProgArray { name: "m".into(), slots: vec![None] }];
+        ProgramSet::with_arrays(progs, maps, arrays.clone()).unwrap()
+    };
+    // Map 0 is the prog array, map 1 the array map.
+    let why =
+        cannot_judge(&with(Program::new(vec![map(Reg::R1, 1), mov(Reg::R0, 0), EXIT]).unwrap()), &ctx8());
+    assert!(why.starts_with("pc 0: lddw map 1: an array map"), "{why}");
+    let why =
+        cannot_judge(&with(Program::new(vec![helper(helpers::MAP_LOOKUP_ELEM), EXIT]).unwrap()), &ctx8());
+    assert!(why.starts_with("pc 0: call of helper 1 (map_lookup_elem)"), "{why}");
+    let out = outcome(&with(Program::new(vec![mov(Reg::R0, 3), EXIT]).unwrap()), &ctx8());
+    assert_eq!((out.result, out.arrays), (Ok(3), vec![vec![1, 2, 3, 4, 5, 6, 7, 8]]));
+}
+
 /// Each invocation: f0 increments `*(u32 *)ctx` and calls f1, ..., f6 calls f7, which
 /// tail-calls the program itself through slot 0 and returns 1000 when that fails; every
 /// f_k stores 1 at R10 - 8 before its call and adds it to R0 afterwards. Every function has
@@ -671,7 +695,9 @@ impl SetGen {
                     let id = self.pick(&helpers::ALL);
                     if id == helpers::MIX {
                         insns.push(movr(Reg::R1, self.scalar()));
-                        insns.push(mov(Reg::R2, self.imm()));
+                        for r in [Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
+                            insns.push(mov(r, self.imm()));
+                        }
                     }
                     insns.push(helper(id));
                 }
@@ -793,4 +819,51 @@ fn agrees_with_the_reference_on_random_sets() {
         with_tail_calls * 5 >= compared && with_helpers * 2 >= compared,
         "{with_tail_calls} {with_helpers}"
     );
+}
+
+#[test]
+fn tmp_bench() {
+    let p =
+        Program::new(vec![mov(Reg::R0, 1), add(Reg::R0, 2), mov(Reg::R2, 5), addr(Reg::R0, Reg::R2), EXIT])
+            .unwrap();
+    let set = ProgramSet::single(p);
+    let mut e = Rbpf::new();
+    let input = Input::with_ctx(vec![0; 64]);
+    for _ in 0..2 {
+        let t = std::time::Instant::now();
+        for _ in 0..20000 {
+            run_on(&mut e, &set, &input);
+        }
+        eprintln!("BENCH single: {:?} per run", t.elapsed() / 20000);
+    }
+}
+
+#[test]
+fn tmp_bench2() {
+    let p =
+        Program::new(vec![mov(Reg::R0, 1), add(Reg::R0, 2), mov(Reg::R2, 5), addr(Reg::R0, Reg::R2), EXIT])
+            .unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..20000 {
+        std::hint::black_box(lower(&p, MapCounts::default()).unwrap());
+    }
+    eprintln!("BENCH lower: {:?}", t.elapsed() / 20000);
+    let l = lower(&p, MapCounts::default()).unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..20000 {
+        std::hint::black_box(run::execute(l.bytes(), &[], &[], &l));
+    }
+    eprintln!("BENCH execute: {:?}", t.elapsed() / 20000);
+    let t = std::time::Instant::now();
+    for _ in 0..20000 {
+        let mut vm = rbpf::EbpfVmMbuff::new(Some(l.bytes())).unwrap();
+        vm.register_helper(1, run::tick).unwrap();
+        std::hint::black_box(vm.execute_program(&[], &[]).ok());
+    }
+    eprintln!("BENCH old execute: {:?}", t.elapsed() / 20000);
+    let t = std::time::Instant::now();
+    for _ in 0..20000 {
+        std::hint::black_box(ProgramSet::single(p.clone()));
+    }
+    eprintln!("BENCH set clone: {:?}", t.elapsed() / 20000);
 }

@@ -662,7 +662,7 @@ fn rbpf_itself_diverges_where_documented() {
 fn rbpf_panics_and_rejections_are_caught() {
     // `call` as the last instruction passes rbpf's verifier; when it returns, the
     // interpreter runs off the end into its `unreachable!()`.
-    let any = lower(&Program::new(vec![EXIT]).unwrap(), 0).unwrap();
+    let any = lower(&Program::new(vec![EXIT]).unwrap(), MapCounts::default()).unwrap();
     run::TICKS_LEFT.set(5);
     let bytes = bpf::encode_bytes(&[mov(Reg::R0, 0), Insn::Call(Call::Helper(TICK_HELPER as i32))]);
     match execute(&bytes, &[], &[], &any) {
@@ -849,7 +849,7 @@ fn agrees_with_the_reference_on_random_programs() {
         assert!(
             same && want.ctx == got.ctx,
             "case {case}: {prog:?}\ninput {input:?}\nreference {want:?}\nrbpf {got:?}\nlowered {:?}",
-            lower(&prog, 0).map(|l| l.insns().to_vec())
+            lower(&prog, MapCounts::default()).map(|l| l.insns().to_vec())
         );
         compared += 1;
     }

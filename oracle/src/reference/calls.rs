@@ -219,6 +219,7 @@ pub(super) fn run_set(
         r0_is_address,
         tail_calls: run.tail_calls,
         helper_calls: run.helpers.take_trace(),
+        arrays: Vec::new(),
     })
 }
 
