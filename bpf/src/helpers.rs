@@ -65,7 +65,8 @@ pub fn prototype(id: i32) -> Option<Prototype> {
 }
 
 /// Every helper id, for engines that register helpers up front.
-pub const ALL: [i32; 8] = [
+pub const ALL: [i32; 9] = [
+    MAP_LOOKUP_ELEM,
     KTIME_GET_NS,
     GET_NUMA_NODE_ID,
     JIFFIES64,
@@ -144,7 +145,11 @@ impl Helpers {
     /// Records a `bpf_map_lookup_elem` the engine performed: array map `array` (its
     /// index among the set's array maps), `key`, and whether a value was found.
     pub fn record_lookup(&mut self, array: usize, key: u32, found: bool) {
-        self.trace.push(HelperCall { id: MAP_LOOKUP_ELEM, args: vec![array as u64, key as u64], ret: found as u64 });
+        self.trace.push(HelperCall {
+            id: MAP_LOOKUP_ELEM,
+            args: vec![array as u64, key as u64],
+            ret: found as u64,
+        });
     }
 
     /// The calls made so far, in order.

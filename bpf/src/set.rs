@@ -129,7 +129,11 @@ pub struct ProgramSet {
 impl ProgramSet {
     /// A set of one program and no maps.
     pub fn single(prog: Program) -> ProgramSet {
-        ProgramSet { progs: vec![SetProgram { name: "entry".into(), prog }], maps: Vec::new(), arrays: Vec::new() }
+        ProgramSet {
+            progs: vec![SetProgram { name: "entry".into(), prog }],
+            maps: Vec::new(),
+            arrays: Vec::new(),
+        }
     }
 
     /// Checks and wraps programs (the first is the entry) and prog arrays.

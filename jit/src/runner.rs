@@ -389,7 +389,9 @@ impl Runner {
         let data = std::mem::take(self.emu.get_data_mut());
         let mut arrays = Vec::with_capacity(set.arrays().len());
         for (info, arr) in data.arrays.iter().zip(set.arrays()) {
-            arrays.push(self.emu.mem_read_as_vec(info.addr + ARRAY_VALUES_OFFSET, arr.values.len()).map_err(err)?);
+            arrays.push(
+                self.emu.mem_read_as_vec(info.addr + ARRAY_VALUES_OFFSET, arr.values.len()).map_err(err)?,
+            );
         }
         Ok(Native {
             stop,

@@ -41,13 +41,15 @@ fn bpf2bpf_call_returns_into_the_caller_with_r6_kept() {
 
 #[test]
 fn helpers_are_serviced_and_traced() {
-    let text = format!("call {COUNTER}\nr6 = r0\ncall {COUNTER}\nr1 = 3\nr2 = 4\ncall {MIX}\nr0 = r6\nexit");
+    let text = format!(
+        "call {COUNTER}\nr6 = r0\ncall {COUNTER}\nr1 = 3\nr2 = 4\nr3 = 5\nr4 = 6\nr5 = 7\ncall {MIX}\nr0 = r6\nexit"
+    );
     let set = ProgramSet::single(parse_program(&text).unwrap());
     let out = run(&mut Jit::new(), &set, &Input::none());
     assert_eq!(out.result, Ok(1), "the first counter call returns 1");
     let ids: Vec<i32> = out.helper_calls.iter().map(|c| c.id).collect();
     assert_eq!(ids, vec![COUNTER, COUNTER, MIX]);
-    assert_eq!(out.helper_calls[2].args, vec![3, 4]);
+    assert_eq!(out.helper_calls[2].args, vec![3, 4, 5, 6, 7]);
 }
 
 /// entry: tail-calls slot `index` of map 0; on failure returns 99.
@@ -148,4 +150,26 @@ fn hierarchy_explodes_with_per_frame_counts() {
         &Input::with_ctx(vec![0; 8]),
     );
     assert_eq!(out.result.unwrap_err().kind, FaultKind::Budget);
+}
+
+#[test]
+fn array_lookup_finds_values_and_returns_null_past_the_end() {
+    // Store key 2 on the stack, look it up, add 5 to the 8-byte value, return it; then a
+    // lookup of key 4 (= max_entries) gives NULL.
+    let text = ".array vals 8 4 hex 0000000000000000 0000000000000000 0a00000000000000\n.prog entry\n\
+        *(u32 *)(r10 - 4) = 2\nr1 = vals ll\nr2 = r10\nr2 += -4\ncall bpf_map_lookup_elem\n\
+        if r0 == 0 goto miss\nr1 = *(u64 *)(r0 + 0)\nr1 += 5\n*(u64 *)(r0 + 0) = r1\n\
+        *(u32 *)(r10 - 4) = 4\nr1 = vals ll\nr2 = r10\nr2 += -4\ncall bpf_map_lookup_elem\nexit\n\
+        miss:\nr0 = 99\nexit\n";
+    let f = bpf::asm::parse_set(text).unwrap();
+    for scheme in Scheme::ALL {
+        let out = run(&mut Jit::new().with_scheme(scheme), &f.set, &Input::none());
+        assert_eq!(out.result, Ok(0), "{scheme}: the second lookup returns NULL");
+        let mut expect = vec![0u8; 32];
+        expect[16] = 15;
+        assert_eq!(out.arrays, vec![expect], "{scheme}: value 2 went from 10 to 15");
+        let found: Vec<u64> = out.helper_calls.iter().map(|c| c.ret).collect();
+        assert_eq!(found, vec![1, 0]);
+        assert_eq!(out.helper_calls[0].args, vec![0, 2]);
+    }
 }

@@ -9,7 +9,8 @@
 //!    misaligned atomic access): the program is invalid, and nothing is compared.
 //! 4. Otherwise the fault class, R0 (unless the reference says it holds an address, which
 //!    differs between engines by construction), the context memory, the number of
-//!    successful tail calls and the helper-call trace are compared. For
+//!    successful tail calls, the helper-call trace and the array maps' values are
+//!    compared. For
 //!    every field that differs, the engine whose value stands alone is named as the odd
 //!    one out; with only two engines, the one that is not the reference is.
 
@@ -39,6 +40,8 @@ pub enum Field {
     TailCalls,
     /// The helper calls, with their arguments and results.
     Helpers,
+    /// The array maps' values after the run.
+    Arrays,
 }
 
 impl Field {
@@ -50,6 +53,7 @@ impl Field {
             Field::Ctx => "ctx",
             Field::TailCalls => "tail_calls",
             Field::Helpers => "helpers",
+            Field::Arrays => "arrays",
         }
     }
 }
@@ -217,6 +221,13 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
         finished.iter().map(|(e, o)| (*e, o.tail_calls.to_string())).collect(),
     ));
     diffs.extend(differ(Field::Helpers, finished.iter().map(|(e, o)| (*e, helper_trace(o))).collect()));
+    diffs.extend(differ(
+        Field::Arrays,
+        finished
+            .iter()
+            .map(|(e, o)| (*e, o.arrays.iter().map(|a| hex(a)).collect::<Vec<_>>().join(" | ")))
+            .collect(),
+    ));
     if diffs.is_empty() {
         Verdict::Agree
     } else {

@@ -28,6 +28,7 @@ fn outcome_json(o: &Outcome) -> Value {
     let calls: Vec<Value> =
         o.helper_calls.iter().map(|c| json!({"id": c.id, "args": c.args, "ret": c.ret})).collect();
     m.insert("helpers".into(), Value::Array(calls));
+    m.insert("arrays".into(), json!(o.arrays.iter().map(|a| hex(a)).collect::<Vec<_>>()));
     Value::Object(m)
 }
 
@@ -90,6 +91,9 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                 };
                 let ctx = short_hex(&o.ctx);
                 s += &format!("  {:<10} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, o.tail_calls, ctx);
+                for (k, a) in o.arrays.iter().enumerate() {
+                    s += &format!("  {:<10} array {k}: {}\n", "", short_hex(a));
+                }
                 if !o.helper_calls.is_empty() {
                     s += &format!("  {:<10} helpers: {}\n", "", helper_trace(o));
                 }

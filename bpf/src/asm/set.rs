@@ -259,16 +259,21 @@ impl Source {
                 if self.maps.index.contains_key(map) {
                     return Err(err(lineno, mcol, format!("duplicate map `{map}`")));
                 }
-                let value_size = number(vs)
-                    .filter(|v| (1..=4096).contains(v))
-                    .ok_or_else(|| err(lineno, vcol, format!("value size {vs:?} is not a number from 1 to 4096")))?;
-                let entries = number(n).filter(|&e| e >= 1 && e * value_size <= MAX_ARRAY_BYTES as u64).ok_or_else(|| {
-                    err(
-                        lineno,
-                        ncol,
-                        format!("max_entries {n:?} is not a number from 1 to {}", MAX_ARRAY_BYTES as u64 / value_size),
-                    )
+                let value_size = number(vs).filter(|v| (1..=4096).contains(v)).ok_or_else(|| {
+                    err(lineno, vcol, format!("value size {vs:?} is not a number from 1 to 4096"))
                 })?;
+                let entries = number(n)
+                    .filter(|&e| e >= 1 && e * value_size <= MAX_ARRAY_BYTES as u64)
+                    .ok_or_else(|| {
+                        err(
+                            lineno,
+                            ncol,
+                            format!(
+                                "max_entries {n:?} is not a number from 1 to {}",
+                                MAX_ARRAY_BYTES as u64 / value_size
+                            ),
+                        )
+                    })?;
                 let mut values = vec![0u8; (value_size * entries) as usize];
                 match rest {
                     [] => {}
@@ -280,7 +285,11 @@ impl Source {
                             return Err(err(
                                 lineno,
                                 bytes[0].1,
-                                format!("{} initial bytes do not fit the map's {} bytes", init.len(), values.len()),
+                                format!(
+                                    "{} initial bytes do not fit the map's {} bytes",
+                                    init.len(),
+                                    values.len()
+                                ),
                             ));
                         }
                         values[..init.len()].copy_from_slice(&init);
@@ -297,7 +306,11 @@ impl Source {
                     return Err(malformed(".slot MAP INDEX PROGRAM"));
                 };
                 if self.maps.index.get(map).is_some_and(|&m| m >= self.map_decls.len()) {
-                    return Err(err(lineno, mcol, format!("map `{map}` is an array map: only prog arrays have slots")));
+                    return Err(err(
+                        lineno,
+                        mcol,
+                        format!("map `{map}` is an array map: only prog arrays have slots"),
+                    ));
                 }
                 let Some(&m) = self.maps.index.get(map) else {
                     return Err(err(
@@ -487,7 +500,11 @@ impl Source {
             .array_decls
             .iter()
             .zip(&self.maps.names[self.map_decls.len()..])
-            .map(|((_, value_size, values), name)| ArrayMap { name: name.clone(), value_size: *value_size, values: values.clone() })
+            .map(|((_, value_size, values), name)| ArrayMap {
+                name: name.clone(),
+                value_size: *value_size,
+                values: values.clone(),
+            })
             .collect();
         let map_count = maps.len() + arrays.len();
         let mut progs = Vec::with_capacity(self.codes.len());

@@ -266,7 +266,8 @@ fn helpers_by_name() {
         assert!(!text.trim_start_matches("call ").starts_with(|c: char| c.is_ascii_digit()), "{text}");
         assert_eq!(parse(&text).unwrap(), vec![insn]);
     }
-    assert_eq!(Insn::Call(Call::Helper(1)).to_string(), "call 1");
+    assert_eq!(Insn::Call(Call::Helper(2)).to_string(), "call 2");
+    assert_eq!(Insn::Call(Call::Helper(1)).to_string(), "call map_lookup_elem");
     assert_eq!(Insn::Call(Call::Helper(helpers::MIX)).to_string(), "call jitdiff_mix");
     // A label cannot take a helper's name, so `call NAME` is never ambiguous.
     let e = parse("jitdiff_mix:\nexit").unwrap_err();
@@ -528,7 +529,10 @@ fn array_maps_parse_print_and_number_after_prog_arrays() {
     assert_eq!((a.value_size, a.max_entries()), (8, 4));
     assert_eq!(&a.values[..3], &[1, 2, 0]);
     // Prog arrays are numbered first: `vals` is map 1.
-    assert_eq!(f.set.progs()[0].prog.insns()[0], Insn::LdImm64 { dst: Reg::R1, pseudo: PSEUDO_MAP_FD, imm: 1 });
+    assert_eq!(
+        f.set.progs()[0].prog.insns()[0],
+        Insn::LdImm64 { dst: Reg::R1, pseudo: PSEUDO_MAP_FD, imm: 1 }
+    );
     assert_eq!(parse_set(&print_set(&f.set, None)).unwrap().set, f.set);
     let after = parse_set(".array a 8 1\n.map pa 1\nr0 = 0\nexit\n").unwrap_err();
     assert!(after.message.contains("must come before every `.array`"), "{after}");
