@@ -16,6 +16,7 @@
 pub mod asm;
 pub mod elf;
 pub mod exec;
+pub mod gen;
 pub mod helpers;
 pub mod insn;
 pub mod load;

@@ -47,6 +47,14 @@ pub enum ProgramError {
         /// Slot it goes to.
         target: usize,
     },
+    /// Stack depths were given for a different number of functions.
+    #[error("{depths} stack depths given for {functions} functions")]
+    StackDepthCount {
+        /// Functions in the program.
+        functions: usize,
+        /// Depths given.
+        depths: usize,
+    },
     /// The declared stack depth is above [`MAX_STACK`].
     #[error("stack depth {0} exceeds the 512-byte eBPF stack")]
     StackTooDeep(u32),
@@ -231,12 +239,17 @@ impl Program {
         self.stack_depths[f]
     }
 
-    /// The same instructions with every function's stack depth set to `depth`.
+    /// Sets every function's stack depth (one per function, in order).
     pub fn set_stack_depths(&mut self, depths: Vec<u32>) -> Result<(), ProgramError> {
         if let Some(&d) = depths.iter().find(|&&d| d > MAX_STACK) {
             return Err(ProgramError::StackTooDeep(d));
         }
-        assert_eq!(depths.len(), self.stack_depths.len(), "one depth per function");
+        if depths.len() != self.stack_depths.len() {
+            return Err(ProgramError::StackDepthCount {
+                functions: self.stack_depths.len(),
+                depths: depths.len(),
+            });
+        }
         self.stack_depths = depths;
         Ok(())
     }

@@ -1,0 +1,117 @@
+//! The generator's knobs. `Config: Arbitrary` is swarm testing: every fuzz input first
+//! picks which instruction kinds and call shapes it may use and how large it may grow,
+//! so rare combinations get whole runs to themselves.
+
+use arbitrary::{Arbitrary, Unstructured};
+
+/// What the generator may produce. Every field has a default ([`Config::default`]
+/// enables everything at the default sizes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Programs in a set (the entry and tail-call targets), 1 to 4. Defaults to 3.
+    pub max_progs: usize,
+    /// Functions per program (main and subprograms), 1 to 4. Defaults to 3.
+    pub max_funcs: usize,
+    /// Instructions the generator aims for per function before closing it, 4 to 256.
+    /// Defaults to 24.
+    pub max_insns: usize,
+    /// Nesting of conditional blocks and loops, 0 to 4. Defaults to 2.
+    pub max_depth: usize,
+    /// Bytes of context, a multiple of 8 from 8 to 256. Defaults to 64.
+    pub ctx_size: u32,
+    /// 32-bit ALU operations. Defaults to true.
+    pub alu32_enabled: bool,
+    /// 64-bit ALU operations. Defaults to true.
+    pub alu64_enabled: bool,
+    /// Conditional blocks over 64-bit compares. Defaults to true.
+    pub jmp_enabled: bool,
+    /// Conditional blocks over 32-bit compares. Defaults to true.
+    pub jmp32_enabled: bool,
+    /// Loads and stores on the stack and the context. Defaults to true.
+    pub mem_enabled: bool,
+    /// Atomic operations. Defaults to true.
+    pub atomics_enabled: bool,
+    /// cpu v4 instructions: sdiv, smod, movsx, bswap, sign-extending loads, gotol.
+    /// Defaults to true.
+    pub v4_enabled: bool,
+    /// Counted loops. Defaults to true.
+    pub loops_enabled: bool,
+    /// bpf2bpf calls to subprograms. Defaults to true.
+    pub calls_enabled: bool,
+    /// Helper calls. Defaults to true.
+    pub helpers_enabled: bool,
+    /// Tail calls through prog arrays. Defaults to true.
+    pub tail_calls_enabled: bool,
+    /// Array maps and lookups. Defaults to true.
+    pub arrays_enabled: bool,
+    /// Percent of immediates drawn from the edge-value list. Defaults to 60.
+    pub edge_bias: u8,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_progs: 3,
+            max_funcs: 3,
+            max_insns: 24,
+            max_depth: 2,
+            ctx_size: 64,
+            alu32_enabled: true,
+            alu64_enabled: true,
+            jmp_enabled: true,
+            jmp32_enabled: true,
+            mem_enabled: true,
+            atomics_enabled: true,
+            v4_enabled: true,
+            loops_enabled: true,
+            calls_enabled: true,
+            helpers_enabled: true,
+            tail_calls_enabled: true,
+            arrays_enabled: true,
+            edge_bias: 60,
+        }
+    }
+}
+
+impl Config {
+    /// Brings every field into its documented range; it only ever lowers limits.
+    pub fn sanitize(mut self) -> Config {
+        self.max_progs = self.max_progs.clamp(1, 4);
+        self.max_funcs = self.max_funcs.clamp(1, 4);
+        self.max_insns = self.max_insns.clamp(4, 256);
+        self.max_depth = self.max_depth.min(4);
+        self.ctx_size = (self.ctx_size.clamp(8, 256) / 8) * 8;
+        self.edge_bias = self.edge_bias.min(100);
+        if !self.alu32_enabled && !self.alu64_enabled {
+            self.alu64_enabled = true;
+        }
+        self
+    }
+}
+
+impl<'a> Arbitrary<'a> for Config {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Config> {
+        let d = Config::default();
+        Ok(Config {
+            max_progs: u.int_in_range(1..=d.max_progs + 1)?,
+            max_funcs: u.int_in_range(1..=d.max_funcs + 1)?,
+            max_insns: u.int_in_range(8..=d.max_insns * 2)?,
+            max_depth: u.int_in_range(0..=d.max_depth + 1)?,
+            ctx_size: u.int_in_range(1..=16u32)? * 8,
+            alu32_enabled: u.arbitrary()?,
+            alu64_enabled: u.arbitrary()?,
+            jmp_enabled: u.arbitrary()?,
+            jmp32_enabled: u.arbitrary()?,
+            mem_enabled: u.arbitrary()?,
+            atomics_enabled: u.arbitrary()?,
+            v4_enabled: u.arbitrary()?,
+            loops_enabled: u.arbitrary()?,
+            calls_enabled: u.arbitrary()?,
+            helpers_enabled: u.arbitrary()?,
+            tail_calls_enabled: u.arbitrary()?,
+            arrays_enabled: u.arbitrary()?,
+            edge_bias: u.int_in_range(0..=100)?,
+        }
+        .sanitize())
+    }
+}

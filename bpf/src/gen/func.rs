@@ -1,0 +1,683 @@
+//! Generating one program: its functions, each a structured body of straight-line code,
+//! conditional blocks, counted loops and calls, over an abstract state.
+
+use arbitrary::Unstructured;
+
+use super::{Config, EDGE_I32, EDGE_U64};
+use crate::helpers::{COUNTER, MAP_LOOKUP_ELEM, MIX, TAIL_CALL};
+use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
+use crate::program::Program;
+use crate::set::PSEUDO_MAP_FD;
+
+/// The maps a program can refer to.
+pub(super) struct Shape {
+    /// max_entries of each prog array (map indexes 0..).
+    pub prog_arrays: Vec<u32>,
+    /// (value_size, max_entries) of each array map (map indexes after the prog arrays).
+    pub arrays: Vec<(u32, u32)>,
+}
+
+/// What a register holds, as far as the verifier knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Nothing a program may read.
+    Undef,
+    /// A number.
+    Scalar,
+    /// The context pointer.
+    Ctx,
+    /// The frame pointer.
+    Stack,
+}
+
+/// The abstract state at one point of a function.
+#[derive(Clone, Debug)]
+struct State {
+    kind: [Kind; 11],
+    /// Registers that must not be written here (the context copy, loop counters, and
+    /// pointers inside loop bodies).
+    frozen: u16,
+    /// Written bytes of the 512 below r10, bit `i` = byte `r10 - 512 + i`.
+    stack: [u64; 8],
+}
+
+impl State {
+    /// What holds on both of two paths that join.
+    fn meet(&self, o: &State) -> State {
+        let mut s = self.clone();
+        for r in 0..11 {
+            if s.kind[r] != o.kind[r] {
+                s.kind[r] = Kind::Undef;
+            }
+        }
+        for i in 0..8 {
+            s.stack[i] &= o.stack[i];
+        }
+        s
+    }
+
+    fn byte(off: i64) -> usize {
+        (512 + off) as usize
+    }
+
+    fn written(&self, off: i64, len: u32) -> bool {
+        (0..len as i64).all(|k| {
+            let b = State::byte(off + k);
+            self.stack[b / 64] >> (b % 64) & 1 == 1
+        })
+    }
+
+    fn write(&mut self, off: i64, len: u32) {
+        for k in 0..len as i64 {
+            let b = State::byte(off + k);
+            self.stack[b / 64] |= 1 << (b % 64);
+        }
+    }
+
+    fn is(&self, r: Reg, k: Kind) -> bool {
+        self.kind[r.idx()] == k
+    }
+
+    fn frozen(&self, r: Reg) -> bool {
+        self.frozen >> r.num() & 1 == 1
+    }
+
+    /// Registers that hold `k`.
+    fn regs(&self, k: Kind) -> Vec<Reg> {
+        Reg::ALL.into_iter().filter(|r| self.is(*r, k)).collect()
+    }
+
+    /// Registers an instruction may overwrite.
+    fn writable(&self) -> Vec<Reg> {
+        Reg::ALL[..10].iter().copied().filter(|r| !self.frozen(*r)).collect()
+    }
+
+    fn clobber_call(&mut self) {
+        for r in 0..=5 {
+            self.kind[r] = Kind::Undef;
+        }
+    }
+}
+
+/// A function's interface: which of R1.. it receives.
+#[derive(Clone, Copy, Debug)]
+struct Sig {
+    /// R1 is the context pointer.
+    ctx_arg: bool,
+    /// R1 (or R2, with `ctx_arg`) to R`args` are scalars.
+    args: u8,
+}
+
+/// The register kept as a copy of the context pointer when calls need it.
+const CTX_COPY: Reg = Reg::R6;
+
+struct Gen<'c, 'a, 'u> {
+    cfg: &'c Config,
+    shape: &'c Shape,
+    u: &'a mut Unstructured<'u>,
+    sigs: &'c [Sig],
+    func: usize,
+    depth_bytes: u32,
+    out: Vec<Insn>,
+    /// (index in `out`, callee) of every bpf2bpf call, patched once functions are placed.
+    calls: Vec<(usize, usize)>,
+    st: State,
+    budget: usize,
+    in_loop: bool,
+}
+
+/// One program: its functions, placed one after another, with calls patched.
+pub(super) fn program(cfg: &Config, shape: &Shape, u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
+    let n_funcs = if cfg.calls_enabled { u.int_in_range(1..=cfg.max_funcs)? } else { 1 };
+    let mut sigs = vec![Sig { ctx_arg: true, args: 1 }];
+    for _ in 1..n_funcs {
+        sigs.push(Sig { ctx_arg: u.arbitrary()?, args: u.int_in_range(0..=5)? });
+    }
+    let mut bodies = Vec::with_capacity(n_funcs);
+    let mut depths = Vec::with_capacity(n_funcs);
+    for f in 0..n_funcs {
+        let depth_bytes = 8 * u.int_in_range(1..=8u32)?;
+        let (out, calls) = function(cfg, shape, u, &sigs, f, depth_bytes)?;
+        bodies.push((out, calls));
+        depths.push(depth_bytes);
+    }
+    // Keep the functions reachable from the main one (calls only go to later
+    // functions), place them, and patch bpf2bpf call offsets (in slots).
+    let mut reachable = vec![false; n_funcs];
+    reachable[0] = true;
+    for f in 0..n_funcs {
+        if reachable[f] {
+            for &(_, callee) in &bodies[f].1 {
+                reachable[callee] = true;
+            }
+        }
+    }
+    let slots = |v: &[Insn]| v.iter().map(Insn::slots).sum::<usize>();
+    let mut starts = vec![0usize; n_funcs];
+    let mut at = 0usize;
+    for f in (0..n_funcs).filter(|&f| reachable[f]) {
+        starts[f] = at;
+        at += slots(&bodies[f].0);
+    }
+    let mut insns = Vec::with_capacity(at);
+    let mut kept_depths = Vec::new();
+    for (f, (mut body, calls)) in bodies.into_iter().enumerate() {
+        if !reachable[f] {
+            continue;
+        }
+        for (k, callee) in calls {
+            let pc = starts[f] + slots(&body[..k]);
+            body[k] = Insn::Call(Call::Local((starts[callee] as i64 - pc as i64 - 1) as i32));
+        }
+        insns.extend(body);
+        kept_depths.push(depths[f]);
+    }
+    let depths = kept_depths;
+    let mut prog = Program::new(insns).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    // Functions that copy r10 (map lookups) make the inference give 512 bytes: set the
+    // depths the generator chose and kept every access within.
+    prog.set_stack_depths(depths).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    Ok(prog)
+}
+
+fn function(
+    cfg: &Config,
+    shape: &Shape,
+    u: &mut Unstructured<'_>,
+    sigs: &[Sig],
+    f: usize,
+    depth_bytes: u32,
+) -> arbitrary::Result<(Vec<Insn>, Vec<(usize, usize)>)> {
+    let mut kind = [Kind::Undef; 11];
+    kind[10] = Kind::Stack;
+    let sig = sigs[f];
+    if sig.ctx_arg {
+        kind[1] = Kind::Ctx;
+    }
+    for r in (if sig.ctx_arg { 2 } else { 1 })..=sig.args as usize {
+        kind[r] = Kind::Scalar;
+    }
+    let mut g = Gen {
+        cfg,
+        shape,
+        u,
+        sigs,
+        func: f,
+        depth_bytes,
+        out: Vec::new(),
+        calls: Vec::new(),
+        st: State { kind, frozen: 1 << 10, stack: [0; 8] },
+        budget: cfg.max_insns,
+        in_loop: false,
+    };
+    // Keep the context in a callee-saved register when calls may need it later.
+    if sig.ctx_arg && (cfg.tail_calls_enabled || cfg.calls_enabled) {
+        g.emit(Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: CTX_COPY, src: Operand::Reg(Reg::R1) });
+        g.st.kind[CTX_COPY.idx()] = Kind::Ctx;
+        g.st.frozen |= 1 << CTX_COPY.num();
+    }
+    g.block(0)?;
+    if !g.st.is(Reg::R0, Kind::Scalar) {
+        let v = g.imm32()?;
+        g.emit(mov(Reg::R0, v));
+    }
+    g.emit(Insn::Exit);
+    Ok((g.out, g.calls))
+}
+
+fn mov(dst: Reg, imm: i32) -> Insn {
+    Insn::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Imm(imm) }
+}
+
+/// What the next step of a block does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Alu,
+    Unary,
+    Wide,
+    Load,
+    Store,
+    Atomic,
+    If,
+    Loop,
+    Call,
+    Helper,
+    Lookup,
+    TailCall,
+}
+
+impl Gen<'_, '_, '_> {
+    fn emit(&mut self, insn: Insn) {
+        self.out.push(insn);
+        self.budget = self.budget.saturating_sub(1);
+    }
+
+    fn imm32(&mut self) -> arbitrary::Result<i32> {
+        if self.u.ratio(self.cfg.edge_bias as u32, 100)? {
+            Ok(*self.u.choose(&EDGE_I32)?)
+        } else {
+            self.u.arbitrary()
+        }
+    }
+
+    fn imm64(&mut self) -> arbitrary::Result<u64> {
+        if self.u.ratio(self.cfg.edge_bias as u32, 100)? {
+            Ok(*self.u.choose(&EDGE_U64)?)
+        } else {
+            self.u.arbitrary()
+        }
+    }
+
+    fn width(&mut self) -> arbitrary::Result<Width> {
+        Ok(match (self.cfg.alu32_enabled, self.cfg.alu64_enabled) {
+            (true, true) => *self.u.choose(&[Width::W32, Width::W64])?,
+            (true, false) => Width::W32,
+            _ => Width::W64,
+        })
+    }
+
+    fn scalar(&mut self) -> arbitrary::Result<Option<Reg>> {
+        let regs = self.st.regs(Kind::Scalar);
+        Ok(if regs.is_empty() { None } else { Some(*self.u.choose(&regs)?) })
+    }
+
+    /// A scalar register that may be overwritten.
+    fn scalar_dst(&mut self) -> arbitrary::Result<Option<Reg>> {
+        let regs: Vec<Reg> = self.st.regs(Kind::Scalar).into_iter().filter(|r| !self.st.frozen(*r)).collect();
+        Ok(if regs.is_empty() { None } else { Some(*self.u.choose(&regs)?) })
+    }
+
+    fn any_dst(&mut self) -> arbitrary::Result<Reg> {
+        let regs = self.st.writable();
+        Ok(*self.u.choose(&regs)?)
+    }
+
+    fn define(&mut self, r: Reg) {
+        self.st.kind[r.idx()] = Kind::Scalar;
+    }
+
+    fn ctx_reg(&mut self) -> arbitrary::Result<Option<Reg>> {
+        let regs = self.st.regs(Kind::Ctx);
+        Ok(if regs.is_empty() { None } else { Some(*self.u.choose(&regs)?) })
+    }
+
+    fn steps(&self, depth: usize) -> Vec<Step> {
+        let c = self.cfg;
+        let mut v = vec![Step::Alu, Step::Alu, Step::Alu, Step::Wide, Step::Unary];
+        let room = self.budget > 4 && depth < c.max_depth;
+        if c.mem_enabled {
+            v.extend([Step::Load, Step::Store]);
+        }
+        if c.atomics_enabled {
+            v.push(Step::Atomic);
+        }
+        if (c.jmp_enabled || c.jmp32_enabled) && room {
+            v.extend([Step::If, Step::If]);
+        }
+        if c.loops_enabled && room && !self.in_loop && self.free_counter().is_some() {
+            v.push(Step::Loop);
+        }
+        if !self.in_loop {
+            if c.calls_enabled && self.func + 1 < self.sigs.len() {
+                v.push(Step::Call);
+            }
+            if c.helpers_enabled {
+                v.push(Step::Helper);
+                if !self.shape.arrays.is_empty() {
+                    v.push(Step::Lookup);
+                }
+            }
+            if c.tail_calls_enabled && !self.shape.prog_arrays.is_empty() && self.st.is(CTX_COPY, Kind::Ctx) {
+                v.push(Step::TailCall);
+            }
+        }
+        v
+    }
+
+    fn free_counter(&self) -> Option<Reg> {
+        [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|r| !self.st.frozen(*r))
+    }
+
+    /// Steps until the budget or the bytes run out.
+    fn block(&mut self, depth: usize) -> arbitrary::Result<()> {
+        while self.budget > 0 && !self.u.is_empty() {
+            let steps = self.steps(depth);
+            let step = *self.u.choose(&steps)?;
+            match step {
+                Step::Alu => self.alu()?,
+                Step::Unary => self.unary()?,
+                Step::Wide => {
+                    let dst = self.any_dst()?;
+                    let imm = self.imm64()?;
+                    self.emit(Insn::LdImm64 { dst, pseudo: 0, imm });
+                    self.define(dst);
+                }
+                Step::Load => self.load()?,
+                Step::Store => self.store()?,
+                Step::Atomic => self.atomic()?,
+                Step::If => self.if_block(depth)?,
+                Step::Loop => self.counted_loop(depth)?,
+                Step::Call => self.call()?,
+                Step::Helper => self.helper()?,
+                Step::Lookup => self.lookup()?,
+                Step::TailCall => self.tail_call()?,
+            }
+            if depth > 0 && self.u.ratio(1, 6)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn alu(&mut self) -> arbitrary::Result<()> {
+        let width = self.width()?;
+        let Some(dst) = self.scalar_dst()? else {
+            let dst = self.any_dst()?;
+            let imm = self.imm32()?;
+            self.emit(Insn::Alu { width, op: AluOp::Mov, dst, src: Operand::Imm(imm) });
+            self.define(dst);
+            return Ok(());
+        };
+        let mut ops = vec![
+            AluOp::Add,
+            AluOp::Sub,
+            AluOp::Mul,
+            AluOp::Div,
+            AluOp::Mod,
+            AluOp::Or,
+            AluOp::And,
+            AluOp::Xor,
+            AluOp::Lsh,
+            AluOp::Rsh,
+            AluOp::Arsh,
+            AluOp::Mov,
+        ];
+        if self.cfg.v4_enabled {
+            ops.extend([AluOp::Sdiv, AluOp::Smod]);
+        }
+        let op = *self.u.choose(&ops)?;
+        let src = match self.scalar()? {
+            Some(r) if self.u.arbitrary()? => Operand::Reg(r),
+            _ => {
+                let bits = if width == Width::W64 { 64 } else { 32 };
+                let mut imm = self.imm32()?;
+                match op {
+                    // The verifier rejects constant shifts past the width and constant
+                    // division by zero.
+                    AluOp::Lsh | AluOp::Rsh | AluOp::Arsh => imm = imm.rem_euclid(bits),
+                    AluOp::Div | AluOp::Mod | AluOp::Sdiv | AluOp::Smod if imm == 0 => imm = 1,
+                    _ => {}
+                }
+                Operand::Imm(imm)
+            }
+        };
+        self.emit(Insn::Alu { width, op, dst, src });
+        Ok(())
+    }
+
+    fn unary(&mut self) -> arbitrary::Result<()> {
+        let Some(dst) = self.scalar_dst()? else { return self.alu() };
+        let width = self.width()?;
+        let choice = self.u.int_in_range(0..=if self.cfg.v4_enabled { 3 } else { 1 })?;
+        let insn = match choice {
+            0 => Insn::Neg { width, dst },
+            1 => {
+                let bits = *self.u.choose(&[16u8, 32, 64])?;
+                let order = if self.u.arbitrary()? { ByteOrder::Le } else { ByteOrder::Be };
+                Insn::End { order, bits, dst }
+            }
+            2 => Insn::End { order: ByteOrder::Swap, bits: *self.u.choose(&[16u8, 32, 64])?, dst },
+            _ => {
+                let Some(src) = self.scalar()? else { return self.alu() };
+                let from = if width == Width::W64 {
+                    *self.u.choose(&[SxBits::S8, SxBits::S16, SxBits::S32])?
+                } else {
+                    *self.u.choose(&[SxBits::S8, SxBits::S16])?
+                };
+                Insn::MovSx { width, from, dst, src }
+            }
+        };
+        self.emit(insn);
+        Ok(())
+    }
+
+    /// A memory operand: (base, offset) for an access of `size`, in the context or on
+    /// the stack; `need_written` restricts stack offsets to written bytes.
+    fn place(&mut self, size: Size, need_written: bool) -> arbitrary::Result<Option<(Reg, i16)>> {
+        let n = size.bytes();
+        let use_ctx = self.u.arbitrary::<bool>()?;
+        if use_ctx {
+            if let Some(base) = self.ctx_reg()? {
+                let slots = self.cfg.ctx_size / n;
+                let off = self.u.int_in_range(0..=slots - 1)? * n;
+                return Ok(Some((base, off as i16)));
+            }
+        }
+        let slots = self.depth_bytes / n;
+        let candidates: Vec<i64> = (1..=slots as i64)
+            .map(|k| -(k * n as i64))
+            .filter(|&off| !need_written || self.st.written(off, n))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some((Reg::R10, *self.u.choose(&candidates)? as i16)))
+    }
+
+    fn size(&mut self) -> arbitrary::Result<Size> {
+        Ok(*self.u.choose(&Size::ALL)?)
+    }
+
+    fn load(&mut self) -> arbitrary::Result<()> {
+        let size = self.size()?;
+        let Some((src, off)) = self.place(size, true)? else { return self.store() };
+        let signed = self.cfg.v4_enabled && size != Size::DW && self.u.ratio(1, 3)?;
+        let dst = self.any_dst()?;
+        self.emit(Insn::Load { size, signed, dst, src, off });
+        self.define(dst);
+        Ok(())
+    }
+
+    fn store(&mut self) -> arbitrary::Result<()> {
+        let size = self.size()?;
+        let Some((dst, off)) = self.place(size, false)? else { return self.alu() };
+        let insn = match self.scalar()? {
+            Some(src) if self.u.arbitrary()? => Insn::Store { size, dst, src, off },
+            _ => {
+                let imm = self.imm32()?;
+                Insn::StoreImm { size, dst, off, imm }
+            }
+        };
+        self.emit(insn);
+        if dst == Reg::R10 {
+            self.st.write(off as i64, size.bytes());
+        }
+        Ok(())
+    }
+
+    fn atomic(&mut self) -> arbitrary::Result<()> {
+        let size = if self.u.arbitrary()? { Size::W } else { Size::DW };
+        let Some((dst, off)) = self.place(size, true)? else { return self.store() };
+        let Some(src) = self.scalar_dst()? else { return self.alu() };
+        let op = *self.u.choose(&AtomicOp::ALL)?;
+        if op == AtomicOp::Cmpxchg && (!self.st.is(Reg::R0, Kind::Scalar) || self.st.frozen(Reg::R0)) {
+            return self.alu();
+        }
+        self.emit(Insn::Atomic { size, op, dst, src, off });
+        Ok(())
+    }
+
+    fn cond(&mut self) -> arbitrary::Result<Option<Insn>> {
+        let Some(dst) = self.scalar()? else { return Ok(None) };
+        let width = match (self.cfg.jmp_enabled, self.cfg.jmp32_enabled) {
+            (true, true) => *self.u.choose(&[Width::W32, Width::W64])?,
+            (true, false) => Width::W64,
+            _ => Width::W32,
+        };
+        let cond = *self.u.choose(&Cond::ALL)?;
+        let src = match self.scalar()? {
+            Some(r) if self.u.arbitrary()? => Operand::Reg(r),
+            _ => Operand::Imm(self.imm32()?),
+        };
+        Ok(Some(Insn::Jmp { width, cond, dst, src, off: 0 }))
+    }
+
+    /// `if cond goto +n` over a nested block: afterwards only what holds on both paths.
+    fn if_block(&mut self, depth: usize) -> arbitrary::Result<()> {
+        let Some(jmp) = self.cond()? else { return self.alu() };
+        let at = self.out.len();
+        self.emit(jmp);
+        let before = self.st.clone();
+        self.block(depth + 1)?;
+        let n: usize = self.out[at + 1..].iter().map(Insn::slots).sum();
+        if let Insn::Jmp { off, .. } = &mut self.out[at] {
+            *off = n as i16;
+        }
+        self.st = before.meet(&self.st);
+        Ok(())
+    }
+
+    /// `c = N; loop: body; c -= 1; if c != 0 goto loop`, with `c` and every pointer
+    /// frozen in the body, which makes no calls: every iteration starts from at least
+    /// the state the body was generated for.
+    fn counted_loop(&mut self, depth: usize) -> arbitrary::Result<()> {
+        let Some(c) = self.free_counter() else { return self.alu() };
+        let n = self.u.int_in_range(1..=4)?;
+        self.emit(mov(c, n));
+        self.define(c);
+        let saved_frozen = self.st.frozen;
+        self.st.frozen |= 1 << c.num();
+        for r in Reg::ALL {
+            if matches!(self.st.kind[r.idx()], Kind::Ctx | Kind::Stack) {
+                self.st.frozen |= 1 << r.num();
+            }
+        }
+        self.in_loop = true;
+        let start = self.out.len();
+        self.block(depth + 1)?;
+        self.in_loop = false;
+        self.emit(Insn::Alu { width: Width::W64, op: AluOp::Sub, dst: c, src: Operand::Imm(1) });
+        let body: usize = self.out[start..].iter().map(Insn::slots).sum();
+        let width = if self.cfg.jmp32_enabled && !self.cfg.jmp_enabled { Width::W32 } else { Width::W64 };
+        self.emit(Insn::Jmp { width, cond: Cond::Ne, dst: c, src: Operand::Imm(0), off: -(body as i16) - 1 });
+        self.st.frozen = saved_frozen;
+        Ok(())
+    }
+
+    /// Makes `r` a scalar if it is not one, with a constant.
+    fn ensure_scalar(&mut self, r: Reg) -> arbitrary::Result<()> {
+        if !self.st.is(r, Kind::Scalar) {
+            let v = self.imm32()?;
+            self.emit(mov(r, v));
+            self.define(r);
+        }
+        Ok(())
+    }
+
+    fn after_call(&mut self) {
+        self.st.clobber_call();
+        self.define(Reg::R0);
+    }
+
+    fn call(&mut self) -> arbitrary::Result<()> {
+        let callee = self.u.int_in_range(self.func + 1..=self.sigs.len() - 1)?;
+        let sig = self.sigs[callee];
+        if sig.ctx_arg {
+            if !self.st.is(Reg::R1, Kind::Ctx) {
+                if !self.st.is(CTX_COPY, Kind::Ctx) {
+                    return self.alu();
+                }
+                self.emit(Insn::Alu {
+                    width: Width::W64,
+                    op: AluOp::Mov,
+                    dst: Reg::R1,
+                    src: Operand::Reg(CTX_COPY),
+                });
+                self.st.kind[1] = Kind::Ctx;
+            }
+        }
+        for k in (if sig.ctx_arg { 2 } else { 1 })..=sig.args {
+            self.ensure_scalar(Reg::ALL[k as usize])?;
+        }
+        self.calls.push((self.out.len(), callee));
+        self.emit(Insn::Call(Call::Local(0)));
+        self.after_call();
+        Ok(())
+    }
+
+    fn helper(&mut self) -> arbitrary::Result<()> {
+        if self.u.arbitrary()? {
+            for r in [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
+                self.ensure_scalar(r)?;
+            }
+            self.emit(Insn::Call(Call::Helper(MIX)));
+        } else {
+            self.emit(Insn::Call(Call::Helper(COUNTER)));
+        }
+        self.after_call();
+        Ok(())
+    }
+
+    /// Looks up a key in an array map and, when found, updates an 8-byte word of the
+    /// value; afterwards R0-R5 are dead.
+    fn lookup(&mut self) -> arbitrary::Result<()> {
+        let a = self.u.int_in_range(0..=self.shape.arrays.len() - 1)?;
+        let (value_size, entries) = self.shape.arrays[a];
+        let key = if self.u.ratio(4, 5)? { self.u.int_in_range(0..=entries - 1)? } else { entries };
+        let off = -(4 * self.u.int_in_range(1..=self.depth_bytes / 4)? as i64);
+        self.emit(Insn::StoreImm { size: Size::W, dst: Reg::R10, off: off as i16, imm: key as i32 });
+        self.st.write(off, 4);
+        let map = (self.shape.prog_arrays.len() + a) as u64;
+        self.emit(Insn::LdImm64 { dst: Reg::R1, pseudo: PSEUDO_MAP_FD, imm: map });
+        self.emit(Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R2, src: Operand::Reg(Reg::R10) });
+        self.emit(Insn::Alu {
+            width: Width::W64,
+            op: AluOp::Add,
+            dst: Reg::R2,
+            src: Operand::Imm(off as i32),
+        });
+        self.emit(Insn::Call(Call::Helper(MAP_LOOKUP_ELEM)));
+        let voff = 8 * self.u.int_in_range(0..=value_size / 8 - 1)? as i16;
+        let imm = self.imm32()?;
+        self.emit(Insn::Jmp {
+            width: Width::W64,
+            cond: Cond::Eq,
+            dst: Reg::R0,
+            src: Operand::Imm(0),
+            off: 3,
+        });
+        self.emit(Insn::Load { size: Size::DW, signed: false, dst: Reg::R1, src: Reg::R0, off: voff });
+        self.emit(Insn::Alu { width: Width::W64, op: AluOp::Add, dst: Reg::R1, src: Operand::Imm(imm) });
+        self.emit(Insn::Store { size: Size::DW, dst: Reg::R0, src: Reg::R1, off: voff });
+        self.st.clobber_call();
+        self.st.kind[0] = Kind::Undef;
+        Ok(())
+    }
+
+    /// `bpf_tail_call(ctx, prog array, index)`, with indexes in and out of range and
+    /// with upper bits set.
+    fn tail_call(&mut self) -> arbitrary::Result<()> {
+        let m = self.u.int_in_range(0..=self.shape.prog_arrays.len() - 1)?;
+        let entries = self.shape.prog_arrays[m];
+        if !self.st.is(Reg::R1, Kind::Ctx) {
+            self.emit(Insn::Alu {
+                width: Width::W64,
+                op: AluOp::Mov,
+                dst: Reg::R1,
+                src: Operand::Reg(CTX_COPY),
+            });
+        }
+        self.emit(Insn::LdImm64 { dst: Reg::R2, pseudo: PSEUDO_MAP_FD, imm: m as u64 });
+        let index: u64 = match self.u.int_in_range(0..=9)? {
+            0 => entries as u64,
+            1 => u32::MAX as u64,
+            2 => (1 << 32) | self.u.int_in_range(0..=entries - 1)? as u64,
+            _ => self.u.int_in_range(0..=entries - 1)? as u64,
+        };
+        self.emit(Insn::LdImm64 { dst: Reg::R3, pseudo: 0, imm: index });
+        self.emit(Insn::Call(Call::Helper(TAIL_CALL)));
+        self.st.clobber_call();
+        self.st.kind[0] = Kind::Undef;
+        Ok(())
+    }
+}

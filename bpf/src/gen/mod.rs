@@ -1,0 +1,170 @@
+//! A generator of program sets that are valid by construction, in the manner of
+//! wasm-smith: every instruction is chosen among candidates whose preconditions hold in
+//! the current abstract state, never generated and then filtered.
+//!
+//! The abstract state tracks, per register, whether it holds a scalar, the context
+//! pointer or nothing the verifier would let a program read, and per stack byte whether
+//! it was written. From it follow the rules the kernel's verifier enforces and the
+//! reference interpreter checks: every register read is defined; R1-R5 are dead after a
+//! call; pointers are never used in arithmetic, compared, stored or returned; memory
+//! accesses stay inside the stack, the context or a looked-up map value, aligned, and
+//! stack reads only read written bytes; calls form an acyclic graph; each function's
+//! stack is at most 64 bytes. Termination holds by construction: jumps go forward, loops
+//! count down a register nothing else writes, calls are acyclic, and tail calls stop
+//! after 33.
+//!
+//! # Usage
+//! ```
+//! use arbitrary::Unstructured;
+//! let bytes = [7u8; 512];
+//! let mut u = Unstructured::new(&bytes);
+//! let g = bpf::gen::generate(&bpf::gen::Config::default(), &mut u).unwrap();
+//! assert!(!g.set.progs().is_empty());
+//! ```
+
+mod config;
+mod func;
+
+use arbitrary::Unstructured;
+
+pub use config::Config;
+
+use crate::exec::Input;
+use crate::set::{ArrayMap, ProgArray, ProgramSet, SetProgram};
+
+/// A generated program set and the input to run it on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// The program set.
+    pub set: ProgramSet,
+    /// Its input (a context of `Config::ctx_size` bytes).
+    pub input: Input,
+}
+
+/// Edge values for 32-bit immediates.
+pub const EDGE_I32: [i32; 16] = [
+    0,
+    1,
+    -1,
+    2,
+    i32::MAX,
+    i32::MIN,
+    0x800,
+    0x7ff,
+    -2048,
+    0x7fff_f800,
+    0xffff,
+    31,
+    32,
+    63,
+    -0x8000_0000 + 1,
+    0x1000,
+];
+
+/// Edge values for 64-bit immediates.
+pub const EDGE_U64: [u64; 14] = [
+    0,
+    1,
+    u64::MAX,
+    i64::MAX as u64,
+    i64::MIN as u64,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_ffff,
+    0x1_0000_0000,
+    0xffff_ffff_8000_0000,
+    0x7fff_f800,
+    0x800,
+    0xffff_ffff_ffff_f800,
+    0x8000_0000_0000_0800,
+];
+
+/// Generates a program set and its input from fuzzer bytes. Always succeeds while the
+/// bytes last; when they run out, open blocks are closed and the set is still valid.
+pub fn generate(config: &Config, u: &mut Unstructured<'_>) -> arbitrary::Result<Generated> {
+    let cfg = config.clone().sanitize();
+    let n_progs = u.int_in_range(1..=cfg.max_progs)?;
+    let n_prog_arrays = if cfg.tail_calls_enabled { u.int_in_range(1..=2usize)? } else { 0 };
+    let mut maps = Vec::with_capacity(n_prog_arrays);
+    for m in 0..n_prog_arrays {
+        let entries = u.int_in_range(1..=4usize)?;
+        let mut slots = Vec::with_capacity(entries);
+        for _ in 0..entries {
+            slots.push(if u.ratio(3, 4)? { Some(u.int_in_range(0..=n_progs - 1)?) } else { None });
+        }
+        maps.push(ProgArray { name: format!("jmp{m}"), slots });
+    }
+    let n_arrays = if cfg.arrays_enabled && cfg.helpers_enabled { u.int_in_range(0..=2usize)? } else { 0 };
+    let mut arrays = Vec::with_capacity(n_arrays);
+    for a in 0..n_arrays {
+        let value_size = 8 << u.int_in_range(0..=2u32)?;
+        let entries = u.int_in_range(1..=4u32)?;
+        let mut map = ArrayMap::zeroed(&format!("arr{a}"), value_size, entries);
+        for b in map.values.iter_mut() {
+            *b = u.arbitrary()?;
+        }
+        arrays.push(map);
+    }
+    let shape = func::Shape {
+        prog_arrays: maps.iter().map(|m| m.max_entries()).collect(),
+        arrays: arrays.iter().map(|a| (a.value_size, a.max_entries())).collect(),
+    };
+    let mut progs = Vec::with_capacity(n_progs);
+    for p in 0..n_progs {
+        let prog = func::program(&cfg, &shape, u)?;
+        progs.push(SetProgram { name: if p == 0 { "entry".into() } else { format!("prog{p}") }, prog });
+    }
+    let set = ProgramSet::with_arrays(progs, maps, arrays).map_err(|_| arbitrary::Error::IncorrectFormat)?;
+    let mut ctx = vec![0u8; cfg.ctx_size as usize];
+    for chunk in ctx.chunks_mut(8) {
+        let v: u64 = if u.ratio(cfg.edge_bias as u32, 100)? { *u.choose(&EDGE_U64)? } else { u.arbitrary()? };
+        chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
+    }
+    Ok(Generated { set, input: Input::with_ctx(ctx) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seed: u64, cfg: &Config) -> Generated {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let bytes: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        generate(cfg, &mut Unstructured::new(&bytes)).unwrap()
+    }
+
+    #[test]
+    fn generates_sets_with_calls_tail_calls_and_maps() {
+        let cfg = Config::default();
+        let sets: Vec<Generated> = (0..200).map(|s| sample(s, &cfg)).collect();
+        let calls = |g: &Generated, f: &dyn Fn(&crate::Insn) -> bool| {
+            g.set.progs().iter().any(|p| p.prog.insns().iter().any(f))
+        };
+        use crate::{Call, Insn};
+        assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Local(_))))));
+        assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Helper(12))))));
+        assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Helper(1))))));
+        assert!(sets.iter().any(|g| g.set.progs().len() > 1));
+        let mean: f64 = sets
+            .iter()
+            .map(|g| g.set.progs().iter().map(|p| p.prog.insns().len()).sum::<usize>() as f64)
+            .sum::<f64>()
+            / sets.len() as f64;
+        assert!(mean >= 50.0, "mean set size {mean}");
+    }
+
+    #[test]
+    fn runs_out_of_bytes_gracefully() {
+        for n in 0..64 {
+            let bytes = vec![0xa5u8; n];
+            assert!(generate(&Config::default(), &mut Unstructured::new(&bytes)).is_ok(), "{n} bytes");
+        }
+    }
+}

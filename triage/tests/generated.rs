@@ -1,0 +1,44 @@
+//! Generated program sets on every engine: the generator must only produce programs the
+//! reference accepts, and with a correct JIT the engines must agree on every one.
+
+use arbitrary::Unstructured;
+use bpf::gen::{generate, Config};
+use triage::compare::{compare, Verdict};
+use triage::engines::{Engines, ALL};
+
+fn bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn generated_sets_are_valid_and_agree() {
+    let mut engines = Engines::new(&ALL);
+    let mut failures = Vec::new();
+    let (mut agree, mut inconclusive) = (0, 0);
+    for seed in 0..1500u64 {
+        let data = bytes(seed, 8192);
+        let mut u = Unstructured::new(&data);
+        let Ok(cfg) = u.arbitrary::<Config>() else { continue };
+        let Ok(g) = generate(&cfg, &mut u) else { continue };
+        let results = engines.run_set(&g.set, &g.input);
+        match compare(&results) {
+            Verdict::Agree => agree += 1,
+            Verdict::Inconclusive(_) => inconclusive += 1,
+            v => failures.push(format!(
+                "seed {seed}: {v:?}\n{}",
+                bpf::asm::print_set(&g.set, Some(&g.input))
+            )),
+        }
+    }
+    eprintln!("agree {agree}, inconclusive {inconclusive}, failures {}", failures.len());
+    assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
+    assert!(agree > 1000, "only {agree} sets ran to agreement");
+}
