@@ -27,6 +27,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate program sets from a seeded random source and run them on every engine
+    /// until the time or run limit; every disagreement is saved to the artifacts folder.
+    Fuzz(FuzzArgs),
     /// Run each program on every engine and compare the outcomes.
     Run(RunArgs),
     /// Print the RV64 code the JIT makes of a program, interleaved with the BPF
@@ -38,6 +41,34 @@ enum Command {
         #[arg(long, default_value = "register")]
         scheme: jit::Scheme,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct FuzzArgs {
+    /// Stop after this many seconds (default 60 unless --runs is given).
+    #[arg(long)]
+    time: Option<u64>,
+    /// Stop after this many runs in all.
+    #[arg(long)]
+    runs: Option<u64>,
+    /// The first seed (thread k uses seed + k).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Threads.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// How the JIT keeps the tail-call counter: register, stack or pointer.
+    #[arg(long, default_value = "register")]
+    scheme: jit::Scheme,
+    /// The count semantics the reference implements: global or per-frame.
+    #[arg(long, default_value = "global", value_parser = parse_semantics)]
+    semantics: oracle::reference::TailCallSemantics,
+    /// Where findings are saved (each as the generator input and the set as text).
+    #[arg(long, default_value = "artifacts")]
+    artifacts: PathBuf,
+    /// End with one JSON summary line instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,6 +160,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     };
     match cli.command {
         Command::Run(a) => cmd_run(&a, out, err),
+        Command::Fuzz(a) => cmd_fuzz(&a, out, err),
         Command::Jit { file, scheme } => cmd_jit(&file, scheme, out, err),
     }
 }
@@ -173,6 +205,77 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     } else {
         u8::from(mismatch)
     }
+}
+
+fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    use crate::fuzz::{fuzz, FuzzOptions};
+    use std::sync::atomic::Ordering::Relaxed;
+    if a.jobs == 0 || a.jobs > 256 {
+        return usage(err, &format!("--jobs: {} is not from 1 to 256", a.jobs));
+    }
+    if a.artifacts.exists() && !a.artifacts.is_dir() {
+        return usage(err, &format!("--artifacts: {} exists and is not a directory", a.artifacts.display()));
+    }
+    let time = match (a.time, a.runs) {
+        (None, None) => Some(60),
+        (t, _) => t,
+    };
+    let opts = FuzzOptions {
+        time: time.map(std::time::Duration::from_secs),
+        runs: a.runs,
+        seed: a.seed,
+        jobs: a.jobs,
+        engines: Options { scheme: a.scheme, semantics: a.semantics },
+        artifacts: a.artifacts.clone(),
+    };
+    let interactive = !a.json;
+    let status = |s: &crate::fuzz::Stats, t: std::time::Duration| {
+        if interactive {
+            let runs = s.runs.load(Relaxed);
+            eprint!(
+                "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}   ",
+                t.as_secs_f64(),
+                runs as f64 / t.as_secs_f64().max(1e-9),
+                s.findings.load(Relaxed),
+                s.invalid.load(Relaxed),
+                s.inconclusive.load(Relaxed),
+            );
+        }
+    };
+    let start = std::time::Instant::now();
+    let stats = fuzz(&opts, &status);
+    let secs = start.elapsed().as_secs_f64();
+    let runs = stats.runs.load(Relaxed);
+    let (findings, invalid) = (stats.findings.load(Relaxed), stats.invalid.load(Relaxed));
+    let mean = stats.insns.load(Relaxed) as f64 / runs.max(1) as f64;
+    if a.json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::json!({
+                "runs": runs,
+                "seconds": secs,
+                "runs_per_sec": runs as f64 / secs.max(1e-9),
+                "findings": findings,
+                "invalid": invalid,
+                "inconclusive": stats.inconclusive.load(Relaxed),
+                "mean_insns": mean,
+                "share_with_tail_calls": stats.with_tail_calls.load(Relaxed) as f64 / runs.max(1) as f64,
+                "scheme": a.scheme.name(),
+                "seed": a.seed,
+                "jobs": a.jobs,
+            })
+        );
+    } else {
+        let _ = writeln!(err);
+        let _ = writeln!(
+            out,
+            "{runs} runs in {secs:.1} s ({:.0}/s), mean set size {mean:.1} instructions; {findings} findings, {invalid} invalid sets{}",
+            runs as f64 / secs.max(1e-9),
+            if findings + invalid > 0 { format!(" (saved in {})", a.artifacts.display()) } else { String::new() },
+        );
+    }
+    u8::from(findings + invalid > 0)
 }
 
 fn usage(err: &mut dyn Write, msg: &str) -> u8 {

@@ -5,4 +5,5 @@
 pub mod cli;
 pub mod compare;
 pub mod engines;
+pub mod fuzz;
 pub mod present;

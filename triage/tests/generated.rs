@@ -32,10 +32,9 @@ fn generated_sets_are_valid_and_agree() {
         match compare(&results) {
             Verdict::Agree => agree += 1,
             Verdict::Inconclusive(_) => inconclusive += 1,
-            v => failures.push(format!(
-                "seed {seed}: {v:?}\n{}",
-                bpf::asm::print_set(&g.set, Some(&g.input))
-            )),
+            v => {
+                failures.push(format!("seed {seed}: {v:?}\n{}", bpf::asm::print_set(&g.set, Some(&g.input))))
+            }
         }
     }
     eprintln!("agree {agree}, inconclusive {inconclusive}, failures {}", failures.len());

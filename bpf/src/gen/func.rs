@@ -253,7 +253,7 @@ impl Gen<'_, '_, '_> {
     }
 
     fn imm32(&mut self) -> arbitrary::Result<i32> {
-        if self.u.ratio(self.cfg.edge_bias as u32, 100)? {
+        if super::chance(self.u, self.cfg.edge_bias as u32, 100)? {
             Ok(*self.u.choose(&EDGE_I32)?)
         } else {
             self.u.arbitrary()
@@ -261,7 +261,7 @@ impl Gen<'_, '_, '_> {
     }
 
     fn imm64(&mut self) -> arbitrary::Result<u64> {
-        if self.u.ratio(self.cfg.edge_bias as u32, 100)? {
+        if super::chance(self.u, self.cfg.edge_bias as u32, 100)? {
             Ok(*self.u.choose(&EDGE_U64)?)
         } else {
             self.u.arbitrary()

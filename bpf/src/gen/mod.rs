@@ -79,6 +79,15 @@ pub const EDGE_U64: [u64; 14] = [
     0x8000_0000_0000_0800,
 ];
 
+/// True with probability `num / den`; never consumes bytes when the answer is certain.
+fn chance(u: &mut Unstructured<'_>, num: u32, den: u32) -> arbitrary::Result<bool> {
+    match num {
+        0 => Ok(false),
+        n if n >= den => Ok(true),
+        n => u.ratio(n, den),
+    }
+}
+
 /// Generates a program set and its input from fuzzer bytes. Always succeeds while the
 /// bytes last; when they run out, open blocks are closed and the set is still valid.
 pub fn generate(config: &Config, u: &mut Unstructured<'_>) -> arbitrary::Result<Generated> {
@@ -117,7 +126,7 @@ pub fn generate(config: &Config, u: &mut Unstructured<'_>) -> arbitrary::Result<
     let set = ProgramSet::with_arrays(progs, maps, arrays).map_err(|_| arbitrary::Error::IncorrectFormat)?;
     let mut ctx = vec![0u8; cfg.ctx_size as usize];
     for chunk in ctx.chunks_mut(8) {
-        let v: u64 = if u.ratio(cfg.edge_bias as u32, 100)? { *u.choose(&EDGE_U64)? } else { u.arbitrary()? };
+        let v: u64 = if chance(u, cfg.edge_bias as u32, 100)? { *u.choose(&EDGE_U64)? } else { u.arbitrary()? };
         chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
     }
     Ok(Generated { set, input: Input::with_ctx(ctx) })

@@ -16,11 +16,13 @@
 //! - keeps bpf2bpf calls as rbpf local calls, with each function's declared stack depth as
 //!   its frame size ([`Lowered::frame_size`]), after checking that no call chain is
 //!   recursive or deeper than the kernel's 8 frames;
-//! - keeps calls of the helpers of [`bpf::helpers::ALL`] (the engine registers them), and
-//!   rewrites each tail call (`call 12` or the kernel-internal `tail_call`) into a call of
+//! - keeps calls of the helpers of [`bpf::helpers::ALL`] but `map_lookup_elem` (the
+//!   engine registers those it finds, see [`Lowered::helper_ids`]), and rewrites each tail
+//!   call (`call 12` or the kernel-internal `tail_call`) into a call of
 //!   [`TAIL_HELPER`] (see [`tail_call_site`]);
-//! - loads a map reference (`lddw rN, map k`) as the guest address
-//!   [`bpf::exec::map_addr`]`(k)`, which the tail-call helper recognises in R2.
+//! - loads a prog array's reference (`lddw rN, map k`) as the guest address
+//!   [`bpf::exec::map_addr`]`(k)`, which the tail-call helper recognises in R2; array maps
+//!   are not modelled (their references and lookups cannot be judged).
 
 use std::rc::Rc;
 
@@ -62,6 +64,7 @@ pub struct Lowered {
     bytes: Vec<u8>,
     origin: Vec<u32>,
     has_budget: bool,
+    helper_ids: Vec<u32>,
     frame_sizes: Rc<[u16]>,
     stack_extent: u32,
 }
@@ -91,6 +94,12 @@ impl Lowered {
     /// Whether the program has backward jumps, hence budget code.
     pub fn has_budget(&self) -> bool {
         self.has_budget
+    }
+
+    /// The ids of the helpers the lowered program calls (the budget counter and the
+    /// tail-call helpers included; the stop helper, never registered, excluded), sorted.
+    pub fn helper_ids(&self) -> &[u32] {
+        &self.helper_ids
     }
 
     /// The stack bytes of the function output slot `slot` belongs to: its declared depth
@@ -204,6 +213,16 @@ pub fn lower(prog: &Program, maps: MapCounts) -> Result<Lowered, String> {
             i => depth(function_of[i as usize]),
         })
         .collect();
+    let mut helper_ids: Vec<u32> = out
+        .insns
+        .iter()
+        .filter_map(|insn| match *insn {
+            Insn::Call(Call::Helper(id)) if id as u32 != STOP_HELPER => Some(id as u32),
+            _ => None,
+        })
+        .collect();
+    helper_ids.sort_unstable();
+    helper_ids.dedup();
     let mut slots = Vec::with_capacity(out.origin.len());
     for insn in &out.insns {
         insn.encode_into(&mut slots);
@@ -217,6 +236,7 @@ pub fn lower(prog: &Program, maps: MapCounts) -> Result<Lowered, String> {
         bytes,
         origin: out.origin,
         has_budget: has_back,
+        helper_ids,
         frame_sizes,
         stack_extent,
     })

@@ -48,7 +48,8 @@
 //! pointer, which the kernel allows, or into the space of callees, which it does not) is
 //! accepted: the reference interpreter faults on the latter, and a reference fault makes
 //! the program invalid, so nothing is compared. The stack is zeroed at the start of each
-//! run (a frame reused by a later call keeps what the earlier one left, as in the kernel).
+//! run; a frame reused by a later call, or by a tail-call target, keeps what was left
+//! there (the reference interpreter treats reading such bytes as invalid).
 //!
 //! The stack and the context sit 64 KiB apart with 64 KiB of guard on the outer sides, so
 //! that no 16-bit offset from R1 or any R10 reaches the other area. The stack top is
@@ -83,11 +84,17 @@
 //! The target runs in a new rbpf VM, nested inside the helper call, on the same thread:
 //! with the caller's R1, with its R10 equal to the calling frame's (its frames take the
 //! place of the calling frame and extend below, as in the kernel), on the same context
-//! bytes, with the same budget and helpers. When it returns, the calling frame ends with
-//! its R0; a fault or a "cannot judge" inside it ends the whole run. A tail call costs a
-//! new VM: rbpf's verifier and stack-usage pass over the target, a copy of its lowered
-//! bytes, and the registration of the helpers (the target is lowered once per run). At
-//! most 33 tail calls succeed, so VMs nest at most 34 deep on the host stack.
+//! bytes, with the same budget and helpers. Its stack area reaches from the bottom of its
+//! own stack extent up to the entry's R10, so that it also covers the frames of the
+//! calling frame's callers, still live (the target may reach them through a pointer in
+//! R1, which the reference interpreter allows). When it returns, the calling frame ends
+//! with its R0; a fault or a "cannot judge" inside it ends the whole run.
+//!
+//! A tail call costs a new VM: rbpf's verifier and stack-usage pass over the target, a
+//! copy of its lowered bytes, and the registration of the helpers it calls (the target is
+//! lowered once per run): about 2 µs for a 10-instruction target, against about 2 µs for
+//! a whole run of a 5-instruction program. At most 33 tail calls succeed, so VMs nest at
+//! most 34 deep on the host stack, about 2 KiB each (x86-64, release build).
 //!
 //! # Non-termination
 //! rbpf has no instruction limit and runs on the caller's thread. Every backward jump of
@@ -297,7 +304,11 @@ impl Engine for Rbpf {
             Some(stop) => Err(stop),
             None => conclude(exec, prog, &lowered, maps, ""),
         };
-        let mut totals = guard.finish();
+        let Some(mut totals) = guard.finish() else {
+            return RunResult::CannotJudge(
+                "internal error in the rbpf engine: the run's state vanished".into(),
+            );
+        };
         let result = match result {
             Ok(r0) => Ok(r0),
             Err(Stop::Fault(f)) => Err(f),

@@ -163,10 +163,10 @@ impl RunGuard {
         RUN.with_borrow_mut(|r| r.as_mut().and_then(|r| r.stop.take()))
     }
 
-    /// Ends the run: its helper trace and tail-call count.
-    pub(crate) fn finish(self) -> RunTotals {
-        let run = RUN.take().expect("a run in progress");
-        RunTotals { helpers: run.helpers, tail_calls: run.tail_calls }
+    /// Ends the run: its helper trace and tail-call count (`None` only if the state
+    /// vanished, which nothing does).
+    pub(crate) fn finish(self) -> Option<RunTotals> {
+        RUN.take().map(|run| RunTotals { helpers: run.helpers, tail_calls: run.tail_calls })
     }
 }
 
@@ -274,10 +274,18 @@ pub(crate) fn execute(bytes: &[u8], mem: &[u8], mbuff: &[u8], lowered: &Lowered)
     if !FRAME_SIZES_READ.get() {
         return Exec::Ran(Err("internal error: rbpf's stack-usage calculator got no frame sizes".into()));
     }
-    let mut helpers: Vec<(u32, HelperFn)> =
-        vec![(TICK_HELPER, tick), (TAIL_HELPER, tail_call), (FETCH_HELPER, fetch)];
-    helpers.extend(ALL.iter().zip(SHARED_HELPERS).map(|(&id, f)| (id as u32, f)));
-    for (id, f) in helpers {
+    // Only the helpers the program calls (registration is a good part of a VM's cost).
+    for &id in lowered.helper_ids() {
+        let f: HelperFn = match id {
+            TICK_HELPER => tick,
+            TAIL_HELPER => tail_call,
+            FETCH_HELPER => fetch,
+            _ => match ALL.iter().position(|&h| h as u32 == id) {
+                Some(k) => SHARED_HELPERS[k],
+                // The lowering emits no other call; rbpf would stop on it as unknown.
+                None => continue,
+            },
+        };
         if let Err(e) = vm.register_helper(id, f) {
             return Exec::Ran(Err(e.to_string()));
         }

@@ -513,8 +513,8 @@ fn cannot_judge_names_the_instruction_and_pc() {
         let why = at3(Insn::Atomic { size: Size::DW, op, dst: Reg::R10, src: Reg::R1, off: -8 });
         assert!(why.starts_with("pc 3: atomic"), "{why}");
     }
-    let why = at3(Insn::Call(Call::Helper(1)));
-    assert!(why.starts_with("pc 3: call of helper 1: not a helper jitdiff offers"), "{why}");
+    let why = at3(Insn::Call(Call::Helper(2)));
+    assert!(why.starts_with("pc 3: call of helper 2: not a helper jitdiff offers"), "{why}");
     let why = at3(Insn::Call(Call::Kfunc(1)));
     assert!(why.starts_with("pc 3: kfunc call 1:"), "{why}");
     // Reached with R2 = 0, which is no map reference.
@@ -662,7 +662,8 @@ fn rbpf_itself_diverges_where_documented() {
 fn rbpf_panics_and_rejections_are_caught() {
     // `call` as the last instruction passes rbpf's verifier; when it returns, the
     // interpreter runs off the end into its `unreachable!()`.
-    let any = lower(&Program::new(vec![EXIT]).unwrap(), MapCounts::default()).unwrap();
+    // (Any lowering with budget code: it says which helpers to register, the counter here.)
+    let any = lower(&Program::new(vec![Insn::Ja { off: -1 }]).unwrap(), MapCounts::default()).unwrap();
     run::TICKS_LEFT.set(5);
     let bytes = bpf::encode_bytes(&[mov(Reg::R0, 0), Insn::Call(Call::Helper(TICK_HELPER as i32))]);
     match execute(&bytes, &[], &[], &any) {

@@ -21,9 +21,14 @@ use super::memory::{Memory, UNINIT};
 pub(super) const MARK_ADDR: u8 = 1;
 /// Provenance mark: the value is derived from a map address (the same in every engine).
 pub(super) const MARK_MAP: u8 = 2;
+/// Provenance mark: the value is derived from a pointer to an array map's value, which
+/// `bpf_map_lookup_elem` returned (the same in engines that use the JIT's map layout).
+/// Only an access through a register with this mark reaches the array maps' values.
+pub(super) const MARK_VALUE: u8 = 4;
 
 /// The register file: values and, per register, the provenance mark of the value: which
-/// kinds of address ([`MARK_ADDR`], [`MARK_MAP`]) it is derived from, 0 for none.
+/// kinds of address ([`MARK_ADDR`], [`MARK_MAP`], [`MARK_VALUE`]) it is derived from, 0 for
+/// none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Regs {
     /// R0 to R10 (indexes 11 to 15 are never used; 16 entries make `r & 15` a safe index).
@@ -187,8 +192,15 @@ pub(super) struct Machine<'m> {
 
 #[cold]
 #[inline(never)]
-fn access_fault(mem: &Memory, index: usize, addr: u64, n: usize, what: &str) -> Stop {
-    Stop::Fault { kind: FaultKind::MemoryAccess, index, detail: mem.miss_detail(addr, n, what) }
+fn access_fault(mem: &Memory, index: usize, addr: u64, n: usize, what: &str, values: bool) -> Stop {
+    Stop::Fault { kind: FaultKind::MemoryAccess, index, detail: mem.miss_detail(addr, n, what, values) }
+}
+
+/// Whether an access with base register mark `mark` goes through a pointer to a map value
+/// (and so may reach the array maps' values).
+#[inline(always)]
+const fn via_value(mark: u8) -> bool {
+    mark & MARK_VALUE != 0
 }
 
 #[cold]
@@ -251,13 +263,26 @@ fn exec_atomic<const N: usize>(mem: &mut Memory, regs: &mut Regs, at: usize, ins
     };
     let a = ea(regs.get(d), ins.off());
     let what = atomic::access_name(op);
+    let values = via_value(regs.mark_of(d));
     const { assert!(N == 4 || N == 8) };
     if a & (N as u64 - 1) != 0 {
         let detail = format!("{N}-byte {what} {a:#x} is not aligned to {N} bytes");
         return Some(Stop::Fault { kind: FaultKind::MisalignedAtomic, index: at, detail });
     }
-    let Some(mut cell) = mem.cell(a, N) else {
-        return Some(access_fault(mem, at, a, N, what));
+    // The verifier checks an atomic's alignment within the map value (the kernel's values
+    // are 8-byte aligned); the address check above covers this layout, where values follow
+    // each other without padding.
+    if let Some((o, i, name)) = mem.value_offset(a, values) {
+        if o & (N as u64 - 1) != 0 {
+            let detail = format!(
+                "{N}-byte {what} {a:#x} is at offset {o} of value {i} of array map {name}, \
+                 which is not aligned to {N} bytes"
+            );
+            return Some(Stop::Fault { kind: FaultKind::MisalignedAtomic, index: at, detail });
+        }
+    }
+    let Some(mut cell) = mem.cell(a, N, values) else {
+        return Some(access_fault(mem, at, a, N, what, values));
     };
     let (old, old_mark) = cell.get();
     if old_mark & UNINIT != 0 {
@@ -291,10 +316,11 @@ impl Machine<'_> {
         macro_rules! load {
             ($n:literal, $ext:expr, $d:expr, $s:expr, $off:expr, $at:expr) => {{
                 let a = ea(r.get($s), $off);
-                match mem.load::<$n>(a) {
+                let values = via_value(r.mark_of($s));
+                match mem.load::<$n>(a, values) {
                     Some((v, m)) if m & UNINIT == 0 => r.set($d, $ext(v), m),
                     Some(_) => break uninit_fault($at, a, $n, "load from"),
-                    None => break access_fault(mem, $at, a, $n, "load from"),
+                    None => break access_fault(mem, $at, a, $n, "load from", values),
                 }
             }};
         }
@@ -302,8 +328,9 @@ impl Machine<'_> {
         macro_rules! store {
             ($n:literal, $d:expr, $off:expr, $v:expr, $m:expr, $at:expr) => {{
                 let a = ea(r.get($d), $off);
-                if !mem.store::<$n>(a, $v, $m) {
-                    break access_fault(mem, $at, a, $n, "store to");
+                let values = via_value(r.mark_of($d));
+                if !mem.store::<$n>(a, $v, $m, values) {
+                    break access_fault(mem, $at, a, $n, "store to", values);
                 }
             }};
         }

@@ -1,19 +1,27 @@
-//! The guest memory: the stack frames and the context buffer, each with a per-byte shadow
-//! that records the provenance mark of the value each byte was stored from, and whether
-//! the byte was ever written.
+//! The guest memory: the stack frames, the context buffer and the values of the array
+//! maps, each with a per-byte shadow that records the provenance mark of the value each
+//! byte was stored from, and whether the byte was ever written.
 //!
 //! The current frame's stack is checked first, then the context, then the stacks of the
-//! frames below it (the callers, reached through pointers they passed down). Every access
-//! must lie entirely inside one region; anything else is a miss, which the executor turns
-//! into a `MemoryAccess` fault with [`Memory::miss_detail`]. Values are little-endian.
+//! frames below it (the callers, reached through pointers they passed down), then, only
+//! for an access through a pointer to a map value (a base register marked
+//! [`MARK_VALUE`](super::machine::MARK_VALUE)), the array maps' values. Every access must
+//! lie entirely inside one region, and an access to an array map inside one value (the
+//! verifier's bound for a pointer to a map value); anything else is a miss, which the
+//! executor turns into a `MemoryAccess` fault with [`Memory::miss_detail`]. Values are
+//! little-endian.
 
 use std::ops::Range;
+
+use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET};
+use bpf::ArrayMap;
 
 use super::layout::CTX_ADDR;
 
 /// Shadow bit of a byte nobody wrote yet in a frame that starts uninitialized (a subprogram's
 /// or a tail-call target's). Provenance marks use the low bits
-/// ([`MARK_ADDR`](super::machine::MARK_ADDR), [`MARK_MAP`](super::machine::MARK_MAP)).
+/// ([`MARK_ADDR`](super::machine::MARK_ADDR), [`MARK_MAP`](super::machine::MARK_MAP),
+/// [`MARK_VALUE`](super::machine::MARK_VALUE)).
 pub(super) const UNINIT: u8 = 0x80;
 
 /// One contiguous range of guest memory starting at `lo`.
@@ -63,7 +71,49 @@ impl Region {
     }
 }
 
-/// The stack frames and the context of one run.
+/// The values of one array map: `max_entries` values of `value_size` bytes from
+/// `map_addr(k) + ARRAY_VALUES_OFFSET` on (the JIT's layout, so that value addresses are
+/// the same in both).
+#[derive(Clone, Debug, Default)]
+struct Values {
+    region: Region,
+    /// Bytes per value (at least 1).
+    value_size: u64,
+    /// The map's name, for fault texts.
+    name: String,
+}
+
+impl Values {
+    /// The byte range of `[addr, addr + n)` if it lies entirely inside one value.
+    #[inline(always)]
+    fn find(&self, addr: u64, n: usize) -> Option<Range<usize>> {
+        let r = self.region.find(addr, n)?;
+        let vs = self.value_size.max(1) as usize;
+        (r.start / vs == r.end.saturating_sub(1).max(r.start) / vs).then_some(r)
+    }
+
+    /// Whether `addr` is one of the value bytes.
+    fn contains(&self, addr: u64) -> bool {
+        self.region.span().contains(&addr)
+    }
+
+    /// The index and the address range of the value `addr` lies in (`addr` must be
+    /// [`Values::contains`]).
+    fn value_at(&self, addr: u64) -> (u64, Range<u64>) {
+        let vs = self.value_size.max(1);
+        let i = addr.wrapping_sub(self.region.lo) / vs;
+        let start = self.region.lo + i * vs;
+        (i, start..start + vs)
+    }
+
+    /// `NAME [lo, hi)`.
+    fn describe(&self) -> String {
+        let span = self.region.span();
+        format!("{} [{:#x}, {:#x})", self.name, span.start, span.end)
+    }
+}
+
+/// The stack frames, the context and the array maps' values of one run.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Memory {
     /// The stack of the running frame.
@@ -74,6 +124,8 @@ pub(super) struct Memory {
     parked: Vec<Region>,
     /// Released regions, kept for their allocations.
     pool: Vec<Region>,
+    /// The values of every array map of the set, in the set's order.
+    arrays: Vec<Values>,
 }
 
 /// The bytes and shadow of one access, for read-modify-write.
@@ -112,13 +164,22 @@ enum Place {
     Stack,
     Ctx,
     Parked(usize),
+    Array(usize),
 }
 
 impl Memory {
     /// Prepares a run: one frame, a zeroed (and initialized) stack of `stack_depth` bytes
-    /// below [`STACK_TOP`](super::layout::STACK_TOP), and a copy of `ctx` at [`CTX_ADDR`];
-    /// nothing is marked.
-    pub(super) fn reset(&mut self, stack_depth: u32, ctx: Option<&[u8]>) {
+    /// below [`STACK_TOP`](super::layout::STACK_TOP), a copy of `ctx` at [`CTX_ADDR`], and
+    /// a copy of the initial values of every array map, array `a` being map
+    /// `first_array + a` (prog arrays come first) with its values at
+    /// `map_addr(first_array + a) + ARRAY_VALUES_OFFSET`; nothing is marked.
+    pub(super) fn reset(
+        &mut self,
+        stack_depth: u32,
+        ctx: Option<&[u8]>,
+        first_array: usize,
+        arrays: &[ArrayMap],
+    ) {
         self.pool.append(&mut self.parked);
         let depth = super::layout::stack_range(stack_depth);
         self.stack.reset(depth.start, (depth.end - depth.start) as usize, 0);
@@ -127,6 +188,34 @@ impl Memory {
         self.ctx.reset(CTX_ADDR, ctx_bytes.len(), 0);
         self.ctx.bytes.copy_from_slice(ctx_bytes);
         self.has_ctx = ctx.is_some();
+        self.arrays.truncate(arrays.len());
+        self.arrays.resize_with(arrays.len(), Values::default);
+        for (a, (v, map)) in self.arrays.iter_mut().zip(arrays).enumerate() {
+            let lo = map_addr(first_array + a).wrapping_add(ARRAY_VALUES_OFFSET);
+            v.region.reset(lo, map.values.len(), 0);
+            v.region.bytes.copy_from_slice(&map.values);
+            v.region.owner = "array map";
+            v.value_size = u64::from(map.value_size.max(1));
+            v.name.clear();
+            v.name.push_str(&map.name);
+        }
+    }
+
+    /// Every array map's values as they are now, in the set's order.
+    pub(super) fn array_bytes(&self) -> Vec<Vec<u8>> {
+        self.arrays.iter().map(|v| v.region.bytes.clone()).collect()
+    }
+
+    /// For an access at `addr` through a pointer to a map value (`values`): the offset of
+    /// `addr` within the value it lies in, with the value's index and the map's name;
+    /// `None` when `values` is false or `addr` is not in an array map's values.
+    pub(super) fn value_offset(&self, addr: u64, values: bool) -> Option<(u64, u64, &str)> {
+        if !values {
+            return None;
+        }
+        let v = self.arrays.iter().find(|v| v.contains(addr))?;
+        let (i, r) = v.value_at(addr);
+        Some((addr - r.start, i, &v.name))
     }
 
     /// Makes `region` a fresh, uninitialized stack `[top - depth, top)` owned by `owner`.
@@ -171,22 +260,39 @@ impl Memory {
         &self.ctx.shadow
     }
 
-    /// Where `[addr, addr + n)` lies: the running stack, the context, or a caller's stack.
+    /// Which bytes of array map `a`'s values hold (part of) an address.
+    #[cfg(test)]
+    pub(super) fn array_shadow(&self, a: usize) -> &[u8] {
+        self.arrays.get(a).map_or(&[], |v| &v.region.shadow)
+    }
+
+    /// Where `[addr, addr + n)` lies: the running stack, the context, a caller's stack, or
+    /// (only when `values`: the access goes through a pointer to a map value) one value of
+    /// an array map.
     #[inline(always)]
-    fn place(&self, addr: u64, n: usize) -> Option<(Place, Range<usize>)> {
+    fn place(&self, addr: u64, n: usize, values: bool) -> Option<(Place, Range<usize>)> {
         if let Some(r) = self.stack.find(addr, n) {
             return Some((Place::Stack, r));
         }
         if let Some(r) = self.ctx.find(addr, n) {
             return Some((Place::Ctx, r));
         }
-        self.place_parked(addr, n)
+        self.place_other(addr, n, values)
     }
 
     #[cold]
     #[inline(never)]
-    fn place_parked(&self, addr: u64, n: usize) -> Option<(Place, Range<usize>)> {
-        self.parked.iter().enumerate().rev().find_map(|(i, r)| Some((Place::Parked(i), r.find(addr, n)?)))
+    fn place_other(&self, addr: u64, n: usize, values: bool) -> Option<(Place, Range<usize>)> {
+        let parked = self
+            .parked
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(i, r)| Some((Place::Parked(i), r.find(addr, n)?)));
+        if parked.is_some() || !values {
+            return parked;
+        }
+        self.arrays.iter().enumerate().find_map(|(a, v)| Some((Place::Array(a), v.find(addr, n)?)))
     }
 
     fn region(&self, place: Place) -> Option<&Region> {
@@ -194,15 +300,17 @@ impl Memory {
             Place::Stack => Some(&self.stack),
             Place::Ctx => Some(&self.ctx),
             Place::Parked(i) => self.parked.get(i),
+            Place::Array(a) => self.arrays.get(a).map(|v| &v.region),
         }
     }
 
     /// Reads `N` bytes at `addr`, zero-extended, and the OR of their shadow bytes (the
     /// provenance mark, with [`UNINIT`] when a byte was never written); `None` when the
-    /// access is not entirely inside a stack or the context.
+    /// access is not entirely inside a stack, the context or (when `values`: through a
+    /// pointer to a map value) one value of an array map.
     #[inline(always)]
-    pub(super) fn load<const N: usize>(&self, addr: u64) -> Option<(u64, u8)> {
-        let (place, range) = self.place(addr, N)?;
+    pub(super) fn load<const N: usize>(&self, addr: u64, values: bool) -> Option<(u64, u8)> {
+        let (place, range) = self.place(addr, N, values)?;
         let reg = self.region(place)?;
         let bytes = reg.bytes.get(range.clone())?;
         let shadow = reg.shadow.get(range)?;
@@ -212,10 +320,11 @@ impl Memory {
     }
 
     /// Writes the low `N` bytes of `value` at `addr` with provenance mark `mark`; `false`
-    /// (nothing written) when the access is not entirely inside a stack or the context.
+    /// (nothing written) when the access is not entirely inside a stack, the context or
+    /// (when `values`) one value of an array map.
     #[inline(always)]
-    pub(super) fn store<const N: usize>(&mut self, addr: u64, value: u64, mark: u8) -> bool {
-        match self.cell(addr, N) {
+    pub(super) fn store<const N: usize>(&mut self, addr: u64, value: u64, mark: u8, values: bool) -> bool {
+        match self.cell(addr, N, values) {
             Some(mut cell) => {
                 cell.set(value, mark);
                 true
@@ -225,23 +334,35 @@ impl Memory {
     }
 
     /// The `n` bytes at `addr` for reading and writing, if they lie entirely inside a
-    /// stack or the context.
+    /// stack, the context or (when `values`) one value of an array map.
     #[inline(always)]
-    pub(super) fn cell(&mut self, addr: u64, n: usize) -> Option<Cell<'_>> {
-        let (place, range) = self.place(addr, n)?;
+    pub(super) fn cell(&mut self, addr: u64, n: usize, values: bool) -> Option<Cell<'_>> {
+        let (place, range) = self.place(addr, n, values)?;
         let reg = match place {
             Place::Stack => &mut self.stack,
             Place::Ctx => &mut self.ctx,
             Place::Parked(i) => self.parked.get_mut(i)?,
+            Place::Array(a) => &mut self.arrays.get_mut(a)?.region,
         };
         Some(Cell { bytes: reg.bytes.get_mut(range.clone())?, shadow: reg.shadow.get_mut(range)? })
     }
 
-    /// The account of a missed access: `what` is e.g. "load from", "store to",
-    /// "atomic add on". Example: `8-byte store to 0x200001e8 is outside the stack
-    /// [0x200001f0, 0x20000200) and the context [0x10000000, 0x10000008)`.
+    /// The account of a missed access (`values`: through a pointer to a map value): `what`
+    /// is e.g. "load from", "store to", "atomic add on". Example: `8-byte store to
+    /// 0x200001e8 is outside the stack [0x200001f0, 0x20000200) and the context
+    /// [0x10000000, 0x10000008)`.
     #[cold]
-    pub(super) fn miss_detail(&self, addr: u64, n: usize, what: &str) -> String {
+    pub(super) fn miss_detail(&self, addr: u64, n: usize, what: &str, values: bool) -> String {
+        if values {
+            if let Some(v) = self.arrays.iter().find(|v| v.contains(addr)) {
+                let (i, r) = v.value_at(addr);
+                return format!(
+                    "{n}-byte {what} {addr:#x} crosses the end of value {i} [{:#x}, {:#x}) of array map {}: \
+                     the verifier allows an access through a pointer to a map value only inside that value",
+                    r.start, r.end, v.name
+                );
+            }
+        }
         let stack = self.stack.span();
         let mut s = if stack.is_empty() {
             format!("{n}-byte {what} {addr:#x} is outside the stack (the {} has no stack)", self.stack.owner)
@@ -265,10 +386,25 @@ impl Memory {
         } else {
             s += " and there is no context";
         }
+        if values && !self.arrays.is_empty() {
+            let arrays: Vec<String> = self.arrays.iter().map(Values::describe).collect();
+            let maps = if arrays.len() == 1 { "map" } else { "maps" };
+            s += &format!(", and outside the values of array {maps} {}", arrays.join(", "));
+        }
         if self.stack.straddles(addr, n) || self.parked.iter().any(|r| r.straddles(addr, n)) {
             s += " (it crosses an edge of the stack)";
         } else if self.has_ctx && self.ctx.straddles(addr, n) {
             s += " (it crosses an edge of the context)";
+        } else if let Some(v) = self.arrays.iter().find(|v| v.contains(addr) || v.region.straddles(addr, n)) {
+            if values {
+                s += &format!(" (it crosses an edge of the values of array map {})", v.name);
+            } else {
+                s += &format!(
+                    " (it reaches into the values of array map {}, which only a pointer \
+                     bpf_map_lookup_elem returned may access)",
+                    v.name
+                );
+            }
         }
         s
     }
@@ -281,93 +417,93 @@ mod tests {
 
     fn mem(depth: u32, ctx: Option<&[u8]>) -> Memory {
         let mut m = Memory::default();
-        m.reset(depth, ctx);
+        m.reset(depth, ctx, 0, &[]);
         m
     }
 
     #[test]
     fn bounds_are_exact() {
         let mut m = mem(16, Some(&[1, 2, 3, 4]));
-        assert!(m.store::<8>(STACK_TOP - 16, 0x0102_0304_0506_0708, 0));
-        assert!(m.store::<8>(STACK_TOP - 8, 0, 0));
-        assert!(!m.store::<8>(STACK_TOP - 4, 0, 0), "crosses the top");
-        assert!(!m.store::<1>(STACK_TOP, 0, 0), "r10 itself is past the end");
-        assert!(!m.store::<1>(STACK_TOP - 17, 0, 0), "below the declared depth");
-        assert_eq!(m.load::<4>(STACK_TOP - 16), Some((0x0506_0708, 0)));
-        assert_eq!(m.load::<4>(CTX_ADDR), Some((0x0403_0201, 0)));
-        assert_eq!(m.load::<1>(CTX_ADDR + 3), Some((4, 0)));
-        assert_eq!(m.load::<2>(CTX_ADDR + 3), None);
-        assert_eq!(m.load::<1>(CTX_ADDR.wrapping_sub(1)), None);
-        assert_eq!(m.load::<8>(u64::MAX - 3), None, "address wrap-around");
-        assert_eq!(m.load::<1>(0), None);
+        assert!(m.store::<8>(STACK_TOP - 16, 0x0102_0304_0506_0708, 0, false));
+        assert!(m.store::<8>(STACK_TOP - 8, 0, 0, false));
+        assert!(!m.store::<8>(STACK_TOP - 4, 0, 0, false), "crosses the top");
+        assert!(!m.store::<1>(STACK_TOP, 0, 0, false), "r10 itself is past the end");
+        assert!(!m.store::<1>(STACK_TOP - 17, 0, 0, false), "below the declared depth");
+        assert_eq!(m.load::<4>(STACK_TOP - 16, false), Some((0x0506_0708, 0)));
+        assert_eq!(m.load::<4>(CTX_ADDR, false), Some((0x0403_0201, 0)));
+        assert_eq!(m.load::<1>(CTX_ADDR + 3, false), Some((4, 0)));
+        assert_eq!(m.load::<2>(CTX_ADDR + 3, false), None);
+        assert_eq!(m.load::<1>(CTX_ADDR.wrapping_sub(1), false), None);
+        assert_eq!(m.load::<8>(u64::MAX - 3, false), None, "address wrap-around");
+        assert_eq!(m.load::<1>(0, false), None);
     }
 
     #[test]
     fn shadow_follows_stores() {
         let mut m = mem(512, None);
-        assert!(m.store::<8>(STACK_TOP - 8, 1, 1));
-        assert_eq!(m.load::<1>(STACK_TOP - 1), Some((0, 1)));
-        assert!(m.store::<4>(STACK_TOP - 8, 7, 0));
-        assert_eq!(m.load::<4>(STACK_TOP - 8), Some((7, 0)));
-        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((7, 1)), "the upper half is still marked");
-        assert!(m.store::<4>(STACK_TOP - 16, 7, 2));
-        assert_eq!(m.load::<8>(STACK_TOP - 16), Some((7, 2)), "marks are kept as they are");
+        assert!(m.store::<8>(STACK_TOP - 8, 1, 1, false));
+        assert_eq!(m.load::<1>(STACK_TOP - 1, false), Some((0, 1)));
+        assert!(m.store::<4>(STACK_TOP - 8, 7, 0, false));
+        assert_eq!(m.load::<4>(STACK_TOP - 8, false), Some((7, 0)));
+        assert_eq!(m.load::<8>(STACK_TOP - 8, false), Some((7, 1)), "the upper half is still marked");
+        assert!(m.store::<4>(STACK_TOP - 16, 7, 2, false));
+        assert_eq!(m.load::<8>(STACK_TOP - 16, false), Some((7, 2)), "marks are kept as they are");
     }
 
     #[test]
     fn frames_stack_up_and_start_uninitialized() {
         let mut m = mem(16, None);
-        assert!(m.store::<8>(STACK_TOP - 8, 5, 0));
+        assert!(m.store::<8>(STACK_TOP - 8, 5, 0, false));
         let top = 0x3000_0000;
         m.push_frame(top, 8);
-        assert_eq!(m.load::<8>(top - 8), Some((0, UNINIT)), "a new frame is uninitialized");
-        assert!(m.store::<4>(top - 8, 9, 0));
-        assert_eq!(m.load::<4>(top - 8), Some((9, 0)));
-        assert_eq!(m.load::<8>(top - 8), Some((9, UNINIT)), "half of it still is");
-        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((5, 0)), "the caller's stack stays valid");
-        assert!(m.store::<8>(STACK_TOP - 16, 6, 0));
-        assert_eq!(m.load::<1>(top), None);
+        assert_eq!(m.load::<8>(top - 8, false), Some((0, UNINIT)), "a new frame is uninitialized");
+        assert!(m.store::<4>(top - 8, 9, 0, false));
+        assert_eq!(m.load::<4>(top - 8, false), Some((9, 0)));
+        assert_eq!(m.load::<8>(top - 8, false), Some((9, UNINIT)), "half of it still is");
+        assert_eq!(m.load::<8>(STACK_TOP - 8, false), Some((5, 0)), "the caller's stack stays valid");
+        assert!(m.store::<8>(STACK_TOP - 16, 6, 0, false));
+        assert_eq!(m.load::<1>(top, false), None);
         assert_eq!(
-            m.miss_detail(top, 1, "load from"),
+            m.miss_detail(top, 1, "load from", false),
             "1-byte load from 0x30000000 is outside the stack [0x2ffffff8, 0x30000000), \
              the stacks of the calling frames [0x200001f0, 0x20000200) and there is no context"
         );
         m.replace_frame(0x4000_0000, 0);
-        assert_eq!(m.load::<1>(top - 8), None, "a replaced frame is gone");
+        assert_eq!(m.load::<1>(top - 8, false), None, "a replaced frame is gone");
         assert_eq!(
-            m.miss_detail(0x3fff_fff8, 8, "store to"),
+            m.miss_detail(0x3fff_fff8, 8, "store to", false),
             "8-byte store to 0x3ffffff8 is outside the stack (the program has no stack), \
              the stacks of the calling frames [0x200001f0, 0x20000200) and there is no context"
         );
         assert!(m.pop_frame());
-        assert_eq!(m.load::<8>(STACK_TOP - 16), Some((6, 0)));
+        assert_eq!(m.load::<8>(STACK_TOP - 16, false), Some((6, 0)));
         assert!(!m.pop_frame(), "no caller left");
         m.push_frame(top, 8);
-        m.reset(16, None);
-        assert_eq!(m.load::<8>(STACK_TOP - 8), Some((0, 0)), "a new run has one zeroed frame");
-        assert_eq!(m.load::<8>(top - 8), None);
+        m.reset(16, None, 0, &[]);
+        assert_eq!(m.load::<8>(STACK_TOP - 8, false), Some((0, 0)), "a new run has one zeroed frame");
+        assert_eq!(m.load::<8>(top - 8, false), None);
     }
 
     #[test]
     fn miss_details() {
         let m = mem(16, Some(&[0; 8]));
         assert_eq!(
-            m.miss_detail(STACK_TOP - 24, 8, "store to"),
+            m.miss_detail(STACK_TOP - 24, 8, "store to", false),
             "8-byte store to 0x200001e8 is outside the stack [0x200001f0, 0x20000200) \
              and the context [0x10000000, 0x10000008)"
         );
         assert_eq!(
-            m.miss_detail(CTX_ADDR + 6, 4, "load from"),
+            m.miss_detail(CTX_ADDR + 6, 4, "load from", false),
             "4-byte load from 0x10000006 is outside the stack [0x200001f0, 0x20000200) \
              and the context [0x10000000, 0x10000008) (it crosses an edge of the context)"
         );
         let none = mem(512, None);
         assert_eq!(
-            none.miss_detail(0, 1, "load from"),
+            none.miss_detail(0, 1, "load from", false),
             "1-byte load from 0x0 is outside the stack [0x20000000, 0x20000200) and there is no context"
         );
         assert_eq!(
-            mem(0, None).miss_detail(STACK_TOP - 8, 8, "load from"),
+            mem(0, None).miss_detail(STACK_TOP - 8, 8, "load from", false),
             "8-byte load from 0x200001f8 is outside the stack (the program has no stack) and there is no context"
         );
     }

@@ -1,0 +1,198 @@
+//! The standalone fuzzer: the generator fed by a seeded random source instead of
+//! libFuzzer, on every engine, on one or more threads, saving every finding.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arbitrary::Unstructured;
+use bpf::gen::{generate, Config, Generated};
+
+use crate::compare::{compare, Verdict};
+use crate::engines::{Engines, Options, ALL};
+
+/// Bytes of generator input per run.
+pub const INPUT_LEN: usize = 4096;
+
+/// What one fuzzing session is told.
+#[derive(Clone, Debug)]
+pub struct FuzzOptions {
+    /// Stop after this long (`None`: no time limit).
+    pub time: Option<Duration>,
+    /// Stop after this many runs in all (`None`: no limit).
+    pub runs: Option<u64>,
+    /// The first seed; thread `k` uses `seed + k`.
+    pub seed: u64,
+    /// Threads.
+    pub jobs: usize,
+    /// Engine configuration.
+    pub engines: Options,
+    /// Where findings are saved (created if missing).
+    pub artifacts: PathBuf,
+}
+
+/// What a session found.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Runs made.
+    pub runs: AtomicU64,
+    /// Runs whose engines disagreed (saved).
+    pub findings: AtomicU64,
+    /// Generated sets the reference called invalid: generator bugs (saved).
+    pub invalid: AtomicU64,
+    /// Runs that ran out of budget (skipped).
+    pub inconclusive: AtomicU64,
+    /// BPF instructions generated, for the mean set size.
+    pub insns: AtomicU64,
+    /// Sets with more than one program or a tail call.
+    pub with_tail_calls: AtomicU64,
+}
+
+/// A small deterministic random source (xorshift64*), so that a seed names its runs.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A source for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03 | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Fills `buf` with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// Turns fuzzer bytes into a program set and input, as every fuzz target does: a swarm
+/// configuration first, then the set.
+pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
+    let mut u = Unstructured::new(bytes);
+    let cfg: Config = u.arbitrary().ok()?;
+    generate(&cfg, &mut u).ok()
+}
+
+fn save(dir: &Path, kind: &str, n: u64, bytes: &[u8], g: &Generated, report: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let stem = dir.join(format!("{kind}-{n:04}"));
+    // Never overwrite: find a free name.
+    let mut stem = stem;
+    let mut k = 0;
+    while stem.with_extension("input").exists() {
+        k += 1;
+        stem = dir.join(format!("{kind}-{n:04}-{k}"));
+    }
+    std::fs::write(stem.with_extension("input"), bytes)?;
+    let text = format!("{}\n; {}\n", bpf::asm::print_set(&g.set, Some(&g.input)), report.replace('\n', "\n; "));
+    std::fs::write(stem.with_extension("s"), text)?;
+    Ok(stem.with_extension("s"))
+}
+
+/// Runs a fuzzing session; `status` is called about once a second with the stats.
+pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> Arc<Stats> {
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let saved = Mutex::new(());
+    std::thread::scope(|s| {
+        for k in 0..opts.jobs.max(1) {
+            let (stats, stop, saved) = (&stats, &stop, &saved);
+            s.spawn(move || {
+                let mut engines = Engines::with_options(&ALL, &opts.engines);
+                let mut rng = Rng::new(opts.seed.wrapping_add(k as u64));
+                let mut bytes = vec![0u8; INPUT_LEN];
+                while !stop.load(Ordering::Relaxed) {
+                    let n = stats.runs.fetch_add(1, Ordering::Relaxed);
+                    if opts.runs.is_some_and(|r| n >= r) || opts.time.is_some_and(|t| start.elapsed() >= t) {
+                        stats.runs.fetch_sub(1, Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    rng.fill(&mut bytes);
+                    let Some(g) = generate_from(&bytes) else { continue };
+                    let size: usize = g.set.progs().iter().map(|p| p.prog.insns().len()).sum();
+                    stats.insns.fetch_add(size as u64, Ordering::Relaxed);
+                    if !g.set.maps().is_empty() {
+                        stats.with_tail_calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let results = engines.run_set(&g.set, &g.input);
+                    let verdict = compare(&results);
+                    let kind = match verdict {
+                        Verdict::Agree => continue,
+                        Verdict::Inconclusive(_) => {
+                            stats.inconclusive.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        Verdict::Mismatch(_) => {
+                            stats.findings.fetch_add(1, Ordering::Relaxed);
+                            "finding"
+                        }
+                        Verdict::Invalid(_) => {
+                            stats.invalid.fetch_add(1, Ordering::Relaxed);
+                            "invalid"
+                        }
+                    };
+                    let report = crate::present::to_text("generated", &results, &verdict);
+                    let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = save(&opts.artifacts, kind, n, &bytes, &g, &report) {
+                        eprintln!("jitdiff: cannot save a {kind} in {}: {e}", opts.artifacts.display());
+                    }
+                }
+            });
+        }
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            if start.elapsed().as_millis() % 1000 < 200 {
+                status(&stats, start.elapsed());
+            }
+        }
+    });
+    status(&stats, start.elapsed());
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_name_their_inputs() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let (mut x, mut y) = ([0u8; 64], [0u8; 64]);
+        a.fill(&mut x);
+        b.fill(&mut y);
+        assert_eq!(x, y);
+        Rng::new(8).fill(&mut y);
+        assert_ne!(x, y);
+    }
+
+    #[test]
+    fn a_short_session_on_the_correct_jit_finds_nothing() {
+        let dir = std::env::temp_dir().join(format!("jitdiff-fuzz-test-{}", std::process::id()));
+        let opts = FuzzOptions {
+            time: None,
+            runs: Some(200),
+            seed: 1,
+            jobs: 1,
+            engines: Options::default(),
+            artifacts: dir.clone(),
+        };
+        let stats = fuzz(&opts, &|_, _| {});
+        assert_eq!(stats.runs.load(Ordering::Relaxed), 200);
+        assert_eq!(stats.findings.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.invalid.load(Ordering::Relaxed), 0);
+        assert!(!dir.exists(), "nothing was saved");
+    }
+}
