@@ -9,8 +9,8 @@
 ; (slot i holding the program that returns 2 - i) the same deletions give 2, 1, 0, 3.
 ; Why: a failed tail call (empty slot) falls through to the next instruction, so the
 ; first filled slot, in program order, is where the run goes. The empty-slot attempts
-; cost count budget (the kernel interpreter's order: index, count, slot), but at most 8
-; happen before a success, far below 33. The selftest has four sites per slot to check
+; cost count budget (the kernel interpreter's order: index, count, slot), but there are
+; at most 6, far below 33. The selftest has four sites per slot to check
 ; that the kernel patches every direct jump; two per slot show the same fall-through.
 ; The deletions are made by triage/tests/tailcalls.rs, which edits the slot list.
 .ctx 8

@@ -84,7 +84,14 @@ pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
     generate(&cfg, &mut u).ok()
 }
 
-fn save(dir: &Path, kind: &str, n: u64, bytes: &[u8], g: &Generated, report: &str) -> std::io::Result<PathBuf> {
+fn save(
+    dir: &Path,
+    kind: &str,
+    n: u64,
+    bytes: &[u8],
+    g: &Generated,
+    report: &str,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let stem = dir.join(format!("{kind}-{n:04}"));
     // Never overwrite: find a free name.
@@ -95,7 +102,8 @@ fn save(dir: &Path, kind: &str, n: u64, bytes: &[u8], g: &Generated, report: &st
         stem = dir.join(format!("{kind}-{n:04}-{k}"));
     }
     std::fs::write(stem.with_extension("input"), bytes)?;
-    let text = format!("{}\n; {}\n", bpf::asm::print_set(&g.set, Some(&g.input)), report.replace('\n', "\n; "));
+    let text =
+        format!("{}\n; {}\n", bpf::asm::print_set(&g.set, Some(&g.input)), report.replace('\n', "\n; "));
     std::fs::write(stem.with_extension("s"), text)?;
     Ok(stem.with_extension("s"))
 }

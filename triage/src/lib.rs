@@ -7,3 +7,4 @@ pub mod compare;
 pub mod engines;
 pub mod fuzz;
 pub mod present;
+pub mod report;

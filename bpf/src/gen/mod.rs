@@ -126,7 +126,8 @@ pub fn generate(config: &Config, u: &mut Unstructured<'_>) -> arbitrary::Result<
     let set = ProgramSet::with_arrays(progs, maps, arrays).map_err(|_| arbitrary::Error::IncorrectFormat)?;
     let mut ctx = vec![0u8; cfg.ctx_size as usize];
     for chunk in ctx.chunks_mut(8) {
-        let v: u64 = if chance(u, cfg.edge_bias as u32, 100)? { *u.choose(&EDGE_U64)? } else { u.arbitrary()? };
+        let v: u64 =
+            if chance(u, cfg.edge_bias as u32, 100)? { *u.choose(&EDGE_U64)? } else { u.arbitrary()? };
         chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
     }
     Ok(Generated { set, input: Input::with_ctx(ctx) })

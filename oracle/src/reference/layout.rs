@@ -2,7 +2,9 @@
 //! mirror the layout and tests can compute addresses.
 //!
 //! ```text
-//! MAPS_ADDR  = 0x0800_0000  prog-array map k at bpf::exec::map_addr(k)       `lddw rN, map`
+//! MAPS_ADDR  = 0x0800_0000  map k at bpf::exec::map_addr(k)                  `lddw rN, map`
+//!                           (prog arrays first, then array maps; an array map's values
+//!                           from map_addr(k) + ARRAY_VALUES_OFFSET, value after value)
 //! CTX_ADDR   = 0x1000_0000  context bytes [CTX_ADDR, CTX_ADDR + ctx.len())    R1 at entry
 //! STACK_BASE = 0x2000_0000  lowest stack byte the entry frame may use
 //! STACK_TOP  = 0x2000_0200  R10 at entry; the valid stack is [STACK_TOP - depth, STACK_TOP)

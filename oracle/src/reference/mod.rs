@@ -21,12 +21,21 @@
 //! - Registers start at 0, except R1 = [`CTX_ADDR`] when the input has a context (0 when it
 //!   has none) and R10 = [`STACK_TOP`] ([`entry_registers`]). Every register counts as
 //!   defined at entry.
-//! - Memory is the context buffer at [`CTX_ADDR`] (a copy of the input's bytes) and the
-//!   stacks of the live frames. The entry frame's stack is `[STACK_TOP - stack_depth,
-//!   STACK_TOP)` ([`stack_range`]), zeroed at entry. Every load, store and atomic must lie
-//!   entirely inside one of them; anything else stops the run with a `MemoryAccess` fault
-//!   naming the access and the ranges. Atomics must be naturally aligned
-//!   (`MisalignedAtomic`, checked before the bounds).
+//! - Memory is the context buffer at [`CTX_ADDR`] (a copy of the input's bytes), the
+//!   stacks of the live frames, and the values of the set's array maps. The entry frame's
+//!   stack is `[STACK_TOP - stack_depth, STACK_TOP)` ([`stack_range`]), zeroed at entry.
+//!   Array map `a` (map reference `k` = the number of prog arrays + `a`) holds its
+//!   [`ArrayMap::values`](bpf::ArrayMap::values) afresh at every run, from
+//!   [`map_addr`](bpf::exec::map_addr)`(k) + `[`ARRAY_VALUES_OFFSET`](bpf::exec::ARRAY_VALUES_OFFSET)
+//!   on, value after value without padding (the JIT's layout); the outcome's `arrays` are
+//!   the values as the run left them, after a fault too. Every load, store and atomic must
+//!   lie entirely inside a stack or the context, or, through a pointer to a map value (see
+//!   below), inside one value of an array map; anything else stops the run with a
+//!   `MemoryAccess` fault naming the access and the ranges. Atomics must be naturally
+//!   aligned (`MisalignedAtomic`, checked before the bounds); on a map value both the
+//!   address and the offset within the value must be (the verifier checks the offset; the
+//!   kernel's values are 8-byte aligned, these are not when `value_size` is not a multiple
+//!   of 8, so an atomic this layout misaligns is a fault too and is never compared).
 //! - Every executed instruction counts against the budget ([`DEFAULT_BUDGET`] or
 //!   [`Reference::with_budget`]), across all frames and programs; when it runs out the run
 //!   stops with a `Budget` fault at the instruction that would have run next.
@@ -60,6 +69,16 @@
 //!   of the run, which records the trace of the outcome. An unknown helper, an undefined
 //!   argument or an address passed where the prototype expects a scalar is a fault. R0 is
 //!   the result; R1-R5 become undefined.
+//! - `bpf_map_lookup_elem` (`call 1`) is performed here. R1 must be defined and hold
+//!   exactly an array map's address as `lddw rN, map` loaded it (a prog array is a fault:
+//!   the verifier allows those only in tail calls); R2 must be defined and point (an address
+//!   of the stack, the context or a map value, not a scalar) to 4 readable bytes that were
+//!   written and hold no address: the key, a little-endian u32. R0 is the value's address,
+//!   `map_addr(k) + ARRAY_VALUES_OFFSET + key * value_size`, marked as a map value, or NULL
+//!   (0, a scalar) when `key >= max_entries`; R1-R5 become undefined. The lookup is traced
+//!   as [`Helpers::record_lookup`](bpf::helpers::Helpers::record_lookup)`(array index, key,
+//!   found)`. Dereferencing NULL is a `MemoryAccess` fault (the verifier demands a NULL
+//!   check).
 //! - A tail call (`call 12` or `BPF_TAIL_CALL`) needs R1 defined, R2 exactly a map address
 //!   and R3 a defined scalar. It fails, as the kernel interpreter's does, when `(u32)R3` is
 //!   not below the map's `max_entries`, then when the count of tail calls is already
@@ -89,8 +108,17 @@
 //! - `lddw rN, map` gives a value marked as a map address: map addresses are the same in
 //!   every engine, but a map address is still no scalar (helpers reject it, and R0 holding
 //!   one counts as an address);
-//! - stores record the mark per byte, in a shadow of the stacks and the context; a load is
-//!   marked when any byte it reads is; atomics combine the marks of memory and `src`.
+//! - `bpf_map_lookup_elem` gives a value marked as a map-value address. Only a load, store
+//!   or atomic whose base register carries this mark reaches the array maps' values (the
+//!   verifier dereferences no scalar and no map address), and then only inside one value.
+//!   The bound is checked on the address: an access entirely inside another value of the
+//!   same map than the one the pointer came from is not caught (the kernel would reject it;
+//!   every engine with this layout reads the same bytes there);
+//! - stores record the mark per byte, in a shadow of the stacks, the context and the array
+//!   maps' values; a load is marked when any byte it reads is; atomics combine the marks of
+//!   memory and `src`. (The outcome's `ctx` and `arrays` bytes of a stored stack or context
+//!   address still differ between engines; the outcome has no field to say which bytes
+//!   those are.)
 
 mod alu;
 mod atomic;

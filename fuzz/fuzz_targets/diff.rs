@@ -1,0 +1,24 @@
+//! Everything on every engine: a generated program set on the reference interpreter,
+//! rbpf and the JIT (register scheme); any disagreement panics with its class.
+#![no_main]
+
+use std::cell::RefCell;
+
+use libfuzzer_sys::fuzz_target;
+use triage::compare::compare;
+use triage::engines::{Engines, ALL};
+
+thread_local! {
+    static ENGINES: RefCell<Engines> = RefCell::new(Engines::new(&ALL));
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some(g) = triage::fuzz::generate_from(data) else { return };
+    ENGINES.with(|e| {
+        let results = e.borrow_mut().run_set(&g.set, &g.input);
+        let verdict = compare(&results);
+        let report = triage::present::to_text("input", &results, &verdict);
+        let text = format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)));
+        triage::report::panic_on_finding(&verdict, &text);
+    });
+});

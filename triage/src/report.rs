@@ -1,0 +1,57 @@
+//! How fuzz targets report a finding: one panicking function per mismatch class, each
+//! `#[inline(never)]` with a stable one-line message, so that libFuzzer and ClusterFuzz,
+//! which group crashes by stack frames, put each class in its own group.
+
+use crate::compare::{Field, Verdict};
+
+macro_rules! class {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("Panics with the signature `", $what, "` and the details.")]
+        #[inline(never)]
+        #[cold]
+        pub fn $name(details: &str) -> ! {
+            panic!(concat!("jitdiff: ", $what, "\n{}"), details)
+        }
+    };
+}
+
+class!(mismatch_error, "mismatch in the fault class");
+class!(mismatch_r0, "mismatch in r0");
+class!(mismatch_ctx, "mismatch in the context memory");
+class!(mismatch_tail_calls, "mismatch in the tail-call count");
+class!(mismatch_helpers, "mismatch in the helper-call trace");
+class!(mismatch_arrays, "mismatch in the array maps");
+class!(generator_invalid, "the generator made a program the reference rejects");
+
+/// Panics from the function of the first differing field when the verdict is a
+/// mismatch, or from [`generator_invalid`] when it says the program is invalid;
+/// returns otherwise. `details` is the text report.
+pub fn panic_on_finding(verdict: &Verdict, details: &str) {
+    match verdict {
+        Verdict::Mismatch(diffs) => match diffs.first().map(|d| d.field) {
+            Some(Field::Error) => mismatch_error(details),
+            Some(Field::R0) => mismatch_r0(details),
+            Some(Field::Ctx) => mismatch_ctx(details),
+            Some(Field::TailCalls) => mismatch_tail_calls(details),
+            Some(Field::Helpers) => mismatch_helpers(details),
+            Some(Field::Arrays) | None => mismatch_arrays(details),
+        },
+        Verdict::Invalid(_) => generator_invalid(details),
+        Verdict::Agree | Verdict::Inconclusive(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_class_has_its_own_message() {
+        let r = std::panic::catch_unwind(|| mismatch_tail_calls("x"));
+        let msg = r.unwrap_err().downcast::<String>().unwrap();
+        assert_eq!(msg.lines().next(), Some("jitdiff: mismatch in the tail-call count"));
+        panic_on_finding(&Verdict::Agree, "");
+        panic_on_finding(&Verdict::Inconclusive("budget".into()), "");
+        assert!(std::panic::catch_unwind(|| panic_on_finding(&Verdict::Invalid("x".into()), "")).is_err());
+    }
+}
