@@ -11,3 +11,5 @@ echo "== cargo clippy" >&2
 cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== cargo test" >&2
 cargo test --release --workspace
+echo "== the cargo-fuzz targets compile" >&2
+cargo check --release --manifest-path fuzz/Cargo.toml --bins

@@ -209,6 +209,15 @@ pub(super) fn run_set(
     let end = run.execute(&mut m, ops);
     let ctx = m.mem.ctx_bytes().to_vec();
     let arrays = m.mem.array_bytes();
+    if end.is_ok() {
+        if let Some((name, byte)) = m.mem.engine_dependent_array_byte() {
+            return RunResult::CannotJudge(format!(
+                "at exit, byte {byte} of array map {name} holds (part of) a stack or context address: \
+                 engines place the stack and the context differently, so the array maps' bytes cannot \
+                 be compared"
+            ));
+        }
+    }
     let (result, r0_is_address) = match end {
         Ok((r0, mark)) => (Ok(r0), mark != 0),
         Err(End::Fault(f)) => (Err(f), false),
@@ -1920,10 +1929,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn addresses_stored_in_map_values_keep_their_marks() {
-        // Value 0 (16 bytes at 0x08000008) gets r10 and then the value's own address; r7
-        // reloads the latter, stores 0x55 through it, and r0 reads the first back.
+    /// Value 0 (16 bytes at 0x08000008) gets r10 and then the value's own address; r7
+    /// reloads the latter, stores 0x55 through it, r0 reads the first back, and `last` runs
+    /// before `exit`.
+    fn stored_addresses(last: Insn) -> (RunResult, Vec<u8>) {
         let s = set_with(
             vec![then(
                 lookup(0, 0),
@@ -1934,6 +1943,7 @@ mod tests {
                     ldx(Size::DW, Reg::R7, Reg::R6, 8),
                     st(Size::B, Reg::R7, 20, 0x55),
                     ldx(Size::DW, Reg::R0, Reg::R7, 0),
+                    last,
                     Insn::Exit,
                 ],
             )],
@@ -1941,17 +1951,47 @@ mod tests {
             vec![ArrayMap::zeroed("arr", 16, 2)],
         );
         let mut engine = Reference::new();
-        let out = run_with(&mut engine, &s, Input::none());
+        let result = engine.run_set(&s, &Input::none());
+        (result, engine.buffers.memory.array_shadow(0).to_vec())
+    }
+
+    #[test]
+    fn addresses_stored_in_map_values_keep_their_marks() {
+        // Overwritten in full before exit: r0 (r10, reloaded from the value) is a marked
+        // address, the value's own address stays (the same in every engine).
+        let (result, shadow) = stored_addresses(st(Size::DW, Reg::R6, 0, 1));
+        let RunResult::Ran(out) = result else { panic!("{result:?}") };
         assert_eq!((out.result, out.r0_is_address), (Ok(0x2000_0200), true));
         let mut bytes = vec![0u8; 32];
-        bytes[..8].copy_from_slice(&0x2000_0200u64.to_le_bytes());
+        bytes[0] = 1;
         bytes[8..16].copy_from_slice(&0x0800_0008u64.to_le_bytes());
         bytes[20] = 0x55;
         assert_eq!(out.arrays, vec![bytes]);
-        let shadow = engine.buffers.memory.array_shadow(0);
-        assert_eq!(&shadow[..8], &[MARK_ADDR; 8], "a stack address");
+        assert_eq!(&shadow[..8], &[0; 8], "overwritten by a constant");
         assert_eq!(&shadow[8..16], &[MARK_VALUE; 8], "a map value's address");
         assert!(shadow[16..].iter().all(|&m| m == 0));
+    }
+
+    #[test]
+    fn a_stack_address_left_in_a_map_value_cannot_be_compared() {
+        // r10 is still in value 0 at exit: its bytes differ between engines.
+        let (result, shadow) = stored_addresses(Insn::Ja { off: 0 });
+        let RunResult::CannotJudge(why) = result else { panic!("{result:?}") };
+        assert_eq!(
+            why,
+            "at exit, byte 0 of array map arr holds (part of) a stack or context address: engines place \
+             the stack and the context differently, so the array maps' bytes cannot be compared"
+        );
+        assert_eq!(&shadow[..8], &[MARK_ADDR; 8], "the stack address");
+        // Half of it overwritten: the upper half still is.
+        let (result, shadow) = stored_addresses(st(Size::W, Reg::R6, 0, 1));
+        let RunResult::CannotJudge(why) = result else { panic!("{result:?}") };
+        assert!(why.starts_with("at exit, byte 4 of array map arr holds"), "{why}");
+        assert_eq!(&shadow[..8], &[0, 0, 0, 0, MARK_ADDR, MARK_ADDR, MARK_ADDR, MARK_ADDR]);
+        // A fault is reported as it is (the program is invalid either way).
+        let (result, _) = stored_addresses(ldx(Size::DW, Reg::R0, Reg::R6, 12));
+        let RunResult::Ran(out) = result else { panic!("{result:?}") };
+        assert_eq!(out.result.expect_err("past value 0").kind, FaultKind::MemoryAccess);
     }
 
     #[test]

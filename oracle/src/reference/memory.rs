@@ -206,6 +206,18 @@ impl Memory {
         self.arrays.iter().map(|v| v.region.bytes.clone()).collect()
     }
 
+    /// The first byte of an array map's values that holds (part of) an address whose
+    /// value depends on the engine (a stack or context address, [`MARK_ADDR`]): the map's
+    /// name and the byte's offset.
+    ///
+    /// [`MARK_ADDR`]: super::machine::MARK_ADDR
+    pub(super) fn engine_dependent_array_byte(&self) -> Option<(&str, usize)> {
+        self.arrays.iter().find_map(|v| {
+            let i = v.region.shadow.iter().position(|&m| m & super::machine::MARK_ADDR != 0)?;
+            Some((v.name.as_str(), i))
+        })
+    }
+
     /// For an access at `addr` through a pointer to a map value (`values`): the offset of
     /// `addr` within the value it lies in, with the value's index and the map's name;
     /// `None` when `values` is false or `addr` is not in an array map's values.

@@ -116,9 +116,11 @@
 //!   every engine with this layout reads the same bytes there);
 //! - stores record the mark per byte, in a shadow of the stacks, the context and the array
 //!   maps' values; a load is marked when any byte it reads is; atomics combine the marks of
-//!   memory and `src`. (The outcome's `ctx` and `arrays` bytes of a stored stack or context
-//!   address still differ between engines; the outcome has no field to say which bytes
-//!   those are.)
+//!   memory and `src`. A stack or context address stored in the context or a map value
+//!   makes those bytes differ between engines, and the outcome has no field to say which
+//!   bytes those are: a run that exits with any such byte left in an array map's values
+//!   is [`RunResult::CannotJudge`] (addresses of maps and map values are the same in every
+//!   engine and stay comparable). The context has no such guard yet.
 
 mod alu;
 mod atomic;
