@@ -28,7 +28,7 @@ pub fn helper_addr(id: i32) -> Option<u64> {
 /// The helper whose trap address is `addr`.
 pub fn helper_at(addr: u64) -> Option<i32> {
     let k = addr.checked_sub(HELPERS_ADDR)? / 4;
-    (addr % 4 == 0).then(|| helpers::ALL.get(k as usize).copied()).flatten()
+    addr.is_multiple_of(4).then(|| helpers::ALL.get(k as usize).copied()).flatten()
 }
 
 /// Program `p`'s descriptor address.

@@ -108,6 +108,9 @@ struct Sig {
     args: u8,
 }
 
+/// A bpf2bpf call to patch: its index in the function's instructions, and the callee.
+type CallSite = (usize, usize);
+
 /// The register kept as a copy of the context pointer when calls need it.
 const CTX_COPY: Reg = Reg::R6;
 
@@ -120,7 +123,7 @@ struct Gen<'c, 'a, 'u> {
     depth_bytes: u32,
     out: Vec<Insn>,
     /// (index in `out`, callee) of every bpf2bpf call, patched once functions are placed.
-    calls: Vec<(usize, usize)>,
+    calls: Vec<CallSite>,
     st: State,
     budget: usize,
     in_loop: bool,
@@ -187,15 +190,16 @@ fn function(
     sigs: &[Sig],
     f: usize,
     depth_bytes: u32,
-) -> arbitrary::Result<(Vec<Insn>, Vec<(usize, usize)>)> {
+) -> arbitrary::Result<(Vec<Insn>, Vec<CallSite>)> {
     let mut kind = [Kind::Undef; 11];
     kind[10] = Kind::Stack;
     let sig = sigs[f];
     if sig.ctx_arg {
         kind[1] = Kind::Ctx;
     }
-    for r in (if sig.ctx_arg { 2 } else { 1 })..=sig.args as usize {
-        kind[r] = Kind::Scalar;
+    let first = if sig.ctx_arg { 2 } else { 1 };
+    for k in kind.iter_mut().take(sig.args as usize + 1).skip(first) {
+        *k = Kind::Scalar;
     }
     let mut g = Gen {
         cfg,
@@ -582,19 +586,17 @@ impl Gen<'_, '_, '_> {
     fn call(&mut self) -> arbitrary::Result<()> {
         let callee = self.u.int_in_range(self.func + 1..=self.sigs.len() - 1)?;
         let sig = self.sigs[callee];
-        if sig.ctx_arg {
-            if !self.st.is(Reg::R1, Kind::Ctx) {
-                if !self.st.is(CTX_COPY, Kind::Ctx) {
-                    return self.alu();
-                }
-                self.emit(Insn::Alu {
-                    width: Width::W64,
-                    op: AluOp::Mov,
-                    dst: Reg::R1,
-                    src: Operand::Reg(CTX_COPY),
-                });
-                self.st.kind[1] = Kind::Ctx;
+        if sig.ctx_arg && !self.st.is(Reg::R1, Kind::Ctx) {
+            if !self.st.is(CTX_COPY, Kind::Ctx) {
+                return self.alu();
             }
+            self.emit(Insn::Alu {
+                width: Width::W64,
+                op: AluOp::Mov,
+                dst: Reg::R1,
+                src: Operand::Reg(CTX_COPY),
+            });
+            self.st.kind[1] = Kind::Ctx;
         }
         for k in (if sig.ctx_arg { 2 } else { 1 })..=sig.args {
             self.ensure_scalar(Reg::ALL[k as usize])?;

@@ -210,6 +210,12 @@ pub(super) fn run_set(
     let ctx = m.mem.ctx_bytes().to_vec();
     let arrays = m.mem.array_bytes();
     if end.is_ok() {
+        if let Some(byte) = m.mem.engine_dependent_ctx_byte() {
+            return RunResult::CannotJudge(format!(
+                "at exit, context byte {byte} holds (part of) a stack or context address: engines \
+                 place the stack and the context differently, so the context's bytes cannot be compared"
+            ));
+        }
         if let Some((name, byte)) = m.mem.engine_dependent_array_byte() {
             return RunResult::CannotJudge(format!(
                 "at exit, byte {byte} of array map {name} holds (part of) a stack or context address: \
@@ -737,6 +743,19 @@ mod tests {
     }
 
     // ---- bpf-to-bpf calls ----
+
+    #[test]
+    fn a_stack_address_left_in_the_context_cannot_be_compared() {
+        let prog = Program::new(vec![
+            Insn::Store { size: Size::DW, dst: Reg::R1, src: Reg::R10, off: 0 },
+            Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(0) },
+            Insn::Exit,
+        ])
+        .unwrap();
+        let result = Reference::new().run(&prog, &Input::with_ctx(vec![0; 8]));
+        let RunResult::CannotJudge(why) = result else { panic!("{result:?}") };
+        assert!(why.contains("context byte 0 holds (part of) a stack or context address"), "{why}");
+    }
 
     #[test]
     fn a_subprogram_returns_a_value() {

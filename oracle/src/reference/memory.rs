@@ -218,6 +218,14 @@ impl Memory {
         })
     }
 
+    /// The first context byte that holds (part of) a stack or context address
+    /// ([`MARK_ADDR`]), whose value depends on the engine.
+    ///
+    /// [`MARK_ADDR`]: super::machine::MARK_ADDR
+    pub(super) fn engine_dependent_ctx_byte(&self) -> Option<usize> {
+        self.ctx.shadow.iter().position(|&m| m & super::machine::MARK_ADDR != 0)
+    }
+
     /// For an access at `addr` through a pointer to a map value (`values`): the offset of
     /// `addr` within the value it lies in, with the value's index and the map's name;
     /// `None` when `values` is false or `addr` is not in an array map's values.
