@@ -4,7 +4,7 @@
 use bpf::{Engine, Fault, FaultKind, Input, Outcome, ProgramSet, RunResult};
 
 use crate::compile::{compile_set, CompiledSet, Scheme};
-use crate::runner::{Native, Runner, Stop, INSN_LIMIT};
+use crate::runner::{Native, Runner, Stop, BLOCK_LIMIT};
 
 /// Compiles program sets with jitdiff's RV64 JIT and runs them in one reusable emulator.
 /// Create one per thread.
@@ -22,10 +22,10 @@ impl Default for Jit {
 }
 
 impl Jit {
-    /// A JIT engine with the `register` scheme and the default instruction limit; the
+    /// A JIT engine with the `register` scheme and the default block limit; the
     /// emulator is created on first use.
     pub fn new() -> Jit {
-        Jit { runner: None, limit: INSN_LIMIT, scheme: Scheme::Register }
+        Jit { runner: None, limit: BLOCK_LIMIT, scheme: Scheme::Register }
     }
 
     /// The same engine keeping the tail-call counter with `scheme`.
@@ -33,8 +33,9 @@ impl Jit {
         Jit { scheme, ..self }
     }
 
-    /// A JIT engine whose runs stop with a budget fault after `limit` machine instructions.
-    pub fn with_insn_limit(limit: usize) -> Jit {
+    /// A JIT engine whose runs stop with a budget fault after entering `limit`
+    /// translation blocks (straight-line runs of machine code).
+    pub fn with_block_limit(limit: usize) -> Jit {
         Jit { limit, ..Jit::new() }
     }
 
@@ -46,7 +47,7 @@ impl Jit {
     fn runner(&mut self) -> Result<&mut Runner, String> {
         if self.runner.is_none() {
             let mut r = Runner::new()?;
-            r.set_insn_limit(self.limit);
+            r.set_block_limit(self.limit);
             self.runner = Some(r);
         }
         Ok(self.runner.as_mut().expect("just created"))
@@ -96,9 +97,7 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
         Err(Stop::Illegal) => {
             fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc))
         }
-        Err(Stop::Limit) => {
-            fault(FaultKind::Budget, "the machine instruction limit was reached without returning".into())
-        }
+        Err(Stop::Limit) => fault(FaultKind::Budget, "the block limit was reached without returning".into()),
         Err(Stop::Emulator(e)) => {
             fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc))
         }

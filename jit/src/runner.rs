@@ -26,10 +26,12 @@ use crate::guest::{
 
 /// Bytes below `STACK_TOP` cleared before every run (frames never go deeper).
 const STACK_CLEAR: usize = 16 * 1024;
-/// Machine instructions a run may execute, by default, before it counts as not
-/// terminating (a few times the reference interpreter's default budget of BPF
-/// instructions, since one BPF instruction becomes several RV64 ones).
-pub const INSN_LIMIT: usize = 400_000_000;
+/// Translation blocks (straight-line runs of machine code) a run may enter, by default,
+/// before it counts as not terminating: a block is at least one machine instruction,
+/// and every loop iteration enters at least one, so this bounds every run. Counting
+/// blocks with a block hook costs far less than unicorn's instruction count limit,
+/// which instruments every instruction and doubles the cost of translating new code.
+pub const BLOCK_LIMIT: usize = 100_000_000;
 /// unicorn's translation cache, capped so that memory stays flat over millions of runs.
 const TCG_BUFFER_SIZE: u32 = 16 << 20;
 const PAGE: u64 = 0x1000;
@@ -52,7 +54,7 @@ pub enum Stop {
     },
     /// An illegal or unsupported instruction at `pc`.
     Illegal,
-    /// The instruction limit was reached without returning.
+    /// The block limit was reached without returning.
     Limit,
     /// Any other emulator error.
     Emulator(String),
@@ -93,6 +95,9 @@ struct ArrayInfo {
 #[derive(Default)]
 struct Data {
     fault_addr: Option<u64>,
+    /// Translation blocks entered so far in this run, and the most allowed.
+    blocks: u64,
+    block_limit: u64,
     helpers: Helpers,
     tail_calls: u32,
     arrays: Vec<ArrayInfo>,
@@ -194,6 +199,14 @@ impl Runner {
             },
         )
         .map_err(err)?;
+        emu.add_block_hook(1, 0, |uc: &mut Unicorn<'_, Data>, _, _| {
+            let d = uc.get_data_mut();
+            d.blocks += 1;
+            if d.blocks > d.block_limit {
+                let _ = uc.emu_stop();
+            }
+        })
+        .map_err(err)?;
         emu.add_code_hook(HELPERS_ADDR, HELPERS_ADDR + PAGE - 1, |uc: &mut Unicorn<'_, Data>, addr, _| {
             let Some(id) = helper_at(addr) else { return };
             let mut args = [0u64; 5];
@@ -212,17 +225,16 @@ impl Runner {
             }
         })
         .map_err(err)?;
-        Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0, limit: INSN_LIMIT })
+        Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0, limit: BLOCK_LIMIT })
     }
 
-    /// Sets how many machine instructions a run may execute. unicorn ignores a limit
-    /// changed after code was translated, so set it before the first run.
-    pub fn set_insn_limit(&mut self, limit: usize) {
+    /// Sets how many translation blocks a run may enter (see [`BLOCK_LIMIT`]).
+    pub fn set_block_limit(&mut self, limit: usize) {
         self.limit = limit.max(1);
     }
 
-    /// The instruction limit in force.
-    pub fn insn_limit(&self) -> usize {
+    /// The block limit in force.
+    pub fn block_limit(&self) -> usize {
         self.limit
     }
 
@@ -327,7 +339,8 @@ impl Runner {
             };
             self.emu.reg_write(x(n), v).map_err(err)?;
         }
-        *self.emu.get_data_mut() = Data { arrays: Runner::array_infos(set), ..Data::default() };
+        *self.emu.get_data_mut() =
+            Data { arrays: Runner::array_infos(set), block_limit: self.limit as u64, ..Data::default() };
         let mut hooks: Vec<UcHookId> = Vec::new();
         for site in compiled.tail_call_sites() {
             let h = self
@@ -339,7 +352,7 @@ impl Runner {
             hooks.push(h);
         }
         let entry = compiled.progs.first().map_or(CODE_ADDR, |c| c.base);
-        let res = self.emu.emu_start(entry, EXIT_ADDR, 0, self.limit);
+        let res = self.emu.emu_start(entry, EXIT_ADDR, 0, 0);
         for h in hooks {
             self.emu.remove_hook(h).map_err(err)?;
         }

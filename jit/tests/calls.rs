@@ -145,7 +145,7 @@ fn hierarchy_explodes_with_per_frame_counts() {
     // caller's own count is restored afterwards, so the number of runs grows like 2^33:
     // the run cannot finish within a bounded budget.
     let out = run(
-        &mut Jit::with_insn_limit(2_000_000).with_scheme(Scheme::Stack),
+        &mut Jit::with_block_limit(2_000_000).with_scheme(Scheme::Stack),
         &hierarchy(),
         &Input::with_ctx(vec![0; 8]),
     );

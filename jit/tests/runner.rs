@@ -76,7 +76,7 @@ fn a_wild_load_is_a_memory_fault_at_its_bpf_pc() {
 #[test]
 fn an_endless_loop_is_a_budget_fault() {
     let prog = parse_program("r0 = 0\nloop:\nr0 += 1\ngoto loop\nexit").unwrap();
-    let f = run(&mut Jit::with_insn_limit(100_000), &prog, &Input::none()).result.unwrap_err();
+    let f = run(&mut Jit::with_block_limit(100_000), &prog, &Input::none()).result.unwrap_err();
     assert_eq!(f.kind, FaultKind::Budget);
 }
 

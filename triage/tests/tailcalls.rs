@@ -46,7 +46,7 @@ use triage::engines::{build, Engines, Options, ALL};
 /// small enough that the exploding hierarchy shapes stop at once.
 const PER_FRAME_BUDGET: u64 = 1_000_000;
 /// The JIT's machine-instruction limit per run under per-frame semantics.
-const PER_FRAME_INSN_LIMIT: usize = 4_000_000;
+const PER_FRAME_BLOCK_LIMIT: usize = 4_000_000;
 
 /// An engine configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Config {
             }
             PerFrame => vec![
                 Box::new(Reference::with_budget_and_semantics(PER_FRAME_BUDGET, TailCallSemantics::PerFrame)),
-                Box::new(Jit::with_insn_limit(PER_FRAME_INSN_LIMIT).with_scheme(Scheme::Stack)),
+                Box::new(Jit::with_block_limit(PER_FRAME_BLOCK_LIMIT).with_scheme(Scheme::Stack)),
             ],
         }
     }
