@@ -66,6 +66,10 @@ struct FuzzArgs {
     /// Where findings are saved (each as the generator input and the set as text).
     #[arg(long, default_value = "artifacts")]
     artifacts: PathBuf,
+    /// Program sets (`.s` files, searched recursively) to replay before generating;
+    /// default: `corpus` when it exists.
+    #[arg(long)]
+    corpus: Option<PathBuf>,
     /// End with one JSON summary line instead of text.
     #[arg(long)]
     json: bool,
@@ -227,13 +231,15 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         jobs: a.jobs,
         engines: Options { scheme: a.scheme, semantics: a.semantics },
         artifacts: a.artifacts.clone(),
+        corpus: a.corpus.clone().or_else(|| Some(PathBuf::from("corpus")).filter(|p| p.is_dir())),
     };
     let interactive = !a.json;
     let status = |s: &crate::fuzz::Stats, t: std::time::Duration| {
         if interactive {
             let runs = s.runs.load(Relaxed);
+            let (seen, total) = s.forms_seen();
             eprint!(
-                "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}   ",
+                "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}  forms {seen}/{total}   ",
                 t.as_secs_f64(),
                 runs as f64 / t.as_secs_f64().max(1e-9),
                 s.findings.load(Relaxed),
@@ -261,6 +267,9 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "inconclusive": stats.inconclusive.load(Relaxed),
                 "mean_insns": mean,
                 "share_with_tail_calls": stats.with_tail_calls.load(Relaxed) as f64 / runs.max(1) as f64,
+                "forms_seen": stats.forms_seen().0,
+                "forms_total": stats.forms_seen().1,
+                "corpus": stats.corpus.load(Relaxed),
                 "scheme": a.scheme.name(),
                 "seed": a.seed,
                 "jobs": a.jobs,

@@ -30,6 +30,8 @@ pub struct FuzzOptions {
     pub engines: Options,
     /// Where findings are saved (created if missing).
     pub artifacts: PathBuf,
+    /// Program sets (`.s` files, searched recursively) replayed before generating.
+    pub corpus: Option<PathBuf>,
 }
 
 /// What a session found.
@@ -47,6 +49,34 @@ pub struct Stats {
     pub insns: AtomicU64,
     /// Sets with more than one program or a tail call.
     pub with_tail_calls: AtomicU64,
+    /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
+    pub forms: Vec<AtomicBool>,
+    /// Corpus program sets replayed before generating.
+    pub corpus: AtomicU64,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            forms: (0..bpf::gen::forms::all_forms().len()).map(|_| AtomicBool::new(false)).collect(),
+            ..Stats::default()
+        }
+    }
+
+    /// How many instruction forms the sets used, and how many the ISA has.
+    pub fn forms_seen(&self) -> (usize, usize) {
+        (self.forms.iter().filter(|f| f.load(Ordering::Relaxed)).count(), self.forms.len())
+    }
+
+    fn record_forms(&self, set: &bpf::ProgramSet, all: &[bpf::gen::forms::Form]) {
+        for p in set.progs() {
+            for insn in p.prog.insns() {
+                if let Ok(k) = all.binary_search(&bpf::gen::forms::form_of(insn)) {
+                    self.forms[k].store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
 }
 
 /// A small deterministic random source (xorshift64*), so that a seed names its runs.
@@ -76,12 +106,40 @@ impl Rng {
     }
 }
 
+/// The first line of a fuzz input that holds a program set as text instead of generator
+/// bytes: seed corpora are stored as text, so a change of generator leaves them useful.
+pub const TEXT_MAGIC: &[u8] = b"; jitdiff program set\n";
+
 /// Turns fuzzer bytes into a program set and input, as every fuzz target does: a swarm
-/// configuration first, then the set.
+/// configuration first, then the set; or, after [`TEXT_MAGIC`], a set in text form
+/// (with a 64-byte zero context unless it declares one).
 pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
+    if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
+        let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
+        let input = f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]));
+        return Some(Generated { set: f.set, input });
+    }
     let mut u = Unstructured::new(bytes);
     let cfg: Config = u.arbitrary().ok()?;
     generate(&cfg, &mut u).ok()
+}
+
+/// Every `.s` file below `dir`, sorted.
+pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.extension().is_some_and(|x| x == "s") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn save(
@@ -110,13 +168,17 @@ fn save(
 
 /// Runs a fuzzing session; `status` is called about once a second with the stats.
 pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> Arc<Stats> {
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats::new());
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let saved = Mutex::new(());
+    let all_forms = bpf::gen::forms::all_forms();
+    if let Some(dir) = &opts.corpus {
+        replay_corpus(dir, opts, &stats, &all_forms);
+    }
     std::thread::scope(|s| {
         for k in 0..opts.jobs.max(1) {
-            let (stats, stop, saved) = (&stats, &stop, &saved);
+            let (stats, stop, saved, all_forms) = (&stats, &stop, &saved, &all_forms);
             s.spawn(move || {
                 let mut engines = Engines::with_options(&ALL, &opts.engines);
                 let mut rng = Rng::new(opts.seed.wrapping_add(k as u64));
@@ -135,6 +197,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     if !g.set.maps().is_empty() {
                         stats.with_tail_calls.fetch_add(1, Ordering::Relaxed);
                     }
+                    stats.record_forms(&g.set, all_forms);
                     let results = engines.run_set(&g.set, &g.input);
                     let verdict = compare(&results);
                     let kind = match verdict {
@@ -171,6 +234,46 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
     stats
 }
 
+/// Replays every corpus set once (its own context, else 64 zero bytes), saving any
+/// disagreement like a generated one; unreadable files are reported and skipped.
+fn replay_corpus(dir: &Path, opts: &FuzzOptions, stats: &Stats, all_forms: &[bpf::gen::forms::Form]) {
+    let files = match corpus_files(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("jitdiff: cannot read the corpus {}: {e}", dir.display());
+            return;
+        }
+    };
+    let mut engines = Engines::with_options(&ALL, &opts.engines);
+    for (n, file) in files.iter().enumerate() {
+        let f = match bpf::load::load_set_file(file) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("jitdiff: corpus: {e}");
+                continue;
+            }
+        };
+        let g = Generated { set: f.set, input: f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64])) };
+        stats.corpus.fetch_add(1, Ordering::Relaxed);
+        stats.record_forms(&g.set, all_forms);
+        let results = engines.run_set(&g.set, &g.input);
+        let verdict = compare(&results);
+        if let Verdict::Mismatch(_) = verdict {
+            stats.findings.fetch_add(1, Ordering::Relaxed);
+            let report = format!(
+                "{}\n(corpus file {})",
+                crate::present::to_text("corpus", &results, &verdict),
+                file.display()
+            );
+            let mut bytes = TEXT_MAGIC.to_vec();
+            bytes.extend_from_slice(bpf::asm::print_set(&g.set, Some(&g.input)).as_bytes());
+            if let Err(e) = save(&opts.artifacts, "corpus-finding", n as u64, &bytes, &g, &report) {
+                eprintln!("jitdiff: cannot save a finding in {}: {e}", opts.artifacts.display());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,11 +299,24 @@ mod tests {
             jobs: 1,
             engines: Options::default(),
             artifacts: dir.clone(),
+            corpus: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus")),
         };
         let stats = fuzz(&opts, &|_, _| {});
         assert_eq!(stats.runs.load(Ordering::Relaxed), 200);
         assert_eq!(stats.findings.load(Ordering::Relaxed), 0);
         assert_eq!(stats.invalid.load(Ordering::Relaxed), 0);
         assert!(!dir.exists(), "nothing was saved");
+        assert!(stats.corpus.load(Ordering::Relaxed) >= 18, "the corpus sets were replayed");
+        let (seen, total) = stats.forms_seen();
+        assert!(seen > total / 2, "{seen} of {total} forms");
+    }
+
+    #[test]
+    fn text_inputs_hold_program_sets() {
+        let mut bytes = TEXT_MAGIC.to_vec();
+        bytes.extend_from_slice(b".ctx 8\nr0 = 1\nexit\n");
+        let g = generate_from(&bytes).unwrap();
+        assert_eq!(g.input, bpf::Input::with_ctx(vec![0; 8]));
+        assert_eq!(g.set.entry().prog.insns().len(), 2);
     }
 }

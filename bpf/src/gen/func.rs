@@ -422,15 +422,18 @@ impl Gen<'_, '_, '_> {
     fn unary(&mut self) -> arbitrary::Result<()> {
         let Some(dst) = self.scalar_dst()? else { return self.alu() };
         let width = self.width()?;
-        let choice = self.u.int_in_range(0..=if self.cfg.v4_enabled { 3 } else { 1 })?;
+        let choice = self.u.int_in_range(0..=if self.cfg.v4_enabled { 5 } else { 2 })?;
         let insn = match choice {
             0 => Insn::Neg { width, dst },
+            // Unconditional jumps to the next instruction.
+            2 => Insn::Ja { off: 0 },
+            4 => Insn::JaLong { off: 0 },
             1 => {
                 let bits = *self.u.choose(&[16u8, 32, 64])?;
                 let order = if self.u.arbitrary()? { ByteOrder::Le } else { ByteOrder::Be };
                 Insn::End { order, bits, dst }
             }
-            2 => Insn::End { order: ByteOrder::Swap, bits: *self.u.choose(&[16u8, 32, 64])?, dst },
+            3 => Insn::End { order: ByteOrder::Swap, bits: *self.u.choose(&[16u8, 32, 64])?, dst },
             _ => {
                 let Some(src) = self.scalar()? else { return self.alu() };
                 let from = if width == Width::W64 {

@@ -23,6 +23,7 @@
 //! ```
 
 mod config;
+pub mod forms;
 mod func;
 
 use arbitrary::Unstructured;
