@@ -24,6 +24,7 @@ pub mod opcode;
 pub mod program;
 pub mod raw;
 pub mod set;
+pub mod validate;
 
 pub use exec::{Engine, Fault, FaultKind, Input, Outcome, RunResult};
 pub use insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};

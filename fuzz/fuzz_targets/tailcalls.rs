@@ -18,7 +18,9 @@ thread_local! {
             (jit::Scheme::Stack, TailCallSemantics::PerFrame),
         ]
         .into_iter()
-        .map(|(scheme, semantics)| Engines::with_options(&["reference", "jit"], &Options { scheme, semantics }))
+        .map(|(scheme, semantics)| {
+            Engines::with_options(&["reference", "jit"], &Options { scheme, semantics, budget: Some(300_000) })
+        })
         .collect()
     );
 }

@@ -14,21 +14,34 @@ pub struct Options {
     pub scheme: jit::Scheme,
     /// The count semantics the reference interpreter implements.
     pub semantics: oracle::reference::TailCallSemantics,
+    /// Bound on a run: reference instructions and JIT translation blocks (`None`: the
+    /// engines' defaults, 100 million each). A run that reaches it is inconclusive.
+    pub budget: Option<u64>,
 }
 
 impl Default for Options {
     /// The defaults: the `register` scheme against `global` semantics.
     fn default() -> Options {
-        Options { scheme: jit::Scheme::Register, semantics: oracle::reference::TailCallSemantics::Global }
+        Options {
+            scheme: jit::Scheme::Register,
+            semantics: oracle::reference::TailCallSemantics::Global,
+            budget: None,
+        }
     }
 }
 
 /// The engine called `name` configured by `opts`, or `None` for an unknown name.
 pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Engine>> {
     match name {
-        "reference" => Some(Box::new(oracle::reference::Reference::with_semantics(opts.semantics))),
+        "reference" => Some(Box::new(match opts.budget {
+            Some(b) => oracle::reference::Reference::with_budget_and_semantics(b, opts.semantics),
+            None => oracle::reference::Reference::with_semantics(opts.semantics),
+        })),
         "rbpf" => Some(Box::new(oracle::rbpf::Rbpf::new())),
-        "jit" => Some(Box::new(jit::Jit::new().with_scheme(opts.scheme))),
+        "jit" => Some(Box::new(match opts.budget {
+            Some(b) => jit::Jit::with_block_limit(b as usize).with_scheme(opts.scheme),
+            None => jit::Jit::new().with_scheme(opts.scheme),
+        })),
         _ => None,
     }
 }

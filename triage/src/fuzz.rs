@@ -174,7 +174,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
     let saved = Mutex::new(());
     let all_forms = bpf::gen::forms::all_forms();
     if let Some(dir) = &opts.corpus {
-        replay_corpus(dir, opts, &stats, &all_forms);
+        replay_corpus(dir, opts, &stats, &all_forms, start);
     }
     std::thread::scope(|s| {
         for k in 0..opts.jobs.max(1) {
@@ -236,7 +236,13 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
 
 /// Replays every corpus set once (its own context, else 64 zero bytes), saving any
 /// disagreement like a generated one; unreadable files are reported and skipped.
-fn replay_corpus(dir: &Path, opts: &FuzzOptions, stats: &Stats, all_forms: &[bpf::gen::forms::Form]) {
+fn replay_corpus(
+    dir: &Path,
+    opts: &FuzzOptions,
+    stats: &Stats,
+    all_forms: &[bpf::gen::forms::Form],
+    start: Instant,
+) {
     let files = match corpus_files(dir) {
         Ok(f) => f,
         Err(e) => {
@@ -246,6 +252,9 @@ fn replay_corpus(dir: &Path, opts: &FuzzOptions, stats: &Stats, all_forms: &[bpf
     };
     let mut engines = Engines::with_options(&ALL, &opts.engines);
     for (n, file) in files.iter().enumerate() {
+        if opts.time.is_some_and(|t| start.elapsed() >= t) {
+            break;
+        }
         let f = match bpf::load::load_set_file(file) {
             Ok(f) => f,
             Err(e) => {
@@ -258,6 +267,9 @@ fn replay_corpus(dir: &Path, opts: &FuzzOptions, stats: &Stats, all_forms: &[bpf
         stats.record_forms(&g.set, all_forms);
         let results = engines.run_set(&g.set, &g.input);
         let verdict = compare(&results);
+        if let Verdict::Inconclusive(_) = verdict {
+            stats.inconclusive.fetch_add(1, Ordering::Relaxed);
+        }
         if let Verdict::Mismatch(_) = verdict {
             stats.findings.fetch_add(1, Ordering::Relaxed);
             let report = format!(
