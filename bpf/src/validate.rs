@@ -184,8 +184,10 @@ enum Val {
     Scalar,
     Ctx(i64),
     Stack(i64),
-    /// `lddw rN, map`: map index `k`.
-    MapRef(u64),
+    /// `lddw rN, map` of some prog array (any one: tail calls need no more).
+    ProgArray,
+    /// `lddw rN, map` of array map `a` (its index among the array maps).
+    ArrayRef(usize),
     /// A pointer into a value of array map `array` (its index among the array maps).
     Value {
         array: usize,
@@ -218,7 +220,8 @@ impl Val {
             Val::Scalar => "a scalar".into(),
             Val::Ctx(o) => format!("the context pointer{}", offset(o)),
             Val::Stack(o) => format!("a stack pointer (r10{})", offset(o)),
-            Val::MapRef(k) => format!("a reference to map {k}"),
+            Val::ProgArray => "a prog array reference".into(),
+            Val::ArrayRef(a) => format!("a reference to array map {a}"),
             Val::Value { array, off } => {
                 format!("a pointer into a value of array map {array}{}", offset(off))
             }
@@ -475,9 +478,9 @@ impl<'a> Validator<'a> {
             for (g, st) in self.function(f, entry)? {
                 let mut regs = [Val::Undef(Why::SubprogEntry); 11];
                 regs[10] = Val::Stack(0);
-                for r in 1..=5 {
-                    regs[r] = match st.regs[r] {
-                        v @ (Val::Scalar | Val::Ctx(_) | Val::MapRef(_) | Val::Mixed) => v,
+                for (reg, passed) in regs[1..6].iter_mut().zip(&st.regs[1..6]) {
+                    *reg = match *passed {
+                        v @ (Val::Scalar | Val::Ctx(_) | Val::ProgArray | Val::ArrayRef(_) | Val::Mixed) => v,
                         Val::Undef(_) => Val::Undef(Why::NotPassed),
                         _ => Val::Foreign,
                     };
@@ -558,7 +561,11 @@ impl<'a> Validator<'a> {
             Insn::LdImm64 { dst, pseudo, imm } => {
                 st.regs[dst.idx()] = match pseudo {
                     0 => Val::Scalar,
-                    PSEUDO_MAP_FD => Val::MapRef(imm),
+                    PSEUDO_MAP_FD => match self.set.map(imm) {
+                        Some(MapRef::ProgArray(_)) => Val::ProgArray,
+                        Some(MapRef::Array(a, _)) => Val::ArrayRef(a),
+                        None => unreachable!("a checked set's map references exist"),
+                    },
                     _ => {
                         return Err(self.err(
                             i,
@@ -821,14 +828,7 @@ impl<'a> Validator<'a> {
         };
         let pc = self.p().pc_of(i);
         if id == MAP_LOOKUP_ELEM {
-            let array = match self.read(i, st, Reg::R1)? {
-                Val::MapRef(k) => match self.set.map(k) {
-                    Some(MapRef::Array(a, _)) => Some(a),
-                    _ => None,
-                },
-                _ => None,
-            };
-            let Some(array) = array else {
+            let Val::ArrayRef(array) = self.read(i, st, Reg::R1)? else {
                 let v = st.regs[1].describe();
                 return Err(self.err(
                     i,
@@ -836,7 +836,7 @@ impl<'a> Validator<'a> {
                     format!("map_lookup_elem: r1 must be an array map, not {v}"),
                 ));
             };
-            if matches!(self.read(i, st, Reg::R2)?, Val::Scalar | Val::MapRef(_)) {
+            if matches!(self.read(i, st, Reg::R2)?, Val::Scalar | Val::ProgArray | Val::ArrayRef(_)) {
                 let v = st.regs[2].describe();
                 return Err(self.err(
                     i,
@@ -867,7 +867,7 @@ impl<'a> Validator<'a> {
             ));
         }
         let r2 = self.read(i, st, Reg::R2)?;
-        if !matches!(r2, Val::MapRef(k) if matches!(self.set.map(k), Some(MapRef::ProgArray(_)))) {
+        if r2 != Val::ProgArray {
             return Err(self.err(
                 i,
                 Rule::TailCallArgs,
@@ -933,7 +933,7 @@ mod tests {
              (R1-R5 are clobbered by the call at pc 2)"
         );
         // Defined on one path only.
-        rejects("if r1 == 0 goto +1\nr0 = 1\nexit\n", Rule::UninitRegister, 2);
+        rejects("r2 = 0\nif r2 == 0 goto +1\nr0 = 1\nexit\n", Rule::UninitRegister, 3);
         // After a tail call R0 is gone too.
         let tail = ".map m 1\nr2 = m ll\nr3 = 0\ncall bpf_tail_call\nexit\n";
         let msg = rejects(tail, Rule::UninitRegister, 4);
@@ -953,9 +953,9 @@ mod tests {
         rejects("r0 = *(u64 *)(r10 - 8)\nexit\n", Rule::UninitStack, 0);
         // Written on one path only.
         rejects(
-            "if r1 == 0 goto +1\n*(u64 *)(r10 - 8) = 1\nr0 = *(u8 *)(r10 - 1)\nexit\n",
+            "r2 = 0\nif r2 == 0 goto +1\n*(u64 *)(r10 - 8) = 1\nr0 = *(u8 *)(r10 - 1)\nexit\n",
             Rule::UninitStack,
-            2,
+            3,
         );
         rejects(".stack 8\n*(u64 *)(r10 - 16) = 1\nr0 = 0\nexit\n", Rule::StackBounds, 0);
         rejects("*(u64 *)(r10 - 4) = 1\nr0 = 0\nexit\n", Rule::StackBounds, 0);
@@ -978,12 +978,12 @@ mod tests {
     fn map_value_rules() {
         accepts(&format!("{LOOKUP}if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 8)\nr0 = 0\nexit\n"));
         accepts(&format!("{LOOKUP}r6 = r0\nif r0 != 0 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r6 + 8)\nexit\n"));
-        let msg = rejects(&format!("{LOOKUP}r0 = *(u64 *)(r0 + 0)\nexit\n"), Rule::NullCheck, 7);
+        let msg = rejects(&format!("{LOOKUP}r0 = *(u64 *)(r0 + 0)\nexit\n"), Rule::NullCheck, 6);
         assert!(msg.contains("r0 may be NULL"), "{msg}");
         rejects(
             &format!("{LOOKUP}if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 12)\nr0 = 0\nexit\n"),
             Rule::MapValueBounds,
-            8,
+            7,
         );
         // The key must be written.
         rejects(
@@ -1036,7 +1036,7 @@ mod tests {
             }
             chain += "exit\n";
         }
-        let msg = rejects(&chain, Rule::CallGraph, 8);
+        let msg = rejects(&chain, Rule::CallGraph, 14);
         assert!(msg.contains("9 frames"), "{msg}");
         let stacks = |b: u32| format!(".stack 256\nr0 = 0\ncall f\nexit\n.stack {b}\nf:\nr0 = 0\nexit\n");
         accepts(&stacks(256));
@@ -1112,6 +1112,8 @@ mod tests {
     fn generated_sets_validate() {
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut generated = 0;
+        // Sets with loops, lookups, tail calls, bpf2bpf calls.
+        let mut seen = [0usize; 4];
         for k in 0..500 {
             let bytes: Vec<u8> = (0..8192)
                 .map(|_| {
@@ -1125,11 +1127,24 @@ mod tests {
             let Ok(cfg) = crate::gen::Config::arbitrary(&mut u) else { continue };
             let Ok(g) = crate::gen::generate(&cfg, &mut u) else { continue };
             generated += 1;
+            let insns = || g.set.progs().iter().flat_map(|p| p.prog.insns().iter());
+            for (k, f) in [
+                |i: &Insn| i.jump_offset().is_some_and(|o| o < 0),
+                |i: &Insn| *i == Insn::Call(Call::Helper(MAP_LOOKUP_ELEM)),
+                |i: &Insn| *i == Insn::Call(Call::Helper(TAIL_CALL)),
+                |i: &Insn| matches!(i, Insn::Call(Call::Local(_))),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                seen[k] += insns().any(f) as usize;
+            }
             let ctx = g.input.ctx.as_ref().map(Vec::len);
             if let Err(e) = validate(&g.set, ctx) {
                 panic!("set {k}: {e}\n{}", crate::asm::print_set(&g.set, Some(&g.input)));
             }
         }
         assert!(generated >= 450, "only {generated} of 500 inputs generated a set");
+        assert!(seen.iter().all(|&n| n >= 20), "sets with loops, lookups, tail calls, calls: {seen:?}");
     }
 }

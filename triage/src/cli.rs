@@ -101,6 +101,10 @@ struct RunArgs {
     /// (per-frame count) or `pointer` (global count).
     #[arg(long, default_value = "register")]
     scheme: jit::Scheme,
+    /// Run programs the static validator rejects (the reference still judges each run;
+    /// for unverified programs such as lib/test_bpf.c's).
+    #[arg(long)]
+    no_validate: bool,
     /// The count semantics the reference interpreter implements: `global` (today's
     /// kernel) or `per-frame` (the old x86-64 behaviour).
     #[arg(long, default_value = "global", value_parser = parse_semantics)]
@@ -192,6 +196,17 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
         };
         let input = input.clone().or(file_set.ctx).unwrap_or_else(|| Input::with_ctx(vec![0; 64]));
+        if !a.no_validate {
+            let ctx_size = Some(input.ctx.as_ref().map_or(0, Vec::len));
+            if let Err(e) = bpf::validate::validate(&file_set.set, ctx_size) {
+                let _ = writeln!(
+                    err,
+                    "jitdiff: {shown}: {e} (the validator rejects it; --no-validate runs it anyway)"
+                );
+                bad = true;
+                continue;
+            }
+        }
         let results = engines.run_set(&file_set.set, &input);
         let verdict = compare(&results);
         match verdict {

@@ -1,5 +1,6 @@
 //! Generated program sets on every engine: the generator must only produce programs the
-//! reference accepts, and with a correct JIT the engines must agree on every one.
+//! static validator and the reference accept, and with a correct JIT the engines must
+//! agree on every one.
 
 use arbitrary::Unstructured;
 use bpf::gen::{generate, Config};
@@ -28,6 +29,11 @@ fn generated_sets_are_valid_and_agree() {
         let mut u = Unstructured::new(&data);
         let Ok(cfg) = u.arbitrary::<Config>() else { continue };
         let Ok(g) = generate(&cfg, &mut u) else { continue };
+        let ctx_size = g.input.ctx.as_ref().map_or(0, Vec::len);
+        if let Err(e) = bpf::validate::validate(&g.set, Some(ctx_size)) {
+            failures.push(format!("seed {seed}: the validator rejects it: {e}"));
+            continue;
+        }
         let results = engines.run_set(&g.set, &g.input);
         match compare(&results) {
             Verdict::Agree => agree += 1,
