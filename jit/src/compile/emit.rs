@@ -67,8 +67,8 @@ fn r(l: &mut Layout, op: ROp, rd: XReg, rs1: XReg, rs2: XReg) {
     l.push(Inst::R { op, rd, rs1, rs2 });
 }
 
-/// The register-register RV64 operation for a BPF ALU operation, and whether it is a
-/// division needing the divide-by-zero fix-up.
+/// The register-register RV64 operation for a BPF ALU operation at a width (`Mov` maps
+/// to `add`, which callers never emit for it).
 fn alu_rop(op: AluOp, width: Width) -> ROp {
     let w64 = width == Width::W64;
     match op {
