@@ -493,6 +493,12 @@ impl Insn {
         }
     }
 
+    /// Whether this is a tail call: `call 12` (`bpf_tail_call`, as programs and the
+    /// verifier see it) or the kernel-internal tail-call instruction (0xf5).
+    pub const fn is_tail_call(&self) -> bool {
+        matches!(self, Insn::TailCall | Insn::Call(Call::Helper(crate::helpers::TAIL_CALL)))
+    }
+
     /// The branch offset in slots if this instruction is a jump (`Ja`, `JaLong`, `Jmp`).
     pub const fn jump_offset(&self) -> Option<i64> {
         match *self {

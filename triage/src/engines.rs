@@ -76,11 +76,7 @@ pub struct Engines {
 
 /// Whether any program of the set makes a tail call.
 fn has_tail_calls(set: &ProgramSet) -> bool {
-    set.progs().iter().any(|p| {
-        p.prog.insns().iter().any(|i| {
-            matches!(i, bpf::Insn::TailCall | bpf::Insn::Call(bpf::Call::Helper(bpf::helpers::TAIL_CALL)))
-        })
-    })
+    set.progs().iter().any(|p| p.prog.insns().iter().any(bpf::Insn::is_tail_call))
 }
 
 impl Engines {

@@ -140,10 +140,6 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
     }
 }
 
-fn is_tail_call(insn: &Insn) -> bool {
-    matches!(insn, Insn::TailCall | Insn::Call(Call::Helper(helpers::TAIL_CALL)))
-}
-
 /// Compiles a single program at [`CODE_ADDR`] with the `register` scheme.
 pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
     compile_prog(prog, 0, Scheme::Register, CODE_ADDR)
@@ -186,7 +182,7 @@ fn facts(insns: &[Insn]) -> FunctionFacts {
             }
         }
         match insn {
-            _ if is_tail_call(insn) => {}
+            _ if insn.is_tail_call() => {}
             Insn::Call(Call::Local(_)) => calls = true,
             Insn::Call(_) => {
                 calls = true;

@@ -10,7 +10,7 @@
 
 use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET, MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
 use bpf::helpers::{self, Helpers};
-use bpf::{Call, Fault, FaultKind, Input, Insn, MapRef, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
+use bpf::{Fault, FaultKind, Input, Insn, MapRef, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
 
 use super::decode::{self, Op};
 use super::layout::{entry_registers, frame_top};
@@ -37,12 +37,7 @@ pub(super) struct FuncInfo {
 pub(super) fn function_table(prog: &Program, out: &mut Vec<FuncInfo>) {
     out.clear();
     for (f, range) in prog.functions().into_iter().enumerate() {
-        let tail_calls = prog
-            .insns()
-            .get(range.clone())
-            .unwrap_or_default()
-            .iter()
-            .any(|i| matches!(i, Insn::TailCall | Insn::Call(Call::Helper(helpers::TAIL_CALL))));
+        let tail_calls = prog.insns().get(range.clone()).unwrap_or_default().iter().any(Insn::is_tail_call);
         out.push(FuncInfo { start: range.start, depth: prog.function_stack_depth(f), tail_calls });
     }
 }
