@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use bpf::helpers::HelperCall;
 use bpf::{FaultKind, Outcome, RunResult};
 
 /// One engine's result, labelled.
@@ -102,19 +103,12 @@ impl Verdict {
     }
 }
 
-fn render_error(o: &Outcome) -> String {
-    match &o.result {
-        Ok(_) => "none".into(),
-        Err(f) => f.kind.name().into(),
-    }
-}
-
 /// Renders a helper trace as `name(args) = ret; ...`, or `none`.
-pub fn helper_trace(o: &Outcome) -> String {
-    if o.helper_calls.is_empty() {
+pub fn helper_trace(calls: &[HelperCall]) -> String {
+    if calls.is_empty() {
         return "none".into();
     }
-    o.helper_calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+    calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
 }
 
 /// Renders context bytes as hex, in 8-byte groups.
@@ -164,10 +158,17 @@ fn explain(field: Field, values: &[(&'static str, String)], odd: Option<&'static
     }
 }
 
-fn differ(field: Field, values: Vec<(&'static str, String)>) -> Option<Difference> {
+/// The difference in `field`, if the engines' raw values are not all equal; values are
+/// rendered only then, so that agreeing runs (nearly all of them) cost no formatting.
+fn differ<T: PartialEq>(
+    field: Field,
+    values: &[(&'static str, T)],
+    render: impl Fn(&T) -> String,
+) -> Option<Difference> {
     if values.windows(2).all(|w| w[0].1 == w[1].1) {
         return None;
     }
+    let values: Vec<(&'static str, String)> = values.iter().map(|(e, v)| (*e, render(v))).collect();
     let odd = odd_one_out(&values);
     let explanation = explain(field, &values, odd);
     Some(Difference { field, values, odd_one_out: odd, explanation })
@@ -204,30 +205,23 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
         return Verdict::Inconclusive("fewer than two engines could judge this program".into());
     }
     let mut diffs = Vec::new();
-    diffs.extend(differ(Field::Error, ran.iter().map(|(e, o)| (*e, render_error(o))).collect()));
+    let error: Vec<_> = ran.iter().map(|(e, o)| (*e, o.result.as_ref().err().map(|f| f.kind))).collect();
+    diffs.extend(differ(Field::Error, &error, |k| k.map_or("none", FaultKind::name).to_string()));
     let finished: Vec<_> = ran.iter().filter(|(_, o)| o.result.is_ok()).collect();
     if !reference.is_some_and(|o| o.r0_is_address) {
-        diffs.extend(differ(
-            Field::R0,
-            finished
-                .iter()
-                .map(|(e, o)| (*e, format!("{:#x}", o.result.as_ref().copied().unwrap_or(0))))
-                .collect(),
-        ));
+        let r0: Vec<_> =
+            finished.iter().map(|(e, o)| (*e, o.result.as_ref().copied().unwrap_or(0))).collect();
+        diffs.extend(differ(Field::R0, &r0, |v| format!("{v:#x}")));
     }
-    diffs.extend(differ(Field::Ctx, finished.iter().map(|(e, o)| (*e, hex(&o.ctx))).collect()));
-    diffs.extend(differ(
-        Field::TailCalls,
-        finished.iter().map(|(e, o)| (*e, o.tail_calls.to_string())).collect(),
-    ));
-    diffs.extend(differ(Field::Helpers, finished.iter().map(|(e, o)| (*e, helper_trace(o))).collect()));
-    diffs.extend(differ(
-        Field::Arrays,
-        finished
-            .iter()
-            .map(|(e, o)| (*e, o.arrays.iter().map(|a| hex(a)).collect::<Vec<_>>().join(" | ")))
-            .collect(),
-    ));
+    let ctx: Vec<_> = finished.iter().map(|(e, o)| (*e, o.ctx.as_slice())).collect();
+    diffs.extend(differ(Field::Ctx, &ctx, |c| hex(c)));
+    let tail_calls: Vec<_> = finished.iter().map(|(e, o)| (*e, o.tail_calls)).collect();
+    diffs.extend(differ(Field::TailCalls, &tail_calls, u32::to_string));
+    let helpers: Vec<_> = finished.iter().map(|(e, o)| (*e, o.helper_calls.as_slice())).collect();
+    diffs.extend(differ(Field::Helpers, &helpers, |c| helper_trace(c)));
+    let arrays: Vec<_> = finished.iter().map(|(e, o)| (*e, o.arrays.as_slice())).collect();
+    diffs
+        .extend(differ(Field::Arrays, &arrays, |a| a.iter().map(|v| hex(v)).collect::<Vec<_>>().join(" | ")));
     if diffs.is_empty() {
         Verdict::Agree
     } else {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let code = triage::cli::main(&args, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    // Neither stream is locked for the whole run: fuzzing threads report on stderr too.
+    let code = triage::cli::main(&args, &mut std::io::stdout(), &mut std::io::stderr());
     ExitCode::from(code)
 }

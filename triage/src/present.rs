@@ -95,7 +95,7 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                     s += &format!("  {:<10} array {k}: {}\n", "", short_hex(a));
                 }
                 if !o.helper_calls.is_empty() {
-                    s += &format!("  {:<10} helpers: {}\n", "", helper_trace(o));
+                    s += &format!("  {:<10} helpers: {}\n", "", helper_trace(&o.helper_calls));
                 }
             }
             RunResult::CannotJudge(why) => s += &format!("  {:<10} cannot judge: {why}\n", r.engine),
