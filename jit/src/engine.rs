@@ -13,6 +13,9 @@ pub struct Jit {
     runner: Option<Runner>,
     limit: usize,
     scheme: Scheme,
+    /// The last set compiled and its code: running one set on several inputs compiles
+    /// it once (and the runner then keeps its translated code too).
+    last: Option<(ProgramSet, CompiledSet)>,
 }
 
 impl Default for Jit {
@@ -25,12 +28,12 @@ impl Jit {
     /// A JIT engine with the `register` scheme and the default block limit; the
     /// emulator is created on first use.
     pub fn new() -> Jit {
-        Jit { runner: None, limit: BLOCK_LIMIT, scheme: Scheme::Register }
+        Jit { runner: None, limit: BLOCK_LIMIT, scheme: Scheme::Register, last: None }
     }
 
     /// The same engine keeping the tail-call counter with `scheme`.
     pub fn with_scheme(self, scheme: Scheme) -> Jit {
-        Jit { scheme, ..self }
+        Jit { scheme, last: None, ..self }
     }
 
     /// A JIT engine whose runs stop with a budget fault after entering `limit`
@@ -43,15 +46,16 @@ impl Jit {
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
+}
 
-    fn runner(&mut self) -> Result<&mut Runner, String> {
-        if self.runner.is_none() {
-            let mut r = Runner::new()?;
-            r.set_block_limit(self.limit);
-            self.runner = Some(r);
-        }
-        Ok(self.runner.as_mut().expect("just created"))
+/// The emulator in `slot`, created with `limit` on first use.
+fn runner(slot: &mut Option<Runner>, limit: usize) -> Result<&mut Runner, String> {
+    if slot.is_none() {
+        let mut r = Runner::new()?;
+        r.set_block_limit(limit);
+        *slot = Some(r);
     }
+    Ok(slot.as_mut().expect("just created"))
 }
 
 fn host(detail: String) -> RunResult {
@@ -118,16 +122,20 @@ impl Engine for Jit {
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        let compiled = match compile_set(set, self.scheme) {
-            Ok(c) => c,
-            Err(e) => return RunResult::CannotJudge(e.to_string()),
-        };
-        let runner = match self.runner() {
+        if self.last.as_ref().is_none_or(|(s, _)| s != set) {
+            self.last = None;
+            match compile_set(set, self.scheme) {
+                Ok(c) => self.last = Some((set.clone(), c)),
+                Err(e) => return RunResult::CannotJudge(e.to_string()),
+            }
+        }
+        let runner = match runner(&mut self.runner, self.limit) {
             Ok(r) => r,
             Err(e) => return host(e),
         };
-        match runner.run(&compiled, set, input.ctx.as_deref()) {
-            Ok(native) => RunResult::Ran(outcome(set, &compiled, native)),
+        let (_, compiled) = self.last.as_ref().expect("compiled above");
+        match runner.run(compiled, set, input.ctx.as_deref()) {
+            Ok(native) => RunResult::Ran(outcome(set, compiled, native)),
             Err(e) => host(e),
         }
     }
@@ -165,5 +173,32 @@ mod tests {
         let f = clobber.result.unwrap_err();
         assert_eq!(f.kind, FaultKind::Abi);
         assert!(f.detail.contains("s1 was 0x0, is 0x5"), "{}", f.detail);
+    }
+
+    #[test]
+    fn a_run_that_never_returns_ends_in_a_budget_fault() {
+        // `goto -1`: the watchdog stops the uncounted run after its wall-clock limit, and
+        // the counted rerun reaches the block limit, deterministically.
+        let prog = Program::new(vec![Insn::Ja { off: -1 }, Insn::Exit]).unwrap();
+        let mut jit = Jit::with_block_limit(10_000);
+        for _ in 0..2 {
+            let RunResult::Ran(out) = jit.run(&prog, &Input::none()) else { panic!("cannot judge") };
+            let f = out.result.unwrap_err();
+            assert_eq!(f.kind, FaultKind::Budget, "{f}");
+            assert_eq!(f.pc, Some(0));
+        }
+        // The engine is still usable, and runs uncounted code again.
+        let ok = Program::new(vec![
+            Insn::Alu {
+                width: bpf::Width::W64,
+                op: bpf::AluOp::Mov,
+                dst: bpf::Reg::R0,
+                src: bpf::Operand::Imm(7),
+            },
+            Insn::Exit,
+        ])
+        .unwrap();
+        let RunResult::Ran(out) = jit.run(&ok, &Input::none()) else { panic!("cannot judge") };
+        assert_eq!(out.result, Ok(7));
     }
 }

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod guest;
 pub mod runner;
 pub mod rv64;
+pub mod watchdog;
 
 pub use compile::Scheme;
 pub use engine::Jit;

@@ -19,10 +19,13 @@ use bpf::ProgramSet;
 use unicorn_engine::unicorn_const::{uc_error, Arch, ControlType, HookType, MemType, Mode, Prot};
 use unicorn_engine::{RegisterRISCV, UcHookId, Unicorn};
 
+use std::time::Duration;
+
 use crate::compile::CompiledSet;
 use crate::guest::{
     helper_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR, STACK_SIZE, STACK_TOP,
 };
+use crate::watchdog::Watchdog;
 
 /// Bytes below `STACK_TOP` cleared before every run (frames never go deeper).
 const STACK_CLEAR: usize = 16 * 1024;
@@ -34,6 +37,10 @@ const STACK_CLEAR: usize = 16 * 1024;
 pub const BLOCK_LIMIT: usize = 100_000_000;
 /// unicorn's translation cache, capped so that memory stays flat over millions of runs.
 const TCG_BUFFER_SIZE: u32 = 16 << 20;
+/// Wall-clock time after which a run is stopped and made again with translation blocks
+/// counted. Fuzzed sets take well under a millisecond; the longest conformance programs
+/// a few tens of milliseconds.
+const WATCHDOG: Duration = Duration::from_millis(250);
 const PAGE: u64 = 0x1000;
 
 /// Values the callee-saved registers not mapped to BPF registers hold at entry; they
@@ -121,6 +128,10 @@ fn lookup(uc: &mut Unicorn<'_, Data>, map: u64, key_ptr: u64) -> u64 {
 
 /// A reusable RV64 emulator set up for running JIT code.
 pub struct Runner {
+    /// Declared first so that it stops before the engine it watches is dropped.
+    watchdog: Watchdog,
+    /// The block-counting hook, while runs are counted (see [`crate::watchdog`]).
+    counting: Option<UcHookId>,
     emu: Unicorn<'static, Data>,
     code_mapped: u64,
     code_len: u64,
@@ -199,14 +210,6 @@ impl Runner {
             },
         )
         .map_err(err)?;
-        emu.add_block_hook(1, 0, |uc: &mut Unicorn<'_, Data>, _, _| {
-            let d = uc.get_data_mut();
-            d.blocks += 1;
-            if d.blocks > d.block_limit {
-                let _ = uc.emu_stop();
-            }
-        })
-        .map_err(err)?;
         emu.add_code_hook(HELPERS_ADDR, HELPERS_ADDR + PAGE - 1, |uc: &mut Unicorn<'_, Data>, addr, _| {
             let Some(id) = helper_at(addr) else { return };
             let mut args = [0u64; 5];
@@ -225,7 +228,16 @@ impl Runner {
             }
         })
         .map_err(err)?;
-        Ok(Runner { emu, code_mapped: 0, code_len: 0, ctx_mapped: 0, limit: BLOCK_LIMIT })
+        let watchdog = Watchdog::new(emu.get_handle(), WATCHDOG)?;
+        Ok(Runner {
+            watchdog,
+            counting: None,
+            emu,
+            code_mapped: 0,
+            code_len: 0,
+            ctx_mapped: 0,
+            limit: BLOCK_LIMIT,
+        })
     }
 
     /// Sets how many translation blocks a run may enter (see [`BLOCK_LIMIT`]).
@@ -249,14 +261,34 @@ impl Runner {
             self.code_mapped = need;
             self.code_len = 0;
         }
-        for c in &compiled.progs {
-            self.emu.mem_write(c.base, &c.code()).map_err(err)?;
+        let image = Runner::image(compiled);
+        // Running the same code again (another input for the same set) needs no write and
+        // keeps every translated block: the guest memory already holds exactly these
+        // bytes, and any guest write to code pages invalidated its own blocks.
+        let same = span == self.code_len
+            && self.emu.mem_read_as_vec(CODE_ADDR, image.len()).is_ok_and(|now| now == image);
+        if same {
+            return Ok(());
         }
+        self.emu.mem_write(CODE_ADDR, &image).map_err(err)?;
         // Writing memory does not invalidate translated blocks: drop every block that
         // covered old or new code.
         self.emu.ctl_remove_cache(CODE_ADDR, CODE_ADDR + self.code_len.max(span)).map_err(err)?;
         self.code_len = span;
         Ok(())
+    }
+
+    /// The code region's contents for `compiled`: every program at its base, zeros
+    /// between them.
+    fn image(compiled: &CompiledSet) -> Vec<u8> {
+        let mut image = vec![0u8; compiled.span() as usize];
+        for c in &compiled.progs {
+            let at = (c.base - CODE_ADDR) as usize;
+            for (k, inst) in c.insts.iter().enumerate() {
+                image[at + 4 * k..at + 4 * k + 4].copy_from_slice(&inst.encode().to_le_bytes());
+            }
+        }
+        image
     }
 
     fn load_maps(&mut self, compiled: &CompiledSet, set: &ProgramSet) -> Result<(), String> {
@@ -314,8 +346,31 @@ impl Runner {
         Ok(CTX_ADDR)
     }
 
+    /// Starts or stops counting translation blocks. Either way every translated block is
+    /// dropped, so that from now on all code is (or is no longer) instrumented.
+    fn count_blocks(&mut self, on: bool) -> Result<(), String> {
+        if let Some(h) = self.counting.take() {
+            self.emu.remove_hook(h).map_err(err)?;
+        }
+        if on {
+            let h = self
+                .emu
+                .add_block_hook(1, 0, |uc: &mut Unicorn<'_, Data>, _, _| {
+                    let d = uc.get_data_mut();
+                    d.blocks += 1;
+                    if d.blocks > d.block_limit {
+                        let _ = uc.emu_stop();
+                    }
+                })
+                .map_err(err)?;
+            self.counting = Some(h);
+        }
+        self.emu.ctl_flush_tb().map_err(err)
+    }
+
     /// Runs a compiled set (entry: program 0's first byte) with `a0` pointing at a copy
-    /// of `ctx` (or 0).
+    /// of `ctx` (or 0). The outcome is the one a run bounded by the block limit has: a
+    /// run the watchdog stops is made again with blocks counted.
     pub fn run(
         &mut self,
         compiled: &CompiledSet,
@@ -323,6 +378,25 @@ impl Runner {
         ctx: Option<&[u8]>,
     ) -> Result<Native, String> {
         self.load_code(compiled)?;
+        let (native, stopped) = self.attempt(compiled, set, ctx, true)?;
+        if !stopped {
+            return Ok(native);
+        }
+        self.count_blocks(true)?;
+        let counted = self.attempt(compiled, set, ctx, false);
+        self.count_blocks(false)?;
+        Ok(counted?.0)
+    }
+
+    /// One run of the loaded code, under the watchdog if `watched`; also says whether
+    /// the watchdog stopped it.
+    fn attempt(
+        &mut self,
+        compiled: &CompiledSet,
+        set: &ProgramSet,
+        ctx: Option<&[u8]>,
+        watched: bool,
+    ) -> Result<(Native, bool), String> {
         self.load_maps(compiled, set)?;
         let r1 = self.load_ctx(ctx)?;
         self.emu.mem_write(STACK_TOP - STACK_CLEAR as u64, &[0u8; STACK_CLEAR]).map_err(err)?;
@@ -352,7 +426,11 @@ impl Runner {
             hooks.push(h);
         }
         let entry = compiled.progs.first().map_or(CODE_ADDR, |c| c.base);
+        if watched {
+            self.watchdog.arm();
+        }
         let res = self.emu.emu_start(entry, EXIT_ADDR, 0, 0);
+        let stopped = watched && self.watchdog.disarm();
         for h in hooks {
             self.emu.remove_hook(h).map_err(err)?;
         }
@@ -406,7 +484,7 @@ impl Runner {
                 self.emu.mem_read_as_vec(info.addr + ARRAY_VALUES_OFFSET, arr.values.len()).map_err(err)?,
             );
         }
-        Ok(Native {
+        let native = Native {
             stop,
             pc,
             a0: reg(&self.emu, 10)?,
@@ -416,6 +494,7 @@ impl Runner {
             tail_calls: data.tail_calls,
             helper_calls: data.helpers.trace().to_vec(),
             arrays,
-        })
+        };
+        Ok((native, stopped))
     }
 }

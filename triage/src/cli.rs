@@ -70,6 +70,10 @@ struct FuzzArgs {
     /// default: `corpus` when it exists.
     #[arg(long)]
     corpus: Option<PathBuf>,
+    /// Inputs each generated set runs on: its own context, then variations of it; the
+    /// set is compiled and translated once for all of them (1 to 64).
+    #[arg(long, default_value_t = 4)]
+    inputs: usize,
     /// End with one JSON summary line instead of text.
     #[arg(long)]
     json: bool,
@@ -238,6 +242,9 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if a.jobs == 0 || a.jobs > 256 {
         return usage(err, &format!("--jobs: {} is not from 1 to 256", a.jobs));
     }
+    if a.inputs == 0 || a.inputs > 64 {
+        return usage(err, &format!("--inputs: {} is not from 1 to 64", a.inputs));
+    }
     if a.artifacts.exists() && !a.artifacts.is_dir() {
         return usage(err, &format!("--artifacts: {} exists and is not a directory", a.artifacts.display()));
     }
@@ -253,6 +260,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         engines: Options { scheme: a.scheme, semantics: a.semantics, budget: Some(FUZZ_BUDGET) },
         artifacts: a.artifacts.clone(),
         corpus: a.corpus.clone().or_else(|| Some(PathBuf::from("corpus")).filter(|p| p.is_dir())),
+        inputs_per_set: a.inputs,
     };
     let interactive = !a.json;
     let status = |s: &crate::fuzz::Stats, t: std::time::Duration| {
@@ -272,9 +280,10 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let start = std::time::Instant::now();
     let stats = fuzz(&opts, &status);
     let secs = start.elapsed().as_secs_f64();
-    let runs = stats.runs.load(Relaxed);
+    let (runs, sets) = (stats.runs.load(Relaxed), stats.sets.load(Relaxed));
     let (findings, invalid) = (stats.findings.load(Relaxed), stats.invalid.load(Relaxed));
-    let mean = stats.insns.load(Relaxed) as f64 / runs.max(1) as f64;
+    let mean = stats.mean_set_size();
+    let shares = stats.time_shares();
     if a.json {
         let _ = writeln!(
             out,
@@ -283,11 +292,15 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "runs": runs,
                 "seconds": secs,
                 "runs_per_sec": runs as f64 / secs.max(1e-9),
+                "sets": sets,
+                "sets_per_sec": sets as f64 / secs.max(1e-9),
+                "inputs_per_set": a.inputs,
+                "time_shares": shares.iter().map(|(s, f)| (s.name().to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),
                 "findings": findings,
                 "invalid": invalid,
                 "inconclusive": stats.inconclusive.load(Relaxed),
                 "mean_insns": mean,
-                "share_with_tail_calls": stats.with_tail_calls.load(Relaxed) as f64 / runs.max(1) as f64,
+                "share_with_tail_calls": stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
                 "forms_seen": stats.forms_seen().0,
                 "forms_total": stats.forms_seen().1,
                 "corpus": stats.corpus.load(Relaxed),
@@ -300,10 +313,15 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let _ = writeln!(err);
         let _ = writeln!(
             out,
-            "{runs} runs in {secs:.1} s ({:.0}/s), mean set size {mean:.1} instructions; {findings} findings, {invalid} invalid sets{}",
+            "{runs} runs in {secs:.1} s ({:.0}/s): {sets} sets ({:.0}/s, mean size {mean:.1} instructions) on {} inputs each; {findings} findings, {invalid} invalid sets{}",
             runs as f64 / secs.max(1e-9),
+            sets as f64 / secs.max(1e-9),
+            a.inputs,
             if findings + invalid > 0 { format!(" (saved in {})", a.artifacts.display()) } else { String::new() },
         );
+        let shares: Vec<String> =
+            shares.iter().map(|(s, f)| format!("{} {:.0}%", s.name(), f * 100.0)).collect();
+        let _ = writeln!(out, "time: {}", shares.join(", "));
     }
     u8::from(findings + invalid > 0)
 }
@@ -380,6 +398,9 @@ mod tests {
         assert_eq!(code, 2);
         assert!(err.contains("whole number of bytes"), "{err}");
         assert_eq!(run(&["--help"]).0, 0);
+        let (code, _, err) = run(&["fuzz", "--inputs", "0"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("--inputs: 0 is not from 1 to 64"), "{err}");
     }
 
     #[test]

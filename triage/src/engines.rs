@@ -99,11 +99,23 @@ impl Engines {
     /// rbpf's tail calls follow the global count semantics only; under other semantics
     /// it cannot judge sets that make tail calls.
     pub fn run_set(&mut self, set: &ProgramSet, input: &Input) -> Vec<EngineResult> {
+        self.run_set_timed(set, input, &mut |_, _| {})
+    }
+
+    /// [`Engines::run_set`], calling `timed(engine, start)` as each engine finishes, with
+    /// the instant it started.
+    pub fn run_set_timed(
+        &mut self,
+        set: &ProgramSet,
+        input: &Input,
+        timed: &mut dyn FnMut(&'static str, std::time::Instant),
+    ) -> Vec<EngineResult> {
         let per_frame =
             self.opts.semantics != oracle::reference::TailCallSemantics::Global && has_tail_calls(set);
         self.engines
             .iter_mut()
             .map(|e| {
+                let start = std::time::Instant::now();
                 let result = if per_frame && e.name() == "rbpf" {
                     bpf::RunResult::CannotJudge(
                         "rbpf's tail calls implement only the global count semantics".into(),
@@ -111,6 +123,7 @@ impl Engines {
                 } else {
                     e.run_set(set, input)
                 };
+                timed(e.name(), start);
                 EngineResult { engine: e.name(), result }
             })
             .collect()

@@ -32,13 +32,59 @@ pub struct FuzzOptions {
     pub artifacts: PathBuf,
     /// Program sets (`.s` files, searched recursively) replayed before generating.
     pub corpus: Option<PathBuf>,
+    /// Inputs each generated set runs on (at least 1): the generator's context, then
+    /// variations of it ([`vary`]). The set is compiled and translated once for all of
+    /// them.
+    pub inputs_per_set: usize,
+}
+
+/// Where fuzzing time goes, for [`Stats::time_shares`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Turning bytes into a program set and its inputs.
+    Generate,
+    /// The reference interpreter.
+    Reference,
+    /// rbpf.
+    Rbpf,
+    /// The JIT: compiling and running in unicorn.
+    Jit,
+    /// Comparing outcomes and recording statistics.
+    Compare,
+}
+
+impl Stage {
+    /// Every stage, in the order shown.
+    pub const ALL: [Stage; 5] = [Stage::Generate, Stage::Reference, Stage::Rbpf, Stage::Jit, Stage::Compare];
+
+    /// A short stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Generate => "generate",
+            Stage::Reference => "reference",
+            Stage::Rbpf => "rbpf",
+            Stage::Jit => "jit",
+            Stage::Compare => "compare",
+        }
+    }
+
+    fn of_engine(name: &str) -> Option<Stage> {
+        match name {
+            "reference" => Some(Stage::Reference),
+            "rbpf" => Some(Stage::Rbpf),
+            "jit" => Some(Stage::Jit),
+            _ => None,
+        }
+    }
 }
 
 /// What a session found.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Runs made.
+    /// Runs made: one set on one input, on every engine.
     pub runs: AtomicU64,
+    /// Distinct program sets generated (each run on one or more inputs).
+    pub sets: AtomicU64,
     /// Runs whose engines disagreed (saved).
     pub findings: AtomicU64,
     /// Generated sets the reference called invalid: generator bugs (saved).
@@ -47,6 +93,8 @@ pub struct Stats {
     pub inconclusive: AtomicU64,
     /// BPF instructions generated, for the mean set size.
     pub insns: AtomicU64,
+    /// Nanoseconds spent in each [`Stage`], indexed like [`Stage::ALL`].
+    pub nanos: [AtomicU64; 5],
     /// Sets with more than one program or a tail call.
     pub with_tail_calls: AtomicU64,
     /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
@@ -66,6 +114,22 @@ impl Stats {
     /// How many instruction forms the sets used, and how many the ISA has.
     pub fn forms_seen(&self) -> (usize, usize) {
         (self.forms.iter().filter(|f| f.load(Ordering::Relaxed)).count(), self.forms.len())
+    }
+
+    /// The share of measured time spent in each stage, in [`Stage::ALL`]'s order.
+    pub fn time_shares(&self) -> Vec<(Stage, f64)> {
+        let ns: Vec<u64> = self.nanos.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        let total = ns.iter().sum::<u64>().max(1) as f64;
+        Stage::ALL.iter().zip(ns).map(|(s, n)| (*s, n as f64 / total)).collect()
+    }
+
+    /// The mean number of BPF instructions per generated set.
+    pub fn mean_set_size(&self) -> f64 {
+        self.insns.load(Ordering::Relaxed) as f64 / self.sets.load(Ordering::Relaxed).max(1) as f64
+    }
+
+    fn charge(&self, stage: Stage, since: Instant) {
+        self.nanos[stage as usize].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn record_forms(&self, set: &bpf::ProgramSet, all: &[bpf::gen::forms::Form]) {
@@ -122,6 +186,31 @@ pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
     let mut u = Unstructured::new(bytes);
     let cfg: Config = u.arbitrary().ok()?;
     generate(&cfg, &mut u).ok()
+}
+
+/// Another input for the same set: `input`'s context with about half of its 8-byte words
+/// replaced, by an edge value ([`bpf::gen::EDGE_U64`]) or random bits, so that one
+/// compiled set also meets the values that take its other paths.
+pub fn vary(input: &bpf::Input, rng: &mut Rng) -> bpf::Input {
+    let Some(ctx) = &input.ctx else { return input.clone() };
+    let mut ctx = ctx.clone();
+    for chunk in ctx.chunks_mut(8) {
+        let r = rng.next_u64();
+        let v = match r % 4 {
+            0 | 1 => continue,
+            2 => bpf::gen::EDGE_U64[(r >> 8) as usize % bpf::gen::EDGE_U64.len()],
+            _ => rng.next_u64(),
+        };
+        chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
+    }
+    bpf::Input::with_ctx(ctx)
+}
+
+/// A fuzz input holding `case` as text (see [`TEXT_MAGIC`]).
+pub fn text_input(case: &Generated) -> Vec<u8> {
+    let mut bytes = TEXT_MAGIC.to_vec();
+    bytes.extend_from_slice(bpf::asm::print_set(&case.set, Some(&case.input)).as_bytes());
+    bytes
 }
 
 /// Every `.s` file below `dir`, sorted.
@@ -183,42 +272,66 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                 let mut engines = Engines::with_options(&ALL, &opts.engines);
                 let mut rng = Rng::new(opts.seed.wrapping_add(k as u64));
                 let mut bytes = vec![0u8; INPUT_LEN];
-                while !stop.load(Ordering::Relaxed) {
-                    let n = stats.runs.fetch_add(1, Ordering::Relaxed);
-                    if opts.runs.is_some_and(|r| n >= r) || opts.time.is_some_and(|t| start.elapsed() >= t) {
-                        stats.runs.fetch_sub(1, Ordering::Relaxed);
+                'sets: while !stop.load(Ordering::Relaxed) {
+                    let ran_all = opts.runs.is_some_and(|r| stats.runs.load(Ordering::Relaxed) >= r);
+                    if ran_all || opts.time.is_some_and(|t| start.elapsed() >= t) {
                         stop.store(true, Ordering::Relaxed);
                         break;
                     }
+                    let t = Instant::now();
                     rng.fill(&mut bytes);
                     let Some(g) = generate_from(&bytes) else { continue };
+                    let mut inputs = vec![g.input.clone()];
+                    while inputs.len() < opts.inputs_per_set.max(1) {
+                        inputs.push(vary(&g.input, &mut rng));
+                    }
+                    stats.sets.fetch_add(1, Ordering::Relaxed);
                     let size: usize = g.set.progs().iter().map(|p| p.prog.insns().len()).sum();
                     stats.insns.fetch_add(size as u64, Ordering::Relaxed);
                     if !g.set.maps().is_empty() {
                         stats.with_tail_calls.fetch_add(1, Ordering::Relaxed);
                     }
                     stats.record_forms(&g.set, all_forms);
-                    let results = engines.run_set(&g.set, &g.input);
-                    let verdict = compare(&results);
-                    let kind = match verdict {
-                        Verdict::Agree => continue,
-                        Verdict::Inconclusive(_) => {
-                            stats.inconclusive.fetch_add(1, Ordering::Relaxed);
-                            continue;
+                    stats.charge(Stage::Generate, t);
+                    for (k, input) in inputs.iter().enumerate() {
+                        let n = stats.runs.fetch_add(1, Ordering::Relaxed);
+                        if opts.runs.is_some_and(|r| n >= r) {
+                            stats.runs.fetch_sub(1, Ordering::Relaxed);
+                            stop.store(true, Ordering::Relaxed);
+                            break 'sets;
                         }
-                        Verdict::Mismatch(_) => {
-                            stats.findings.fetch_add(1, Ordering::Relaxed);
-                            "finding"
+                        let results = engines.run_set_timed(&g.set, input, &mut |engine, since| {
+                            if let Some(stage) = Stage::of_engine(engine) {
+                                stats.charge(stage, since);
+                            }
+                        });
+                        let t = Instant::now();
+                        let verdict = compare(&results);
+                        stats.charge(Stage::Compare, t);
+                        let kind = match verdict {
+                            Verdict::Agree => continue,
+                            Verdict::Inconclusive(_) => {
+                                stats.inconclusive.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
+                            Verdict::Mismatch(_) => {
+                                stats.findings.fetch_add(1, Ordering::Relaxed);
+                                "finding"
+                            }
+                            Verdict::Invalid(_) => {
+                                stats.invalid.fetch_add(1, Ordering::Relaxed);
+                                "invalid"
+                            }
+                        };
+                        let report = crate::present::to_text("generated", &results, &verdict);
+                        let case = Generated { set: g.set.clone(), input: input.clone() };
+                        // The generator bytes reproduce the first input only; a variation
+                        // is saved as the text of its set, which reproduces it exactly.
+                        let saved_bytes = if k == 0 { bytes.clone() } else { text_input(&case) };
+                        let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Err(e) = save(&opts.artifacts, kind, n, &saved_bytes, &case, &report) {
+                            eprintln!("jitdiff: cannot save a {kind} in {}: {e}", opts.artifacts.display());
                         }
-                        Verdict::Invalid(_) => {
-                            stats.invalid.fetch_add(1, Ordering::Relaxed);
-                            "invalid"
-                        }
-                    };
-                    let report = crate::present::to_text("generated", &results, &verdict);
-                    let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Err(e) = save(&opts.artifacts, kind, n, &bytes, &g, &report) {
-                        eprintln!("jitdiff: cannot save a {kind} in {}: {e}", opts.artifacts.display());
                     }
                 }
             });
@@ -277,9 +390,7 @@ fn replay_corpus(
                 crate::present::to_text("corpus", &results, &verdict),
                 file.display()
             );
-            let mut bytes = TEXT_MAGIC.to_vec();
-            bytes.extend_from_slice(bpf::asm::print_set(&g.set, Some(&g.input)).as_bytes());
-            if let Err(e) = save(&opts.artifacts, "corpus-finding", n as u64, &bytes, &g, &report) {
+            if let Err(e) = save(&opts.artifacts, "corpus-finding", n as u64, &text_input(&g), &g, &report) {
                 eprintln!("jitdiff: cannot save a finding in {}: {e}", opts.artifacts.display());
             }
         }
@@ -312,15 +423,42 @@ mod tests {
             engines: Options::default(),
             artifacts: dir.clone(),
             corpus: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus")),
+            inputs_per_set: 4,
         };
         let stats = fuzz(&opts, &|_, _| {});
         assert_eq!(stats.runs.load(Ordering::Relaxed), 200);
+        assert_eq!(stats.sets.load(Ordering::Relaxed), 50, "four inputs per set");
         assert_eq!(stats.findings.load(Ordering::Relaxed), 0);
         assert_eq!(stats.invalid.load(Ordering::Relaxed), 0);
         assert!(!dir.exists(), "nothing was saved");
         assert!(stats.corpus.load(Ordering::Relaxed) >= 18, "the corpus sets were replayed");
         let (seen, total) = stats.forms_seen();
         assert!(seen > total / 2, "{seen} of {total} forms");
+    }
+
+    #[test]
+    fn variations_keep_the_size_and_change_some_words() {
+        let input = bpf::Input::with_ctx(vec![0x11; 64]);
+        let mut rng = Rng::new(3);
+        let (mut kept, mut changed) = (0, 0);
+        for _ in 0..100 {
+            let v = vary(&input, &mut rng);
+            let ctx = v.ctx.unwrap();
+            assert_eq!(ctx.len(), 64);
+            for w in ctx.chunks(8) {
+                if w == [0x11; 8] {
+                    kept += 1;
+                } else {
+                    changed += 1;
+                }
+            }
+        }
+        // Half of the words are kept, a quarter get edge values, a quarter random bits.
+        assert!(
+            (300..500).contains(&kept) && (300..500).contains(&changed),
+            "{kept} kept, {changed} changed"
+        );
+        assert_eq!(vary(&bpf::Input::none(), &mut rng), bpf::Input::none());
     }
 
     #[test]
