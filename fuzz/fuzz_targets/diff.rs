@@ -17,8 +17,9 @@ fuzz_target!(|data: &[u8]| {
     ENGINES.with(|e| {
         let results = e.borrow_mut().run_set(&g.set, &g.input);
         let verdict = compare(&results);
-        let report = triage::present::to_text("input", &results, &verdict);
-        let text = format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)));
-        triage::report::panic_on_finding(&verdict, &text);
+        triage::report::panic_on_finding(&verdict, || {
+            let report = triage::present::to_text("input", &results, &verdict);
+            format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)))
+        });
     });
 });

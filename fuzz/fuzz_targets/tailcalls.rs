@@ -36,9 +36,10 @@ fuzz_target!(|data: &[u8]| {
         for engines in all.borrow_mut().iter_mut() {
             let results = engines.run_set(&g.set, &g.input);
             let verdict = compare(&results);
-            let report = triage::present::to_text("input", &results, &verdict);
-            let text = format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)));
-            triage::report::panic_on_finding(&verdict, &text);
+            triage::report::panic_on_finding(&verdict, || {
+                let report = triage::present::to_text("input", &results, &verdict);
+                format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)))
+            });
         }
     });
 });

@@ -25,8 +25,12 @@ class!(generator_invalid, "the generator made a program the reference rejects");
 
 /// Panics from the function of the first differing field when the verdict is a
 /// mismatch, or from [`generator_invalid`] when it says the program is invalid;
-/// returns otherwise. `details` is the text report.
-pub fn panic_on_finding(verdict: &Verdict, details: &str) {
+/// returns otherwise. `details` makes the text report, only when there is a finding.
+pub fn panic_on_finding(verdict: &Verdict, details: impl FnOnce() -> String) {
+    if matches!(verdict, Verdict::Agree | Verdict::Inconclusive(_)) {
+        return;
+    }
+    let details = &details();
     match verdict {
         Verdict::Mismatch(diffs) => match diffs.first().map(|d| d.field) {
             Some(Field::Error) => mismatch_error(details),
@@ -50,8 +54,10 @@ mod tests {
         let r = std::panic::catch_unwind(|| mismatch_tail_calls("x"));
         let msg = r.unwrap_err().downcast::<String>().unwrap();
         assert_eq!(msg.lines().next(), Some("jitdiff: mismatch in the tail-call count"));
-        panic_on_finding(&Verdict::Agree, "");
-        panic_on_finding(&Verdict::Inconclusive("budget".into()), "");
-        assert!(std::panic::catch_unwind(|| panic_on_finding(&Verdict::Invalid("x".into()), "")).is_err());
+        panic_on_finding(&Verdict::Agree, || unreachable!("no report is made when engines agree"));
+        panic_on_finding(&Verdict::Inconclusive("budget".into()), String::new);
+        let r = std::panic::catch_unwind(|| panic_on_finding(&Verdict::Invalid("x".into()), || "y".into()));
+        let msg = r.unwrap_err().downcast::<String>().unwrap();
+        assert_eq!(msg, "jitdiff: the generator made a program the reference rejects\ny");
     }
 }
