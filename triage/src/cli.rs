@@ -267,13 +267,15 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         if interactive {
             let runs = s.runs.load(Relaxed);
             let (seen, total) = s.forms_seen();
+            let shapes = bpf::gen::shapes::Shape::ALL.len();
             eprint!(
-                "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}  forms {seen}/{total}   ",
+                "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}  forms {seen}/{total}  shapes {}/{shapes}   ",
                 t.as_secs_f64(),
                 runs as f64 / t.as_secs_f64().max(1e-9),
                 s.findings.load(Relaxed),
                 s.invalid.load(Relaxed),
                 s.inconclusive.load(Relaxed),
+                shapes - s.shapes_missing().len(),
             );
         }
     };
@@ -301,6 +303,10 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "inconclusive": stats.inconclusive.load(Relaxed),
                 "mean_insns": mean,
                 "share_with_tail_calls": stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
+                "share_with_subprograms": stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
+                "shapes_seen": bpf::gen::shapes::Shape::ALL.len() - stats.shapes_missing().len(),
+                "shapes_total": bpf::gen::shapes::Shape::ALL.len(),
+                "shapes_missing": stats.shapes_missing().iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "forms_seen": stats.forms_seen().0,
                 "forms_total": stats.forms_seen().1,
                 "corpus": stats.corpus.load(Relaxed),
@@ -322,6 +328,17 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let shares: Vec<String> =
             shares.iter().map(|(s, f)| format!("{} {:.0}%", s.name(), f * 100.0)).collect();
         let _ = writeln!(out, "time: {}", shares.join(", "));
+        let (seen, total) = stats.forms_seen();
+        let missing: Vec<&str> = stats.shapes_missing().iter().map(|s| s.name()).collect();
+        let _ = writeln!(
+            out,
+            "reach: {seen} of {total} instruction forms; {} of {} call shapes{}; {:.0}% of sets with bpf2bpf calls, {:.0}% with tail calls",
+            bpf::gen::shapes::Shape::ALL.len() - missing.len(),
+            bpf::gen::shapes::Shape::ALL.len(),
+            if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(", ")) },
+            100.0 * stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
+            100.0 * stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
+        );
     }
     u8::from(findings + invalid > 0)
 }

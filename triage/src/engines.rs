@@ -95,7 +95,9 @@ impl Engines {
         self.run_set(&ProgramSet::single(prog.clone()), input)
     }
 
-    /// Runs a program set on `input` on every engine, in order.
+    /// Runs a program set on `input` on every engine, in order. When the reference runs
+    /// out of budget the run is inconclusive whatever the others say, so the engines
+    /// after it are not run (a set that explodes costs one bounded run, not three).
     /// rbpf's tail calls follow the global count semantics only; under other semantics
     /// it cannot judge sets that make tail calls.
     pub fn run_set(&mut self, set: &ProgramSet, input: &Input) -> Vec<EngineResult> {
@@ -110,13 +112,18 @@ impl Engines {
         input: &Input,
         timed: &mut dyn FnMut(&'static str, std::time::Instant),
     ) -> Vec<EngineResult> {
+        let mut reference_out_of_budget = false;
         let per_frame =
             self.opts.semantics != oracle::reference::TailCallSemantics::Global && has_tail_calls(set);
         self.engines
             .iter_mut()
             .map(|e| {
                 let start = std::time::Instant::now();
-                let result = if per_frame && e.name() == "rbpf" {
+                let result = if reference_out_of_budget {
+                    bpf::RunResult::CannotJudge(
+                        "not run: the reference ran out of budget, so the run is inconclusive".into(),
+                    )
+                } else if per_frame && e.name() == "rbpf" {
                     bpf::RunResult::CannotJudge(
                         "rbpf's tail calls implement only the global count semantics".into(),
                     )
@@ -124,6 +131,10 @@ impl Engines {
                     e.run_set(set, input)
                 };
                 timed(e.name(), start);
+                if e.name() == "reference" {
+                    reference_out_of_budget = matches!(&result, bpf::RunResult::Ran(o)
+                        if o.result.as_ref().is_err_and(|f| f.kind == bpf::FaultKind::Budget));
+                }
                 EngineResult { engine: e.name(), result }
             })
             .collect()
@@ -147,6 +158,29 @@ mod tests {
     fn every_listed_engine_builds_under_its_name() {
         for name in ALL {
             assert_eq!(build(name, &Options::default()).map(|e| e.name()), Some(name));
+        }
+    }
+
+    #[test]
+    fn engines_after_a_reference_out_of_budget_are_not_run() {
+        use bpf::{AluOp, Insn, Operand, Reg, RunResult, Width};
+        let mov = |imm| Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R0, src: Operand::Imm(imm) };
+        // Twenty instructions, a budget of ten.
+        let mut insns: Vec<Insn> = (0..19).map(mov).collect();
+        insns.push(Insn::Exit);
+        let prog = Program::new(insns).unwrap();
+        let opts = Options { budget: Some(10), ..Options::default() };
+        let results = Engines::with_options(&ALL, &opts).run(&prog, &Input::none());
+        let RunResult::Ran(o) = &results[0].result else { panic!("{:?}", results[0]) };
+        assert_eq!(o.result.as_ref().unwrap_err().kind, bpf::FaultKind::Budget);
+        for r in &results[1..] {
+            assert!(matches!(&r.result, RunResult::CannotJudge(why) if why.starts_with("not run")), "{r:?}");
+        }
+        assert!(matches!(crate::compare::compare(&results), crate::compare::Verdict::Inconclusive(_)));
+        // Within budget, every engine runs and agrees on R0 = 18.
+        let results = Engines::new(&ALL).run(&prog, &Input::none());
+        for r in &results {
+            assert!(matches!(&r.result, RunResult::Ran(o) if o.result == Ok(18)), "{r:?}");
         }
     }
 }

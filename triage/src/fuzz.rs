@@ -95,8 +95,12 @@ pub struct Stats {
     pub insns: AtomicU64,
     /// Nanoseconds spent in each [`Stage`], indexed like [`Stage::ALL`].
     pub nanos: [AtomicU64; 5],
-    /// Sets with more than one program or a tail call.
+    /// Sets that make a tail call.
     pub with_tail_calls: AtomicU64,
+    /// Sets with a bpf2bpf call.
+    pub with_subprograms: AtomicU64,
+    /// Which call shapes ([`bpf::gen::shapes::Shape::ALL`]) the sets had.
+    pub shapes: [AtomicBool; bpf::gen::shapes::Shape::ALL.len()],
     /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
     pub forms: Vec<AtomicBool>,
     /// Corpus program sets replayed before generating.
@@ -130,6 +134,28 @@ impl Stats {
 
     fn charge(&self, stage: Stage, since: Instant) {
         self.nanos[stage as usize].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// The call shapes not seen yet.
+    pub fn shapes_missing(&self) -> Vec<bpf::gen::shapes::Shape> {
+        bpf::gen::shapes::Shape::ALL
+            .into_iter()
+            .filter(|s| !self.shapes[*s as usize].load(Ordering::Relaxed))
+            .collect()
+    }
+
+    fn record_shapes(&self, set: &bpf::ProgramSet) {
+        use bpf::gen::shapes::{shapes_of, Shape};
+        let shapes = shapes_of(set);
+        for s in &shapes {
+            self.shapes[*s as usize].store(true, Ordering::Relaxed);
+        }
+        if shapes.contains(&Shape::Subprogram) {
+            self.with_subprograms.fetch_add(1, Ordering::Relaxed);
+        }
+        if shapes.iter().any(|s| matches!(s, Shape::TailCallFromMain | Shape::TailCallFromSubprogram)) {
+            self.with_tail_calls.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn record_forms(&self, set: &bpf::ProgramSet, all: &[bpf::gen::forms::Form]) {
@@ -288,9 +314,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     stats.sets.fetch_add(1, Ordering::Relaxed);
                     let size: usize = g.set.progs().iter().map(|p| p.prog.insns().len()).sum();
                     stats.insns.fetch_add(size as u64, Ordering::Relaxed);
-                    if !g.set.maps().is_empty() {
-                        stats.with_tail_calls.fetch_add(1, Ordering::Relaxed);
-                    }
+                    stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
                     stats.charge(Stage::Generate, t);
                     for (k, input) in inputs.iter().enumerate() {

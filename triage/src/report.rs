@@ -58,6 +58,6 @@ mod tests {
         panic_on_finding(&Verdict::Inconclusive("budget".into()), String::new);
         let r = std::panic::catch_unwind(|| panic_on_finding(&Verdict::Invalid("x".into()), || "y".into()));
         let msg = r.unwrap_err().downcast::<String>().unwrap();
-        assert_eq!(msg, "jitdiff: the generator made a program the reference rejects\ny");
+        assert_eq!(*msg, "jitdiff: the generator made a program the reference rejects\ny");
     }
 }

@@ -10,8 +10,12 @@ use arbitrary::{Arbitrary, Unstructured};
 pub struct Config {
     /// Programs in a set (the entry and tail-call targets), 1 to 4. Defaults to 3.
     pub max_progs: usize,
-    /// Functions per program (main and subprograms), 1 to 4. Defaults to 3.
+    /// Functions per program (main and subprograms), 1 to 8 (the kernel's frame limit).
+    /// Defaults to 3.
     pub max_funcs: usize,
+    /// bpf2bpf calls always go to the next function, and are frequent, so that call
+    /// chains grow as deep as the functions allow. Defaults to false.
+    pub chain_calls: bool,
     /// Instructions the generator aims for per function before closing it, 4 to 256.
     /// Defaults to 24.
     pub max_insns: usize,
@@ -53,6 +57,7 @@ impl Default for Config {
         Config {
             max_progs: 3,
             max_funcs: 3,
+            chain_calls: false,
             max_insns: 24,
             max_depth: 2,
             ctx_size: 64,
@@ -77,7 +82,7 @@ impl Config {
     /// Brings every field into its documented range; it only ever lowers limits.
     pub fn sanitize(mut self) -> Config {
         self.max_progs = self.max_progs.clamp(1, 4);
-        self.max_funcs = self.max_funcs.clamp(1, 4);
+        self.max_funcs = self.max_funcs.clamp(1, 8);
         self.max_insns = self.max_insns.clamp(4, 256);
         self.max_depth = self.max_depth.min(4);
         self.ctx_size = (self.ctx_size.clamp(8, 256) / 8) * 8;
@@ -94,8 +99,14 @@ impl<'a> Arbitrary<'a> for Config {
         let d = Config::default();
         Ok(Config {
             max_progs: u.int_in_range(1..=d.max_progs + 1)?,
-            max_funcs: u.int_in_range(1..=d.max_funcs + 1)?,
-            max_insns: u.int_in_range(8..=d.max_insns * 2)?,
+            // Mostly a few functions; a quarter of the inputs up to the frame limit.
+            max_funcs: if u.ratio(1, 4)? {
+                u.int_in_range(5..=8)?
+            } else {
+                u.int_in_range(1..=d.max_funcs + 1)?
+            },
+            chain_calls: u.ratio(1, 4)?,
+            max_insns: u.int_in_range(8..=d.max_insns + 8)?,
             max_depth: u.int_in_range(0..=d.max_depth + 1)?,
             ctx_size: u.int_in_range(1..=16u32)? * 8,
             alu32_enabled: u.arbitrary()?,
@@ -106,9 +117,10 @@ impl<'a> Arbitrary<'a> for Config {
             atomics_enabled: u.arbitrary()?,
             v4_enabled: u.arbitrary()?,
             loops_enabled: u.arbitrary()?,
-            calls_enabled: u.arbitrary()?,
+            // Calls and tail calls are what jitdiff is about: most inputs have both.
+            calls_enabled: u.ratio(7, 8)?,
             helpers_enabled: u.arbitrary()?,
-            tail_calls_enabled: u.arbitrary()?,
+            tail_calls_enabled: u.ratio(7, 8)?,
             arrays_enabled: u.arbitrary()?,
             edge_bias: u.int_in_range(0..=100)?,
         }

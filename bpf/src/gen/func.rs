@@ -129,17 +129,24 @@ struct Gen<'c, 'a, 'u> {
     in_loop: bool,
 }
 
+/// bpf2bpf call sites per function at most (one in a chain: eight functions with three
+/// calls each would make 3^7 calls of the last one).
+const MAX_CALL_SITES: usize = 3;
+
 /// One program: its functions, placed one after another, with calls patched.
 pub(super) fn program(cfg: &Config, shape: &Shape, u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
-    let n_funcs = if cfg.calls_enabled { u.int_in_range(1..=cfg.max_funcs)? } else { 1 };
+    let n_funcs = if cfg.calls_enabled && cfg.max_funcs > 1 { u.int_in_range(2..=cfg.max_funcs)? } else { 1 };
     let mut sigs = vec![Sig { ctx_arg: true, args: 1 }];
     for _ in 1..n_funcs {
         sigs.push(Sig { ctx_arg: u.arbitrary()?, args: u.int_in_range(0..=5)? });
     }
     let mut bodies = Vec::with_capacity(n_funcs);
     let mut depths = Vec::with_capacity(n_funcs);
+    // A subprogram that makes tail calls needs its callers' frames (each rounded up to 32
+    // bytes) below 256 bytes: up to four functions may use 64 bytes each, more only 32.
+    let max_words = if n_funcs > 4 { 4 } else { 8 };
     for f in 0..n_funcs {
-        let depth_bytes = 8 * u.int_in_range(1..=8u32)?;
+        let depth_bytes = 8 * u.int_in_range(1..=max_words)?;
         let (out, calls) = function(cfg, shape, u, &sigs, f, depth_bytes)?;
         bodies.push((out, calls));
         depths.push(depth_bytes);
@@ -211,7 +218,8 @@ fn function(
         out: Vec::new(),
         calls: Vec::new(),
         st: State { kind, frozen: 1 << 10, stack: [0; 8] },
-        budget: cfg.max_insns,
+        // Deep chains share the size of four functions, so that they stay cheap to run.
+        budget: if sigs.len() > 4 { cfg.max_insns * 4 / sigs.len() } else { cfg.max_insns }.max(4),
         in_loop: false,
     };
     // Keep the context in a callee-saved register when calls may need it later.
@@ -322,8 +330,14 @@ impl Gen<'_, '_, '_> {
             v.push(Step::Loop);
         }
         if !self.in_loop {
-            if c.calls_enabled && self.func + 1 < self.sigs.len() {
+            // A few call sites per function: calls multiply along a chain.
+            let max_sites = if c.chain_calls { 1 } else { MAX_CALL_SITES };
+            if c.calls_enabled && self.func + 1 < self.sigs.len() && self.calls.len() < max_sites {
                 v.push(Step::Call);
+                // A chain needs a call in every function: make the first one likely.
+                if c.chain_calls && self.calls.is_empty() {
+                    v.extend([Step::Call, Step::Call, Step::Call]);
+                }
             }
             if c.helpers_enabled {
                 v.push(Step::Helper);
@@ -587,7 +601,11 @@ impl Gen<'_, '_, '_> {
     }
 
     fn call(&mut self) -> arbitrary::Result<()> {
-        let callee = self.u.int_in_range(self.func + 1..=self.sigs.len() - 1)?;
+        let callee = if self.cfg.chain_calls {
+            self.func + 1
+        } else {
+            self.u.int_in_range(self.func + 1..=self.sigs.len() - 1)?
+        };
         let sig = self.sigs[callee];
         if sig.ctx_arg && !self.st.is(Reg::R1, Kind::Ctx) {
             if !self.st.is(CTX_COPY, Kind::Ctx) {

@@ -25,6 +25,7 @@
 mod config;
 pub mod forms;
 mod func;
+pub mod shapes;
 
 use arbitrary::Unstructured;
 
@@ -169,6 +170,20 @@ mod tests {
             .sum::<f64>()
             / sets.len() as f64;
         assert!(mean >= 50.0, "mean set size {mean}");
+    }
+
+    #[test]
+    fn chains_reach_the_frame_limit_within_the_stack_rules() {
+        use super::shapes::{shapes_of, Shape};
+        let cfg = Config { max_funcs: 8, chain_calls: true, ..Config::default() };
+        let sets: Vec<Generated> = (0..100).map(|s| sample(s, &cfg)).collect();
+        assert!(sets.iter().any(|g| shapes_of(&g.set).contains(&Shape::EightFrames)));
+        for g in &sets {
+            let ctx = g.input.ctx.as_ref().map(Vec::len);
+            if let Err(e) = crate::validate::validate(&g.set, ctx) {
+                panic!("{e}\n{}", crate::asm::print_set(&g.set, Some(&g.input)));
+            }
+        }
     }
 
     #[test]
