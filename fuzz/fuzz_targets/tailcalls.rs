@@ -19,7 +19,7 @@ thread_local! {
         ]
         .into_iter()
         .map(|(scheme, semantics)| {
-            Engines::with_options(&["reference", "jit"], &Options { scheme, semantics, budget: Some(300_000) })
+            Engines::with_options(&["reference", "jit"], &Options { scheme, semantics, budget: Some(300_000), ..Options::default() })
         })
         .collect()
     );

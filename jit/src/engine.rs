@@ -3,7 +3,8 @@
 
 use bpf::{Engine, Fault, FaultKind, Input, Outcome, ProgramSet, RunResult};
 
-use crate::compile::{compile_set, CompiledSet, Scheme};
+use crate::bugs::Bugs;
+use crate::compile::{compile_set_with_bugs, CompiledSet, Scheme};
 use crate::runner::{Native, Runner, Stop, BLOCK_LIMIT};
 
 /// Compiles program sets with jitdiff's RV64 JIT and runs them in one reusable emulator.
@@ -13,6 +14,7 @@ pub struct Jit {
     runner: Option<Runner>,
     limit: usize,
     scheme: Scheme,
+    bugs: Bugs,
     /// The last set compiled and its code: running one set on several inputs compiles
     /// it once (and the runner then keeps its translated code too).
     last: Option<(ProgramSet, CompiledSet)>,
@@ -28,12 +30,17 @@ impl Jit {
     /// A JIT engine with the `register` scheme and the default block limit; the
     /// emulator is created on first use.
     pub fn new() -> Jit {
-        Jit { runner: None, limit: BLOCK_LIMIT, scheme: Scheme::Register, last: None }
+        Jit { runner: None, limit: BLOCK_LIMIT, scheme: Scheme::Register, bugs: Bugs::NONE, last: None }
     }
 
     /// The same engine keeping the tail-call counter with `scheme`.
     pub fn with_scheme(self, scheme: Scheme) -> Jit {
         Jit { scheme, last: None, ..self }
+    }
+
+    /// The same engine with `bugs` injected into its code (see [`crate::bugs`]).
+    pub fn with_bugs(self, bugs: Bugs) -> Jit {
+        Jit { bugs, last: None, ..self }
     }
 
     /// A JIT engine whose runs stop with a budget fault after entering `limit`
@@ -124,7 +131,7 @@ impl Engine for Jit {
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
         if self.last.as_ref().is_none_or(|(s, _)| s != set) {
             self.last = None;
-            match compile_set(set, self.scheme) {
+            match compile_set_with_bugs(set, self.scheme, self.bugs) {
                 Ok(c) => self.last = Some((set.clone(), c)),
                 Err(e) => return RunResult::CannotJudge(e.to_string()),
             }
@@ -144,6 +151,7 @@ impl Engine for Jit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::compile_set;
     use bpf::{Insn, Program};
 
     fn finished(a0: u64, a5: u64, clobbered: Vec<(&'static str, u64, u64)>) -> Native {

@@ -15,6 +15,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod bugs;
 pub mod compile;
 pub mod engine;
 pub mod guest;
@@ -22,5 +23,6 @@ pub mod runner;
 pub mod rv64;
 pub mod watchdog;
 
+pub use bugs::{Bug, Bugs};
 pub use compile::Scheme;
 pub use engine::Jit;

@@ -40,6 +40,39 @@ enum Command {
         /// How the JIT keeps the tail-call counter: register, stack or pointer.
         #[arg(long, default_value = "register")]
         scheme: jit::Scheme,
+        /// Inject bugs (names from `jitdiff bugs`, comma-separated or repeated).
+        #[arg(long, value_delimiter = ',')]
+        inject: Vec<jit::Bug>,
+    },
+    /// List the bugs that can be injected into the JIT, with what each does.
+    Bugs,
+    /// Benchmarks: `bench bugs` measures how fast fuzzing finds each injectable bug.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchWhat {
+    /// Fuzz each injected bug from several seeds and report the time and runs to the
+    /// first finding.
+    Bugs {
+        /// Give up on a seed after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        time_limit: u64,
+        /// Seeds per bug (1 to K).
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Only these bugs (default: the whole catalogue).
+        #[arg(long, value_delimiter = ',')]
+        bug: Vec<jit::Bug>,
+        /// Where the findings are saved.
+        #[arg(long, default_value = "artifacts/bench-bugs")]
+        artifacts: PathBuf,
+        /// One JSON line per bug instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -74,6 +107,9 @@ struct FuzzArgs {
     /// set is compiled and translated once for all of them (1 to 64).
     #[arg(long, default_value_t = 4)]
     inputs: usize,
+    /// Inject bugs into the JIT (names from `jitdiff bugs`, comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    inject: Vec<jit::Bug>,
     /// End with one JSON summary line instead of text.
     #[arg(long)]
     json: bool,
@@ -81,6 +117,9 @@ struct FuzzArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
+    /// Inject bugs into the JIT (names from `jitdiff bugs`, comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    inject: Vec<jit::Bug>,
     /// Program sets or programs: LLVM-syntax assembly (with `.prog`/`.map`/`.slot`
     /// directives for sets), raw bytecode (.bin) or BPF ELF objects (.o).
     #[arg(required = true)]
@@ -173,7 +212,25 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match cli.command {
         Command::Run(a) => cmd_run(&a, out, err),
         Command::Fuzz(a) => cmd_fuzz(&a, out, err),
-        Command::Jit { file, scheme } => cmd_jit(&file, scheme, out, err),
+        Command::Jit { file, scheme, inject } => {
+            cmd_jit(&file, scheme, inject.into_iter().collect(), out, err)
+        }
+        Command::Bugs => {
+            for i in jit::bugs::CATALOGUE {
+                let commit = i.commit.map(|c| format!(" (kernel fix {c})")).unwrap_or_default();
+                let _ = writeln!(out, "{}{commit}\n    {}", i.name, i.description);
+            }
+            0
+        }
+        Command::Bench { what: BenchWhat::Bugs { time_limit, seeds, bug, artifacts, json } } => {
+            if seeds == 0 || time_limit == 0 {
+                return usage(err, "--seeds and --time-limit must be at least 1");
+            }
+            let bugs: Vec<jit::Bug> =
+                if bug.is_empty() { jit::bugs::CATALOGUE.iter().map(|i| i.bug).collect() } else { bug };
+            crate::bench::bugs(&bugs, seeds, time_limit, &artifacts, json, out);
+            0
+        }
     }
 }
 
@@ -186,8 +243,15 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Ok(i) => i,
         Err(e) => return usage(err, &e),
     };
-    let mut engines =
-        Engines::with_options(&names, &Options { scheme: a.scheme, semantics: a.semantics, budget: None });
+    let mut engines = Engines::with_options(
+        &names,
+        &Options {
+            scheme: a.scheme,
+            semantics: a.semantics,
+            budget: None,
+            bugs: a.inject.iter().copied().collect(),
+        },
+    );
     let (mut bad, mut mismatch) = (false, false);
     for file in &a.files {
         let shown = file.display().to_string();
@@ -234,7 +298,7 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 /// The fuzzer's bound on a run (reference instructions, JIT blocks): generated sets run
 /// a few thousand instructions, so a run that reaches this is one that explodes (such as
 /// the hierarchy shape under per-frame counting) and is skipped as inconclusive.
-const FUZZ_BUDGET: u64 = 300_000;
+pub const FUZZ_BUDGET: u64 = 300_000;
 
 fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     use crate::fuzz::{fuzz, FuzzOptions};
@@ -257,10 +321,16 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         runs: a.runs,
         seed: a.seed,
         jobs: a.jobs,
-        engines: Options { scheme: a.scheme, semantics: a.semantics, budget: Some(FUZZ_BUDGET) },
+        engines: Options {
+            scheme: a.scheme,
+            semantics: a.semantics,
+            budget: Some(FUZZ_BUDGET),
+            bugs: a.inject.iter().copied().collect(),
+        },
         artifacts: a.artifacts.clone(),
         corpus: a.corpus.clone().or_else(|| Some(PathBuf::from("corpus")).filter(|p| p.is_dir())),
         inputs_per_set: a.inputs,
+        stop_at_first_finding: false,
     };
     let interactive = !a.json;
     let status = |s: &crate::fuzz::Stats, t: std::time::Duration| {
@@ -379,12 +449,18 @@ pub fn listing(set: &bpf::ProgramSet, compiled: &jit::compile::CompiledSet) -> S
     s
 }
 
-fn cmd_jit(file: &Path, scheme: jit::Scheme, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn cmd_jit(
+    file: &Path,
+    scheme: jit::Scheme,
+    bugs: jit::Bugs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
     let set = match load(file) {
         Ok(f) => f.set,
         Err(e) => return usage(err, &e),
     };
-    let compiled = match jit::compile::compile_set(&set, scheme) {
+    let compiled = match jit::compile::compile_set_with_bugs(&set, scheme, bugs) {
         Ok(c) => c,
         Err(e) => return usage(err, &format!("{}: {e}", file.display())),
     };
@@ -415,6 +491,13 @@ mod tests {
         assert_eq!(code, 2);
         assert!(err.contains("whole number of bytes"), "{err}");
         assert_eq!(run(&["--help"]).0, 0);
+        let (code, _, err) = run(&["run", "--inject", "no-such-bug", "x.s"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("unknown bug \"no-such-bug\""), "{err}");
+        let (code, out, _) = run(&["bugs"]);
+        assert_eq!(code, 0);
+        assert_eq!(out.lines().filter(|l| !l.starts_with(' ')).count(), jit::bugs::CATALOGUE.len());
+        assert!(out.contains("tcc-off-by-one (kernel fix 745abfaa9eaf)"), "{out}");
         let (code, _, err) = run(&["fuzz", "--inputs", "0"]);
         assert_eq!(code, 2);
         assert!(err.contains("--inputs: 0 is not from 1 to 64"), "{err}");

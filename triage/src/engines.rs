@@ -17,6 +17,8 @@ pub struct Options {
     /// Bound on a run: reference instructions and JIT translation blocks (`None`: the
     /// engines' defaults, 100 million each). A run that reaches it is inconclusive.
     pub budget: Option<u64>,
+    /// Bugs injected into the JIT (none by default).
+    pub bugs: jit::Bugs,
 }
 
 impl Default for Options {
@@ -26,6 +28,7 @@ impl Default for Options {
             scheme: jit::Scheme::Register,
             semantics: oracle::reference::TailCallSemantics::Global,
             budget: None,
+            bugs: jit::Bugs::NONE,
         }
     }
 }
@@ -38,10 +41,13 @@ pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Engine>> {
             None => oracle::reference::Reference::with_semantics(opts.semantics),
         })),
         "rbpf" => Some(Box::new(oracle::rbpf::Rbpf::new())),
-        "jit" => Some(Box::new(match opts.budget {
-            Some(b) => jit::Jit::with_block_limit(b as usize).with_scheme(opts.scheme),
-            None => jit::Jit::new().with_scheme(opts.scheme),
-        })),
+        "jit" => Some(Box::new(
+            match opts.budget {
+                Some(b) => jit::Jit::with_block_limit(b as usize).with_scheme(opts.scheme),
+                None => jit::Jit::new().with_scheme(opts.scheme),
+            }
+            .with_bugs(opts.bugs),
+        )),
         _ => None,
     }
 }

@@ -36,6 +36,8 @@ pub struct FuzzOptions {
     /// variations of it ([`vary`]). The set is compiled and translated once for all of
     /// them.
     pub inputs_per_set: usize,
+    /// Stop at the first finding (for measuring time to detect).
+    pub stop_at_first_finding: bool,
 }
 
 /// Where fuzzing time goes, for [`Stats::time_shares`].
@@ -105,6 +107,8 @@ pub struct Stats {
     pub forms: Vec<AtomicBool>,
     /// Corpus program sets replayed before generating.
     pub corpus: AtomicU64,
+    /// When the first finding was made: time since the start and runs made by then.
+    pub first_finding: Mutex<Option<(Duration, u64)>>,
 }
 
 impl Stats {
@@ -202,11 +206,14 @@ pub const TEXT_MAGIC: &[u8] = b"; jitdiff program set\n";
 
 /// Turns fuzzer bytes into a program set and input, as every fuzz target does: a swarm
 /// configuration first, then the set; or, after [`TEXT_MAGIC`], a set in text form
-/// (with a 64-byte zero context unless it declares one).
+/// (with a 64-byte zero context unless it declares one). Text the static validator
+/// rejects gives `None`: libFuzzer's mutations of stored sets are mostly invalid
+/// programs, which say nothing about the JIT.
 pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
     if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
         let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
         let input = f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]));
+        bpf::validate::validate(&f.set, Some(input.ctx.as_ref().map_or(0, Vec::len))).ok()?;
         return Some(Generated { set: f.set, input });
     }
     let mut u = Unstructured::new(bytes);
@@ -340,6 +347,11 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                             }
                             Verdict::Mismatch(_) => {
                                 stats.findings.fetch_add(1, Ordering::Relaxed);
+                                let mut first = stats.first_finding.lock().unwrap_or_else(|e| e.into_inner());
+                                first.get_or_insert((start.elapsed(), n + 1));
+                                if opts.stop_at_first_finding {
+                                    stop.store(true, Ordering::Relaxed);
+                                }
                                 "finding"
                             }
                             Verdict::Invalid(_) => {
@@ -448,6 +460,7 @@ mod tests {
             artifacts: dir.clone(),
             corpus: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus")),
             inputs_per_set: 4,
+            stop_at_first_finding: false,
         };
         let stats = fuzz(&opts, &|_, _| {});
         assert_eq!(stats.runs.load(Ordering::Relaxed), 200);
@@ -492,5 +505,9 @@ mod tests {
         let g = generate_from(&bytes).unwrap();
         assert_eq!(g.input, bpf::Input::with_ctx(vec![0; 8]));
         assert_eq!(g.set.entry().prog.insns().len(), 2);
+        // A mutation that compares the context pointer is not a program to run.
+        let mut bad = TEXT_MAGIC.to_vec();
+        bad.extend_from_slice(b"r0 = 0\nif w1 & w2 goto +1\nexit\n");
+        assert!(generate_from(&bad).is_none());
     }
 }

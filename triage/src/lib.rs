@@ -2,6 +2,7 @@
 //! command line.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod engines;

@@ -74,7 +74,12 @@ impl Config {
     fn engines(self) -> Vec<Box<dyn Engine>> {
         match self {
             Global(scheme) => {
-                let opts = Options { scheme, semantics: TailCallSemantics::Global, budget: None };
+                let opts = Options {
+                    scheme,
+                    semantics: TailCallSemantics::Global,
+                    budget: None,
+                    ..Options::default()
+                };
                 ALL.iter().map(|n| build(n, &opts).expect("a known engine")).collect()
             }
             PerFrame => vec![
@@ -468,7 +473,12 @@ fn hierarchy_two_chains_stack_against_global() {
         }],
     );
     // `jitdiff run --scheme stack` (the reference keeps the global semantics).
-    let opts = Options { scheme: Scheme::Stack, semantics: TailCallSemantics::Global, budget: None };
+    let opts = Options {
+        scheme: Scheme::Stack,
+        semantics: TailCallSemantics::Global,
+        budget: None,
+        ..Options::default()
+    };
     let mut engines = Engines::with_options(&ALL, &opts);
     let Verdict::Mismatch(diffs) = compare(&engines.run_set(&set, &input)) else {
         panic!("the stack scheme must disagree with the global count on this shape")

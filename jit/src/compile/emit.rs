@@ -12,6 +12,7 @@ use crate::rv64::{
 
 use super::layout::{Label, Layout};
 use super::regs::{map, TMP1, TMP2, TMP3, TMP_SC};
+use crate::bugs::Bug;
 
 fn i12(v: i64) -> Imm12 {
     Imm12::new(v).expect("caller checked the range")
@@ -30,11 +31,17 @@ pub fn emit_imm(l: &mut Layout, rd: XReg, val: i64) {
         l.push(Inst::I { op: IOp::Addi, rd, rs1: XReg::ZERO, imm: i });
         return;
     }
-    if val == val as i32 as i64 {
+    if val == 2048 && l.bugs.has(Bug::Imm2048As12Bit) {
+        l.push(Inst::I { op: IOp::Addi, rd, rs1: XReg::ZERO, imm: i12(-2048) });
+        return;
+    }
+    let u32_bug = l.bugs.has(Bug::ImmU32SignExtended) && (0x8000_0000..=0xffff_ffff).contains(&val);
+    if val == val as i32 as i64 || u32_bug {
         // lui's result is sign-extended from bit 31 and addiw wraps at 32 bits, so this is
         // exact even when rounding the upper part overflows (0x7ffff800 and the like).
         let lo = sext12(val);
-        let hi = ((val - lo) >> 12) as i32;
+        let carry = if l.bugs.has(Bug::ImmBit11Carry) { 0 } else { lo };
+        let hi = ((val - carry) >> 12) as i32;
         let hi = ((hi << 12) >> 12) as i64;
         l.push(Inst::Lui { rd, imm: Imm20::new(hi).expect("20-bit upper part") });
         if lo != 0 {
@@ -102,11 +109,18 @@ fn pick<T>(w64: bool, a: T, b: T) -> T {
 pub fn emit_alu(l: &mut Layout, width: Width, op: AluOp, dst: Reg, src: Operand) {
     let rd = map(dst);
     let w64 = width == Width::W64;
+    let arith = matches!(op, AluOp::Add | AluOp::Sub | AluOp::Mul | AluOp::Lsh | AluOp::Rsh | AluOp::Arsh);
+    let logic = matches!(op, AluOp::And | AluOp::Or | AluOp::Xor);
+    let shift = matches!(op, AluOp::Lsh | AluOp::Rsh | AluOp::Arsh);
+    if !w64 && shift && src == Operand::Imm(0) && l.bugs.has(Bug::Shift32ByZeroNoZext) {
+        return;
+    }
     match src {
         Operand::Reg(s) => emit_alu_reg(l, width, op, rd, map(s)),
         Operand::Imm(imm) => emit_alu_imm(l, width, op, rd, imm as i64),
     }
-    if !w64 {
+    let skip = (arith && l.bugs.has(Bug::Alu32ArithNoZext)) || (logic && l.bugs.has(Bug::Alu32LogicNoZext));
+    if !w64 && !skip {
         emit_zext32(l, rd, rd);
     }
 }
@@ -128,7 +142,10 @@ fn emit_alu_reg(l: &mut Layout, width: Width, op: AluOp, rd: XReg, rs: XReg) {
 /// fix-up: RISC-V's `x % 0 = x` is BPF's rule for 64 bits, and for 32 bits the caller's
 /// zero-extension gives BPF's "low 32 bits kept, upper zeroed".
 fn emit_div_checked(l: &mut Layout, width: Width, op: AluOp, rd: XReg, rs: XReg) {
-    let test = if width == Width::W64 {
+    if l.bugs.has(Bug::DivByZeroNoFixup) {
+        return r(l, alu_rop(op, width), rd, rd, rs);
+    }
+    let test = if width == Width::W64 || l.bugs.has(Bug::Div32ChecksUpperBits) {
         rs
     } else {
         l.push(Inst::Shift { op: ShiftOp::Slli, rd: TMP1, rs1: rs, shamt: 32 });
@@ -156,6 +173,9 @@ fn emit_alu_imm(l: &mut Layout, width: Width, op: AluOp, rd: XReg, imm: i64) {
         AluOp::Mov => emit_imm(l, rd, if w64 { imm } else { imm as u32 as i64 }),
         AluOp::Add => iop(l, pick(w64, IOp::Addi, IOp::Addiw), imm, alu_rop(op, width)),
         // Subtracting -2048 cannot be an addi of +2048: that takes the register path.
+        AluOp::Sub if imm == -2048 && l.bugs.has(Bug::SubMinus2048) => {
+            l.push(Inst::I { op: pick(w64, IOp::Addi, IOp::Addiw), rd, rs1: rd, imm: i12(-2048) })
+        }
         AluOp::Sub => iop(l, pick(w64, IOp::Addi, IOp::Addiw), -imm, alu_rop(op, width)),
         AluOp::And => iop(l, IOp::Andi, imm, ROp::And),
         AluOp::Or => iop(l, IOp::Ori, imm, ROp::Or),
@@ -189,7 +209,9 @@ pub fn emit_neg(l: &mut Layout, width: Width, dst: Reg) {
         r(l, ROp::Sub, rd, XReg::ZERO, rd);
     } else {
         r(l, ROp::Subw, rd, XReg::ZERO, rd);
-        emit_zext32(l, rd, rd);
+        if !l.bugs.has(Bug::Alu32ArithNoZext) {
+            emit_zext32(l, rd, rd);
+        }
     }
 }
 
@@ -252,7 +274,8 @@ pub fn emit_cond_jump(l: &mut Layout, width: Width, cond: Cond, dst: Reg, src: O
         Operand::Reg(s) => map(s),
         Operand::Imm(0) => XReg::ZERO,
         Operand::Imm(imm) => {
-            let v = if w32 && !signed { imm as u32 as i64 } else { imm as i64 };
+            let zext = (w32 && !signed) || (!w32 && l.bugs.has(Bug::JmpImmZeroExtended));
+            let v = if zext { imm as u32 as i64 } else { imm as i64 };
             emit_imm(l, TMP1, v);
             TMP1
         }
@@ -287,11 +310,13 @@ pub fn emit_cond_jump(l: &mut Layout, width: Width, cond: Cond, dst: Reg, src: O
         Cond::Slt => (BranchOp::Blt, a, b),
         Cond::Sle => (BranchOp::Bge, b, a),
         Cond::Set => {
-            r(l, ROp::And, TMP1, a, b);
-            if w32 {
-                l.push(Inst::Shift { op: ShiftOp::Slli, rd: TMP1, rs1: TMP1, shamt: 32 });
+            let t = if l.bugs.has(Bug::JsetClobbersDst) { a } else { TMP1 };
+            r(l, ROp::And, t, a, b);
+            let reg = matches!(src, Operand::Reg(_));
+            if w32 && !(reg && l.bugs.has(Bug::Jmp32JsetUpperBits)) {
+                l.push(Inst::Shift { op: ShiftOp::Slli, rd: t, rs1: t, shamt: 32 });
             }
-            (BranchOp::Bne, TMP1, XReg::ZERO)
+            (BranchOp::Bne, t, XReg::ZERO)
         }
     };
     l.branch(op, x, y, target);
@@ -318,6 +343,7 @@ pub fn emit_load(l: &mut Layout, size: Size, signed: bool, dst: Reg, src: Reg, o
         (Size::B, false) => LoadOp::Lbu,
         (Size::H, false) => LoadOp::Lhu,
         (Size::W, false) => LoadOp::Lwu,
+        (Size::B, true) if l.bugs.has(Bug::LdsxByteZeroExtended) => LoadOp::Lbu,
         (Size::B, true) => LoadOp::Lb,
         (Size::H, true) => LoadOp::Lh,
         (Size::W, true) => LoadOp::Lw,
@@ -379,7 +405,7 @@ pub fn emit_atomic(l: &mut Layout, size: Size, op: AtomicOp, dst: Reg, src: Reg,
     };
     let rd = if fetch { rs } else { XReg::ZERO };
     l.push(Inst::Amo { op: amo, width, aqrl: fetch, rd, rs1: addr, rs2: rs });
-    if fetch && width == AmoWidth::W {
+    if fetch && width == AmoWidth::W && !l.bugs.has(Bug::Atomic32FetchNoZext) {
         emit_zext32(l, rs, rs);
     }
 }
@@ -398,7 +424,7 @@ fn emit_cmpxchg(l: &mut Layout, width: AmoWidth, addr: XReg, rs: XReg) {
     l.push(Inst::Branch { op: BranchOp::Bne, rs1: TMP3, rs2: TMP2, off: b(12) });
     l.push(Inst::Sc { width, rd: TMP_SC, rs1: addr, rs2: rs });
     l.push(Inst::Branch { op: BranchOp::Bne, rs1: TMP_SC, rs2: XReg::ZERO, off: b(-12) });
-    if width == AmoWidth::W {
+    if width == AmoWidth::W && !l.bugs.has(Bug::Cmpxchg32NoZext) {
         emit_zext32(l, r0, TMP3);
     } else {
         l.push(Inst::mv(r0, TMP3));

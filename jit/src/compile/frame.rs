@@ -84,7 +84,11 @@ impl Frame {
     pub fn emit_epilogue(&self, l: &mut Layout) {
         l.start_epilogue();
         self.emit_restore(l);
-        l.push(Inst::I { op: IOp::Addiw, rd: XReg::A0, rs1: XReg::A5, imm: Imm12::ZERO });
+        if l.bugs.has(crate::bugs::Bug::A0NotSignExtended) {
+            l.push(Inst::mv(XReg::A0, XReg::A5));
+        } else {
+            l.push(Inst::I { op: IOp::Addiw, rd: XReg::A0, rs1: XReg::A5, imm: Imm12::ZERO });
+        }
         l.push(Inst::Jalr { rd: XReg::ZERO, rs1: XReg::RA, imm: Imm12::ZERO });
     }
 }

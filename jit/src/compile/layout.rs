@@ -69,6 +69,8 @@ const FAR_TMP: XReg = XReg::T1;
 /// The layout under construction.
 #[derive(Debug, Default)]
 pub struct Layout {
+    /// The bugs to inject into the code (none for the correct JIT).
+    pub bugs: crate::bugs::Bugs,
     items: Vec<Item>,
     /// Item index where each BPF instruction's code starts.
     insn_start: Vec<usize>,

@@ -14,6 +14,7 @@ use std::ops::Range;
 use bpf::exec::{map_addr, MAP_PTRS_OFFSET};
 use bpf::{helpers, Call, Insn, Operand, Program, ProgramSet, Reg, PSEUDO_MAP_FD};
 
+use crate::bugs::{Bug, Bugs};
 use crate::guest::{helper_addr, CODE_ADDR, MAX_MAPS};
 use crate::rv64::{BranchOp, Imm12, Inst, LoadOp, ROp, ShiftOp, XReg};
 
@@ -142,19 +143,28 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
 
 /// Compiles a single program at [`CODE_ADDR`] with the `register` scheme.
 pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
-    compile_prog(prog, 0, Scheme::Register, CODE_ADDR)
+    compile_prog(prog, 0, Scheme::Register, CODE_ADDR, Bugs::NONE)
 }
 
 /// Compiles every program of a set, placing them one after another from [`CODE_ADDR`]
 /// on 4 KiB boundaries.
 pub fn compile_set(set: &ProgramSet, scheme: Scheme) -> Result<CompiledSet, CompileError> {
+    compile_set_with_bugs(set, scheme, Bugs::NONE)
+}
+
+/// [`compile_set`] with `bugs` injected into the code (see [`crate::bugs`]).
+pub fn compile_set_with_bugs(
+    set: &ProgramSet,
+    scheme: Scheme,
+    bugs: Bugs,
+) -> Result<CompiledSet, CompileError> {
     if set.maps().len() > MAX_MAPS {
         return Err(CompileError::TooManyMaps(set.maps().len()));
     }
     let mut base = CODE_ADDR;
     let mut progs = Vec::with_capacity(set.progs().len());
     for (p, sp) in set.progs().iter().enumerate() {
-        let c = compile_prog(&sp.prog, p, scheme, base)?;
+        let c = compile_prog(&sp.prog, p, scheme, base, bugs)?;
         base += (c.len() as u64).div_ceil(0x1000) * 0x1000;
         progs.push(c);
     }
@@ -195,11 +205,18 @@ fn facts(insns: &[Insn]) -> FunctionFacts {
     FunctionFacts { used, uses_fp, calls, helper_calls }
 }
 
-fn compile_prog(prog: &Program, p: usize, scheme: Scheme, base: u64) -> Result<Compiled, CompileError> {
+fn compile_prog(
+    prog: &Program,
+    p: usize,
+    scheme: Scheme,
+    base: u64,
+    bugs: Bugs,
+) -> Result<Compiled, CompileError> {
     let insns = prog.insns();
     let functions = prog.functions();
     let starts: Vec<usize> = functions.iter().map(|f| f.start).collect();
     let mut l = Layout::default();
+    l.bugs = bugs;
     let mut tail_calls = 0usize;
     for (f, range) in functions.iter().enumerate() {
         let facts = facts(&insns[range.clone()]);
@@ -289,15 +306,28 @@ fn emit_tail_call(l: &mut Layout, frame: &Frame, scheme: Scheme, out: Label) {
     let (r2, r3) = (regs::map(Reg::R2), regs::map(Reg::R3));
     let (t1, t2, t3) = (regs::TMP1, regs::TMP2, regs::TMP3);
     let i = |v: i64| Imm12::new(v).expect("small");
-    emit::emit_zext32(l, t2, r3);
-    l.push(Inst::Load { op: LoadOp::Lwu, rd: t1, rs1: r2, imm: Imm12::ZERO });
-    l.branch(BranchOp::Bgeu, t2, t1, out);
+    if l.bugs.has(Bug::TailCallIndexSigned) {
+        emit::emit_sext32(l, t2, r3);
+        l.push(Inst::Load { op: LoadOp::Lw, rd: t1, rs1: r2, imm: Imm12::ZERO });
+        l.branch(BranchOp::Bge, t2, t1, out);
+    } else {
+        if l.bugs.has(Bug::TailCallIndexNotZext) {
+            l.push(Inst::mv(t2, r3));
+        } else {
+            emit::emit_zext32(l, t2, r3);
+        }
+        l.push(Inst::Load { op: LoadOp::Lwu, rd: t1, rs1: r2, imm: Imm12::ZERO });
+        l.branch(BranchOp::Bgeu, t2, t1, out);
+    }
     scheme.emit_tail_count(l, out);
     l.push(Inst::Shift { op: ShiftOp::Slli, rd: t1, rs1: t2, shamt: 3 });
     l.push(Inst::R { op: ROp::Add, rd: t1, rs1: t1, rs2: r2 });
     l.push(Inst::Load { op: LoadOp::Ld, rd: t1, rs1: t1, imm: i(MAP_PTRS_OFFSET as i64) });
     l.branch(BranchOp::Beq, t1, XReg::ZERO, out);
     l.push(Inst::Load { op: LoadOp::Ld, rd: t3, rs1: t1, imm: Imm12::ZERO });
-    frame.emit_restore(l);
-    l.mark(Inst::Jalr { rd: XReg::ZERO, rs1: t3, imm: i(scheme.skip()) });
+    if !l.bugs.has(Bug::TailCallNoRestore) {
+        frame.emit_restore(l);
+    }
+    let skip = scheme.skip() + if l.bugs.has(Bug::TailCallSkipOffset) { 4 } else { 0 };
+    l.mark(Inst::Jalr { rd: XReg::ZERO, rs1: t3, imm: i(skip) });
 }

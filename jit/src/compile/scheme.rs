@@ -106,21 +106,23 @@ impl Scheme {
 
     /// Emits what precedes a bpf2bpf call.
     pub fn emit_before_call(self, l: &mut Layout) {
-        if self == Scheme::Stack {
+        let misapplied =
+            self == Scheme::Register && l.bugs.has(crate::bugs::Bug::StackRestoreInRegisterScheme);
+        if self == Scheme::Stack || misapplied {
             l.push(Inst::Load { op: LoadOp::Ld, rd: TCC, rs1: XReg::S0, imm: slot() });
         }
     }
 
     /// Emits what precedes a helper call.
     pub fn emit_before_helper(self, l: &mut Layout) {
-        if self.saves_across_helpers() {
+        if self.saves_across_helpers() && !l.bugs.has(crate::bugs::Bug::TccLostAcrossHelpers) {
             l.push(Inst::mv(TCC_SAVED, TCC));
         }
     }
 
     /// Emits what follows a helper call.
     pub fn emit_after_helper(self, l: &mut Layout) {
-        if self.saves_across_helpers() {
+        if self.saves_across_helpers() && !l.bugs.has(crate::bugs::Bug::TccLostAcrossHelpers) {
             l.push(Inst::mv(TCC, TCC_SAVED));
         }
     }
@@ -133,22 +135,31 @@ impl Scheme {
         match self {
             Scheme::Register => {
                 l.push(dec(TCC, TCC));
-                l.branch(BranchOp::Blt, TCC, XReg::ZERO, out);
+                exhausted(l, TCC, out);
             }
             Scheme::Stack => {
                 l.push(Inst::Load { op: LoadOp::Ld, rd: XReg::T0, rs1: XReg::S0, imm: slot() });
                 l.push(dec(XReg::T0, XReg::T0));
-                l.branch(BranchOp::Blt, XReg::T0, XReg::ZERO, out);
+                exhausted(l, XReg::T0, out);
                 l.push(Inst::Store { op: StoreOp::Sd, rs2: XReg::T0, rs1: XReg::S0, imm: slot() });
                 l.push(Inst::mv(TCC, XReg::T0));
             }
             Scheme::Pointer => {
                 l.push(Inst::Load { op: LoadOp::Ld, rd: XReg::T0, rs1: TCC, imm: Imm12::ZERO });
                 l.push(dec(XReg::T0, XReg::T0));
-                l.branch(BranchOp::Blt, XReg::T0, XReg::ZERO, out);
+                exhausted(l, XReg::T0, out);
                 l.push(Inst::Store { op: StoreOp::Sd, rs2: XReg::T0, rs1: TCC, imm: Imm12::ZERO });
             }
         }
+    }
+}
+
+/// Leaves for `out` when the decremented counter in `r` shows the limit was passed.
+fn exhausted(l: &mut Layout, r: XReg, out: Label) {
+    if l.bugs.has(crate::bugs::Bug::TccOffByOne) {
+        l.branch(BranchOp::Bge, XReg::ZERO, r, out);
+    } else {
+        l.branch(BranchOp::Blt, r, XReg::ZERO, out);
     }
 }
 

@@ -1,0 +1,68 @@
+//! Every injectable bug is found by a short fixed-seed fuzzing session, in the field its
+//! slip should show in, with the JIT as the odd one out; the same set and input on the
+//! correct JIT agree.
+
+use jit::bugs::{Bug, CATALOGUE};
+use triage::bench::first_finding;
+use triage::compare::{compare, Field, Verdict};
+use triage::engines::{Engines, Options, ALL};
+
+/// Where each bug can show: a wrong value reaches R0, memory or a helper's arguments; a
+/// wrong count of tail calls shows in the count (and what the skipped program would
+/// have done); a broken frame or return register shows as an ABI fault or a crash.
+fn expected(bug: Bug) -> &'static [Field] {
+    use Field::*;
+    const VALUE: &[Field] = &[R0, Ctx, Helpers, Arrays];
+    const TAIL_CALLS: &[Field] = &[TailCalls, R0, Ctx, Helpers, Arrays];
+    match bug {
+        Bug::A0NotSignExtended | Bug::TailCallSkipOffset | Bug::TailCallNoRestore => &[Error],
+        Bug::TailCallIndexSigned => &[Error, TailCalls],
+        Bug::TccOffByOne
+        | Bug::TccLostAcrossHelpers
+        | Bug::TailCallIndexNotZext
+        | Bug::StackRestoreInRegisterScheme => TAIL_CALLS,
+        _ => VALUE,
+    }
+}
+
+#[test]
+fn every_bug_is_found_and_blamed_on_the_jit() {
+    let mut failures = Vec::new();
+    let mut correct = Engines::with_options(&ALL, &Options { budget: Some(300_000), ..Options::default() });
+    for info in CATALOGUE {
+        let Some(found) = first_finding(jit::Bugs::NONE.with(info.bug), 1, 100_000) else {
+            failures.push(format!("{}: not found in 100000 runs", info.name));
+            continue;
+        };
+        let first = &found.diffs[0];
+        if !expected(info.bug).contains(&first.field) {
+            failures.push(format!(
+                "{}: first difference in {}, expected one of {:?}",
+                info.name,
+                first.field,
+                expected(info.bug)
+            ));
+        }
+        for d in &found.diffs {
+            if d.odd_one_out != Some("jit") {
+                failures.push(format!(
+                    "{}: {} blamed on {:?}: {}",
+                    info.name, d.field, d.odd_one_out, d.explanation
+                ));
+            }
+        }
+        let again = compare(&correct.run_set(&found.case.set, &found.case.input));
+        if again != Verdict::Agree {
+            failures.push(format!(
+                "{}: the correct JIT does not agree on the finding's set: {again:?}",
+                info.name
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn without_a_bug_the_same_sessions_find_nothing() {
+    assert!(first_finding(jit::Bugs::NONE, 1, 3_000).is_none());
+}
