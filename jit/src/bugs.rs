@@ -34,6 +34,11 @@ pub enum Bug {
     JmpImmZeroExtended,
     /// Sign-extending byte loads zero-extend.
     LdsxByteZeroExtended,
+    /// Load and store offsets past 12 bits keep only their low 12 bits.
+    LargeOffsetTruncated,
+    /// A relaxed conditional branch (an inverted branch over a `jal`) lands 4 bytes past
+    /// its target.
+    BranchRelaxOffset,
     /// 32-bit fetching atomics leave the fetched value sign-extended.
     Atomic32FetchNoZext,
     /// 32-bit compare-and-exchange leaves R0 sign-extended.
@@ -123,6 +128,14 @@ catalogue! {
     LdsxByteZeroExtended, "ldsx-byte-zero-extended", None,
         "The sign-extending byte load (MEMSX, cpu v4) is emitted as `lbu`, which \
          zero-extends.";
+    LargeOffsetTruncated, "large-offset-truncated", Some("4178417cc535"),
+        "A load or store whose offset does not fit the 12-bit immediate needs the address \
+         built in a register; the JIT uses the offset's low 12 bits instead, so \
+         `r0 = *(u64 *)(r1 + 2064)` reads offset 16.";
+    BranchRelaxOffset, "branch-relax-offset", None,
+        "A conditional jump further than 4 KiB of machine code becomes an inverted branch \
+         over a `jal`; the JIT computes the `jal`'s offset from the branch instead of from \
+         the `jal` itself, so taken jumps land one instruction past their target.";
     Atomic32FetchNoZext, "atomic32-fetch-no-zext", None,
         "32-bit fetching atomics (`amo*.w`) sign-extend the old value they return; the JIT \
          forgets to zero-extend it.";

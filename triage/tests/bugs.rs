@@ -17,6 +17,9 @@ fn expected(bug: Bug) -> &'static [Field] {
     match bug {
         Bug::A0NotSignExtended | Bug::TailCallSkipOffset | Bug::TailCallNoRestore => &[Error],
         Bug::TailCallIndexSigned => &[Error, TailCalls],
+        // A wrong address or a landing one instruction off reads or computes the wrong
+        // value, or faults.
+        Bug::LargeOffsetTruncated | Bug::BranchRelaxOffset => &[Error, R0, Ctx, Helpers, Arrays],
         Bug::TccOffByOne
         | Bug::TccLostAcrossHelpers
         | Bug::TailCallIndexNotZext

@@ -21,8 +21,13 @@ pub struct Config {
     pub max_insns: usize,
     /// Nesting of conditional blocks and loops, 0 to 4. Defaults to 2.
     pub max_depth: usize,
-    /// Bytes of context, a multiple of 8 from 8 to 256. Defaults to 64.
+    /// Bytes of context, a multiple of 8 from 8 to 4096 (past 2048, context offsets no
+    /// longer fit a 12-bit immediate). Defaults to 64.
     pub ctx_size: u32,
+    /// Some conditional blocks end with a long run of 64-bit constants, so that their
+    /// jumps span more than a conditional branch reaches (4 KiB of RV64 code) and must
+    /// be relaxed. Defaults to false.
+    pub long_jumps: bool,
     /// 32-bit ALU operations. Defaults to true.
     pub alu32_enabled: bool,
     /// 64-bit ALU operations. Defaults to true.
@@ -61,6 +66,7 @@ impl Default for Config {
             max_insns: 24,
             max_depth: 2,
             ctx_size: 64,
+            long_jumps: false,
             alu32_enabled: true,
             alu64_enabled: true,
             jmp_enabled: true,
@@ -85,7 +91,7 @@ impl Config {
         self.max_funcs = self.max_funcs.clamp(1, 8);
         self.max_insns = self.max_insns.clamp(4, 256);
         self.max_depth = self.max_depth.min(4);
-        self.ctx_size = (self.ctx_size.clamp(8, 256) / 8) * 8;
+        self.ctx_size = (self.ctx_size.clamp(8, 4096) / 8) * 8;
         self.edge_bias = self.edge_bias.min(100);
         if !self.alu32_enabled && !self.alu64_enabled {
             self.alu64_enabled = true;
@@ -108,7 +114,13 @@ impl<'a> Arbitrary<'a> for Config {
             chain_calls: u.ratio(1, 4)?,
             max_insns: u.int_in_range(8..=d.max_insns + 8)?,
             max_depth: u.int_in_range(0..=d.max_depth + 1)?,
-            ctx_size: u.int_in_range(1..=16u32)? * 8,
+            // Mostly small contexts; one input in sixteen a context past 2 KiB.
+            ctx_size: if u.ratio(1, 16)? {
+                u.int_in_range(257..=512u32)? * 8
+            } else {
+                u.int_in_range(1..=16u32)? * 8
+            },
+            long_jumps: u.ratio(1, 16)?,
             alu32_enabled: u.arbitrary()?,
             alu64_enabled: u.arbitrary()?,
             jmp_enabled: u.arbitrary()?,

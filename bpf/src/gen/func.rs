@@ -129,6 +129,9 @@ struct Gen<'c, 'a, 'u> {
     in_loop: bool,
 }
 
+/// Constants in a [`Gen::long_run`]: each takes up to eight RV64 instructions.
+const LONG_RUN: usize = 160;
+
 /// bpf2bpf call sites per function at most (one in a chain: eight functions with three
 /// calls each would make 3^7 calls of the last one).
 const MAX_CALL_SITES: usize = 3;
@@ -543,6 +546,18 @@ impl Gen<'_, '_, '_> {
         Ok(Some(Insn::Jmp { width, cond, dst, src, off: 0 }))
     }
 
+    /// A run of 64-bit constants long enough (about 5 KiB of RV64 code) that a jump over
+    /// it cannot be a single conditional branch. Not counted against the budget.
+    fn long_run(&mut self) -> arbitrary::Result<()> {
+        for _ in 0..LONG_RUN {
+            let dst = self.any_dst()?;
+            let imm = self.u.arbitrary::<u64>()? | 1 << 63 | 0x0101_0101;
+            self.out.push(Insn::LdImm64 { dst, pseudo: 0, imm });
+            self.define(dst);
+        }
+        Ok(())
+    }
+
     /// `if cond goto +n` over a nested block: afterwards only what holds on both paths.
     fn if_block(&mut self, depth: usize) -> arbitrary::Result<()> {
         let Some(jmp) = self.cond()? else { return self.alu() };
@@ -550,6 +565,9 @@ impl Gen<'_, '_, '_> {
         self.emit(jmp);
         let before = self.st.clone();
         self.block(depth + 1)?;
+        if self.cfg.long_jumps && self.u.ratio(1, 4)? {
+            self.long_run()?;
+        }
         let n: usize = self.out[at + 1..].iter().map(Insn::slots).sum();
         if let Insn::Jmp { off, .. } = &mut self.out[at] {
             *off = n as i16;

@@ -328,6 +328,7 @@ fn address(l: &mut Layout, base: Reg, off: i16) -> (XReg, Imm12) {
     let rb = map(base);
     match Imm12::new(off as i64) {
         Some(i) => (rb, i),
+        None if l.bugs.has(Bug::LargeOffsetTruncated) => (rb, i12(sext12(off as i64))),
         None => {
             emit_imm(l, TMP1, off as i64);
             r(l, ROp::Add, TMP1, TMP1, rb);

@@ -228,8 +228,10 @@ impl Layout {
                     match form {
                         Form::Near => insts.push(Inst::Branch { op, rs1, rs2, off: imm13(d) }),
                         Form::Mid => {
+                            let from_jal =
+                                if self.bugs.has(crate::bugs::Bug::BranchRelaxOffset) { 0 } else { 4 };
                             insts.push(Inst::Branch { op: op.invert(), rs1, rs2, off: imm13(8) });
-                            insts.push(Inst::Jal { rd: XReg::ZERO, off: imm21(d - 4) });
+                            insts.push(Inst::Jal { rd: XReg::ZERO, off: imm21(d - from_jal) });
                         }
                         Form::Far => {
                             insts.push(Inst::Branch { op: op.invert(), rs1, rs2, off: imm13(12) });
