@@ -112,13 +112,38 @@ pub fn first_finding(bugs: jit::Bugs, seed: u64, max_runs: u64) -> Option<Found>
     None
 }
 
+/// The first finding of `first_finding(bugs, seed, max_runs)`, minimised: the
+/// minimiser's result and the seconds it took.
+pub fn minimized_finding(
+    bugs: jit::Bugs,
+    seed: u64,
+    max_runs: u64,
+) -> Option<(crate::minimize::Minimized, f64)> {
+    let found = first_finding(bugs, seed, max_runs)?;
+    let opts = Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, ..Options::default() };
+    let mut engines = crate::engines::Engines::with_options(&crate::engines::ALL, &opts);
+    let start = std::time::Instant::now();
+    let m = crate::minimize::minimize(
+        &mut engines,
+        &found.case.set,
+        &found.case.input,
+        MINIMIZE_ATTEMPTS,
+        &mut |_, _| {},
+    )
+    .ok()?;
+    Some((m, start.elapsed().as_secs_f64()))
+}
+
+/// Engine runs the benchmark's minimiser may spend per finding.
+pub const MINIMIZE_ATTEMPTS: u64 = 20_000;
+
 /// Runs the benchmark for `bugs`, printing one line (or JSON object) per bug as it ends.
 pub fn bugs(bugs: &[jit::Bug], seeds: u64, limit_s: u64, artifacts: &Path, json: bool, out: &mut dyn Write) {
     if !json {
         let _ = writeln!(
             out,
-            "{:<34} {:>6} {:>9} {:>9} {:>10} {:>10}",
-            "bug", "found", "median s", "max s", "median runs", "max runs"
+            "{:<34} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10} {:>6}",
+            "bug", "found", "median s", "max s", "median runs", "max runs", "min. size", "min. s"
         );
     }
     for &bug in bugs {
@@ -129,6 +154,9 @@ pub fn bugs(bugs: &[jit::Bug], seeds: u64, limit_s: u64, artifacts: &Path, json:
                 .collect(),
         };
         let (times, runs) = (r.times(), r.runs());
+        // A finding from seed 1 of the single-threaded, deterministic session, minimised.
+        let minimized =
+            minimized_finding(jit::Bugs::NONE.with(bug), 1, 200_000).map(|(m, secs)| (m.size_after, secs));
         let _ = if json {
             writeln!(
                 out,
@@ -142,19 +170,23 @@ pub fn bugs(bugs: &[jit::Bug], seeds: u64, limit_s: u64, artifacts: &Path, json:
                     "median_runs": runs.map(|x| x.0),
                     "max_runs": runs.map(|x| x.1),
                     "time_limit_s": limit_s,
+                    "minimized_size": minimized.map(|m| m.0),
+                    "minimize_s": minimized.map(|m| m.1),
                 })
             )
         } else {
             let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
             writeln!(
                 out,
-                "{:<34} {:>6} {:>9} {:>9} {:>10} {:>10}",
+                "{:<34} {:>6} {:>9} {:>9} {:>11} {:>9} {:>10} {:>6}",
                 bug.name(),
                 format!("{}/{seeds}", r.found()),
                 f(times.map(|t| t.0)),
                 f(times.map(|t| t.1)),
                 runs.map_or("-".into(), |x| format!("{:.0}", x.0)),
                 runs.map_or("-".into(), |x| x.1.to_string()),
+                minimized.map_or("-".into(), |m| m.0.to_string()),
+                f(minimized.map(|m| m.1)),
             )
         };
         let _ = out.flush();

@@ -44,6 +44,9 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         inject: Vec<jit::Bug>,
     },
+    /// Minimise a finding: the smallest program set (and context) on which the engines
+    /// still disagree in the same way.
+    Minimize(MinimizeArgs),
     /// List the bugs that can be injected into the JIT, with what each does.
     Bugs,
     /// Benchmarks: `bench bugs` measures how fast fuzzing finds each injectable bug.
@@ -51,6 +54,28 @@ enum Command {
         #[command(subcommand)]
         what: BenchWhat,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct MinimizeArgs {
+    /// A finding: a program set as text (`.s`, with its `.ctx`) or a fuzz input
+    /// (generator bytes, or a set after the `; jitdiff program set` line).
+    input: PathBuf,
+    /// Where the minimised set goes (default: INPUT with `.min.s`); never overwritten.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// How the JIT keeps the tail-call counter: register, stack or pointer.
+    #[arg(long, default_value = "register")]
+    scheme: jit::Scheme,
+    /// The count semantics the reference implements: global or per-frame.
+    #[arg(long, default_value = "global", value_parser = parse_semantics)]
+    semantics: oracle::reference::TailCallSemantics,
+    /// Bugs injected into the JIT, as when the finding was made.
+    #[arg(long, value_delimiter = ',')]
+    inject: Vec<jit::Bug>,
+    /// Engine runs to spend at most.
+    #[arg(long, default_value_t = 20_000)]
+    max_attempts: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +240,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Command::Jit { file, scheme, inject } => {
             cmd_jit(&file, scheme, inject.into_iter().collect(), out, err)
         }
+        Command::Minimize(a) => cmd_minimize(&a, out, err),
         Command::Bugs => {
             for i in jit::bugs::CATALOGUE {
                 let commit = i.commit.map(|c| format!(" (kernel fix {c})")).unwrap_or_default();
@@ -411,6 +437,69 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         );
     }
     u8::from(findings + invalid > 0)
+}
+
+/// Reads a finding: set text (with its context, else 64 zero bytes) or fuzz input bytes.
+fn read_finding(path: &Path) -> Result<bpf::gen::Generated, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let is_text = path.extension().is_some_and(|x| x == "s") || bytes.starts_with(crate::fuzz::TEXT_MAGIC);
+    if is_text {
+        let text = std::str::from_utf8(bytes.strip_prefix(crate::fuzz::TEXT_MAGIC).unwrap_or(&bytes))
+            .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+        let f = bpf::asm::parse_set(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let input = f.ctx.unwrap_or_else(|| Input::with_ctx(vec![0; 64]));
+        return Ok(bpf::gen::Generated { set: f.set, input });
+    }
+    crate::fuzz::generate_from(&bytes)
+        .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))
+}
+
+fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let g = match read_finding(&a.input) {
+        Ok(g) => g,
+        Err(e) => return usage(err, &e),
+    };
+    let output = a.output.clone().unwrap_or_else(|| a.input.with_extension("min.s"));
+    if output.exists() {
+        return usage(err, &format!("{} exists; name another output with -o", output.display()));
+    }
+    let opts = Options {
+        scheme: a.scheme,
+        semantics: a.semantics,
+        budget: Some(FUZZ_BUDGET),
+        bugs: a.inject.iter().copied().collect(),
+    };
+    let mut engines = Engines::with_options(&crate::engines::ALL, &opts);
+    let mut progress = |attempts: u64, size: usize| {
+        let _ = write!(err, "\r{attempts} runs, {size} instructions   ");
+    };
+    let m = match crate::minimize::minimize(&mut engines, &g.set, &g.input, a.max_attempts, &mut progress) {
+        Ok(m) => m,
+        Err(e) => return usage(err, &format!("{}: {e}", a.input.display())),
+    };
+    let _ = writeln!(err);
+    let text = format!(
+        "; minimised by jitdiff from {} ({} -> {} instructions, {} runs)\n; signature: {}\n{}",
+        a.input.display(),
+        m.size_before,
+        m.size_after,
+        m.attempts,
+        m.signature,
+        bpf::asm::print_set(&m.set, Some(&m.input))
+    );
+    if let Err(e) = std::fs::write(&output, text) {
+        return usage(err, &format!("cannot write {}: {e}", output.display()));
+    }
+    let _ = writeln!(
+        out,
+        "{}: {} -> {} instructions ({}), written to {}",
+        a.input.display(),
+        m.size_before,
+        m.size_after,
+        m.signature,
+        output.display()
+    );
+    0
 }
 
 fn usage(err: &mut dyn Write, msg: &str) -> u8 {

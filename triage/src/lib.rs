@@ -7,5 +7,6 @@ pub mod cli;
 pub mod compare;
 pub mod engines;
 pub mod fuzz;
+pub mod minimize;
 pub mod present;
 pub mod report;

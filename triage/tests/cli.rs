@@ -99,3 +99,32 @@ fn jit_listing_interleaves_bpf_and_rv64() {
     assert!(out.contains("addi a5, zero, 1"), "{out}");
     assert!(out.contains("sext.w a0, a5") && out.contains("ret"), "{out}");
 }
+
+#[test]
+fn minimize_shrinks_an_injected_bug_and_never_overwrites() {
+    // R0's upper half must be zero after a 32-bit add: the injected bug leaves it set.
+    let input = write(
+        "zext-finding.s",
+        b".ctx 8\nr6 = r1\nr2 = 5\nr3 = *(u32 *)(r6 + 0)\nr0 = -1\nw0 += 0\nr3 += r2\n*(u32 *)(r6 + 4) = r3\nexit\n",
+    );
+    let out = dir().join("zext-finding.min.s");
+    let _ = std::fs::remove_file(&out);
+    let (code, stdout, stderr) =
+        jitdiff(&["minimize", input.to_str().unwrap(), "--inject", "alu32-arith-no-zext"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("8 -> 3 instructions (r0:jit:ok)"), "{stdout}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("r0 = -1\nw0 += 0\nexit\n"), "{text}");
+    // A second run refuses to overwrite the output.
+    let (code, _, stderr) =
+        jitdiff(&["minimize", input.to_str().unwrap(), "--inject", "alu32-arith-no-zext"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("exists; name another output with -o"), "{stderr}");
+    // Without the bug there is nothing to minimise.
+    let other = dir().join("zext-other.min.s");
+    let _ = std::fs::remove_file(&other);
+    let (code, _, stderr) = jitdiff(&["minimize", input.to_str().unwrap(), "-o", other.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nothing to minimise"), "{stderr}");
+    assert!(!other.exists());
+}

@@ -1,0 +1,383 @@
+//! Minimising a finding: delta debugging on the program set (not on bytes). Candidates
+//! drop programs, prog-array slots, runs of instructions and single instructions,
+//! replace immediates with 0 or 1, and zero context words; a candidate is kept only if
+//! the static validator accepts it and the engines still disagree with the same
+//! [`Signature`], so minimisation never drifts to another bug. Deterministic, with a
+//! bound on the attempts.
+
+use std::fmt;
+
+use bpf::{Call, FaultKind, Input, Insn, Operand, Program, ProgramSet, RunResult};
+
+use crate::compare::{compare, EngineResult, Field, Verdict};
+use crate::engines::Engines;
+
+/// What identifies a bug across its reproducers: the first field that differs, the
+/// engine that is the odd one out there, and the fault class that engine ended with.
+/// Which other engines could judge the set does not count: a reproducer that rbpf can
+/// judge shows the same bug as one it cannot.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Signature {
+    /// The first differing field.
+    pub field: Field,
+    /// The engine alone in that field, if one is.
+    pub odd_one_out: Option<&'static str>,
+    /// The odd one out's fault class (`None` when it returned).
+    pub odd_error: Option<FaultKind>,
+}
+
+impl Signature {
+    /// The signature of a comparison, if it is a mismatch.
+    pub fn of(results: &[EngineResult]) -> Option<Signature> {
+        let Verdict::Mismatch(diffs) = compare(results) else { return None };
+        let first = diffs.first()?;
+        let odd_error =
+            results.iter().find(|r| Some(r.engine) == first.odd_one_out).and_then(|r| match &r.result {
+                RunResult::Ran(o) => o.result.as_ref().err().map(|f| f.kind),
+                RunResult::CannotJudge(_) => None,
+            });
+        Some(Signature { field: first.field, odd_one_out: first.odd_one_out, odd_error })
+    }
+}
+
+impl fmt::Display for Signature {
+    /// A stable one-line form, such as `r0:jit:ok` or `error:jit:abi`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let error = self.odd_error.map_or("ok", FaultKind::name);
+        write!(f, "{}:{}:{error}", self.field, self.odd_one_out.unwrap_or("none"))
+    }
+}
+
+/// A minimised finding.
+#[derive(Clone, Debug)]
+pub struct Minimized {
+    /// The smallest set found that reproduces the signature.
+    pub set: ProgramSet,
+    /// Its input.
+    pub input: Input,
+    /// The signature it reproduces.
+    pub signature: Signature,
+    /// BPF instructions before and after.
+    pub size_before: usize,
+    /// BPF instructions after.
+    pub size_after: usize,
+    /// Engine runs spent.
+    pub attempts: u64,
+}
+
+/// BPF instructions in a set.
+pub fn set_size(set: &ProgramSet) -> usize {
+    set.progs().iter().map(|p| p.prog.insns().len()).sum()
+}
+
+struct Search<'e> {
+    engines: &'e mut Engines,
+    target: Signature,
+    attempts: u64,
+    max_attempts: u64,
+}
+
+impl Search<'_> {
+    /// Whether `set` on `input` is valid and still shows the target signature.
+    fn reproduces(&mut self, set: &ProgramSet, input: &Input) -> bool {
+        if self.attempts >= self.max_attempts {
+            return false;
+        }
+        let ctx = input.ctx.as_ref().map_or(0, Vec::len);
+        if bpf::validate::validate(set, Some(ctx)).is_err() {
+            return false;
+        }
+        self.attempts += 1;
+        Signature::of(&self.engines.run_set(set, input)).as_ref() == Some(&self.target)
+    }
+}
+
+/// Rebuilds `set` with program `p`'s instructions replaced, if the result is a program.
+fn with_insns(set: &ProgramSet, p: usize, insns: Vec<Insn>) -> Option<ProgramSet> {
+    let prog = Program::new(insns).ok()?;
+    let mut progs = set.progs().to_vec();
+    progs[p].prog = prog;
+    ProgramSet::with_arrays(progs, set.maps().to_vec(), set.arrays().to_vec()).ok()
+}
+
+/// `insns` without the instructions `lo..hi`, with every pc-relative jump and call
+/// offset moved so that each still reaches the same instruction (or, if that one was
+/// removed, the first one after the removed run).
+pub fn remove_run(insns: &[Insn], lo: usize, hi: usize) -> Vec<Insn> {
+    let mut slot = Vec::with_capacity(insns.len() + 1);
+    let mut at = 0i64;
+    for insn in insns {
+        slot.push(at);
+        at += insn.slots() as i64;
+    }
+    slot.push(at);
+    let (gap_lo, gap_hi) = (slot[lo], slot[hi]);
+    let removed = gap_hi - gap_lo;
+    let moved = |s: i64| {
+        if s < gap_lo {
+            s
+        } else if s < gap_hi {
+            gap_lo
+        } else {
+            s - removed
+        }
+    };
+    let mut out = Vec::with_capacity(insns.len() - (hi - lo));
+    for (i, insn) in insns.iter().enumerate() {
+        if (lo..hi).contains(&i) {
+            continue;
+        }
+        let from = slot[i] + 1;
+        let retarget = |off: i64| moved(from + off) - moved(slot[i]) - 1;
+        out.push(match *insn {
+            Insn::Ja { off } => Insn::Ja { off: retarget(off as i64) as i16 },
+            Insn::JaLong { off } => Insn::JaLong { off: retarget(off as i64) as i32 },
+            Insn::Jmp { width, cond, dst, src, off } => {
+                Insn::Jmp { width, cond, dst, src, off: retarget(off as i64) as i16 }
+            }
+            Insn::Call(Call::Local(off)) => Insn::Call(Call::Local(retarget(off as i64) as i32)),
+            other => other,
+        });
+    }
+    out
+}
+
+/// Simpler versions of one instruction: its immediate replaced by 0 or 1.
+fn simpler(insn: &Insn) -> Vec<Insn> {
+    let mut v = Vec::new();
+    for k in [0i64, 1] {
+        let c = match *insn {
+            Insn::Alu { width, op, dst, src: Operand::Imm(i) } if i as i64 != k => {
+                Insn::Alu { width, op, dst, src: Operand::Imm(k as i32) }
+            }
+            Insn::Jmp { width, cond, dst, src: Operand::Imm(i), off } if i as i64 != k => {
+                Insn::Jmp { width, cond, dst, src: Operand::Imm(k as i32), off }
+            }
+            Insn::StoreImm { size, dst, off, imm } if imm as i64 != k => {
+                Insn::StoreImm { size, dst, off, imm: k as i32 }
+            }
+            Insn::LdImm64 { dst, pseudo: 0, imm } if imm as i64 != k => {
+                Insn::LdImm64 { dst, pseudo: 0, imm: k as u64 }
+            }
+            _ => continue,
+        };
+        v.push(c);
+    }
+    v
+}
+
+/// Minimises `set` on `input`, which must show a mismatch on `engines`; spends at most
+/// `max_attempts` engine runs and calls `progress(attempts, size)` after each pass.
+pub fn minimize(
+    engines: &mut Engines,
+    set: &ProgramSet,
+    input: &Input,
+    max_attempts: u64,
+    progress: &mut dyn FnMut(u64, usize),
+) -> Result<Minimized, String> {
+    let target = Signature::of(&engines.run_set(set, input))
+        .ok_or("the engines agree on this set and input: there is nothing to minimise")?;
+    let mut s = Search { engines, target, attempts: 1, max_attempts };
+    let (mut set, mut input) = (set.clone(), input.clone());
+    let size_before = set_size(&set);
+    loop {
+        let before = (set_size(&set), set.progs().len(), input.clone(), set.clone());
+        drop_programs(&mut s, &mut set, &input);
+        clear_slots(&mut s, &mut set, &input);
+        for p in 0..set.progs().len() {
+            remove_instructions(&mut s, &mut set, &input, p);
+            simplify_immediates(&mut s, &mut set, &input, p);
+        }
+        zero_context(&mut s, &set, &mut input);
+        progress(s.attempts, set_size(&set));
+        if (set_size(&set), set.progs().len(), &input, &set) == (before.0, before.1, &before.2, &before.3)
+            || s.attempts >= s.max_attempts
+        {
+            break;
+        }
+    }
+    Ok(Minimized {
+        size_after: set_size(&set),
+        set,
+        input,
+        signature: s.target,
+        size_before,
+        attempts: s.attempts,
+    })
+}
+
+/// Drops programs other than the entry, last first; slots that held a dropped program
+/// become empty and later programs move down.
+fn drop_programs(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
+    let mut p = set.progs().len();
+    while p > 1 {
+        p -= 1;
+        let mut progs = set.progs().to_vec();
+        progs.remove(p);
+        let mut maps = set.maps().to_vec();
+        for m in &mut maps {
+            for slot in &mut m.slots {
+                *slot = match *slot {
+                    Some(q) if q == p => None,
+                    Some(q) if q > p => Some(q - 1),
+                    other => other,
+                };
+            }
+        }
+        if let Ok(c) = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec()) {
+            if s.reproduces(&c, input) {
+                *set = c;
+            }
+        }
+    }
+}
+
+fn clear_slots(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
+    for m in 0..set.maps().len() {
+        for k in 0..set.maps()[m].slots.len() {
+            if set.maps()[m].slots[k].is_none() {
+                continue;
+            }
+            let mut maps = set.maps().to_vec();
+            maps[m].slots[k] = None;
+            if let Ok(c) = ProgramSet::with_arrays(set.progs().to_vec(), maps, set.arrays().to_vec()) {
+                if s.reproduces(&c, input) {
+                    *set = c;
+                }
+            }
+        }
+    }
+}
+
+/// Removes runs of instructions from program `p`, halving the run length down to one.
+fn remove_instructions(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
+    let mut chunk = (set.progs()[p].prog.insns().len() / 2).max(1);
+    loop {
+        let mut lo = 0;
+        while lo < set.progs()[p].prog.insns().len() {
+            let insns = set.progs()[p].prog.insns();
+            let hi = (lo + chunk).min(insns.len());
+            let candidate = with_insns(set, p, remove_run(insns, lo, hi));
+            match candidate {
+                Some(c) if s.reproduces(&c, input) => *set = c,
+                _ => lo += chunk,
+            }
+        }
+        if chunk == 1 {
+            break;
+        }
+        chunk /= 2;
+    }
+}
+
+fn simplify_immediates(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
+    for i in 0..set.progs()[p].prog.insns().len() {
+        for simple in simpler(&set.progs()[p].prog.insns()[i]) {
+            let mut insns = set.progs()[p].prog.insns().to_vec();
+            insns[i] = simple;
+            if let Some(c) = with_insns(set, p, insns) {
+                if s.reproduces(&c, input) {
+                    *set = c;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Zeroes the whole context if that keeps the signature, else each 8-byte word.
+fn zero_context(s: &mut Search<'_>, set: &ProgramSet, input: &mut Input) {
+    let Some(ctx) = input.ctx.clone() else { return };
+    if ctx.iter().all(|b| *b == 0) {
+        return;
+    }
+    let zero = Input::with_ctx(vec![0; ctx.len()]);
+    if s.reproduces(set, &zero) {
+        *input = zero;
+        return;
+    }
+    for w in 0..ctx.len().div_ceil(8) {
+        let mut c = input.ctx.clone().expect("has a context");
+        let end = (w * 8 + 8).min(c.len());
+        if c[w * 8..end].iter().all(|b| *b == 0) {
+            continue;
+        }
+        c[w * 8..end].fill(0);
+        let candidate = Input::with_ctx(c);
+        if s.reproduces(set, &candidate) {
+            *input = candidate;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engines::{Options, ALL};
+    use bpf::asm::parse_set;
+
+    #[test]
+    fn removing_a_run_keeps_jumps_on_their_targets() {
+        let set = parse_set("r0 = 0\nif r1 == 0 goto +2\nr0 = 1\nr0 = 2\nr0 += 3\nexit\n").unwrap().set;
+        let insns = set.entry().prog.insns();
+        // Removing `r0 = 1` makes the jump skip one instruction; removing the jump's
+        // target (`r0 = 2`... `r0 = 1 r0 = 2`) lands it on `r0 += 3`.
+        let one = remove_run(insns, 2, 3);
+        assert_eq!(one[1].jump_offset(), Some(1));
+        let both = remove_run(insns, 2, 4);
+        assert_eq!(both[1].jump_offset(), Some(0));
+        assert_eq!(both.len(), 4);
+    }
+
+    #[test]
+    fn an_injected_bug_minimises_to_its_trigger() {
+        // ALU32 results not zero-extended: a few instructions show it.
+        let text = "\
+.ctx 16
+r6 = r1
+r2 = *(u64 *)(r6 + 0)
+r3 = 7
+r3 *= r2
+w2 += -1
+r4 = r2
+r4 ^= 5
+if r4 > 3 goto +1
+r4 = 1
+*(u64 *)(r6 + 8) = r4
+r0 = r2
+exit
+";
+        let f = parse_set(text).unwrap();
+        let input = Input::with_ctx(vec![0; 16]);
+        let opts = Options {
+            bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext),
+            budget: Some(100_000),
+            ..Options::default()
+        };
+        let mut engines = Engines::with_options(&ALL, &opts);
+        let m = minimize(&mut engines, &f.set, &input, 10_000, &mut |_, _| {}).unwrap();
+        // w2 = 0 - 1 = 0xffffffff on the kernel, sign-extended on the buggy JIT: the
+        // smallest reproducer a person would write is `w2 += -1; r0 = r2; exit` with
+        // r2 defined first: four instructions.
+        assert!(
+            m.size_after <= 6,
+            "{} instructions:\n{}",
+            m.size_after,
+            bpf::asm::print_set(&m.set, Some(&m.input))
+        );
+        assert_eq!(m.signature.field, Field::R0);
+        assert_eq!(m.signature.odd_one_out, Some("jit"));
+        assert!(m.size_before > m.size_after);
+        // The correct JIT agrees on the minimised set.
+        let mut correct = Engines::new(&ALL);
+        assert_eq!(compare(&correct.run_set(&m.set, &m.input)), Verdict::Agree);
+    }
+
+    #[test]
+    fn agreeing_sets_are_refused() {
+        let f = parse_set("r0 = 1\nexit\n").unwrap();
+        let mut engines = Engines::new(&ALL);
+        let e = minimize(&mut engines, &f.set, &Input::none(), 100, &mut |_, _| {}).unwrap_err();
+        assert!(e.contains("nothing to minimise"), "{e}");
+    }
+}
