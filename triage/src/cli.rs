@@ -47,6 +47,9 @@ enum Command {
     /// Minimise a finding: the smallest program set (and context) on which the engines
     /// still disagree in the same way.
     Minimize(MinimizeArgs),
+    /// Replay every finding in a directory, minimise each, group them by signature, and
+    /// write a report per group (Markdown, HTML) and a JSON summary to a new directory.
+    Triage(TriageArgs),
     /// List the bugs that can be injected into the JIT, with what each does.
     Bugs,
     /// Benchmarks: `bench bugs` measures how fast fuzzing finds each injectable bug.
@@ -76,6 +79,31 @@ struct MinimizeArgs {
     /// Engine runs to spend at most.
     #[arg(long, default_value_t = 20_000)]
     max_attempts: u64,
+}
+
+#[derive(Debug, clap::Args)]
+struct TriageArgs {
+    /// A directory of findings: `jitdiff fuzz` artifacts, libFuzzer crash files, or
+    /// program sets as text; searched recursively, only read.
+    dir: PathBuf,
+    /// A new directory for the reports (default: DIR-triage).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// How the JIT keeps the tail-call counter: register, stack or pointer.
+    #[arg(long, default_value = "register")]
+    scheme: jit::Scheme,
+    /// The count semantics the reference implements: global or per-frame.
+    #[arg(long, default_value = "global", value_parser = parse_semantics)]
+    semantics: oracle::reference::TailCallSemantics,
+    /// Bugs injected into the JIT, as when the findings were made.
+    #[arg(long, value_delimiter = ',')]
+    inject: Vec<jit::Bug>,
+    /// Engine runs to spend minimising each finding at most.
+    #[arg(long, default_value_t = 5_000)]
+    max_attempts: u64,
+    /// End with one JSON summary line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -241,6 +269,7 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             cmd_jit(&file, scheme, inject.into_iter().collect(), out, err)
         }
         Command::Minimize(a) => cmd_minimize(&a, out, err),
+        Command::Triage(a) => cmd_triage(&a, out, err),
         Command::Bugs => {
             for i in jit::bugs::CATALOGUE {
                 let commit = i.commit.map(|c| format!(" (kernel fix {c})")).unwrap_or_default();
@@ -439,23 +468,8 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     u8::from(findings + invalid > 0)
 }
 
-/// Reads a finding: set text (with its context, else 64 zero bytes) or fuzz input bytes.
-fn read_finding(path: &Path) -> Result<bpf::gen::Generated, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let is_text = path.extension().is_some_and(|x| x == "s") || bytes.starts_with(crate::fuzz::TEXT_MAGIC);
-    if is_text {
-        let text = std::str::from_utf8(bytes.strip_prefix(crate::fuzz::TEXT_MAGIC).unwrap_or(&bytes))
-            .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
-        let f = bpf::asm::parse_set(text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let input = f.ctx.unwrap_or_else(|| Input::with_ctx(vec![0; 64]));
-        return Ok(bpf::gen::Generated { set: f.set, input });
-    }
-    crate::fuzz::generate_from(&bytes)
-        .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))
-}
-
 fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let g = match read_finding(&a.input) {
+    let g = match crate::dedup::read_finding(&a.input) {
         Ok(g) => g,
         Err(e) => return usage(err, &e),
     };
@@ -499,6 +513,79 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         m.signature,
         output.display()
     );
+    0
+}
+
+fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if !a.dir.is_dir() {
+        return usage(err, &format!("{}: not a directory", a.dir.display()));
+    }
+    let output = a.output.clone().unwrap_or_else(|| {
+        let mut name = a.dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push("-triage");
+        a.dir.with_file_name(name)
+    });
+    if output.exists() && std::fs::read_dir(&output).map_or(true, |mut d| d.next().is_some()) {
+        return usage(
+            err,
+            &format!("{} exists and is not empty; name a new directory with -o", output.display()),
+        );
+    }
+    let files = match crate::dedup::finding_files(&a.dir) {
+        Ok(f) => f,
+        Err(e) => return usage(err, &format!("cannot read {}: {e}", a.dir.display())),
+    };
+    let opts = Options {
+        scheme: a.scheme,
+        semantics: a.semantics,
+        budget: Some(FUZZ_BUDGET),
+        bugs: a.inject.iter().copied().collect(),
+    };
+    let start = std::time::Instant::now();
+    let mut progress = |done: usize, total: usize| {
+        let width = 30;
+        let filled = (done * width).checked_div(total).unwrap_or(width);
+        let _ = write!(err, "\r[{}{}] {done}/{total} inputs", "#".repeat(filled), ".".repeat(width - filled));
+    };
+    let t = crate::dedup::triage(&files, &opts, a.max_attempts, &mut progress);
+    let _ = writeln!(err);
+    for (p, why) in &t.skipped {
+        let _ = writeln!(err, "jitdiff: skipped {}: {why}", p.display());
+    }
+    let summary = match crate::pages::write_reports(&t, &output, &opts, start.elapsed().as_secs_f64()) {
+        Ok(s) => s,
+        Err(e) => return usage(err, &e),
+    };
+    if a.json {
+        let line = serde_json::json!({
+            "inputs": summary["inputs"],
+            "groups": summary["groups"],
+            "skipped": summary["skipped"],
+            "seconds": summary["seconds"],
+            "output": summary["output"],
+        });
+        let _ = writeln!(out, "{line}");
+    } else {
+        let _ = writeln!(
+            out,
+            "{} inputs, {} groups, {} skipped, in {:.1} s; reports in {}",
+            t.inputs,
+            t.groups.len(),
+            t.skipped.len(),
+            start.elapsed().as_secs_f64(),
+            output.display()
+        );
+        for (k, g) in t.groups.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  group-{}: {} ({} inputs, {} instructions)",
+                k + 1,
+                g.signature,
+                g.inputs.len(),
+                g.best.size_after
+            );
+        }
+    }
     0
 }
 

@@ -5,8 +5,10 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod dedup;
 pub mod engines;
 pub mod fuzz;
 pub mod minimize;
+pub mod pages;
 pub mod present;
 pub mod report;

@@ -12,14 +12,40 @@ use bpf::{Call, FaultKind, Input, Insn, Operand, Program, ProgramSet, RunResult}
 use crate::compare::{compare, EngineResult, Field, Verdict};
 use crate::engines::Engines;
 
-/// What identifies a bug across its reproducers: the first field that differs, the
-/// engine that is the odd one out there, and the fault class that engine ended with.
-/// Which other engines could judge the set does not count: a reproducer that rbpf can
-/// judge shows the same bug as one it cannot.
+/// The kind of difference a signature names, from the most upstream observable: a
+/// wrong tail-call count explains any later difference in values, a fault explains
+/// missing ones; otherwise a value differs (R0, memory, a helper's arguments), and which
+/// one depends more on the program than on the bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// The number of successful tail calls differs.
+    TailCalls,
+    /// Whether or how a run faulted differs.
+    Error,
+    /// R0, the context, the array maps or the helper trace differ.
+    Value,
+}
+
+impl Kind {
+    /// A short stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::TailCalls => "tail_calls",
+            Kind::Error => "error",
+            Kind::Value => "value",
+        }
+    }
+}
+
+/// What identifies a bug across its reproducers: the [`Kind`] of difference, the engine
+/// that is the odd one out there, and the fault class that engine ended with. Which
+/// other engines could judge the set does not count: a reproducer that rbpf can judge
+/// shows the same bug as one it cannot. (Two different bugs that both show as wrong
+/// values share a signature until signatures include the first divergent instruction.)
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signature {
-    /// The first differing field.
-    pub field: Field,
+    /// The kind of difference.
+    pub kind: Kind,
     /// The engine alone in that field, if one is.
     pub odd_one_out: Option<&'static str>,
     /// The odd one out's fault class (`None` when it returned).
@@ -30,21 +56,26 @@ impl Signature {
     /// The signature of a comparison, if it is a mismatch.
     pub fn of(results: &[EngineResult]) -> Option<Signature> {
         let Verdict::Mismatch(diffs) = compare(results) else { return None };
-        let first = diffs.first()?;
+        let has = |f: Field| diffs.iter().find(|d| d.field == f);
+        let (kind, first) = match (has(Field::TailCalls), has(Field::Error)) {
+            (Some(d), _) => (Kind::TailCalls, d),
+            (None, Some(d)) => (Kind::Error, d),
+            (None, None) => (Kind::Value, diffs.first()?),
+        };
         let odd_error =
             results.iter().find(|r| Some(r.engine) == first.odd_one_out).and_then(|r| match &r.result {
                 RunResult::Ran(o) => o.result.as_ref().err().map(|f| f.kind),
                 RunResult::CannotJudge(_) => None,
             });
-        Some(Signature { field: first.field, odd_one_out: first.odd_one_out, odd_error })
+        Some(Signature { kind, odd_one_out: first.odd_one_out, odd_error })
     }
 }
 
 impl fmt::Display for Signature {
-    /// A stable one-line form, such as `r0:jit:ok` or `error:jit:abi`.
+    /// A stable one-line form, such as `value:jit:ok` or `error:jit:abi`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let error = self.odd_error.map_or("ok", FaultKind::name);
-        write!(f, "{}:{}:{error}", self.field, self.odd_one_out.unwrap_or("none"))
+        write!(f, "{}:{}:{error}", self.kind.name(), self.odd_one_out.unwrap_or("none"))
     }
 }
 
@@ -365,7 +396,7 @@ exit
             m.size_after,
             bpf::asm::print_set(&m.set, Some(&m.input))
         );
-        assert_eq!(m.signature.field, Field::R0);
+        assert_eq!(m.signature.kind, Kind::Value);
         assert_eq!(m.signature.odd_one_out, Some("jit"));
         assert!(m.size_before > m.size_after);
         // The correct JIT agrees on the minimised set.

@@ -176,6 +176,7 @@
 //! assert_eq!(print_set(&file.set, file.ctx.as_ref()), text);
 //! ```
 
+pub mod kernel;
 mod lex;
 mod parse;
 mod print;

@@ -1,0 +1,166 @@
+//! `jitdiff triage`: replays every finding in a directory, minimises each, and groups
+//! them by [`Signature`], keeping the smallest reproducer per group. Input files are
+//! only read.
+
+use std::path::{Path, PathBuf};
+
+use bpf::gen::Generated;
+
+use crate::engines::{Engines, Options, ALL};
+use crate::minimize::{minimize, Minimized, Signature};
+
+/// One group of findings with the same signature.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// What the findings share.
+    pub signature: Signature,
+    /// The smallest minimised reproducer.
+    pub best: Minimized,
+    /// Every input that showed the signature, in the order read.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// The result of triaging a directory.
+#[derive(Clone, Debug, Default)]
+pub struct Triage {
+    /// Files read.
+    pub inputs: usize,
+    /// Groups, largest first (then by signature).
+    pub groups: Vec<Group>,
+    /// Files that could not be read or showed no finding, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Every regular file below `dir` that may hold a finding, sorted: set text (`.s`),
+/// fuzz inputs (`.input`) and libFuzzer's artifacts (`crash-*` and the like). Hidden
+/// files and minimised outputs (`.min.s`) are left out.
+pub fn finding_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || name.ends_with(".min.s") {
+                continue;
+            }
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads one finding: set text (with its context, else 64 zero bytes) or fuzz input
+/// bytes (generator bytes, or a set after the text marker).
+pub fn read_finding(path: &Path) -> Result<Generated, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let is_text = path.extension().is_some_and(|x| x == "s") || bytes.starts_with(crate::fuzz::TEXT_MAGIC);
+    if is_text {
+        let text = std::str::from_utf8(bytes.strip_prefix(crate::fuzz::TEXT_MAGIC).unwrap_or(&bytes))
+            .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+        let f = bpf::asm::parse_set(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let input = f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]));
+        return Ok(Generated { set: f.set, input });
+    }
+    crate::fuzz::generate_from(&bytes)
+        .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))
+}
+
+/// One input of a group: its size in BPF instructions, its file, its set and input.
+type Member = (usize, PathBuf, Generated);
+
+/// Inputs of a group that are minimised; the smallest result is the group's
+/// reproducer. Minimising keeps the signature, so every input of a group would
+/// minimise to a reproducer of the same group: a few of the smallest are enough.
+pub const MINIMIZED_PER_GROUP: usize = 3;
+
+/// Triages `files` with engines configured by `opts`: one run per file to find its
+/// signature, then the [`MINIMIZED_PER_GROUP`] smallest inputs of each group minimised
+/// with at most `max_attempts` engine runs each. `progress(done, total)` is called as
+/// files are read and groups minimised.
+pub fn triage(
+    files: &[PathBuf],
+    opts: &Options,
+    max_attempts: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Triage {
+    let mut engines = Engines::with_options(&ALL, opts);
+    let mut t = Triage { inputs: files.len(), ..Triage::default() };
+    let mut found: Vec<(Signature, Vec<Member>)> = Vec::new();
+    for (k, path) in files.iter().enumerate() {
+        progress(k, files.len());
+        let g = match read_finding(path) {
+            Ok(g) => g,
+            Err(e) => {
+                t.skipped.push((path.clone(), e));
+                continue;
+            }
+        };
+        let Some(sig) = Signature::of(&engines.run_set(&g.set, &g.input)) else {
+            let why = "the engines agree on it (or it is invalid or inconclusive): nothing to minimise";
+            t.skipped.push((path.clone(), why.into()));
+            continue;
+        };
+        let size = crate::minimize::set_size(&g.set);
+        match found.iter_mut().find(|(s, _)| *s == sig) {
+            Some((_, members)) => members.push((size, path.clone(), g)),
+            None => found.push((sig, vec![(size, path.clone(), g)])),
+        }
+    }
+    progress(files.len(), files.len());
+    for (sig, mut members) in found {
+        let inputs: Vec<PathBuf> = members.iter().map(|m| m.1.clone()).collect();
+        members.sort_by_key(|m| m.0);
+        let mut best: Option<Minimized> = None;
+        for (_, _, g) in members.iter().take(MINIMIZED_PER_GROUP) {
+            if let Ok(m) = minimize(&mut engines, &g.set, &g.input, max_attempts, &mut |_, _| {}) {
+                if best.as_ref().is_none_or(|b| m.size_after < b.size_after) {
+                    best = Some(m);
+                }
+            }
+        }
+        if let Some(best) = best {
+            t.groups.push(Group { signature: sig, best, inputs });
+        }
+    }
+    t.groups.sort_by(|a, b| b.inputs.len().cmp(&a.inputs.len()).then_with(|| a.signature.cmp(&b.signature)));
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_of_one_bug_form_one_group_and_bad_files_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("jitdiff-dedup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Two different programs showing the same missing zero-extension in R0.
+        std::fs::write(dir.join("a.s"), ".ctx 8\nr0 = -1\nw0 += 0\nr1 = 2\nexit\n").unwrap();
+        std::fs::write(dir.join("b.s"), ".ctx 8\nr2 = 3\nr0 = -2\nw0 -= 0\nexit\n").unwrap();
+        // One where the engines agree, one that does not parse.
+        std::fs::write(dir.join("c.s"), ".ctx 8\nr0 = 1\nexit\n").unwrap();
+        std::fs::write(dir.join("d.s"), "r0 = \n").unwrap();
+        let opts = Options {
+            bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext),
+            budget: Some(100_000),
+            ..Options::default()
+        };
+        let files = finding_files(&dir).unwrap();
+        let t = triage(&files, &opts, 5_000, &mut |_, _| {});
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(t.inputs, 4);
+        assert_eq!(t.groups.len(), 1, "{:?}", t.groups);
+        assert_eq!(t.groups[0].inputs.len(), 2);
+        assert_eq!(t.groups[0].signature.to_string(), "value:jit:ok");
+        assert_eq!(t.groups[0].best.size_after, 3);
+        assert_eq!(t.skipped.len(), 2);
+        assert!(t.skipped.iter().any(|(p, why)| p.ends_with("c.s") && why.contains("engines agree")));
+        assert!(t.skipped.iter().any(|(p, why)| p.ends_with("d.s") && why.contains("d.s")));
+    }
+}

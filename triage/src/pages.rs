@@ -1,0 +1,218 @@
+//! Triage reports: per group a Markdown report and a self-contained HTML page (every
+//! piece of user-controlled text escaped), and a JSON summary of all groups.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::dedup::{Group, Triage};
+use crate::engines::{Engines, Options, ALL};
+
+/// One report's sections, as plain text, shared by the Markdown and HTML forms.
+struct Sections {
+    title: String,
+    facts: Vec<(String, String)>,
+    blocks: Vec<(String, String)>,
+}
+
+/// The command line that replays `file` with `opts`.
+pub fn reproduce_command(file: &Path, opts: &Options) -> String {
+    let mut cmd = String::from("jitdiff run");
+    if opts.scheme != jit::Scheme::Register {
+        cmd += &format!(" --scheme {}", opts.scheme);
+    }
+    if opts.semantics != oracle::reference::TailCallSemantics::Global {
+        cmd += " --semantics per-frame";
+    }
+    let bugs: Vec<&str> = opts.bugs.list().iter().map(|b| b.name()).collect();
+    if !bugs.is_empty() {
+        cmd += &format!(" --inject {}", bugs.join(","));
+    }
+    cmd + &format!(" {}", file.display())
+}
+
+fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
+    let m = &group.best;
+    let mut engines = Engines::with_options(&ALL, opts);
+    let results = engines.run_set(&m.set, &m.input);
+    let verdict = crate::compare::compare(&results);
+    let outcomes = crate::present::to_text("reproducer", &results, &verdict);
+    let mut macros = String::new();
+    for p in m.set.progs() {
+        let _ = writeln!(macros, "/* program {} */\nstruct bpf_insn {}[] = {{", p.name, c_name(&p.name));
+        macros += &bpf::asm::kernel::program_macros(&p.prog);
+        macros += "};\n";
+    }
+    let listing = match jit::compile::compile_set_with_bugs(&m.set, opts.scheme, opts.bugs) {
+        Ok(c) => crate::cli::listing(&m.set, &c),
+        Err(e) => format!("the JIT cannot compile the reproducer: {e}"),
+    };
+    let bugs: Vec<&str> = opts.bugs.list().iter().map(|b| b.name()).collect();
+    let inputs: Vec<String> = group.inputs.iter().map(|p| p.display().to_string()).collect();
+    Sections {
+        title: format!("jitdiff finding: {}", group.signature),
+        facts: vec![
+            ("signature".into(), group.signature.to_string()),
+            ("inputs with this signature".into(), group.inputs.len().to_string()),
+            ("reproducer size".into(), format!("{} BPF instructions (from {})", m.size_after, m.size_before)),
+            ("TCC scheme".into(), opts.scheme.to_string()),
+            ("tail-call semantics".into(), format!("{:?}", opts.semantics).to_lowercase()),
+            ("injected bugs".into(), if bugs.is_empty() { "none".into() } else { bugs.join(", ") }),
+            ("reproduce".into(), reproduce_command(reproducer, opts)),
+        ],
+        blocks: vec![
+            ("Outcomes".into(), outcomes),
+            ("Minimised program set (jitdiff text)".into(), bpf::asm::print_set(&m.set, Some(&m.input))),
+            ("As kernel instruction macros (lib/test_bpf.c, selftests)".into(), macros),
+            ("RV64 code, with the BPF instruction each range came from".into(), listing),
+            ("Inputs".into(), inputs.join("\n")),
+        ],
+    }
+}
+
+/// A C identifier from a program name.
+fn c_name(name: &str) -> String {
+    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("prog_{s}")
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn markdown(s: &Sections) -> String {
+    let mut md = format!("# {}\n\n", s.title);
+    for (k, v) in &s.facts {
+        let _ = writeln!(md, "- **{k}**: `{}`", v.replace('`', "'"));
+    }
+    for (h, body) in &s.blocks {
+        let _ = write!(md, "\n## {h}\n\n```\n{}\n```\n", body.trim_end().replace("```", "'''"));
+    }
+    md
+}
+
+fn html(s: &Sections) -> String {
+    let mut h = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+    );
+    let _ = writeln!(h, "<title>{}</title>", escape_html(&s.title));
+    h += "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;\
+          color:#1d1d1f}h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #ddd}\
+          table{border-collapse:collapse}td{padding:.2rem .8rem;border-bottom:1px solid #eee;vertical-align:top}\
+          td:first-child{font-weight:600;white-space:nowrap}pre{background:#f6f8fa;padding:1rem;overflow-x:auto;\
+          font-size:.85rem;line-height:1.35}code{font-family:ui-monospace,monospace}</style>\n</head><body>\n";
+    let _ = writeln!(h, "<h1>{}</h1>\n<table>", escape_html(&s.title));
+    for (k, v) in &s.facts {
+        let _ = writeln!(h, "<tr><td>{}</td><td><code>{}</code></td></tr>", escape_html(k), escape_html(v));
+    }
+    h += "</table>\n";
+    for (title, body) in &s.blocks {
+        let _ = writeln!(h, "<h2>{}</h2>\n<pre>{}</pre>", escape_html(title), escape_html(body.trim_end()));
+    }
+    h + "</body></html>\n"
+}
+
+/// Writes the reports of `t` into `out` (which must not exist or be empty): per group
+/// `group-K/` with `reproducer.s`, `report.md` and `report.html`, and `summary.json`.
+/// Returns the summary.
+pub fn write_reports(
+    t: &Triage,
+    out: &Path,
+    opts: &Options,
+    seconds: f64,
+) -> Result<serde_json::Value, String> {
+    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
+        return Err(format!("{} exists and is not empty; name a new directory with -o", out.display()));
+    }
+    let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let mut groups = Vec::new();
+    for (k, g) in t.groups.iter().enumerate() {
+        let dir = out.join(format!("group-{}", k + 1));
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let reproducer = dir.join("reproducer.s");
+        let text = format!(
+            "; jitdiff: {} ({} inputs)\n{}",
+            g.signature,
+            g.inputs.len(),
+            bpf::asm::print_set(&g.best.set, Some(&g.best.input))
+        );
+        std::fs::write(&reproducer, text).map_err(|e| io(&reproducer, e))?;
+        let s = sections(g, &reproducer, opts);
+        let (md, page) = (dir.join("report.md"), dir.join("report.html"));
+        std::fs::write(&md, markdown(&s)).map_err(|e| io(&md, e))?;
+        std::fs::write(&page, html(&s)).map_err(|e| io(&page, e))?;
+        groups.push(serde_json::json!({
+            "signature": g.signature.to_string(),
+            "inputs": g.inputs.len(),
+            "size": g.best.size_after,
+            "report": page.display().to_string(),
+            "reproduce": reproduce_command(&reproducer, opts),
+        }));
+    }
+    let skipped: Vec<serde_json::Value> = t
+        .skipped
+        .iter()
+        .map(|(p, why)| serde_json::json!({"input": p.display().to_string(), "reason": why}))
+        .collect();
+    let summary = serde_json::json!({
+        "inputs": t.inputs,
+        "groups": t.groups.len(),
+        "skipped": t.skipped.len(),
+        "seconds": seconds,
+        "output": out.display().to_string(),
+        "group_list": groups,
+        "skipped_list": skipped,
+    });
+    let path: PathBuf = out.join("summary.json");
+    std::fs::write(&path, format!("{summary:#}\n")).map_err(|e| io(&path, e))?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            escape_html("<script>alert('x' & \"y\")</script>"),
+            "&lt;script&gt;alert(&#39;x&#39; &amp; &quot;y&quot;)&lt;/script&gt;"
+        );
+    }
+
+    #[test]
+    fn reports_are_written_once_and_escape_file_names() {
+        let dir = std::env::temp_dir().join(format!("jitdiff-pages-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("<b>evil&.s");
+        std::fs::write(&input, ".ctx 8\nr0 = -1\nw0 += 0\nexit\n").unwrap();
+        let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
+        let t = crate::dedup::triage(&[input], &opts, 1_000, &mut |_, _| {});
+        let out = dir.join("out");
+        let summary = write_reports(&t, &out, &opts, 0.5).unwrap();
+        assert_eq!(summary["groups"], 1);
+        let page = std::fs::read_to_string(out.join("group-1/report.html")).unwrap();
+        assert!(page.contains("&lt;b&gt;evil&amp;.s") && !page.contains("<b>evil"), "names are escaped");
+        assert!(page.contains("BPF_ALU32_IMM(BPF_ADD, BPF_REG_0, 0)"));
+        assert!(page.contains("jitdiff run --inject alu32-arith-no-zext"));
+        let md = std::fs::read_to_string(out.join("group-1/report.md")).unwrap();
+        assert!(md.starts_with("# jitdiff finding: value:jit:ok\n"));
+        // The output directory is not reused.
+        assert!(write_reports(&t, &out, &opts, 0.5).unwrap_err().contains("not empty"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
