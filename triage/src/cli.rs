@@ -59,6 +59,32 @@ enum Command {
     },
 }
 
+/// How findings are replayed: the engine configuration they were made with.
+#[derive(Debug, clap::Args)]
+struct ReplayArgs {
+    /// How the JIT keeps the tail-call counter: register, stack or pointer.
+    #[arg(long, default_value = "register")]
+    scheme: jit::Scheme,
+    /// The count semantics the reference implements: global or per-frame.
+    #[arg(long, default_value = "global", value_parser = parse_semantics)]
+    semantics: oracle::reference::TailCallSemantics,
+    /// Bugs injected into the JIT, as when the findings were made.
+    #[arg(long, value_delimiter = ',')]
+    inject: Vec<jit::Bug>,
+}
+
+impl ReplayArgs {
+    /// The engine options, with the fuzzer's budget.
+    fn options(&self) -> Options {
+        Options {
+            scheme: self.scheme,
+            semantics: self.semantics,
+            budget: Some(FUZZ_BUDGET),
+            bugs: self.inject.iter().copied().collect(),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct MinimizeArgs {
     /// A finding: a program set as text (`.s`, with its `.ctx`) or a fuzz input
@@ -67,15 +93,8 @@ struct MinimizeArgs {
     /// Where the minimised set goes (default: INPUT with `.min.s`); never overwritten.
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// How the JIT keeps the tail-call counter: register, stack or pointer.
-    #[arg(long, default_value = "register")]
-    scheme: jit::Scheme,
-    /// The count semantics the reference implements: global or per-frame.
-    #[arg(long, default_value = "global", value_parser = parse_semantics)]
-    semantics: oracle::reference::TailCallSemantics,
-    /// Bugs injected into the JIT, as when the finding was made.
-    #[arg(long, value_delimiter = ',')]
-    inject: Vec<jit::Bug>,
+    #[command(flatten)]
+    engines: ReplayArgs,
     /// Engine runs to spend at most.
     #[arg(long, default_value_t = 20_000)]
     max_attempts: u64,
@@ -89,15 +108,8 @@ struct TriageArgs {
     /// A new directory for the reports (default: DIR-triage).
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// How the JIT keeps the tail-call counter: register, stack or pointer.
-    #[arg(long, default_value = "register")]
-    scheme: jit::Scheme,
-    /// The count semantics the reference implements: global or per-frame.
-    #[arg(long, default_value = "global", value_parser = parse_semantics)]
-    semantics: oracle::reference::TailCallSemantics,
-    /// Bugs injected into the JIT, as when the findings were made.
-    #[arg(long, value_delimiter = ',')]
-    inject: Vec<jit::Bug>,
+    #[command(flatten)]
+    engines: ReplayArgs,
     /// Engine runs to spend minimising each finding at most.
     #[arg(long, default_value_t = 5_000)]
     max_attempts: u64,
@@ -477,12 +489,7 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
     if output.exists() {
         return usage(err, &format!("{} exists; name another output with -o", output.display()));
     }
-    let opts = Options {
-        scheme: a.scheme,
-        semantics: a.semantics,
-        budget: Some(FUZZ_BUDGET),
-        bugs: a.inject.iter().copied().collect(),
-    };
+    let opts = a.engines.options();
     let mut engines = Engines::with_options(&crate::engines::ALL, &opts);
     let mut progress = |attempts: u64, size: usize| {
         let _ = write!(err, "\r{attempts} runs, {size} instructions   ");
@@ -535,12 +542,7 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Ok(f) => f,
         Err(e) => return usage(err, &format!("cannot read {}: {e}", a.dir.display())),
     };
-    let opts = Options {
-        scheme: a.scheme,
-        semantics: a.semantics,
-        budget: Some(FUZZ_BUDGET),
-        bugs: a.inject.iter().copied().collect(),
-    };
+    let opts = a.engines.options();
     let start = std::time::Instant::now();
     let mut progress = |done: usize, total: usize| {
         let width = 30;
