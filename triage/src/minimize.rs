@@ -216,7 +216,9 @@ pub fn minimize(
         drop_programs(&mut s, &mut set, &input);
         clear_slots(&mut s, &mut set, &input);
         for p in 0..set.progs().len() {
+            drop_calls(&mut s, &mut set, &input, p);
             remove_instructions(&mut s, &mut set, &input, p);
+            to_constants(&mut s, &mut set, &input, p);
             simplify_immediates(&mut s, &mut set, &input, p);
         }
         zero_context(&mut s, &set, &mut input);
@@ -298,6 +300,61 @@ fn remove_instructions(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, 
             break;
         }
         chunk /= 2;
+    }
+}
+
+/// `dst = k` for the constants a minimised program is easiest to read with.
+fn mov(dst: bpf::Reg, k: i32) -> Insn {
+    Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst, src: Operand::Imm(k) }
+}
+
+/// Replaces each bpf2bpf call whose callee has no other caller with `r0 = k` and drops
+/// the callee.
+fn drop_calls(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
+    let mut i = 0;
+    while i < set.progs()[p].prog.insns().len() {
+        let prog = &set.progs()[p].prog;
+        let is_call = matches!(prog.insns()[i], Insn::Call(Call::Local(_)));
+        let target = prog.target_of(i);
+        let callee = target.and_then(|t| prog.functions().into_iter().find(|f| f.start == t));
+        let callers = |t: usize| (0..prog.insns().len()).filter(|&j| prog.target_of(j) == Some(t)).count();
+        if let (true, Some(f)) = (is_call, callee) {
+            if callers(f.start) == 1 {
+                for k in [0, 1, -1] {
+                    let mut insns = prog.insns().to_vec();
+                    insns[i] = mov(bpf::Reg::R0, k);
+                    if let Some(c) = with_insns(set, p, remove_run(&insns, f.start, f.end)) {
+                        if s.reproduces(&c, input) {
+                            *set = c;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+}
+
+/// Replaces each instruction that writes a register with `dst = 0`, `1` or `-1`.
+fn to_constants(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
+    for i in 0..set.progs()[p].prog.insns().len() {
+        let insn = set.progs()[p].prog.insns()[i];
+        let Some(dst) = insn.written_reg() else { continue };
+        if matches!(insn, Insn::Alu { op: bpf::AluOp::Mov, src: Operand::Imm(_), width: bpf::Width::W64, .. })
+        {
+            continue;
+        }
+        for k in [0, 1, -1] {
+            let mut insns = set.progs()[p].prog.insns().to_vec();
+            insns[i] = mov(dst, k);
+            if let Some(c) = with_insns(set, p, insns) {
+                if s.reproduces(&c, input) {
+                    *set = c;
+                    break;
+                }
+            }
+        }
     }
 }
 
