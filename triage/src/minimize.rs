@@ -173,10 +173,22 @@ pub fn remove_run(insns: &[Insn], lo: usize, hi: usize) -> Vec<Insn> {
     out
 }
 
-/// Simpler versions of one instruction: its immediate replaced by 0 or 1.
+/// Simpler versions of one instruction: its immediate replaced by 0, or by 1 unless it
+/// is 0 already (0 is simpler than 1, so no two candidates undo each other).
 fn simpler(insn: &Insn) -> Vec<Insn> {
     let mut v = Vec::new();
-    for k in [0i64, 1] {
+    let imm = match *insn {
+        Insn::Alu { src: Operand::Imm(i), .. } | Insn::Jmp { src: Operand::Imm(i), .. } => i as i64,
+        Insn::StoreImm { imm, .. } => imm as i64,
+        Insn::LdImm64 { imm, .. } => imm as i64,
+        _ => return v,
+    };
+    let ks: &[i64] = match imm {
+        0 => &[],
+        1 => &[0],
+        _ => &[0, 1],
+    };
+    for &k in ks {
         let c = match *insn {
             Insn::Alu { width, op, dst, src: Operand::Imm(i) } if i as i64 != k => {
                 Insn::Alu { width, op, dst, src: Operand::Imm(k as i32) }
@@ -336,18 +348,24 @@ fn drop_calls(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize)
     }
 }
 
-/// Replaces each instruction that writes a register with `dst = 0`, `1` or `-1`.
+/// Replaces each instruction that computes a register (a helper call: R0) with a
+/// constant: 0, 1, -1, or `w = 0x80000000`, the value whose sign bit is bit 31.
 fn to_constants(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
     for i in 0..set.progs()[p].prog.insns().len() {
         let insn = set.progs()[p].prog.insns()[i];
-        let Some(dst) = insn.written_reg() else { continue };
-        if matches!(insn, Insn::Alu { op: bpf::AluOp::Mov, src: Operand::Imm(_), width: bpf::Width::W64, .. })
-        {
-            continue;
-        }
-        for k in [0, 1, -1] {
+        let dst = match insn {
+            Insn::Call(Call::Helper(_)) if !insn.is_tail_call() => bpf::Reg::R0,
+            Insn::Alu { op: bpf::AluOp::Mov, src: Operand::Imm(_), .. } => continue,
+            _ => match insn.written_reg() {
+                Some(r) => r,
+                None => continue,
+            },
+        };
+        let sign31 =
+            Insn::Alu { width: bpf::Width::W32, op: bpf::AluOp::Mov, dst, src: Operand::Imm(i32::MIN) };
+        for c in [mov(dst, 0), mov(dst, 1), mov(dst, -1), sign31] {
             let mut insns = set.progs()[p].prog.insns().to_vec();
-            insns[i] = mov(dst, k);
+            insns[i] = c;
             if let Some(c) = with_insns(set, p, insns) {
                 if s.reproduces(&c, input) {
                     *set = c;
