@@ -156,7 +156,7 @@ mod tests;
 use std::rc::Rc;
 
 use bpf::exec::{MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
-use bpf::{Engine, Input, Outcome, ProgramSet, RunResult, MAX_STACK};
+use bpf::{Engine, Input, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
 
 #[cfg(test)]
 use lower::TICK_HELPER;
@@ -212,6 +212,9 @@ pub struct Rbpf {
     /// The stack and the context copy between guard areas (see [`Layout`]); reused
     /// between runs.
     buf: Vec<u8>,
+    /// The entry program last lowered, with its lowering: the same set run on another
+    /// input is not lowered again.
+    last: Option<(Program, MapCounts, Rc<Lowered>)>,
 }
 
 impl std::fmt::Debug for Rbpf {
@@ -235,7 +238,7 @@ impl Rbpf {
     /// An engine that stops a run with [`FaultKind::Budget`](bpf::FaultKind::Budget) once
     /// it has taken more than `budget` backward jumps (tail-call targets included).
     pub fn with_back_edge_budget(budget: u64) -> Rbpf {
-        Rbpf { budget, buf: Vec::new() }
+        Rbpf { budget, buf: Vec::new(), last: None }
     }
 
     /// The number of backward jumps a run may take.
@@ -259,9 +262,16 @@ impl Engine for Rbpf {
         }
         let maps = MapCounts::of(set);
         let prog = &set.entry().prog;
-        let lowered = match lower(prog, maps) {
-            Ok(l) => Rc::new(l),
-            Err(reason) => return RunResult::CannotJudge(reason),
+        let lowered = match &self.last {
+            Some((p, m, l)) if p == prog && *m == maps => Rc::clone(l),
+            _ => match lower(prog, maps) {
+                Ok(l) => {
+                    let l = Rc::new(l);
+                    self.last = Some((prog.clone(), maps, Rc::clone(&l)));
+                    l
+                }
+                Err(reason) => return RunResult::CannotJudge(reason),
+            },
         };
         let len = input.ctx.as_ref().map_or(0, Vec::len);
         if self.buf.len() < Layout::size(len) {
