@@ -27,8 +27,9 @@ use crate::guest::{
 };
 use crate::watchdog::Watchdog;
 
-/// Bytes below `STACK_TOP` cleared before every run (frames never go deeper).
-const STACK_CLEAR: usize = 16 * 1024;
+/// Bytes below `STACK_TOP` cleared before every run: the BPF stack (512 bytes in all)
+/// and eight frames' saved registers take under 2 KiB.
+const STACK_CLEAR: usize = 8 * 1024;
 /// Translation blocks (straight-line runs of machine code) a run may enter, by default,
 /// before it counts as not terminating: a block is at least one machine instruction,
 /// and every loop iteration enters at least one, so this bounds every run. Counting
@@ -261,34 +262,21 @@ impl Runner {
             self.code_mapped = need;
             self.code_len = 0;
         }
-        let image = Runner::image(compiled);
+        let image = &compiled.image;
         // Running the same code again (another input for the same set) needs no write and
         // keeps every translated block: the guest memory already holds exactly these
         // bytes, and any guest write to code pages invalidated its own blocks.
         let same = span == self.code_len
-            && self.emu.mem_read_as_vec(CODE_ADDR, image.len()).is_ok_and(|now| now == image);
+            && self.emu.mem_read_as_vec(CODE_ADDR, image.len()).is_ok_and(|now| now == *image);
         if same {
             return Ok(());
         }
-        self.emu.mem_write(CODE_ADDR, &image).map_err(err)?;
+        self.emu.mem_write(CODE_ADDR, image).map_err(err)?;
         // Writing memory does not invalidate translated blocks: drop every block that
         // covered old or new code.
         self.emu.ctl_remove_cache(CODE_ADDR, CODE_ADDR + self.code_len.max(span)).map_err(err)?;
         self.code_len = span;
         Ok(())
-    }
-
-    /// The code region's contents for `compiled`: every program at its base, zeros
-    /// between them.
-    fn image(compiled: &CompiledSet) -> Vec<u8> {
-        let mut image = vec![0u8; compiled.span() as usize];
-        for c in &compiled.progs {
-            let at = (c.base - CODE_ADDR) as usize;
-            for (k, inst) in c.insts.iter().enumerate() {
-                image[at + 4 * k..at + 4 * k + 4].copy_from_slice(&inst.encode().to_le_bytes());
-            }
-        }
-        image
     }
 
     fn load_maps(&mut self, compiled: &CompiledSet, set: &ProgramSet) -> Result<(), String> {

@@ -114,13 +114,13 @@ impl<'a> Arbitrary<'a> for Config {
             chain_calls: u.ratio(1, 4)?,
             max_insns: u.int_in_range(8..=d.max_insns + 8)?,
             max_depth: u.int_in_range(0..=d.max_depth + 1)?,
-            // Mostly small contexts; one input in sixteen a context past 2 KiB.
-            ctx_size: if u.ratio(1, 16)? {
+            // Mostly small contexts; one input in 32 a context past 2 KiB.
+            ctx_size: if u.ratio(1, 32)? {
                 u.int_in_range(257..=512u32)? * 8
             } else {
                 u.int_in_range(1..=16u32)? * 8
             },
-            long_jumps: u.ratio(1, 16)?,
+            long_jumps: u.ratio(1, 32)?,
             alu32_enabled: u.arbitrary()?,
             alu64_enabled: u.arbitrary()?,
             jmp_enabled: u.arbitrary()?,

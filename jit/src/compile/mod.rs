@@ -93,6 +93,9 @@ pub struct CompiledSet {
     pub scheme: Scheme,
     /// The programs, in the set's order.
     pub progs: Vec<Compiled>,
+    /// The code region's contents from [`CODE_ADDR`]: every program at its base, zeros
+    /// between them.
+    pub image: Vec<u8>,
 }
 
 impl CompiledSet {
@@ -168,7 +171,15 @@ pub fn compile_set_with_bugs(
         base += (c.len() as u64).div_ceil(0x1000) * 0x1000;
         progs.push(c);
     }
-    Ok(CompiledSet { scheme, progs })
+    let span = progs.last().map_or(0, |c| c.base + c.len() as u64 - CODE_ADDR) as usize;
+    let mut image = vec![0u8; span];
+    for c in &progs {
+        let at = (c.base - CODE_ADDR) as usize;
+        for (k, inst) in c.insts.iter().enumerate() {
+            image[at + 4 * k..at + 4 * k + 4].copy_from_slice(&inst.encode().to_le_bytes());
+        }
+    }
+    Ok(CompiledSet { scheme, progs, image })
 }
 
 /// What one function needs from its frame.
