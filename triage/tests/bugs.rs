@@ -7,19 +7,20 @@ use triage::bench::first_finding;
 use triage::compare::{compare, Field, Verdict};
 use triage::engines::{Engines, Options, ALL};
 
-/// Where each bug can show: a wrong value reaches R0, memory or a helper's arguments; a
-/// wrong count of tail calls shows in the count (and what the skipped program would
-/// have done); a broken frame or return register shows as an ABI fault or a crash.
+/// Where each bug can show: a wrong value reaches R0, memory or a helper's arguments, or
+/// steers a branch and so which tail calls are made; a wrong count of tail calls shows
+/// in the count (and what the skipped program would have done); a broken frame or
+/// return register shows as an ABI fault or a crash.
 fn expected(bug: Bug) -> &'static [Field] {
     use Field::*;
-    const VALUE: &[Field] = &[R0, Ctx, Helpers, Arrays];
+    const VALUE: &[Field] = &[R0, Ctx, TailCalls, Helpers, Arrays];
     const TAIL_CALLS: &[Field] = &[TailCalls, R0, Ctx, Helpers, Arrays];
     match bug {
         Bug::A0NotSignExtended | Bug::TailCallSkipOffset | Bug::TailCallNoRestore => &[Error],
         Bug::TailCallIndexSigned => &[Error, TailCalls],
         // A wrong address or a landing one instruction off reads or computes the wrong
         // value, or faults.
-        Bug::LargeOffsetTruncated | Bug::BranchRelaxOffset => &[Error, R0, Ctx, Helpers, Arrays],
+        Bug::LargeOffsetTruncated | Bug::BranchRelaxOffset => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
         Bug::TccOffByOne
         | Bug::TccLostAcrossHelpers
         | Bug::TailCallIndexNotZext
