@@ -48,6 +48,11 @@ fn median(sorted: &[f64]) -> Option<f64> {
     }
 }
 
+/// The engines `jitdiff fuzz` uses, with `bugs` injected into the JIT.
+fn fuzz_options(bugs: jit::Bugs) -> Options {
+    Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, ..Options::default() }
+}
+
 /// Fuzzes with `bug` injected from seed `seed` until the first finding or `limit`.
 pub fn time_to_find(bug: jit::Bug, seed: u64, limit: Duration, artifacts: &Path) -> Option<(f64, u64)> {
     let opts = FuzzOptions {
@@ -55,11 +60,7 @@ pub fn time_to_find(bug: jit::Bug, seed: u64, limit: Duration, artifacts: &Path)
         runs: None,
         seed,
         jobs: 1,
-        engines: Options {
-            budget: Some(crate::cli::FUZZ_BUDGET),
-            bugs: jit::Bugs::NONE.with(bug),
-            ..Options::default()
-        },
+        engines: fuzz_options(jit::Bugs::NONE.with(bug)),
         artifacts: artifacts.join(bug.name()),
         corpus: None,
         inputs_per_set: 4,
@@ -90,7 +91,7 @@ pub fn first_finding(bugs: jit::Bugs, seed: u64, max_runs: u64) -> Option<Found>
     use crate::compare::{compare, Verdict};
     use crate::engines::{Engines, ALL};
     use crate::fuzz::{generate_from, vary, Rng, INPUT_LEN};
-    let opts = Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, ..Options::default() };
+    let opts = fuzz_options(bugs);
     let mut engines = Engines::with_options(&ALL, &opts);
     let mut rng = Rng::new(seed);
     let mut bytes = vec![0u8; INPUT_LEN];
@@ -120,7 +121,7 @@ pub fn minimized_finding(
     max_runs: u64,
 ) -> Option<(crate::minimize::Minimized, f64)> {
     let found = first_finding(bugs, seed, max_runs)?;
-    let opts = Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, ..Options::default() };
+    let opts = fuzz_options(bugs);
     let mut engines = crate::engines::Engines::with_options(&crate::engines::ALL, &opts);
     let start = std::time::Instant::now();
     let m = crate::minimize::minimize(

@@ -330,7 +330,7 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 continue;
             }
         };
-        let input = input.clone().or(file_set.ctx).unwrap_or_else(|| Input::with_ctx(vec![0; 64]));
+        let input = crate::fuzz::ctx_or_default(input.clone().or(file_set.ctx));
         if !a.no_validate {
             let ctx_size = Some(input.ctx.as_ref().map_or(0, Vec::len));
             if let Err(e) = bpf::validate::validate(&file_set.set, ctx_size) {

@@ -35,24 +35,10 @@ pub struct Triage {
 /// fuzz inputs (`.input`) and libFuzzer's artifacts (`crash-*` and the like). Hidden
 /// files and minimised outputs (`.min.s`) are left out.
 pub fn finding_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with('.') || name.ends_with(".min.s") {
-                continue;
-            }
-            if p.is_dir() {
-                todo.push(p);
-            } else if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::fuzz::files_below(dir, &|p| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        !name.starts_with('.') && !name.ends_with(".min.s")
+    })
 }
 
 /// Reads one finding: set text (with its context, else 64 zero bytes) or fuzz input
@@ -61,18 +47,13 @@ pub fn read_finding(path: &Path) -> Result<Generated, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let is_text = path.extension().is_some_and(|x| x == "s") || bytes.starts_with(crate::fuzz::TEXT_MAGIC);
     if is_text {
-        let text = std::str::from_utf8(bytes.strip_prefix(crate::fuzz::TEXT_MAGIC).unwrap_or(&bytes))
-            .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
-        let f = bpf::asm::parse_set(text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let input = f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]));
-        return Ok(Generated { set: f.set, input });
+        // The marker line is an assembler comment: the text loads as it is.
+        let f = bpf::load::load_set_bytes(&path.display().to_string(), &bytes).map_err(|e| e.to_string())?;
+        return Ok(Generated { set: f.set, input: crate::fuzz::ctx_or_default(f.ctx) });
     }
     crate::fuzz::generate_from(&bytes)
         .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))
 }
-
-/// One input of a group: its size in BPF instructions, its file, its set and input.
-type Member = (usize, PathBuf, Generated);
 
 /// Inputs of a group that are minimised; the smallest result is the group's
 /// reproducer. Minimising keeps the signature, so every input of a group would
@@ -91,7 +72,7 @@ pub fn triage(
 ) -> Triage {
     let mut engines = Engines::with_options(&ALL, opts);
     let mut t = Triage { inputs: files.len(), ..Triage::default() };
-    let mut found: Vec<(Signature, Vec<Member>)> = Vec::new();
+    let mut found: Vec<(Signature, Vec<(PathBuf, Generated)>)> = Vec::new();
     for (k, path) in files.iter().enumerate() {
         progress(k, files.len());
         let g = match read_finding(path) {
@@ -106,18 +87,17 @@ pub fn triage(
             t.skipped.push((path.clone(), why.into()));
             continue;
         };
-        let size = crate::minimize::set_size(&g.set);
         match found.iter_mut().find(|(s, _)| *s == sig) {
-            Some((_, members)) => members.push((size, path.clone(), g)),
-            None => found.push((sig, vec![(size, path.clone(), g)])),
+            Some((_, members)) => members.push((path.clone(), g)),
+            None => found.push((sig, vec![(path.clone(), g)])),
         }
     }
     progress(files.len(), files.len());
     for (sig, mut members) in found {
-        let inputs: Vec<PathBuf> = members.iter().map(|m| m.1.clone()).collect();
-        members.sort_by_key(|m| m.0);
+        let inputs: Vec<PathBuf> = members.iter().map(|m| m.0.clone()).collect();
+        members.sort_by_key(|m| crate::minimize::set_size(&m.1.set));
         let mut best: Option<Minimized> = None;
-        for (_, _, g) in members.iter().take(MINIMIZED_PER_GROUP) {
+        for (_, g) in members.iter().take(MINIMIZED_PER_GROUP) {
             if let Ok(m) = minimize(&mut engines, &g.set, &g.input, max_attempts, &mut |_, _| {}) {
                 if best.as_ref().is_none_or(|b| m.size_after < b.size_after) {
                     best = Some(m);

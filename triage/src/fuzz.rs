@@ -212,7 +212,7 @@ pub const TEXT_MAGIC: &[u8] = b"; jitdiff program set\n";
 pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
     if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
         let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
-        let input = f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]));
+        let input = ctx_or_default(f.ctx);
         bpf::validate::validate(&f.set, Some(input.ctx.as_ref().map_or(0, Vec::len))).ok()?;
         return Some(Generated { set: f.set, input });
     }
@@ -246,22 +246,36 @@ pub fn text_input(case: &Generated) -> Vec<u8> {
     bytes
 }
 
-/// Every `.s` file below `dir`, sorted.
-pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every regular file below `dir` (searched recursively) for which `keep` holds, sorted;
+/// directories for which it does not hold are not entered.
+pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         for e in std::fs::read_dir(&d)? {
             let p = e?.path();
+            if !keep(&p) {
+                continue;
+            }
             if p.is_dir() {
                 todo.push(p);
-            } else if p.extension().is_some_and(|x| x == "s") {
+            } else if p.is_file() {
                 out.push(p);
             }
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Every `.s` file below `dir`, sorted.
+pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    files_below(dir, &|p| p.is_dir() || p.extension().is_some_and(|x| x == "s"))
+}
+
+/// The context a set runs on when it declares none: 64 zero bytes.
+pub fn ctx_or_default(ctx: Option<bpf::Input>) -> bpf::Input {
+    ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]))
 }
 
 fn save(
@@ -411,7 +425,7 @@ fn replay_corpus(
                 continue;
             }
         };
-        let g = Generated { set: f.set, input: f.ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64])) };
+        let g = Generated { set: f.set, input: ctx_or_default(f.ctx) };
         stats.corpus.fetch_add(1, Ordering::Relaxed);
         stats.record_forms(&g.set, all_forms);
         let results = engines.run_set(&g.set, &g.input);

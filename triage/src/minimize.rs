@@ -224,7 +224,7 @@ pub fn minimize(
     let (mut set, mut input) = (set.clone(), input.clone());
     let size_before = set_size(&set);
     loop {
-        let before = (set_size(&set), set.progs().len(), input.clone(), set.clone());
+        let before = (set.clone(), input.clone());
         drop_programs(&mut s, &mut set, &input);
         clear_slots(&mut s, &mut set, &input);
         for p in 0..set.progs().len() {
@@ -235,9 +235,7 @@ pub fn minimize(
         }
         zero_context(&mut s, &set, &mut input);
         progress(s.attempts, set_size(&set));
-        if (set_size(&set), set.progs().len(), &input, &set) == (before.0, before.1, &before.2, &before.3)
-            || s.attempts >= s.max_attempts
-        {
+        if (&set, &input) == (&before.0, &before.1) || s.attempts >= s.max_attempts {
             break;
         }
     }

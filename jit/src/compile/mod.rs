@@ -117,7 +117,7 @@ impl CompiledSet {
 
     /// Guest bytes the code occupies from [`CODE_ADDR`].
     pub fn span(&self) -> u64 {
-        self.progs.last().map_or(0, |c| c.base + c.len() as u64 - CODE_ADDR)
+        self.image.len() as u64
     }
 }
 
