@@ -196,6 +196,11 @@ impl ProgramSet {
         Ok(ProgramSet { progs, maps, arrays })
     }
 
+    /// BPF instructions in all the programs (a `lddw` counts once).
+    pub fn insn_count(&self) -> usize {
+        self.progs.iter().map(|p| p.prog.insns().len()).sum()
+    }
+
     /// The entry program.
     pub fn entry(&self) -> &SetProgram {
         &self.progs[0]

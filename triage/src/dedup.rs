@@ -95,7 +95,7 @@ pub fn triage(
     progress(files.len(), files.len());
     for (sig, mut members) in found {
         let inputs: Vec<PathBuf> = members.iter().map(|m| m.0.clone()).collect();
-        members.sort_by_key(|m| crate::minimize::set_size(&m.1.set));
+        members.sort_by_key(|m| m.1.set.insn_count());
         let mut best: Option<Minimized> = None;
         for (_, g) in members.iter().take(MINIMIZED_PER_GROUP) {
             if let Ok(m) = minimize(&mut engines, &g.set, &g.input, max_attempts, &mut |_, _| {}) {

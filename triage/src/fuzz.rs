@@ -333,8 +333,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         inputs.push(vary(&g.input, &mut rng));
                     }
                     stats.sets.fetch_add(1, Ordering::Relaxed);
-                    let size: usize = g.set.progs().iter().map(|p| p.prog.insns().len()).sum();
-                    stats.insns.fetch_add(size as u64, Ordering::Relaxed);
+                    stats.insns.fetch_add(g.set.insn_count() as u64, Ordering::Relaxed);
                     stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
                     stats.charge(Stage::Generate, t);

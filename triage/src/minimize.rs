@@ -96,11 +96,6 @@ pub struct Minimized {
     pub attempts: u64,
 }
 
-/// BPF instructions in a set.
-pub fn set_size(set: &ProgramSet) -> usize {
-    set.progs().iter().map(|p| p.prog.insns().len()).sum()
-}
-
 struct Search<'e> {
     engines: &'e mut Engines,
     target: Signature,
@@ -222,7 +217,7 @@ pub fn minimize(
         .ok_or("the engines agree on this set and input: there is nothing to minimise")?;
     let mut s = Search { engines, target, attempts: 1, max_attempts };
     let (mut set, mut input) = (set.clone(), input.clone());
-    let size_before = set_size(&set);
+    let size_before = set.insn_count();
     loop {
         let before = (set.clone(), input.clone());
         drop_programs(&mut s, &mut set, &input);
@@ -234,13 +229,13 @@ pub fn minimize(
             simplify_immediates(&mut s, &mut set, &input, p);
         }
         zero_context(&mut s, &set, &mut input);
-        progress(s.attempts, set_size(&set));
+        progress(s.attempts, set.insn_count());
         if (&set, &input) == (&before.0, &before.1) || s.attempts >= s.max_attempts {
             break;
         }
     }
     Ok(Minimized {
-        size_after: set_size(&set),
+        size_after: set.insn_count(),
         set,
         input,
         signature: s.target,

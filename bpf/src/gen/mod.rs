@@ -164,11 +164,7 @@ mod tests {
         assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Helper(12))))));
         assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Helper(1))))));
         assert!(sets.iter().any(|g| g.set.progs().len() > 1));
-        let mean: f64 = sets
-            .iter()
-            .map(|g| g.set.progs().iter().map(|p| p.prog.insns().len()).sum::<usize>() as f64)
-            .sum::<f64>()
-            / sets.len() as f64;
+        let mean: f64 = sets.iter().map(|g| g.set.insn_count() as f64).sum::<f64>() / sets.len() as f64;
         assert!(mean >= 50.0, "mean set size {mean}");
     }
 
