@@ -532,11 +532,9 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         name.push("-triage");
         a.dir.with_file_name(name)
     });
-    if output.exists() && std::fs::read_dir(&output).map_or(true, |mut d| d.next().is_some()) {
-        return usage(
-            err,
-            &format!("{} exists and is not empty; name a new directory with -o", output.display()),
-        );
+    // Checked before the work, not only when the reports are written.
+    if let Err(e) = crate::pages::ensure_new_dir(&output) {
+        return usage(err, &e);
     }
     let files = match crate::dedup::finding_files(&a.dir) {
         Ok(f) => f,

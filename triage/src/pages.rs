@@ -124,6 +124,15 @@ fn html(s: &Sections) -> String {
     h + "</body></html>\n"
 }
 
+/// Refuses an output directory that exists and holds anything, so that reports never
+/// overwrite or mix with other files.
+pub fn ensure_new_dir(out: &Path) -> Result<(), String> {
+    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
+        return Err(format!("{} exists and is not empty; name a new directory with -o", out.display()));
+    }
+    Ok(())
+}
+
 /// Writes the reports of `t` into `out` (which must not exist or be empty): per group
 /// `group-K/` with `reproducer.s`, `report.md` and `report.html`, and `summary.json`.
 /// Returns the summary.
@@ -133,9 +142,7 @@ pub fn write_reports(
     opts: &Options,
     seconds: f64,
 ) -> Result<serde_json::Value, String> {
-    if out.exists() && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some()) {
-        return Err(format!("{} exists and is not empty; name a new directory with -o", out.display()));
-    }
+    ensure_new_dir(out)?;
     let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let mut groups = Vec::new();
