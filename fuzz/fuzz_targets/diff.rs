@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use triage::compare::compare;
 use triage::engines::{Engines, ALL};
 
 thread_local! {
@@ -16,10 +15,6 @@ fuzz_target!(|data: &[u8]| {
     let Some(g) = triage::fuzz::generate_from(data) else { return };
     ENGINES.with(|e| {
         let results = e.borrow_mut().run_set(&g.set, &g.input);
-        let verdict = compare(&results);
-        triage::report::panic_on_finding(&verdict, || {
-            let report = triage::present::to_text("input", &results, &verdict);
-            format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)))
-        });
+        triage::report::panic_on_mismatch(&results, &g.set, &g.input);
     });
 });

@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use oracle::reference::TailCallSemantics;
-use triage::compare::compare;
 use triage::engines::{Engines, Options};
 
 thread_local! {
@@ -35,11 +34,7 @@ fuzz_target!(|data: &[u8]| {
     ENGINES.with(|all| {
         for engines in all.borrow_mut().iter_mut() {
             let results = engines.run_set(&g.set, &g.input);
-            let verdict = compare(&results);
-            triage::report::panic_on_finding(&verdict, || {
-                let report = triage::present::to_text("input", &results, &verdict);
-                format!("{report}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)))
-            });
+            triage::report::panic_on_mismatch(&results, &g.set, &g.input);
         }
     });
 });

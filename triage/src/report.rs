@@ -23,6 +23,21 @@ class!(mismatch_helpers, "mismatch in the helper-call trace");
 class!(mismatch_arrays, "mismatch in the array maps");
 class!(generator_invalid, "the generator made a program the reference rejects");
 
+/// Compares `results` (of `set` on `input`) and panics as [`panic_on_finding`] does,
+/// with the engines' outcomes and the set as text for details: what a fuzz target does
+/// after running a set.
+pub fn panic_on_mismatch(
+    results: &[crate::compare::EngineResult],
+    set: &bpf::ProgramSet,
+    input: &bpf::Input,
+) {
+    let verdict = crate::compare::compare(results);
+    panic_on_finding(&verdict, || {
+        let report = crate::present::to_text("input", results, &verdict);
+        format!("{report}\n{}", bpf::asm::print_set(set, Some(input)))
+    });
+}
+
 /// Panics from the function of the first differing field when the verdict is a
 /// mismatch, or from [`generator_invalid`] when it says the program is invalid;
 /// returns otherwise. `details` makes the text report, only when there is a finding.
@@ -59,5 +74,23 @@ mod tests {
         let r = std::panic::catch_unwind(|| panic_on_finding(&Verdict::Invalid("x".into()), || "y".into()));
         let msg = r.unwrap_err().downcast::<String>().unwrap();
         assert_eq!(*msg, "jitdiff: the generator made a program the reference rejects\ny");
+    }
+
+    #[test]
+    fn a_mismatch_panics_with_its_class_and_the_set() {
+        use bpf::{Outcome, RunResult};
+        let set = bpf::asm::parse_set("r0 = 1\nexit\n").unwrap().set;
+        let ran = |engine, r0| crate::compare::EngineResult {
+            engine,
+            result: RunResult::Ran(Outcome::new(Ok(r0), vec![], false)),
+        };
+        let input = bpf::Input::none();
+        panic_on_mismatch(&[ran("reference", 1), ran("jit", 1)], &set, &input);
+        let r = std::panic::catch_unwind(|| {
+            panic_on_mismatch(&[ran("reference", 1), ran("jit", 2)], &set, &input)
+        });
+        let msg = r.unwrap_err().downcast::<String>().unwrap();
+        assert!(msg.starts_with("jitdiff: mismatch in r0\n"), "{msg}");
+        assert!(msg.ends_with("r0 = 1\nexit\n"), "{msg}");
     }
 }
