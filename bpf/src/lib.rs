@@ -24,6 +24,7 @@ pub mod opcode;
 pub mod program;
 pub mod raw;
 pub mod set;
+pub mod trace;
 pub mod validate;
 
 pub use exec::{Engine, Fault, FaultKind, Input, Outcome, RunResult};

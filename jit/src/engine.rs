@@ -1,6 +1,7 @@
 //! The JIT as a [`bpf::Engine`]: compile a program set, run it in unicorn, and translate
 //! what the machine did into an engine-neutral [`Outcome`].
 
+use bpf::trace::Trace;
 use bpf::{Engine, Fault, FaultKind, Input, Outcome, ProgramSet, RunResult};
 
 use crate::bugs::Bugs;
@@ -123,18 +124,49 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
     }
 }
 
+impl Jit {
+    /// Compiles `set` unless it is the last set compiled; the error says why the JIT
+    /// cannot compile it.
+    fn compiled(&mut self, set: &ProgramSet) -> Result<(), String> {
+        if self.last.as_ref().is_none_or(|(s, _)| s != set) {
+            self.last = None;
+            self.last = Some((
+                set.clone(),
+                compile_set_with_bugs(set, self.scheme, self.bugs).map_err(|e| e.to_string())?,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `set` on `input` as [`Engine::run_set`] does, and also records the BPF
+    /// registers R0-R10 (every one marked comparable: the JIT cannot tell addresses from
+    /// scalars) each time the code of a BPF instruction starts to run. Instructions that
+    /// emit no machine code leave no step. When the trace is cut (too many steps) the
+    /// run was stopped there and its result is not the run's.
+    pub fn trace_set(&mut self, set: &ProgramSet, input: &Input) -> (RunResult, Trace) {
+        if let Err(why) = self.compiled(set) {
+            return (RunResult::CannotJudge(why), Trace::default());
+        }
+        let runner = match runner(&mut self.runner, self.limit) {
+            Ok(r) => r,
+            Err(e) => return (host(e), Trace::default()),
+        };
+        let (_, compiled) = self.last.as_ref().expect("compiled above");
+        match runner.run_traced(compiled, set, input.ctx.as_deref()) {
+            Ok((native, trace)) => (RunResult::Ran(outcome(set, compiled, native)), trace),
+            Err(e) => (host(e), Trace::default()),
+        }
+    }
+}
+
 impl Engine for Jit {
     fn name(&self) -> &'static str {
         "jit"
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        if self.last.as_ref().is_none_or(|(s, _)| s != set) {
-            self.last = None;
-            match compile_set_with_bugs(set, self.scheme, self.bugs) {
-                Ok(c) => self.last = Some((set.clone(), c)),
-                Err(e) => return RunResult::CannotJudge(e.to_string()),
-            }
+        if let Err(why) = self.compiled(set) {
+            return RunResult::CannotJudge(why);
         }
         let runner = match runner(&mut self.runner, self.limit) {
             Ok(r) => r,
@@ -208,5 +240,29 @@ mod tests {
         .unwrap();
         let RunResult::Ran(out) = jit.run(&ok, &Input::none()) else { panic!("cannot judge") };
         assert_eq!(out.result, Ok(7));
+    }
+
+    #[test]
+    fn a_trace_shows_the_registers_before_each_instruction() {
+        use bpf::{AluOp, Operand, Reg, Width};
+        let mov = |dst, imm| Insn::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Imm(imm) };
+        let add = |dst, src| Insn::Alu { width: Width::W64, op: AluOp::Add, dst, src: Operand::Reg(src) };
+        // r0 = 3; r6 = 4; r0 += r6; exit
+        let prog =
+            Program::new(vec![mov(Reg::R0, 3), mov(Reg::R6, 4), add(Reg::R0, Reg::R6), Insn::Exit]).unwrap();
+        let set = ProgramSet::single(prog);
+        let mut jit = Jit::new();
+        let (result, trace) = jit.trace_set(&set, &Input::with_ctx(vec![0; 8]));
+        let RunResult::Ran(out) = result else { panic!("cannot judge") };
+        assert_eq!(out.result, Ok(7));
+        let at: Vec<usize> = trace.steps.iter().map(|s| s.index).collect();
+        assert_eq!(at, [0, 1, 2, 3]);
+        let regs: Vec<(u64, u64, u64)> =
+            trace.steps.iter().map(|s| (s.regs[0], s.regs[6], s.regs[1])).collect();
+        let ctx = bpf::exec::CTX_ADDR;
+        assert_eq!(regs, [(0, 0, ctx), (3, 0, ctx), (3, 4, ctx), (7, 4, ctx)]);
+        // Untraced runs of the same engine are unaffected.
+        let RunResult::Ran(again) = jit.run_set(&set, &Input::with_ctx(vec![0; 8])) else { panic!() };
+        assert_eq!(again.result, Ok(7));
     }
 }

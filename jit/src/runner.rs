@@ -19,9 +19,12 @@ use bpf::ProgramSet;
 use unicorn_engine::unicorn_const::{uc_error, Arch, ControlType, HookType, MemType, Mode, Prot};
 use unicorn_engine::{RegisterRISCV, UcHookId, Unicorn};
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::compile::CompiledSet;
+use bpf::trace::{Step, Trace};
+
+use crate::compile::{map_reg, CompiledSet};
 use crate::guest::{
     helper_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR, STACK_SIZE, STACK_TOP,
 };
@@ -100,6 +103,14 @@ struct ArrayInfo {
     value_size: u32,
 }
 
+/// What a traced run records: the guest address where each BPF instruction's code starts
+/// (instructions that emit no code have none), and the steps so far.
+#[derive(Default)]
+struct Tracing {
+    starts: HashMap<u64, (usize, usize)>,
+    trace: Trace,
+}
+
 #[derive(Default)]
 struct Data {
     fault_addr: Option<u64>,
@@ -109,6 +120,8 @@ struct Data {
     helpers: Helpers,
     tail_calls: u32,
     arrays: Vec<ArrayInfo>,
+    /// Present during a traced run.
+    tracing: Option<Box<Tracing>>,
 }
 
 /// `bpf_map_lookup_elem(a0 = map, a1 = key pointer)`: the value's guest address or 0.
@@ -376,6 +389,61 @@ impl Runner {
         Ok(counted?.0)
     }
 
+    /// Runs a compiled set as [`Runner::run`] does, with translation blocks counted, and
+    /// records the BPF registers each time execution reaches the first machine
+    /// instruction of a BPF instruction's code. A run that fills the trace (see
+    /// [`bpf::trace::MAX_STEPS`]) is stopped there; its trace is marked cut and its
+    /// outcome is not the run's.
+    pub fn run_traced(
+        &mut self,
+        compiled: &CompiledSet,
+        set: &ProgramSet,
+        ctx: Option<&[u8]>,
+    ) -> Result<(Native, Trace), String> {
+        self.load_code(compiled)?;
+        let mut starts = HashMap::new();
+        for (p, c) in compiled.progs.iter().enumerate() {
+            for (i, r) in c.insn_ranges.iter().enumerate() {
+                if !r.is_empty() {
+                    starts.insert(c.base + r.start as u64, (p, i));
+                }
+            }
+        }
+        let regs: [i32; 11] =
+            std::array::from_fn(|r| x(map_reg(bpf::Reg::new(r as u8).expect("R0 to R10 exist")).num()));
+        let hook = self
+            .emu
+            .add_code_hook(
+                CODE_ADDR,
+                CODE_ADDR + compiled.span().max(1) - 1,
+                move |uc: &mut Unicorn<'_, Data>, addr, _| {
+                    let Some(&(prog, index)) =
+                        uc.get_data().tracing.as_ref().and_then(|t| t.starts.get(&addr))
+                    else {
+                        return;
+                    };
+                    let mut values = [0u64; 11];
+                    for (v, r) in values.iter_mut().zip(regs) {
+                        *v = uc.reg_read(r).unwrap_or(0);
+                    }
+                    let step = Step { prog, index, regs: values, comparable: Step::ALL_COMPARABLE };
+                    let Some(t) = uc.get_data_mut().tracing.as_mut() else { return };
+                    t.trace.push(step);
+                    if t.trace.cut {
+                        let _ = uc.emu_stop();
+                    }
+                },
+            )
+            .map_err(err)?;
+        self.count_blocks(true)?;
+        let tracing = Some(Box::new(Tracing { starts, trace: Trace::default() }));
+        let run = self.attempt_with(compiled, set, ctx, false, tracing);
+        self.emu.remove_hook(hook).map_err(err)?;
+        self.count_blocks(false)?;
+        let (native, _, tracing) = run?;
+        Ok((native, tracing.map(|t| t.trace).unwrap_or_default()))
+    }
+
     /// One run of the loaded code, under the watchdog if `watched`; also says whether
     /// the watchdog stopped it.
     fn attempt(
@@ -385,6 +453,19 @@ impl Runner {
         ctx: Option<&[u8]>,
         watched: bool,
     ) -> Result<(Native, bool), String> {
+        let (native, stopped, _) = self.attempt_with(compiled, set, ctx, watched, None)?;
+        Ok((native, stopped))
+    }
+
+    /// [`Runner::attempt`], with `tracing` installed for the run and handed back.
+    fn attempt_with(
+        &mut self,
+        compiled: &CompiledSet,
+        set: &ProgramSet,
+        ctx: Option<&[u8]>,
+        watched: bool,
+        tracing: Option<Box<Tracing>>,
+    ) -> Result<(Native, bool, Option<Box<Tracing>>), String> {
         self.load_maps(compiled, set)?;
         let r1 = self.load_ctx(ctx)?;
         self.emu.mem_write(STACK_TOP - STACK_CLEAR as u64, &[0u8; STACK_CLEAR]).map_err(err)?;
@@ -401,8 +482,12 @@ impl Runner {
             };
             self.emu.reg_write(x(n), v).map_err(err)?;
         }
-        *self.emu.get_data_mut() =
-            Data { arrays: Runner::array_infos(set), block_limit: self.limit as u64, ..Data::default() };
+        *self.emu.get_data_mut() = Data {
+            arrays: Runner::array_infos(set),
+            block_limit: self.limit as u64,
+            tracing,
+            ..Data::default()
+        };
         let mut hooks: Vec<UcHookId> = Vec::new();
         for site in compiled.tail_call_sites() {
             let h = self
@@ -483,6 +568,6 @@ impl Runner {
             helper_calls: data.helpers.trace().to_vec(),
             arrays,
         };
-        Ok((native, stopped))
+        Ok((native, stopped, data.tracing))
     }
 }

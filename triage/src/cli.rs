@@ -349,10 +349,34 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Verdict::Mismatch(_) => mismatch = true,
             Verdict::Inconclusive(_) | Verdict::Invalid(_) => bad = true,
         }
+        // Where a mismatch involves the JIT, the first divergent instruction says where
+        // to look (traced runs: only for mismatches).
+        let divergence = match &verdict {
+            Verdict::Mismatch(d)
+                if names.contains(&"jit") && d.iter().any(|d| d.odd_one_out == Some("jit")) =>
+            {
+                engines.first_divergence(&file_set.set, &input)
+            }
+            _ => None,
+        };
         let _ = if a.json {
-            writeln!(out, "{}", to_json(&shown, &results, &verdict))
+            let mut v = to_json(&shown, &results, &verdict);
+            if let Some(d) = &divergence {
+                v["first_divergence"] = serde_json::json!({
+                    "program": d.prog,
+                    "pc": file_set.set.progs()[d.prog].prog.pc_of(d.index),
+                    "class": d.signature_class(),
+                    "what": d.what.to_string(),
+                    "text": d.describe(&file_set.set),
+                });
+            }
+            writeln!(out, "{v}")
         } else {
-            write!(out, "{}", to_text(&shown, &results, &verdict))
+            let mut text = to_text(&shown, &results, &verdict);
+            if let Some(d) = &divergence {
+                text += &format!("    {}\n", d.describe(&file_set.set));
+            }
+            write!(out, "{text}")
         };
     }
     if bad {
@@ -600,24 +624,62 @@ pub fn listing(set: &bpf::ProgramSet, compiled: &jit::compile::CompiledSet) -> S
     let mut s = String::new();
     for (sp, c) in set.progs().iter().zip(&compiled.progs) {
         s += &format!("; program {} at {:#x} ({} scheme)\n", sp.name, c.base, compiled.scheme);
-        let mut events: Vec<(usize, u8, usize, String)> = Vec::new();
-        for (f, &e) in c.entries.iter().enumerate() {
-            events.push((e, 0, f, format!("; function {f}: prologue")));
-        }
-        for (i, r) in c.insn_ranges.iter().enumerate() {
-            events.push((r.start, 1, i, format!("; {:4}: {}", sp.prog.pc_of(i), sp.prog.insns()[i])));
-        }
-        for (f, &e) in c.epilogues.iter().enumerate() {
-            events.push((e, 2, f, format!("; function {f}: epilogue")));
-        }
-        events.sort();
-        let mut next = 0;
-        for k in 0..c.insts.len() {
-            while next < events.len() && events[next].0 <= k * 4 {
+        s += &program_listing(sp, c, 0..c.len(), None);
+    }
+    s
+}
+
+/// The RV64 code of BPF instructions `index - context ..= index + context` of program
+/// `prog`, interleaved with those instructions; instruction `index` is marked `>>`.
+/// Empty when the program or instruction does not exist.
+pub fn listing_around(
+    set: &bpf::ProgramSet,
+    compiled: &jit::compile::CompiledSet,
+    prog: usize,
+    index: usize,
+    context: usize,
+) -> String {
+    let (Some(sp), Some(c)) = (set.progs().get(prog), compiled.progs.get(prog)) else { return String::new() };
+    let n = c.insn_ranges.len();
+    if index >= n {
+        return String::new();
+    }
+    let (lo, hi) = (index.saturating_sub(context), (index + context).min(n - 1));
+    let bytes = c.insn_ranges[lo].start..c.insn_ranges[hi].end.max(c.insn_ranges[lo].start);
+    format!("; program {} at {:#x}\n", sp.name, c.base) + &program_listing(sp, c, bytes, Some(index))
+}
+
+/// The listing of the machine instructions of `c` within `bytes`, each BPF
+/// instruction, prologue and epilogue named where its code starts.
+fn program_listing(
+    sp: &bpf::SetProgram,
+    c: &jit::compile::Compiled,
+    bytes: std::ops::Range<usize>,
+    mark: Option<usize>,
+) -> String {
+    let mut events: Vec<(usize, u8, usize, String)> = Vec::new();
+    for (f, &e) in c.entries.iter().enumerate() {
+        events.push((e, 0, f, format!("; function {f}: prologue")));
+    }
+    for (i, r) in c.insn_ranges.iter().enumerate() {
+        let arrow = if mark == Some(i) { ">>" } else { "; " };
+        events.push((r.start, 1, i, format!("{arrow}{:4}: {}", sp.prog.pc_of(i), sp.prog.insns()[i])));
+    }
+    for (f, &e) in c.epilogues.iter().enumerate() {
+        events.push((e, 2, f, format!("; function {f}: epilogue")));
+    }
+    events.sort();
+    let mut s = String::new();
+    let mut next = 0;
+    for k in 0..c.insts.len() {
+        while next < events.len() && events[next].0 <= k * 4 {
+            if bytes.contains(&events[next].0) || (bytes.is_empty() && events[next].0 == bytes.start) {
                 s += &events[next].3;
                 s.push('\n');
-                next += 1;
             }
+            next += 1;
+        }
+        if bytes.contains(&(k * 4)) {
             let inst = c.insts[k];
             s += &format!("  {:5x}:  {:08x}  {inst}\n", k * 4, inst.encode());
         }

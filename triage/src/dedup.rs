@@ -82,7 +82,7 @@ pub fn triage(
                 continue;
             }
         };
-        let Some(sig) = Signature::of(&engines.run_set(&g.set, &g.input)) else {
+        let Some(sig) = Signature::of_run(&mut engines, &g.set, &g.input) else {
             let why = "the engines agree on it (or it is invalid or inconclusive): nothing to minimise";
             t.skipped.push((path.clone(), why.into()));
             continue;
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(t.inputs, 4);
         assert_eq!(t.groups.len(), 1, "{:?}", t.groups);
         assert_eq!(t.groups[0].inputs.len(), 2);
-        assert_eq!(t.groups[0].signature.to_string(), "value:jit:ok");
+        assert_eq!(t.groups[0].signature.to_string(), "value:jit:ok@alu32");
         assert_eq!(t.groups[0].best.size_after, 3);
         assert_eq!(t.skipped.len(), 2);
         assert!(t.skipped.iter().any(|(p, why)| p.ends_with("c.s") && why.contains("engines agree")));

@@ -33,21 +33,30 @@ impl Default for Options {
     }
 }
 
+/// The reference interpreter configured by `opts` (budget and semantics).
+pub fn reference(opts: &Options) -> oracle::reference::Reference {
+    match opts.budget {
+        Some(b) => oracle::reference::Reference::with_budget_and_semantics(b, opts.semantics),
+        None => oracle::reference::Reference::with_semantics(opts.semantics),
+    }
+}
+
+/// The JIT configured by `opts` (block limit, scheme and injected bugs).
+pub fn jit(opts: &Options) -> jit::Jit {
+    match opts.budget {
+        Some(b) => jit::Jit::with_block_limit(b as usize),
+        None => jit::Jit::new(),
+    }
+    .with_scheme(opts.scheme)
+    .with_bugs(opts.bugs)
+}
+
 /// The engine called `name` configured by `opts`, or `None` for an unknown name.
 pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Engine>> {
     match name {
-        "reference" => Some(Box::new(match opts.budget {
-            Some(b) => oracle::reference::Reference::with_budget_and_semantics(b, opts.semantics),
-            None => oracle::reference::Reference::with_semantics(opts.semantics),
-        })),
+        "reference" => Some(Box::new(reference(opts))),
         "rbpf" => Some(Box::new(oracle::rbpf::Rbpf::new())),
-        "jit" => Some(Box::new(
-            match opts.budget {
-                Some(b) => jit::Jit::with_block_limit(b as usize).with_scheme(opts.scheme),
-                None => jit::Jit::new().with_scheme(opts.scheme),
-            }
-            .with_bugs(opts.bugs),
-        )),
+        "jit" => Some(Box::new(jit(opts))),
         _ => None,
     }
 }
@@ -78,6 +87,8 @@ pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
 pub struct Engines {
     engines: Vec<Box<dyn Engine>>,
     opts: Options,
+    /// Built on first use: only triage traces runs.
+    tracer: Option<crate::diverge::Tracer>,
 }
 
 /// Whether any program of the set makes a tail call.
@@ -93,7 +104,19 @@ impl Engines {
 
     /// Builds the named engines configured by `opts`.
     pub fn with_options(names: &[&'static str], opts: &Options) -> Engines {
-        Engines { engines: names.iter().filter_map(|n| build(n, opts)).collect(), opts: *opts }
+        Engines { engines: names.iter().filter_map(|n| build(n, opts)).collect(), opts: *opts, tracer: None }
+    }
+
+    /// The first BPF instruction after which the reference and the JIT (configured by
+    /// these engines' options) disagree on `set` and `input`; see
+    /// [`crate::diverge::Tracer::first_divergence`].
+    pub fn first_divergence(
+        &mut self,
+        set: &ProgramSet,
+        input: &Input,
+    ) -> Option<crate::diverge::Divergence> {
+        let opts = self.opts;
+        self.tracer.get_or_insert_with(|| crate::diverge::Tracer::new(&opts)).first_divergence(set, input)
     }
 
     /// Runs `prog` on `input` on every engine, in order.

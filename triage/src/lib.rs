@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod dedup;
+pub mod diverge;
 pub mod engines;
 pub mod fuzz;
 pub mod minimize;

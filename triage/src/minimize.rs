@@ -38,10 +38,10 @@ impl Kind {
 }
 
 /// What identifies a bug across its reproducers: the [`Kind`] of difference, the engine
-/// that is the odd one out there, and the fault class that engine ended with. Which
-/// other engines could judge the set does not count: a reproducer that rbpf can judge
-/// shows the same bug as one it cannot. (Two different bugs that both show as wrong
-/// values share a signature until signatures include the first divergent instruction.)
+/// that is the odd one out there, the fault class that engine ended with and, when the
+/// JIT is the odd one out, the opcode class of the first divergent instruction
+/// ([`crate::diverge`]). Which other engines could judge the set does not count: a
+/// reproducer that rbpf can judge shows the same bug as one it cannot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signature {
     /// The kind of difference.
@@ -50,10 +50,31 @@ pub struct Signature {
     pub odd_one_out: Option<&'static str>,
     /// The odd one out's fault class (`None` when it returned).
     pub odd_error: Option<FaultKind>,
+    /// The opcode class of the first divergent instruction
+    /// ([`Divergence::signature_class`](crate::diverge::Divergence::signature_class)),
+    /// when the JIT is the odd one out and both engines could be traced.
+    pub at: Option<&'static str>,
 }
 
 impl Signature {
-    /// The signature of a comparison, if it is a mismatch.
+    /// The signature of `set` on `input`, if the engines disagree: [`Signature::of`] the
+    /// engines' results, with the first divergence when the JIT is the odd one out.
+    pub fn of_run(engines: &mut Engines, set: &ProgramSet, input: &Input) -> Option<Signature> {
+        let base = Signature::of(&engines.run_set(set, input))?;
+        Some(base.traced(engines, set, input))
+    }
+
+    /// This signature with the first divergence filled in, when the JIT is the odd one
+    /// out.
+    fn traced(mut self, engines: &mut Engines, set: &ProgramSet, input: &Input) -> Signature {
+        if self.odd_one_out == Some("jit") {
+            self.at = engines.first_divergence(set, input).map(|d| d.signature_class());
+        }
+        self
+    }
+
+    /// The signature of a comparison, if it is a mismatch, without the first divergence
+    /// (which needs traced runs: see [`Signature::of_run`]).
     pub fn of(results: &[EngineResult]) -> Option<Signature> {
         let Verdict::Mismatch(diffs) = compare(results) else { return None };
         let has = |f: Field| diffs.iter().find(|d| d.field == f);
@@ -67,15 +88,20 @@ impl Signature {
                 RunResult::Ran(o) => o.result.as_ref().err().map(|f| f.kind),
                 RunResult::CannotJudge(_) => None,
             });
-        Some(Signature { kind, odd_one_out: first.odd_one_out, odd_error })
+        Some(Signature { kind, odd_one_out: first.odd_one_out, odd_error, at: None })
     }
 }
 
 impl fmt::Display for Signature {
-    /// A stable one-line form, such as `value:jit:ok` or `error:jit:abi`.
+    /// A stable one-line form, such as `value:jit:ok@alu32` or `error:jit:abi@end`
+    /// (without `@` when there is no divergence to name).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let error = self.odd_error.map_or("ok", FaultKind::name);
-        write!(f, "{}:{}:{error}", self.kind.name(), self.odd_one_out.unwrap_or("none"))
+        write!(f, "{}:{}:{error}", self.kind.name(), self.odd_one_out.unwrap_or("none"))?;
+        match self.at {
+            Some(at) => write!(f, "@{at}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -114,7 +140,13 @@ impl Search<'_> {
             return false;
         }
         self.attempts += 1;
-        Signature::of(&self.engines.run_set(set, input)).as_ref() == Some(&self.target)
+        // The untraced signature first: most candidates fail there, without tracing.
+        let Some(base) = Signature::of(&self.engines.run_set(set, input)) else { return false };
+        let same = |s: &Signature| {
+            (s.kind, s.odd_one_out, s.odd_error)
+                == (self.target.kind, self.target.odd_one_out, self.target.odd_error)
+        };
+        same(&base) && base.traced(self.engines, set, input) == self.target
     }
 }
 
@@ -213,7 +245,7 @@ pub fn minimize(
     max_attempts: u64,
     progress: &mut dyn FnMut(u64, usize),
 ) -> Result<Minimized, String> {
-    let target = Signature::of(&engines.run_set(set, input))
+    let target = Signature::of_run(engines, set, input)
         .ok_or("the engines agree on this set and input: there is nothing to minimise")?;
     let mut s = Search { engines, target, attempts: 1, max_attempts };
     let (mut set, mut input) = (set.clone(), input.clone());

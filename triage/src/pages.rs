@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::dedup::{Group, Triage};
 use crate::engines::{Engines, Options, ALL};
 
+/// BPF instructions shown on either side of the first divergent one.
+const DIVERGENCE_CONTEXT: usize = 2;
+
 /// One report's sections, as plain text, shared by the Markdown and HTML forms.
 struct Sections {
     title: String,
@@ -42,9 +45,18 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
         macros += &bpf::asm::kernel::program_macros(&p.prog);
         macros += "};\n";
     }
-    let listing = match jit::compile::compile_set_with_bugs(&m.set, opts.scheme, opts.bugs) {
-        Ok(c) => crate::cli::listing(&m.set, &c),
+    let compiled = jit::compile::compile_set_with_bugs(&m.set, opts.scheme, opts.bugs);
+    let listing = match &compiled {
+        Ok(c) => crate::cli::listing(&m.set, c),
         Err(e) => format!("the JIT cannot compile the reproducer: {e}"),
+    };
+    let divergence = match (engines.first_divergence(&m.set, &m.input), &compiled) {
+        (Some(d), Ok(c)) => format!(
+            "{}\n\n{}",
+            d.describe(&m.set),
+            crate::cli::listing_around(&m.set, c, d.prog, d.index, DIVERGENCE_CONTEXT)
+        ),
+        _ => "no trace comparison: the reference or the JIT cannot run this set".into(),
     };
     let bugs: Vec<&str> = opts.bugs.list().iter().map(|b| b.name()).collect();
     let inputs: Vec<String> = group.inputs.iter().map(|p| p.display().to_string()).collect();
@@ -61,6 +73,10 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
         ],
         blocks: vec![
             ("Outcomes".into(), outcomes),
+            (
+                "First divergent BPF instruction (reference and JIT traces), with its RV64 code".into(),
+                divergence,
+            ),
             ("Minimised program set (jitdiff text)".into(), bpf::asm::print_set(&m.set, Some(&m.input))),
             ("As kernel instruction macros (lib/test_bpf.c, selftests)".into(), macros),
             ("RV64 code, with the BPF instruction each range came from".into(), listing),
@@ -217,7 +233,10 @@ mod tests {
         assert!(page.contains("BPF_ALU32_IMM(BPF_ADD, BPF_REG_0, 0)"));
         assert!(page.contains("jitdiff run --inject alu32-arith-no-zext"));
         let md = std::fs::read_to_string(out.join("group-1/report.md")).unwrap();
-        assert!(md.starts_with("# jitdiff finding: value:jit:ok\n"));
+        assert!(md.starts_with("# jitdiff finding: value:jit:ok@alu32\n"));
+        // The first divergence names the 32-bit add (pc 1) and shows its RV64 code.
+        assert!(md.contains("first divergence at pc 1 (w0 += 0) [alu32]"), "{md}");
+        assert!(md.contains(">>   1: w0 += 0"), "{md}");
         // The output directory is not reused.
         assert!(write_reports(&t, &out, &opts, 0.5).unwrap_err().contains("not empty"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -112,7 +112,7 @@ fn minimize_shrinks_an_injected_bug_and_never_overwrites() {
     let (code, stdout, stderr) =
         jitdiff(&["minimize", input.to_str().unwrap(), "--inject", "alu32-arith-no-zext"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("8 -> 3 instructions (value:jit:ok)"), "{stdout}");
+    assert!(stdout.contains("8 -> 3 instructions (value:jit:ok@alu32)"), "{stdout}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("r0 = -1\nw0 += 0\nexit\n"), "{text}");
     // A second run refuses to overwrite the output.

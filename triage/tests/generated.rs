@@ -47,3 +47,31 @@ fn generated_sets_are_valid_and_agree() {
     assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
     assert!(agree > 1000, "only {agree} sets ran to agreement");
 }
+
+#[test]
+fn traces_of_a_correct_jit_never_diverge() {
+    use triage::diverge::{Tracer, What};
+    // The first-divergence finder must not invent a divergence: with a correct JIT the
+    // reference's and the JIT's traces agree on control flow and every comparable
+    // register, to the end of every run.
+    let mut tracer = Tracer::new(&triage::engines::Options::default());
+    let mut failures = Vec::new();
+    let mut traced = 0;
+    for seed in 0..1000u64 {
+        let data = bytes(seed, 8192);
+        let mut u = Unstructured::new(&data);
+        let Ok(cfg) = u.arbitrary::<Config>() else { continue };
+        let Ok(g) = generate(&cfg, &mut u) else { continue };
+        let Some(d) = tracer.first_divergence(&g.set, &g.input) else { continue };
+        traced += 1;
+        if d.what != What::AtEnd {
+            failures.push(format!(
+                "seed {seed}: {}\n{}",
+                d.describe(&g.set),
+                bpf::asm::print_set(&g.set, Some(&g.input))
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
+    assert!(traced > 800, "only {traced} sets traced");
+}

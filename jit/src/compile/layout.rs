@@ -254,7 +254,8 @@ impl Layout {
             }
         }
         // A BPF instruction's code ends where the next instruction's, or the next
-        // prologue or epilogue, begins.
+        // prologue or epilogue, begins; an instruction that emitted nothing (the next
+        // one starts where it does) has an empty range.
         let mut bounds: Vec<usize> =
             self.insn_start.iter().chain(&self.entry_start).chain(&self.epilogue_start).copied().collect();
         bounds.push(n);
@@ -262,8 +263,12 @@ impl Layout {
         let insn_ranges = self
             .insn_start
             .iter()
-            .map(|&s| {
-                let end = bounds[bounds.partition_point(|&b| b <= s)];
+            .enumerate()
+            .map(|(k, &s)| {
+                let end = match self.insn_start.get(k + 1) {
+                    Some(&next) if next == s => s,
+                    _ => bounds[bounds.partition_point(|&b| b <= s)],
+                };
                 offsets[s]..offsets[end]
             })
             .collect();
@@ -332,6 +337,20 @@ mod tests {
             };
             assert_eq!(reached, target);
         }
+    }
+
+    #[test]
+    fn an_instruction_without_code_has_an_empty_range() {
+        let mut l = Layout::default();
+        l.start_insn(0);
+        l.push(Inst::nop());
+        l.start_insn(1);
+        l.start_insn(2);
+        l.push(Inst::nop());
+        l.start_epilogue();
+        l.push(Inst::Ebreak);
+        let laid = l.finish(0x4000_0000).unwrap();
+        assert_eq!(laid.insn_ranges, vec![0..4, 4..4, 4..8]);
     }
 
     #[test]

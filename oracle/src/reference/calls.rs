@@ -10,6 +10,7 @@
 
 use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET, MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
 use bpf::helpers::{self, Helpers};
+use bpf::trace::{Step, Trace};
 use bpf::{Fault, FaultKind, Input, Insn, MapRef, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
 
 use super::decode::{self, Op};
@@ -147,6 +148,36 @@ struct Run<'s> {
     serial: u64,
 }
 
+/// Runs `code` one instruction at a time, recording each in `t`, until a stop other than
+/// the end of the one-instruction allowance each step gets (the run's own budget still
+/// applies: once it is spent, the executor reports it as usual).
+fn step(m: &mut Machine<'_>, code: &[Op], prog: usize, t: &mut Trace) -> Stop {
+    loop {
+        if m.remaining == 0 || m.pc >= code.len() {
+            return m.run(code);
+        }
+        let mut comparable = 0u16;
+        for r in 0..11u8 {
+            if m.undef & bit(r) == 0 && m.regs.mark[r as usize] & MARK_ADDR == 0 {
+                comparable |= 1 << r;
+            }
+        }
+        let mut regs = [0u64; 11];
+        regs.copy_from_slice(&m.regs.val[..11]);
+        t.push(Step { prog, index: m.pc, regs, comparable });
+        let left = m.remaining - 1;
+        m.remaining = 1;
+        let stop = m.run(code);
+        match stop {
+            Stop::Fault { kind: FaultKind::Budget, .. } if m.remaining == 0 => m.remaining = left,
+            other => {
+                m.remaining += left;
+                return other;
+            }
+        }
+    }
+}
+
 /// Either end of a run that is not an exit.
 enum End {
     Fault(Fault),
@@ -166,6 +197,7 @@ pub(super) fn run_set(
     budget: u64,
     semantics: TailCallSemantics,
     buffers: &mut Buffers,
+    trace: Option<&mut Trace>,
 ) -> RunResult {
     let progs = set.progs();
     let Buffers { ops, funcs, memory, frames } = buffers;
@@ -201,7 +233,7 @@ pub(super) fn run_set(
         tail_calls: 0,
         serial: 0,
     };
-    let end = run.execute(&mut m, ops);
+    let end = run.execute(&mut m, ops, trace);
     let ctx = m.mem.ctx_bytes().to_vec();
     let arrays = m.mem.array_bytes();
     if end.is_ok() {
@@ -237,13 +269,22 @@ pub(super) fn run_set(
 impl Run<'_> {
     /// Runs until the entry frame exits (R0 and its mark), a fault, or an instruction the
     /// reference cannot judge.
-    fn execute(&mut self, m: &mut Machine<'_>, ops: &[Vec<Op>]) -> Result<(u64, u8), End> {
+    fn execute(
+        &mut self,
+        m: &mut Machine<'_>,
+        ops: &[Vec<Op>],
+        mut trace: Option<&mut Trace>,
+    ) -> Result<(u64, u8), End> {
         loop {
             let prog = self.prog();
             let Some(code) = ops.get(prog) else {
                 return Err(self.fault(prog, usize::MAX, FaultKind::Host, "no such program".into()).into());
             };
-            match m.run(code) {
+            let stop = match trace.as_deref_mut() {
+                None => m.run(code),
+                Some(t) => step(m, code, prog, t),
+            };
+            match stop {
                 Stop::Exit { r0, r0_mark } if self.frames.len() <= 1 => return Ok((r0, r0_mark)),
                 Stop::Exit { r0, r0_mark } => self.ret(m, r0, r0_mark),
                 Stop::Call { index, target } => self.call(m, index, target)?,
@@ -2107,5 +2148,52 @@ mod tests {
             (fault.pc, fault.detail.as_str()),
             (Some(3), "tail call: R2 is array map arr, a prog array is expected")
         );
+    }
+
+    // ---- traces ----
+
+    #[test]
+    fn a_trace_records_each_instruction_with_the_registers_before_it() {
+        // entry: r6 = 5; call sub; r0 += r6; exit.   sub: r0 = 2; exit.
+        let set = set(
+            vec![link(vec![
+                vec![mov64(Reg::R6, 5), call_fn(1), addx(Reg::R0, Reg::R6), Insn::Exit],
+                vec![mov64(Reg::R0, 2), Insn::Exit],
+            ])],
+            vec![],
+        );
+        let mut engine = Reference::new();
+        let (result, trace) = engine.trace_set(&set, &Input::with_ctx(vec![0; 8]));
+        let RunResult::Ran(out) = result else { panic!("cannot judge") };
+        assert_eq!(out.result, Ok(7));
+        // The same outcome as an untraced run.
+        assert_eq!(engine.run_set(&set, &Input::with_ctx(vec![0; 8])), RunResult::Ran(out));
+        let at: Vec<usize> = trace.steps.iter().map(|s| s.index).collect();
+        assert_eq!(at, [0, 1, 4, 5, 2, 3]);
+        assert!(!trace.cut);
+        let first = trace.steps[0];
+        // R1 (the context) and R10 (the stack) are addresses; every other register is 0.
+        assert_eq!(first.regs[6], 0);
+        assert_eq!(first.regs[1], CTX_ADDR);
+        assert_eq!(first.comparable, bpf::trace::Step::ALL_COMPARABLE & !(1 << 1) & !(1 << 10));
+        // In the subprogram R0 and R6-R9 start undefined; R1 is still the context.
+        let sub = trace.steps[2];
+        assert_eq!(sub.comparable & (1 << 0 | 1 << 6), 0);
+        // Back in the caller: R0 = 2 from the callee, R6 = 5 restored, R1-R5 undefined.
+        let after = trace.steps[4];
+        assert_eq!((after.regs[0], after.regs[6]), (2, 5));
+        assert_eq!(after.comparable & 0b11_1110, 0);
+        assert!(after.is_comparable(0) && after.is_comparable(6));
+    }
+
+    #[test]
+    fn a_traced_run_keeps_its_budget() {
+        let set = set(vec![vec![Insn::Ja { off: -1 }, Insn::Exit]], vec![]);
+        let (result, trace) = Reference::with_budget(10).trace_set(&set, &Input::none());
+        let RunResult::Ran(out) = result else { panic!("cannot judge") };
+        let fault = out.result.unwrap_err();
+        assert_eq!(fault.kind, FaultKind::Budget);
+        assert_eq!(fault.detail, "the budget of 10 executed instructions ran out");
+        assert_eq!(trace.steps.len(), 10);
     }
 }

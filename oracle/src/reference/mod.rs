@@ -132,6 +132,7 @@ mod memory;
 #[cfg(test)]
 mod testutil;
 
+use bpf::trace::Trace;
 use bpf::{Engine, Input, ProgramSet, RunResult};
 
 pub use layout::{
@@ -211,6 +212,16 @@ impl Reference {
     pub fn semantics(&self) -> TailCallSemantics {
         self.semantics
     }
+
+    /// Runs `set` on `input` exactly as [`Engine::run_set`] does, and also records every
+    /// executed instruction with the registers just before it. A register counts as
+    /// comparable when it is defined and not derived from a stack or context address.
+    pub fn trace_set(&mut self, set: &ProgramSet, input: &Input) -> (RunResult, Trace) {
+        let mut trace = Trace::default();
+        let result =
+            calls::run_set(set, input, self.budget, self.semantics, &mut self.buffers, Some(&mut trace));
+        (result, trace)
+    }
 }
 
 impl Engine for Reference {
@@ -219,6 +230,6 @@ impl Engine for Reference {
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        calls::run_set(set, input, self.budget, self.semantics, &mut self.buffers)
+        calls::run_set(set, input, self.budget, self.semantics, &mut self.buffers, None)
     }
 }
