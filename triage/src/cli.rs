@@ -566,7 +566,14 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     };
     let opts = a.engines.options();
     let start = std::time::Instant::now();
+    // Redrawn at most every 100 ms, and at the end: a large directory must not flood a
+    // log with one line per input.
+    let mut drawn: Option<std::time::Instant> = None;
     let mut progress = |done: usize, total: usize| {
+        if done < total && drawn.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
+            return;
+        }
+        drawn = Some(std::time::Instant::now());
         let width = 30;
         let filled = (done * width).checked_div(total).unwrap_or(width);
         let _ = write!(err, "\r[{}{}] {done}/{total} inputs", "#".repeat(filled), ".".repeat(width - filled));
@@ -604,7 +611,7 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 out,
                 "  group-{}: {} ({} inputs, {} instructions)",
                 k + 1,
-                g.signature,
+                g.key,
                 g.inputs.len(),
                 g.best.size_after
             );

@@ -9,11 +9,13 @@ use bpf::gen::Generated;
 use crate::engines::{Engines, Options, ALL};
 use crate::minimize::{minimize, Minimized, Signature};
 
-/// One group of findings with the same signature.
+/// One group of findings with the same [`Signature::group_key`].
 #[derive(Clone, Debug)]
 pub struct Group {
     /// What the findings share.
-    pub signature: Signature,
+    pub key: String,
+    /// Every distinct signature seen in the group, in the order first seen.
+    pub signatures: Vec<Signature>,
     /// The smallest minimised reproducer.
     pub best: Minimized,
     /// Every input that showed the signature, in the order read.
@@ -72,7 +74,9 @@ pub fn triage(
 ) -> Triage {
     let mut engines = Engines::with_options(&ALL, opts);
     let mut t = Triage { inputs: files.len(), ..Triage::default() };
-    let mut found: Vec<(Signature, Vec<(PathBuf, Generated)>)> = Vec::new();
+    // Per group key: the signatures seen and the members read.
+    type Members = Vec<(PathBuf, Generated)>;
+    let mut found: Vec<(String, Vec<Signature>, Members)> = Vec::new();
     for (k, path) in files.iter().enumerate() {
         progress(k, files.len());
         let g = match read_finding(path) {
@@ -87,13 +91,19 @@ pub fn triage(
             t.skipped.push((path.clone(), why.into()));
             continue;
         };
-        match found.iter_mut().find(|(s, _)| *s == sig) {
-            Some((_, members)) => members.push((path.clone(), g)),
-            None => found.push((sig, vec![(path.clone(), g)])),
+        let key = sig.group_key();
+        match found.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, sigs, members)) => {
+                if !sigs.contains(&sig) {
+                    sigs.push(sig);
+                }
+                members.push((path.clone(), g));
+            }
+            None => found.push((key, vec![sig], vec![(path.clone(), g)])),
         }
     }
     progress(files.len(), files.len());
-    for (sig, mut members) in found {
+    for (key, signatures, mut members) in found {
         let inputs: Vec<PathBuf> = members.iter().map(|m| m.0.clone()).collect();
         members.sort_by_key(|m| m.1.set.insn_count());
         let mut best: Option<Minimized> = None;
@@ -105,10 +115,10 @@ pub fn triage(
             }
         }
         if let Some(best) = best {
-            t.groups.push(Group { signature: sig, best, inputs });
+            t.groups.push(Group { key, signatures, best, inputs });
         }
     }
-    t.groups.sort_by(|a, b| b.inputs.len().cmp(&a.inputs.len()).then_with(|| a.signature.cmp(&b.signature)));
+    t.groups.sort_by(|a, b| b.inputs.len().cmp(&a.inputs.len()).then_with(|| a.key.cmp(&b.key)));
     t
 }
 
@@ -137,7 +147,8 @@ mod tests {
         assert_eq!(t.inputs, 4);
         assert_eq!(t.groups.len(), 1, "{:?}", t.groups);
         assert_eq!(t.groups[0].inputs.len(), 2);
-        assert_eq!(t.groups[0].signature.to_string(), "value:jit:ok@alu32");
+        assert_eq!(t.groups[0].key, "jit@alu32");
+        assert_eq!(t.groups[0].best.signature.to_string(), "value:jit:ok@alu32");
         assert_eq!(t.groups[0].best.size_after, 3);
         assert_eq!(t.skipped.len(), 2);
         assert!(t.skipped.iter().any(|(p, why)| p.ends_with("c.s") && why.contains("engines agree")));

@@ -92,6 +92,21 @@ impl Signature {
     }
 }
 
+impl Signature {
+    /// What groups findings and keeps the minimiser on one bug. When the first
+    /// divergence names an instruction (a wrong value or branch after it), that
+    /// instruction is the root cause and what it later made differ (R0, the tail-call
+    /// count, a fault) is a consequence: the key is the odd one out and the opcode
+    /// class, `jit@alu32`. Otherwise (no trace, or traces that agree to the end) it is
+    /// the whole signature.
+    pub fn group_key(&self) -> String {
+        match self.at {
+            Some(at) if at != "end" => format!("{}@{at}", self.odd_one_out.unwrap_or("none")),
+            _ => self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Signature {
     /// A stable one-line form, such as `value:jit:ok@alu32` or `error:jit:abi@end`
     /// (without `@` when there is no divergence to name).
@@ -105,7 +120,8 @@ impl fmt::Display for Signature {
     }
 }
 
-/// A minimised finding.
+/// A minimised finding. Its signature is the final set's: the minimiser keeps the
+/// [`Signature::group_key`], so the observable may differ from the original's.
 #[derive(Clone, Debug)]
 pub struct Minimized {
     /// The smallest set found that reproduces the signature.
@@ -130,7 +146,7 @@ struct Search<'e> {
 }
 
 impl Search<'_> {
-    /// Whether `set` on `input` is valid and still shows the target signature.
+    /// Whether `set` on `input` is valid and still shows the target's group key.
     fn reproduces(&mut self, set: &ProgramSet, input: &Input) -> bool {
         if self.attempts >= self.max_attempts {
             return false;
@@ -142,11 +158,10 @@ impl Search<'_> {
         self.attempts += 1;
         // The untraced signature first: most candidates fail there, without tracing.
         let Some(base) = Signature::of(&self.engines.run_set(set, input)) else { return false };
-        let same = |s: &Signature| {
-            (s.kind, s.odd_one_out, s.odd_error)
-                == (self.target.kind, self.target.odd_one_out, self.target.odd_error)
-        };
-        same(&base) && base.traced(self.engines, set, input) == self.target
+        if base.odd_one_out != self.target.odd_one_out {
+            return false;
+        }
+        base.traced(self.engines, set, input).group_key() == self.target.group_key()
     }
 }
 
@@ -266,14 +281,9 @@ pub fn minimize(
             break;
         }
     }
-    Ok(Minimized {
-        size_after: set.insn_count(),
-        set,
-        input,
-        signature: s.target,
-        size_before,
-        attempts: s.attempts,
-    })
+    // The key stayed the same; the observable may have changed along the way.
+    let signature = Signature::of_run(s.engines, &set, &input).unwrap_or(s.target);
+    Ok(Minimized { size_after: set.insn_count(), set, input, signature, size_before, attempts: s.attempts })
 }
 
 /// Drops programs other than the entry, last first; slots that held a dropped program

@@ -61,10 +61,12 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
     let bugs: Vec<&str> = opts.bugs.list().iter().map(|b| b.name()).collect();
     let inputs: Vec<String> = group.inputs.iter().map(|p| p.display().to_string()).collect();
     Sections {
-        title: format!("jitdiff finding: {}", group.signature),
+        title: format!("jitdiff finding: {}", group.key),
         facts: vec![
-            ("signature".into(), group.signature.to_string()),
-            ("inputs with this signature".into(), group.inputs.len().to_string()),
+            ("group".into(), group.key.clone()),
+            ("signatures seen".into(), seen(group)),
+            ("reproducer's signature".into(), m.signature.to_string()),
+            ("inputs in the group".into(), group.inputs.len().to_string()),
             ("reproducer size".into(), format!("{} BPF instructions (from {})", m.size_after, m.size_before)),
             ("TCC scheme".into(), opts.scheme.to_string()),
             ("tail-call semantics".into(), format!("{:?}", opts.semantics).to_lowercase()),
@@ -83,6 +85,11 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
             ("Inputs".into(), inputs.join("\n")),
         ],
     }
+}
+
+/// The signatures a group's inputs showed, comma-separated.
+fn seen(group: &Group) -> String {
+    group.signatures.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A C identifier from a program name.
@@ -167,9 +174,10 @@ pub fn write_reports(
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let reproducer = dir.join("reproducer.s");
         let text = format!(
-            "; jitdiff: {} ({} inputs)\n{}",
-            g.signature,
+            "; jitdiff: {} ({} inputs; this reproducer: {})\n{}",
+            g.key,
             g.inputs.len(),
+            g.best.signature,
             bpf::asm::print_set(&g.best.set, Some(&g.best.input))
         );
         std::fs::write(&reproducer, text).map_err(|e| io(&reproducer, e))?;
@@ -178,7 +186,9 @@ pub fn write_reports(
         std::fs::write(&md, markdown(&s)).map_err(|e| io(&md, e))?;
         std::fs::write(&page, html(&s)).map_err(|e| io(&page, e))?;
         groups.push(serde_json::json!({
-            "signature": g.signature.to_string(),
+            "group": g.key,
+            "signatures": g.signatures.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            "signature": g.best.signature.to_string(),
             "inputs": g.inputs.len(),
             "size": g.best.size_after,
             "report": page.display().to_string(),
@@ -233,7 +243,7 @@ mod tests {
         assert!(page.contains("BPF_ALU32_IMM(BPF_ADD, BPF_REG_0, 0)"));
         assert!(page.contains("jitdiff run --inject alu32-arith-no-zext"));
         let md = std::fs::read_to_string(out.join("group-1/report.md")).unwrap();
-        assert!(md.starts_with("# jitdiff finding: value:jit:ok@alu32\n"));
+        assert!(md.starts_with("# jitdiff finding: jit@alu32\n"));
         // The first divergence names the 32-bit add (pc 1) and shows its RV64 code.
         assert!(md.contains("first divergence at pc 1 (w0 += 0) [alu32]"), "{md}");
         assert!(md.contains(">>   1: w0 += 0"), "{md}");
