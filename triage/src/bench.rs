@@ -135,6 +135,25 @@ pub fn minimized_finding(
     Some((m, start.elapsed().as_secs_f64()))
 }
 
+/// Writes a minimised reproducer to `dir/<bug>.min.s` for a person to compare with
+/// their own; an existing file is left alone (a warning names it).
+fn save_reproducer(dir: &Path, bug: jit::Bug, m: &crate::minimize::Minimized) {
+    use std::io::Write as _;
+    let path = dir.join(format!("{}.min.s", bug.name()));
+    let text = format!(
+        "; {} minimised: {}\n{}",
+        bug.name(),
+        m.signature,
+        bpf::asm::print_set(&m.set, Some(&m.input))
+    );
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::OpenOptions::new().write(true).create_new(true).open(&path))
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("jitdiff: not saving {}: {e}", path.display());
+    }
+}
+
 /// Engine runs the benchmark's minimiser may spend per finding.
 pub const MINIMIZE_ATTEMPTS: u64 = 20_000;
 
@@ -156,8 +175,10 @@ pub fn bugs(bugs: &[jit::Bug], seeds: u64, limit_s: u64, artifacts: &Path, json:
         };
         let (times, runs) = (r.times(), r.runs());
         // A finding from seed 1 of the single-threaded, deterministic session, minimised.
-        let minimized =
-            minimized_finding(jit::Bugs::NONE.with(bug), 1, 200_000).map(|(m, secs)| (m.size_after, secs));
+        let minimized = minimized_finding(jit::Bugs::NONE.with(bug), 1, 200_000).map(|(m, secs)| {
+            save_reproducer(artifacts, bug, &m);
+            (m.size_after, secs)
+        });
         let _ = if json {
             writeln!(
                 out,

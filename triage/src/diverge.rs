@@ -170,11 +170,18 @@ pub fn first_divergence(
     let class_of = |p: usize, i: usize| {
         set.progs().get(p).and_then(|sp| sp.prog.insns().get(i)).map_or("unknown", opcode_class)
     };
-    // The culprit for a disagreement seen at filtered step `k`: the reference's step just
-    // before it (unfiltered, so an instruction without JIT code can be the culprit).
-    let culprit = |k: usize| {
-        let orig = ref_steps[k].0;
-        let s = &reference.steps[orig.saturating_sub(1)];
+    // The culprit for a disagreement seen at filtered step `k`: one of the reference's
+    // steps since the previous filtered step (the one with JIT code, then any without).
+    // For a register, the last of them that changed it in the reference (an instruction
+    // without code can be wrong only by leaving out a change); otherwise the one with
+    // code, the only one the JIT ran.
+    let culprit = |k: usize, reg: Option<usize>| {
+        let end = ref_steps[k].0;
+        let start = if k == 0 { 0 } else { ref_steps[k - 1].0 };
+        let changed = reg.and_then(|r| {
+            (start..end).rev().find(|&i| reference.steps[i].regs[r] != reference.steps[i + 1].regs[r])
+        });
+        let s = &reference.steps[changed.unwrap_or(start.min(end.saturating_sub(1)))];
         (s.prog, s.index)
     };
     let n = ref_steps.len().min(jit_steps.len());
@@ -188,7 +195,11 @@ pub fn first_divergence(
                 .map(|reg| What::Register { reg, reference: r.regs[reg], jit: j.regs[reg] })
         };
         if let Some(what) = what {
-            let (prog, index) = culprit(k);
+            let reg = match what {
+                What::Register { reg, .. } => Some(reg),
+                _ => None,
+            };
+            let (prog, index) = culprit(k, reg);
             return Some(Divergence { prog, index, agreed: k, what, class: class_of(prog, index) });
         }
     }
@@ -197,7 +208,7 @@ pub fn first_divergence(
         (What::AtEnd, last(ref_steps[n - 1].1))
     } else if ref_steps.len() > n {
         let next = last(ref_steps[n].1);
-        (What::ControlFlow { reference: Some(next), jit: None }, culprit(n))
+        (What::ControlFlow { reference: Some(next), jit: None }, culprit(n, None))
     } else {
         (What::ControlFlow { reference: None, jit: Some(last(&jit_steps[n])) }, last(ref_steps[n - 1].1))
     };
@@ -309,6 +320,21 @@ mod tests {
         let d = first_divergence(&set(), &r, &j, |_, i| i != 0).unwrap();
         assert_eq!((d.index, d.agreed), (0, 0));
         assert_eq!(d.what, What::Register { reg: 0, reference: 1, jit: 7 });
+    }
+
+    #[test]
+    fn a_value_that_passes_through_an_instruction_without_code_blames_its_writer() {
+        // r0 = 1 (code), then an instruction without code that leaves R0 alone (index 1
+        // here), then the JIT shows another R0: the writer is to blame, not the no-op.
+        let r = trace(vec![step(0, 0), step(1, 1), step(2, 1), step(3, 2)]);
+        let j = trace(vec![step(0, 0), step(2, 9), step(3, 2)]);
+        let d = first_divergence(&set(), &r, &j, |_, i| i != 1).unwrap();
+        assert_eq!((d.index, d.what.clone()), (0, What::Register { reg: 0, reference: 1, jit: 9 }));
+        // If the instruction without code changes R0 in the reference, it is to blame.
+        let r = trace(vec![step(0, 0), step(1, 1), step(2, 5), step(3, 2)]);
+        let j = trace(vec![step(0, 0), step(2, 1), step(3, 2)]);
+        let d = first_divergence(&set(), &r, &j, |_, i| i != 1).unwrap();
+        assert_eq!((d.index, d.what), (1, What::Register { reg: 0, reference: 5, jit: 1 }));
     }
 
     #[test]

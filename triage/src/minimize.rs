@@ -166,8 +166,19 @@ impl Search<'_> {
 }
 
 /// Rebuilds `set` with program `p`'s instructions replaced, if the result is a program.
+/// When the functions are still the same ones, each keeps at most its old stack depth:
+/// inference gives a function that copies r10 the whole 512 bytes, which would break the
+/// stack rules of calls that the smaller candidate still obeys.
 fn with_insns(set: &ProgramSet, p: usize, insns: Vec<Insn>) -> Option<ProgramSet> {
-    let prog = Program::new(insns).ok()?;
+    let mut prog = Program::new(insns).ok()?;
+    let old = &set.progs()[p].prog;
+    let n = old.functions().len();
+    if prog.functions().len() == n {
+        let depths = (0..n).map(|f| old.function_stack_depth(f).min(prog.function_stack_depth(f))).collect();
+        if prog.set_stack_depths(depths).is_err() {
+            prog = Program::new(prog.insns().to_vec()).ok()?;
+        }
+    }
     let mut progs = set.progs().to_vec();
     progs[p].prog = prog;
     ProgramSet::with_arrays(progs, set.maps().to_vec(), set.arrays().to_vec()).ok()
@@ -267,14 +278,17 @@ pub fn minimize(
     let size_before = set.insn_count();
     loop {
         let before = (set.clone(), input.clone());
+        promote_programs(&mut s, &mut set, &input);
         drop_programs(&mut s, &mut set, &input);
         clear_slots(&mut s, &mut set, &input);
         for p in 0..set.progs().len() {
             drop_calls(&mut s, &mut set, &input, p);
             remove_instructions(&mut s, &mut set, &input, p);
+            helpers_to_moves(&mut s, &mut set, &input, p);
             to_constants(&mut s, &mut set, &input, p);
             simplify_immediates(&mut s, &mut set, &input, p);
         }
+        drop_unused_maps(&mut s, &mut set, &input);
         zero_context(&mut s, &set, &mut input);
         progress(s.attempts, set.insn_count());
         if (&set, &input) == (&before.0, &before.1) || s.attempts >= s.max_attempts {
@@ -355,8 +369,8 @@ fn mov(dst: bpf::Reg, k: i32) -> Insn {
     Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst, src: Operand::Imm(k) }
 }
 
-/// Replaces each bpf2bpf call whose callee has no other caller with `r0 = k` and drops
-/// the callee.
+/// Replaces each bpf2bpf call whose callee has no other caller with `r0 = k` (0, 1, -1)
+/// or `r0 = rK` (an argument register) and drops the callee.
 fn drop_calls(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
     let mut i = 0;
     while i < set.progs()[p].prog.insns().len() {
@@ -367,9 +381,11 @@ fn drop_calls(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize)
         let callers = |t: usize| (0..prog.insns().len()).filter(|&j| prog.target_of(j) == Some(t)).count();
         if let (true, Some(f)) = (is_call, callee) {
             if callers(f.start) == 1 {
-                for k in [0, 1, -1] {
+                let args = (1..=5u8).map(|k| Operand::Reg(bpf::Reg::new(k).expect("R1-R5 exist")));
+                for src in [0, 1, -1].map(Operand::Imm).into_iter().chain(args) {
                     let mut insns = prog.insns().to_vec();
-                    insns[i] = mov(bpf::Reg::R0, k);
+                    insns[i] =
+                        Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst: bpf::Reg::R0, src };
                     if let Some(c) = with_insns(set, p, remove_run(&insns, f.start, f.end)) {
                         if s.reproduces(&c, input) {
                             *set = c;
@@ -380,6 +396,119 @@ fn drop_calls(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize)
             }
         }
         i += 1;
+    }
+}
+
+/// Replaces each helper call with `r0 = rK` for one of its argument registers (a wrong
+/// value that reaches a helper's arguments then reaches R0 instead, and the registers
+/// that only fed the helper can go), or else with a call of a helper without arguments.
+fn helpers_to_moves(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
+    for i in 0..set.progs()[p].prog.insns().len() {
+        let insn = set.progs()[p].prog.insns()[i];
+        if !matches!(insn, Insn::Call(Call::Helper(_))) || insn.is_tail_call() {
+            continue;
+        }
+        let moves = (1..=5u8).map(|k| Insn::Alu {
+            width: bpf::Width::W64,
+            op: bpf::AluOp::Mov,
+            dst: bpf::Reg::R0,
+            src: Operand::Reg(bpf::Reg::new(k).expect("R1-R5 exist")),
+        });
+        // A helper without arguments, for bugs that need a call but not this one.
+        let plain = Insn::Call(Call::Helper(bpf::helpers::GET_NUMA_NODE_ID));
+        for c in moves.chain((insn != plain).then_some(plain)) {
+            let mut insns = set.progs()[p].prog.insns().to_vec();
+            insns[i] = c;
+            if let Some(c) = with_insns(set, p, insns) {
+                if s.reproduces(&c, input) {
+                    *set = c;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Makes each other program the entry in turn (a bug in a tail-call target may not need
+/// the programs that led there); slots follow their programs.
+fn promote_programs(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
+    for q in 1..set.progs().len() {
+        let n = set.progs().len();
+        // New position of old program j: q goes first, the others keep their order.
+        let pos = |j: usize| {
+            if j == q {
+                0
+            } else if j < q {
+                j + 1
+            } else {
+                j
+            }
+        };
+        let mut progs = set.progs().to_vec();
+        let promoted = progs.remove(q);
+        progs.insert(0, promoted);
+        debug_assert_eq!(progs.len(), n);
+        let mut maps = set.maps().to_vec();
+        for m in &mut maps {
+            for slot in m.slots.iter_mut().flatten() {
+                *slot = pos(*slot);
+            }
+        }
+        if let Ok(c) = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec()) {
+            if s.reproduces(&c, input) {
+                *set = c;
+                return;
+            }
+        }
+    }
+}
+
+/// Drops maps no `lddw` refers to (prog arrays and array maps alike), renumbering the
+/// references to the maps after them.
+fn drop_unused_maps(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
+    let mut k = set.maps().len() + set.arrays().len();
+    while k > 0 {
+        k -= 1;
+        let refers = |insn: &Insn, k: u64| matches!(*insn, Insn::LdImm64 { pseudo: bpf::PSEUDO_MAP_FD, imm, .. } if imm == k);
+        let used = set.progs().iter().any(|p| p.prog.insns().iter().any(|i| refers(i, k as u64)));
+        if used {
+            continue;
+        }
+        let mut progs = set.progs().to_vec();
+        let mut ok = true;
+        for sp in &mut progs {
+            let insns: Vec<Insn> = sp
+                .prog
+                .insns()
+                .iter()
+                .map(|&i| match i {
+                    Insn::LdImm64 { dst, pseudo: bpf::PSEUDO_MAP_FD, imm } if imm > k as u64 => {
+                        Insn::LdImm64 { dst, pseudo: bpf::PSEUDO_MAP_FD, imm: imm - 1 }
+                    }
+                    other => other,
+                })
+                .collect();
+            match Program::with_stack_depth(insns, sp.prog.stack_depth()) {
+                Ok(mut prog) => {
+                    let depths =
+                        (0..sp.prog.functions().len()).map(|f| sp.prog.function_stack_depth(f)).collect();
+                    ok &= prog.set_stack_depths(depths).is_ok();
+                    sp.prog = prog;
+                }
+                Err(_) => ok = false,
+            }
+        }
+        let (mut maps, mut arrays) = (set.maps().to_vec(), set.arrays().to_vec());
+        if k < maps.len() {
+            maps.remove(k);
+        } else {
+            arrays.remove(k - maps.len());
+        }
+        if let (true, Ok(c)) = (ok, ProgramSet::with_arrays(progs, maps, arrays)) {
+            if s.reproduces(&c, input) {
+                *set = c;
+            }
+        }
     }
 }
 
@@ -512,6 +641,45 @@ exit
         // The correct JIT agrees on the minimised set.
         let mut correct = Engines::new(&ALL);
         assert_eq!(compare(&correct.run_set(&m.set, &m.input)), Verdict::Agree);
+    }
+
+    #[test]
+    fn a_bug_in_a_tail_call_target_that_reaches_a_helper_minimises_to_the_target_alone() {
+        // The entry only tail-calls `leaf`, whose 32-bit add is wrong on the buggy JIT and
+        // shows only in the arguments of a helper call.
+        let text = "\
+.ctx 8
+.map jmp 1
+.slot jmp 0 leaf
+
+.prog entry
+    r2 = jmp ll
+    r3 = 0
+    call bpf_tail_call
+    r0 = 0
+    exit
+
+.prog leaf
+    r1 = 0
+    r2 = 0
+    r3 = 0x7fffffff
+    w3 += 1
+    r4 = 0
+    r5 = 0
+    call jitdiff_mix
+    r0 = 0
+    exit
+";
+        let f = parse_set(text).unwrap();
+        let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
+        let mut engines = Engines::with_options(&ALL, &opts);
+        let m = minimize(&mut engines, &f.set, &Input::with_ctx(vec![0; 8]), 10_000, &mut |_, _| {}).unwrap();
+        let shown = bpf::asm::print_set(&m.set, Some(&m.input));
+        // `r3 = 0x7fffffff; w3 += 1; r0 = r3; exit`: one program, no maps, the helper's
+        // argument turned into R0.
+        assert_eq!(m.size_after, 4, "{shown}");
+        assert!(m.set.is_single(), "{shown}");
+        assert_eq!(m.signature.to_string(), "value:jit:ok@alu32");
     }
 
     #[test]
