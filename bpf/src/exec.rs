@@ -128,6 +128,33 @@ impl fmt::Display for Fault {
     }
 }
 
+/// Which observables an engine reports: every field for engines that see the whole
+/// machine ([`Observes::ALL`]); less for engines that run programs somewhere they can
+/// only be watched from outside (the kernel's `BPF_PROG_TEST_RUN` returns 32 bits of R0
+/// and neither a tail-call count nor a helper trace). Fields an engine does not observe
+/// are left out of every comparison with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observes {
+    /// How many low bits of R0 the engine reports (64 or 32); the rest of
+    /// [`Outcome::result`]'s value is zero.
+    pub r0_bits: u32,
+    /// Whether [`Outcome::tail_calls`] is observed.
+    pub tail_calls: bool,
+    /// Whether [`Outcome::helper_calls`] is observed.
+    pub helper_calls: bool,
+}
+
+impl Observes {
+    /// Every field, all 64 bits of R0.
+    pub const ALL: Observes = Observes { r0_bits: 64, tail_calls: true, helper_calls: true };
+}
+
+impl Default for Observes {
+    fn default() -> Observes {
+        Observes::ALL
+    }
+}
+
 /// Everything observable about one run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -145,12 +172,22 @@ pub struct Outcome {
     pub helper_calls: Vec<HelperCall>,
     /// The contents of every array map after the run, in the set's order.
     pub arrays: Vec<Vec<u8>>,
+    /// Which of these fields the engine observes.
+    pub observes: Observes,
 }
 
 impl Outcome {
     /// An outcome with no tail calls and no helper calls.
     pub fn new(result: Result<u64, Fault>, ctx: Vec<u8>, r0_is_address: bool) -> Outcome {
-        Outcome { result, ctx, r0_is_address, tail_calls: 0, helper_calls: Vec::new(), arrays: Vec::new() }
+        Outcome {
+            result,
+            ctx,
+            r0_is_address,
+            tail_calls: 0,
+            helper_calls: Vec::new(),
+            arrays: Vec::new(),
+            observes: Observes::ALL,
+        }
     }
 }
 

@@ -121,6 +121,7 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
         tail_calls: n.tail_calls,
         helper_calls: n.helper_calls,
         arrays: n.arrays,
+        observes: bpf::exec::Observes::ALL,
     }
 }
 

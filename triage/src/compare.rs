@@ -209,15 +209,30 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     diffs.extend(differ(Field::Error, &error, |k| k.map_or("none", FaultKind::name).to_string()));
     let finished: Vec<_> = ran.iter().filter(|(_, o)| o.result.is_ok()).collect();
     if !reference.is_some_and(|o| o.r0_is_address) {
-        let r0: Vec<_> =
-            finished.iter().map(|(e, o)| (*e, o.result.as_ref().copied().unwrap_or(0))).collect();
-        diffs.extend(differ(Field::R0, &r0, |v| format!("{v:#x}")));
+        let r0 = |(e, o): &&(&'static str, &Outcome)| (*e, o.result.as_ref().copied().unwrap_or(0));
+        let full: Vec<_> = finished.iter().filter(|(_, o)| o.observes.r0_bits == 64).map(r0).collect();
+        if full.len() == finished.len() {
+            diffs.extend(differ(Field::R0, &full, |v| format!("{v:#x}")));
+        } else {
+            // Some engine sees only R0's low 32 bits: all of them are compared on those,
+            // and the engines that see 64 bits on all 64.
+            let low: Vec<_> = finished.iter().map(r0).map(|(e, v)| (e, v as u32)).collect();
+            diffs.extend(differ(Field::R0, &low, |v| format!("{v:#x} (low 32 bits)")));
+            if full.len() >= 2 && !diffs.iter().any(|d| d.field == Field::R0) {
+                diffs.extend(differ(Field::R0, &full, |v| format!("{v:#x}")));
+            }
+        }
     }
     let ctx: Vec<_> = finished.iter().map(|(e, o)| (*e, o.ctx.as_slice())).collect();
     diffs.extend(differ(Field::Ctx, &ctx, |c| hex(c)));
-    let tail_calls: Vec<_> = finished.iter().map(|(e, o)| (*e, o.tail_calls)).collect();
+    let tail_calls: Vec<_> =
+        finished.iter().filter(|(_, o)| o.observes.tail_calls).map(|(e, o)| (*e, o.tail_calls)).collect();
     diffs.extend(differ(Field::TailCalls, &tail_calls, u32::to_string));
-    let helpers: Vec<_> = finished.iter().map(|(e, o)| (*e, o.helper_calls.as_slice())).collect();
+    let helpers: Vec<_> = finished
+        .iter()
+        .filter(|(_, o)| o.observes.helper_calls)
+        .map(|(e, o)| (*e, o.helper_calls.as_slice()))
+        .collect();
     diffs.extend(differ(Field::Helpers, &helpers, |c| helper_trace(c)));
     let arrays: Vec<_> = finished.iter().map(|(e, o)| (*e, o.arrays.as_slice())).collect();
     diffs
@@ -316,6 +331,46 @@ mod tests {
         let Verdict::Mismatch(d) = compare(&[a, b]) else { panic!() };
         assert_eq!((d[0].field, d[0].odd_one_out), (Field::TailCalls, Some("jit")));
         assert_eq!(d[0].explanation, "jit is the odd one out: reference says tail_calls = 33, jit says 32");
+    }
+
+    #[test]
+    fn fields_an_engine_does_not_observe_are_not_compared_with_it() {
+        // A kernel-like engine: R0's low 32 bits, no tail-call count, no helper trace.
+        let partial = |engine, r0: u64, tail_calls| {
+            let mut r = ok(engine, r0 & 0xffff_ffff);
+            if let RunResult::Ran(o) = &mut r.result {
+                o.observes = bpf::Observes { r0_bits: 32, tail_calls: false, helper_calls: false };
+                o.tail_calls = tail_calls;
+            }
+            r
+        };
+        let full = |engine, r0, tail_calls| {
+            let mut r = ok(engine, r0);
+            if let RunResult::Ran(o) = &mut r.result {
+                o.tail_calls = tail_calls;
+            }
+            r
+        };
+        let same =
+            [full("reference", 0x1_0000_0002, 3), full("jit", 0x1_0000_0002, 3), partial("kernel", 0x2, 0)];
+        assert_eq!(compare(&same), Verdict::Agree);
+        // The low halves differ: the kernel engine is the odd one out.
+        let Verdict::Mismatch(d) = compare(&[
+            full("reference", 0x1_0000_0002, 3),
+            full("jit", 0x1_0000_0002, 3),
+            partial("kernel", 0x5, 3),
+        ]) else {
+            panic!()
+        };
+        assert_eq!((d.len(), d[0].field, d[0].odd_one_out), (1, Field::R0, Some("kernel")));
+        assert!(d[0].explanation.contains("(low 32 bits)"), "{}", d[0].explanation);
+        // The upper halves differ between the engines that see them.
+        let Verdict::Mismatch(d) =
+            compare(&[full("reference", 0x1_0000_0002, 3), full("jit", 0x2, 3), partial("kernel", 0x2, 3)])
+        else {
+            panic!()
+        };
+        assert_eq!((d[0].field, d[0].odd_one_out), (Field::R0, Some("jit")));
     }
 
     #[test]

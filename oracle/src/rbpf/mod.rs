@@ -337,6 +337,7 @@ impl Engine for Rbpf {
             // No program that ran could reach an array map (references to them cannot be
             // judged), so they hold what they held.
             arrays: set.arrays().iter().map(|a| a.values.clone()).collect(),
+            observes: bpf::exec::Observes::ALL,
         })
     }
 }

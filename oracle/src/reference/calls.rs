@@ -263,6 +263,7 @@ pub(super) fn run_set(
         tail_calls: run.tail_calls,
         helper_calls: run.helpers.take_trace(),
         arrays,
+        observes: bpf::exec::Observes::ALL,
     })
 }
 
