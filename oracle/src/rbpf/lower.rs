@@ -67,9 +67,22 @@ pub struct Lowered {
     helper_ids: Vec<u32>,
     frame_sizes: Rc<[u16]>,
     stack_extent: u32,
+    /// Whether rbpf's verifier has accepted these bytes once (with any context and stack
+    /// addresses patched in: the verifier does not look at `lddw` immediates).
+    verified: std::cell::Cell<bool>,
 }
 
 impl Lowered {
+    /// Whether rbpf's verifier has accepted this program before.
+    pub fn verified(&self) -> bool {
+        self.verified.get()
+    }
+
+    /// Records that rbpf's verifier accepted this program.
+    pub fn set_verified(&self) {
+        self.verified.set(true);
+    }
+
     /// The lowered instructions. The first two are the synthetic `lddw r1, 0` and
     /// `lddw r10, 0` whose immediates the engine replaces by the context's address and the
     /// stack's top; budget code, when present, follows the program's last instruction.
@@ -239,6 +252,7 @@ pub fn lower(prog: &Program, maps: MapCounts) -> Result<Lowered, String> {
         helper_ids,
         frame_sizes,
         stack_extent,
+        verified: std::cell::Cell::new(false),
     })
 }
 
