@@ -261,6 +261,19 @@ pub(crate) enum Exec {
 /// Runs `bytes` (the lowering `lowered` with its prefix patched) on a new rbpf VM with
 /// `mem` (the context) and `mbuff` (the stack) as the areas it accepts besides its own
 /// stack, and every helper registered.
+/// Whether `bytes` are `lowered`'s bytes with only the prefix's immediates patched (see
+/// [`patched`]).
+fn is_patch_of(bytes: &[u8], lowered: &Lowered) -> bool {
+    let ours = lowered.bytes();
+    let prefix = PREFIX_SLOTS * 8;
+    // Opcode, registers and offset: everything of a slot but its immediate.
+    let head = |b: &[u8], slot: usize| [b[slot * 8], b[slot * 8 + 1], b[slot * 8 + 2], b[slot * 8 + 3]];
+    bytes.len() == ours.len()
+        && bytes.len() >= prefix
+        && bytes[prefix..] == ours[prefix..]
+        && (0..PREFIX_SLOTS).all(|slot| head(bytes, slot) == head(ours, slot))
+}
+
 /// rbpf's verifier for a program it has already accepted.
 fn accept(_: &[u8]) -> Result<(), std::io::Error> {
     Ok(())
@@ -275,7 +288,8 @@ pub(crate) fn execute(bytes: &[u8], mem: &[u8], mbuff: &[u8], lowered: &Lowered)
     let calculator = vm.set_stack_usage_calculator(frame_size_of, Box::new(lowered.frame_sizes()));
     // rbpf's verifier judges the program once: later runs (other inputs, tail calls into
     // it) differ only in the patched `lddw` immediates, which it does not look at.
-    let verifier = if lowered.verified() { vm.set_verifier(accept) } else { Ok(()) };
+    let known = lowered.verified() && is_patch_of(bytes, lowered);
+    let verifier = if known { vm.set_verifier(accept) } else { Ok(()) };
     if let Err(e) = calculator.and(verifier).and_then(|()| vm.set_program(bytes)) {
         return Exec::Rejected(e.to_string());
     }
@@ -505,4 +519,23 @@ fn label_of(set: &ProgramSet, prog: usize) -> String {
 /// The helper that hands over the R0 of the tail-call target that just returned.
 fn fetch(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
     with_run(|run| run.fetched)
+}
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+    use bpf::{Insn, Program};
+
+    #[test]
+    fn only_patched_prefixes_count_as_the_same_program() {
+        let lowered =
+            crate::rbpf::lower::lower(&Program::new(vec![Insn::Exit]).unwrap(), MapCounts::default())
+                .unwrap();
+        assert!(is_patch_of(&patched(&lowered, 0x1000, 0x2000), &lowered));
+        let mut other = patched(&lowered, 0x1000, 0x2000);
+        let last = other.len() - 8;
+        other[last] ^= 1;
+        assert!(!is_patch_of(&other, &lowered));
+        assert!(!is_patch_of(&other[..last], &lowered));
+    }
 }
