@@ -46,6 +46,8 @@ const TCG_BUFFER_SIZE: u32 = 16 << 20;
 /// a few tens of milliseconds.
 const WATCHDOG: Duration = Duration::from_millis(250);
 const PAGE: u64 = 0x1000;
+/// Zeros for clearing guest memory without allocating.
+static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
 
 /// Values the callee-saved registers not mapped to BPF registers hold at entry; they
 /// must hold them again at return.
@@ -341,9 +343,10 @@ impl Runner {
             self.emu.mem_map(CTX_ADDR, need, Prot::READ | Prot::WRITE).map_err(err)?;
             self.ctx_mapped = need;
         }
-        let mut page = vec![0u8; need as usize];
-        page[..bytes.len()].copy_from_slice(bytes);
-        self.emu.mem_write(CTX_ADDR, &page).map_err(err)?;
+        // The bytes, then zeros to the end of the mapping (at most a page).
+        self.emu.mem_write(CTX_ADDR, bytes).map_err(err)?;
+        let tail = (need - bytes.len() as u64) as usize;
+        self.emu.mem_write(CTX_ADDR + bytes.len() as u64, &ZEROS[..tail.min(ZEROS.len())]).map_err(err)?;
         Ok(CTX_ADDR)
     }
 
