@@ -199,6 +199,9 @@ pub enum RunResult {
     /// The engine cannot reproduce the kernel's semantics for this program (the reason
     /// names the instruction or feature); it is left out of the comparison.
     CannotJudge(String),
+    /// The engine's own verifier (a real kernel's) refused to load the program set, with
+    /// its log: nothing ran. Never a mismatch; counted as the verifier's acceptance rate.
+    Rejected(String),
 }
 
 /// An execution engine: runs a program set on one input with the kernel's semantics.

@@ -1,7 +1,8 @@
 //! Field-by-field comparison of engine outcomes.
 //!
 //! The rules, in order:
-//! 1. An engine that cannot judge a program is left out, and says why.
+//! 1. An engine that cannot judge a program is left out, and says why; so is one whose
+//!    own verifier (a real kernel's) rejected it.
 //! 2. A run that exhausted its budget is inconclusive: budgets are counted in different
 //!    units by different engines, so nothing is compared.
 //! 3. A fault in the reference interpreter means the kernel's verifier would have
@@ -180,7 +181,7 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
         .iter()
         .filter_map(|r| match &r.result {
             RunResult::Ran(o) => Some((r.engine, o)),
-            RunResult::CannotJudge(_) => None,
+            RunResult::CannotJudge(_) | RunResult::Rejected(_) => None,
         })
         .collect();
     for (e, o) in &ran {

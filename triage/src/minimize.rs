@@ -86,7 +86,7 @@ impl Signature {
         let odd_error =
             results.iter().find(|r| Some(r.engine) == first.odd_one_out).and_then(|r| match &r.result {
                 RunResult::Ran(o) => o.result.as_ref().err().map(|f| f.kind),
-                RunResult::CannotJudge(_) => None,
+                RunResult::CannotJudge(_) | RunResult::Rejected(_) => None,
             });
         Some(Signature { kind, odd_one_out: first.odd_one_out, odd_error, at: None })
     }

@@ -35,13 +35,15 @@ fn outcome_json(o: &Outcome) -> Value {
 /// The JSON object for one program: `{"file", "verdict", "engines": {name: {...}},
 /// "differences": [...], "reason"?}`. Engine entries hold `r0` (a number, or null after a
 /// fault), `error` (null or a fault class), and `ctx` (hex); an engine that cannot judge
-/// has `{"cannot_judge": reason}` instead.
+/// has `{"cannot_judge": reason}` instead, and one whose verifier refused it
+/// `{"rejected": log}`.
 pub fn to_json(file: &str, results: &[EngineResult], verdict: &Verdict) -> Value {
     let mut engines = Map::new();
     for r in results {
         let v = match &r.result {
             RunResult::Ran(o) => outcome_json(o),
             RunResult::CannotJudge(why) => json!({ "cannot_judge": why }),
+            RunResult::Rejected(log) => json!({ "rejected": log }),
         };
         engines.insert(r.engine.into(), v);
     }
@@ -61,6 +63,12 @@ pub fn to_json(file: &str, results: &[EngineResult], verdict: &Verdict) -> Value
         obj.insert("reason".into(), json!(why));
     }
     Value::Object(obj)
+}
+
+/// The last `n` non-empty lines of a verifier log, joined with ` / `.
+fn last_lines(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" / ")
 }
 
 /// Context bytes for a table cell: hex up to the last non-zero 8-byte group, then how
@@ -99,6 +107,9 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                 }
             }
             RunResult::CannotJudge(why) => s += &format!("  {:<10} cannot judge: {why}\n", r.engine),
+            RunResult::Rejected(log) => {
+                s += &format!("  {:<10} rejected by its verifier: {}\n", r.engine, last_lines(log, 3))
+            }
         }
     }
     match verdict {

@@ -156,6 +156,10 @@ fn check(
                 failures.push(format!("{at}: {} cannot judge: {why}", r.engine));
                 continue;
             }
+            RunResult::Rejected(log) => {
+                failures.push(format!("{at}: {} rejected it: {log}", r.engine));
+                continue;
+            }
         };
         let ok = match want {
             Want::Exit { r0, tail_calls, helpers, ctx } => {
@@ -653,6 +657,9 @@ fn lib_test_bpf_tail_calls() {
                     }
                     RunResult::CannotJudge(why) => {
                         failures.push(format!("{at}: {} cannot judge: {why}", e.name()))
+                    }
+                    RunResult::Rejected(log) => {
+                        failures.push(format!("{at}: {} rejected it: {log}", e.name()))
                     }
                 }
                 last.push(EngineResult { engine: e.name(), result });

@@ -66,6 +66,7 @@ fn run_on(engine: &mut Rbpf, set: &ProgramSet, input: &Input) -> Outcome {
     match engine.run_set(set, input) {
         RunResult::Ran(o) => o,
         RunResult::CannotJudge(why) => panic!("rbpf cannot judge: {why}"),
+        RunResult::Rejected(log) => panic!("rejected: {log}"),
     }
 }
 fn outcome(set: &ProgramSet, input: &Input) -> Outcome {
@@ -74,7 +75,7 @@ fn outcome(set: &ProgramSet, input: &Input) -> Outcome {
 fn cannot_judge(set: &ProgramSet, input: &Input) -> String {
     match Rbpf::new().run_set(set, input) {
         RunResult::CannotJudge(why) => why,
-        RunResult::Ran(o) => panic!("expected cannot-judge, ran: {o:?}"),
+        other => panic!("expected cannot-judge, got: {other:?}"),
     }
 }
 /// The helpers of `helpers::ALL` the rbpf backend runs: all but `map_lookup_elem` (array

@@ -37,6 +37,7 @@ fn run_on(engine: &mut Rbpf, prog: &Program, input: &Input) -> Outcome {
             o
         }
         RunResult::CannotJudge(why) => panic!("rbpf cannot judge: {why}"),
+        RunResult::Rejected(log) => panic!("rejected: {log}"),
     }
 }
 fn outcome(insns: Vec<Insn>, input: &Input) -> Outcome {
@@ -61,7 +62,7 @@ fn fault_with_depth(insns: Vec<Insn>, depth: u32, input: &Input) -> Fault {
 fn cannot_judge(insns: Vec<Insn>) -> String {
     match Rbpf::new().run(&Program::new(insns).unwrap(), &Input::none()) {
         RunResult::CannotJudge(why) => why,
-        RunResult::Ran(o) => panic!("expected cannot-judge, ran: {o:?}"),
+        other => panic!("expected cannot-judge, got: {other:?}"),
     }
 }
 

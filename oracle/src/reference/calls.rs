@@ -759,6 +759,7 @@ mod tests {
         match engine.run_set(set, &input) {
             RunResult::Ran(out) => out,
             RunResult::CannotJudge(why) => panic!("cannot judge: {why}"),
+            RunResult::Rejected(log) => panic!("rejected: {log}"),
         }
     }
 

@@ -39,6 +39,7 @@ pub(super) fn run_prog(prog: &Program, input: &Input) -> Outcome {
     match Reference::new().run(prog, input) {
         RunResult::Ran(out) => out,
         RunResult::CannotJudge(why) => panic!("cannot judge: {why}"),
+        RunResult::Rejected(log) => panic!("rejected: {log}"),
     }
 }
 

@@ -75,6 +75,7 @@ pub fn check_kernel_test(engines: &mut Engines, t: &KernelTest) -> (Vec<String>,
                 }
                 skipped.push(r.engine);
             }
+            RunResult::Rejected(log) => failures.push(format!("{}: {} rejected it: {log}", t.name, r.engine)),
         }
     }
     if let v @ (Verdict::Mismatch(_) | Verdict::Invalid(_) | Verdict::Inconclusive(_)) = compare(&results) {
@@ -113,6 +114,7 @@ pub fn check_r0(
                 failures.push(format!("{name}: {} cannot judge: {why}", r.engine))
             }
             RunResult::CannotJudge(_) => {}
+            RunResult::Rejected(log) => failures.push(format!("{name}: {} rejected it: {log}", r.engine)),
         }
     }
     if let v @ (Verdict::Mismatch(_) | Verdict::Invalid(_) | Verdict::Inconclusive(_)) = compare(&results) {

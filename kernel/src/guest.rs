@@ -1,0 +1,356 @@
+//! Running the guest under qemu and exchanging frames with its agent.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::wire;
+use crate::{GuestError, Job, JobResult, KernelImage};
+
+/// How the guest is started and how long the host waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootOptions {
+    /// The qemu binary (default `qemu-system-riscv64`, found on `PATH`).
+    pub qemu: PathBuf,
+    /// Guest memory in MiB (default 512).
+    pub memory_mib: u32,
+    /// qemu `-cpu` value, e.g. `rv64,zba=true,zbb=true` to let the JIT use bit-manipulation
+    /// instructions; `None` (default) keeps qemu's default `rv64` CPU.
+    pub cpu: Option<String>,
+    /// Longest wait for the agent's ready frame after qemu starts (default 60 s).
+    pub boot_timeout: Duration,
+    /// Every [`Guest::run`] waits at most this long plus `run_timeout_per_input` times the
+    /// number of inputs (each job counts at least once) for its response (default 30 s: the
+    /// verifier can take seconds on a large program under emulation).
+    pub run_timeout_base: Duration,
+    /// See `run_timeout_base` (default 50 ms).
+    pub run_timeout_per_input: Duration,
+    /// Extra kernel command-line arguments.
+    pub extra_append: String,
+}
+
+impl Default for BootOptions {
+    fn default() -> Self {
+        BootOptions {
+            qemu: PathBuf::from("qemu-system-riscv64"),
+            memory_mib: 512,
+            cpu: None,
+            boot_timeout: Duration::from_secs(60),
+            run_timeout_base: Duration::from_secs(30),
+            run_timeout_per_input: Duration::from_millis(50),
+            extra_append: String::new(),
+        }
+    }
+}
+
+/// A running guest: qemu with the agent ready to take requests.
+///
+/// Dropping it kills qemu and removes its temporary directory (which holds the kernel log).
+/// After any error other than [`GuestError::Agent`], [`GuestError::InvalidJob`] and
+/// [`GuestError::TooLarge`] the guest is dead: every later call returns an error, and
+/// the caller boots a new one.
+pub struct Guest {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    chunks: Receiver<Vec<u8>>,
+    reader: Option<JoinHandle<()>>,
+    pending: Vec<u8>,
+    tmp: PathBuf,
+    options: BootOptions,
+    banner: String,
+    boot_time: Duration,
+    /// The wait allowed for the current boot or request (reported on a timeout).
+    budget: Duration,
+    dead: bool,
+}
+
+static GUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Guest {
+    /// Boots `image` with [`BootOptions::default`] and waits for the agent's ready frame.
+    pub fn boot(image: &KernelImage) -> Result<Guest, GuestError> {
+        Guest::boot_with(image, BootOptions::default())
+    }
+
+    /// Boots `image` with `options` and waits for the agent's ready frame (at most
+    /// `options.boot_timeout`). The kernel log goes to a file in a fresh temporary directory.
+    pub fn boot_with(image: &KernelImage, options: BootOptions) -> Result<Guest, GuestError> {
+        let start = Instant::now();
+        let tmp = std::env::temp_dir().join(format!(
+            "jitdiff-guest-{}-{}",
+            std::process::id(),
+            GUEST_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let spawn_err = |source| GuestError::Spawn { cmd: options.qemu.display().to_string(), source };
+        fs::create_dir_all(&tmp).map_err(spawn_err)?;
+        let stderr = fs::File::create(tmp.join("qemu.stderr")).map_err(spawn_err)?;
+        let mut append = String::from("console=ttyS0 riscv_isa_fallback panic=-1");
+        if !options.extra_append.is_empty() {
+            append.push(' ');
+            append.push_str(&options.extra_append);
+        }
+        let mut cmd = Command::new(&options.qemu);
+        cmd.args([
+            "-M",
+            "virt",
+            "-smp",
+            "1",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-bios",
+            "default",
+        ])
+        .arg("-m")
+        .arg(format!("{}M", options.memory_mib))
+        .arg("-kernel")
+        .arg(&image.image)
+        .arg("-initrd")
+        .arg(&image.initramfs)
+        .arg("-append")
+        .arg(&append)
+        .arg("-serial")
+        .arg(format!("file:{}", tmp.join("console.log").display()))
+        // the channel: a virtio-serial port on qemu's stdio (the guest's /dev/vport0p1)
+        .args(["-device", "virtio-serial-device", "-chardev", "stdio,id=ch,signal=off"])
+        .args(["-device", "virtserialport,chardev=ch,name=org.jitdiff.agent"]);
+        if let Some(cpu) = &options.cpu {
+            cmd.arg("-cpu").arg(cpu);
+        }
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(spawn_err(e));
+            }
+        };
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (tx, chunks) = mpsc::channel();
+        let reader = std::thread::Builder::new()
+            .name("jitdiff-guest-reader".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 64 << 10];
+                loop {
+                    match stdout.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if tx.send(buf[..n].to_vec()).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+            .map_err(spawn_err)?;
+        let mut guest = Guest {
+            child,
+            stdin,
+            chunks,
+            reader: Some(reader),
+            pending: Vec::new(),
+            tmp,
+            options,
+            banner: String::new(),
+            boot_time: Duration::ZERO,
+            budget: Duration::ZERO,
+            dead: false,
+        };
+        guest.budget = guest.options.boot_timeout;
+        let deadline = start + guest.budget;
+        let payload = guest.read_frame(wire::MAGIC_READY, deadline, "waiting for the agent's ready frame")?;
+        guest.banner = wire::decode_ready(&payload).inspect_err(|_| guest.kill())?;
+        guest.boot_time = start.elapsed();
+        Ok(guest)
+    }
+
+    /// The agent's self-description from its ready frame, e.g.
+    /// `release=6.12.117 machine=riscv64 bpf_jit_enable=1`.
+    pub fn banner(&self) -> &str {
+        &self.banner
+    }
+
+    /// Time from starting qemu to the agent's ready frame.
+    pub fn boot_time(&self) -> Duration {
+        self.boot_time
+    }
+
+    /// `false` once an error has stopped the guest.
+    pub fn is_alive(&self) -> bool {
+        !self.dead
+    }
+
+    /// The kernel log (the UART) so far.
+    pub fn console_log(&self) -> String {
+        String::from_utf8_lossy(&fs::read(self.tmp.join("console.log")).unwrap_or_default()).into_owned()
+    }
+
+    /// Sends `jobs` as one request frame and returns one result per job, in order.
+    ///
+    /// Waits at most `run_timeout_base + run_timeout_per_input * inputs` (see
+    /// [`BootOptions`]); a timeout, a dead qemu or a malformed response kills the guest and
+    /// is an error. An empty slice is a cheap round trip (a liveness check).
+    pub fn run(&mut self, jobs: &[Job]) -> Result<Vec<JobResult>, GuestError> {
+        if self.dead {
+            return Err(GuestError::Dead);
+        }
+        let frame = wire::encode_request(jobs)?;
+        let units: u32 = jobs.iter().map(|j| j.inputs.len().max(1) as u32).fold(0, u32::saturating_add);
+        self.budget =
+            self.options.run_timeout_base + self.options.run_timeout_per_input.saturating_mul(units);
+        let deadline = Instant::now() + self.budget;
+        self.send(frame, deadline)?;
+        let payload = self.read_frame(wire::MAGIC_RESPONSE, deadline, "waiting for a response")?;
+        wire::decode_response(&payload, jobs).inspect_err(|e| {
+            if matches!(e, GuestError::Protocol(_)) {
+                self.kill();
+            }
+        })
+    }
+
+    /// Sends `bytes` unchanged (they need not be a valid request) and returns the payload of
+    /// the next response frame. For testing the agent's handling of malformed input; the
+    /// response is not decoded. Timeouts and a dead guest are errors as in [`Guest::run`].
+    pub fn exchange_raw(&mut self, bytes: &[u8]) -> Result<Vec<u8>, GuestError> {
+        if self.dead {
+            return Err(GuestError::Dead);
+        }
+        self.budget = self.options.run_timeout_base;
+        let deadline = Instant::now() + self.budget;
+        self.send(bytes.to_vec(), deadline)?;
+        self.read_frame(wire::MAGIC_RESPONSE, deadline, "waiting for a response")
+    }
+
+    /// The process id of qemu.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes the request from a helper thread, so that a guest that stops reading cannot
+    /// block the caller past the deadline.
+    fn send(&mut self, frame: Vec<u8>, deadline: Instant) -> Result<(), GuestError> {
+        let Some(mut stdin) = self.stdin.take() else { return Err(self.died("sending a request")) };
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("jitdiff-guest-writer".into())
+            .spawn(move || {
+                let ok = stdin.write_all(&frame).and_then(|()| stdin.flush()).is_ok();
+                let _ = done_tx.send((ok, stdin));
+            })
+            .map_err(|source| GuestError::Spawn { cmd: "writer thread".into(), source })?;
+        match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((true, stdin)) => {
+                self.stdin = Some(stdin);
+                Ok(())
+            }
+            Ok((false, _)) | Err(RecvTimeoutError::Disconnected) => Err(self.died("sending a request")),
+            Err(RecvTimeoutError::Timeout) => Err(self.timed_out("sending a request")),
+        }
+    }
+
+    /// Reads one frame with the given magic; returns its payload.
+    fn read_frame(
+        &mut self,
+        magic: [u8; 4],
+        deadline: Instant,
+        during: &'static str,
+    ) -> Result<Vec<u8>, GuestError> {
+        let header = self.read_exact(8, deadline, during)?;
+        if header[..4] != magic {
+            self.kill();
+            return Err(GuestError::Protocol(format!(
+                "expected a {:?} frame, got magic {:02x?}",
+                String::from_utf8_lossy(&magic),
+                &header[..4]
+            )));
+        }
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        self.read_exact(len, deadline, during)
+    }
+
+    fn read_exact(
+        &mut self,
+        n: usize,
+        deadline: Instant,
+        during: &'static str,
+    ) -> Result<Vec<u8>, GuestError> {
+        while self.pending.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.pending.extend_from_slice(&chunk),
+                Err(RecvTimeoutError::Timeout) => return Err(self.timed_out(during)),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.died(during)),
+            }
+        }
+        let rest = self.pending.split_off(n);
+        Ok(std::mem::replace(&mut self.pending, rest))
+    }
+
+    fn timed_out(&mut self, during: &'static str) -> GuestError {
+        self.kill();
+        GuestError::Timeout { during, waited: self.budget, console_tail: self.console_tail() }
+    }
+
+    fn died(&mut self, during: &'static str) -> GuestError {
+        // give qemu a moment to finish exiting so that its status is known
+        let mut status = None;
+        for _ in 0..50 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        let stderr = fs::read_to_string(self.tmp.join("qemu.stderr")).unwrap_or_default();
+        let status = match status {
+            Some(s) => format!("qemu exited with {s}"),
+            None => "qemu closed the channel".to_string(),
+        };
+        let status =
+            if stderr.trim().is_empty() { status } else { format!("{status}; qemu: {}", stderr.trim()) };
+        GuestError::Died { during, status, console_tail: self.console_tail() }
+    }
+
+    fn console_tail(&self) -> String {
+        let log = self.console_log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn kill(&mut self) {
+        self.dead = true;
+        self.stdin = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let _ = fs::remove_dir_all(&self.tmp);
+    }
+}
+
+impl std::fmt::Debug for Guest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guest")
+            .field("pid", &self.child.id())
+            .field("banner", &self.banner)
+            .field("alive", &!self.dead)
+            .finish()
+    }
+}
