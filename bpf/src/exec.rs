@@ -214,6 +214,14 @@ pub trait Engine {
     /// [`RunResult::CannotJudge`].
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult;
 
+    /// Says that `set` is about to run on each of `inputs`, in this order: an engine whose
+    /// runs are costly to start one by one (a real kernel in a guest) may run them all now
+    /// and answer the [`Engine::run_set`] calls that follow from what it kept. Results are
+    /// the same either way. The default does nothing.
+    fn prepare(&mut self, set: &ProgramSet, inputs: &[Input]) {
+        let _ = (set, inputs);
+    }
+
     /// Runs a single program (a set of one program and no maps).
     fn run(&mut self, prog: &Program, input: &Input) -> RunResult {
         self.run_set(&ProgramSet::single(prog.clone()), input)

@@ -7,12 +7,15 @@
 //! program once per input with `BPF_PROG_TEST_RUN`, under the RV64 JIT or the interpreter.
 //! The wire format is described in `kernel/PROTOCOL.md`.
 //!
-//! Only std is used; qemu is driven through piped stdio (a virtio console), with the
-//! kernel log on the emulated UART, written to a file.
+//! qemu is driven through piped stdio (a virtio-serial port), with the kernel log on the
+//! emulated UART, written to a file. [`engine`] turns jitdiff's program sets into jobs and
+//! the results into outcomes: the engines `kernel-jit` and `kernel-interp`.
 
+pub mod engine;
 mod guest;
 mod wire;
 
+pub use engine::KernelEngine;
 pub use guest::{BootOptions, Guest};
 
 use std::path::{Path, PathBuf};

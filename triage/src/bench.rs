@@ -56,6 +56,7 @@ fn fuzz_options(bugs: jit::Bugs) -> Options {
 /// Fuzzes with `bug` injected from seed `seed` until the first finding or `limit`.
 pub fn time_to_find(bug: jit::Bug, seed: u64, limit: Duration, artifacts: &Path) -> Option<(f64, u64)> {
     let opts = FuzzOptions {
+        engine_names: crate::engines::ALL.to_vec(),
         time: Some(limit),
         runs: None,
         seed,

@@ -178,6 +178,10 @@ struct FuzzArgs {
     /// End with one JSON summary line instead of text.
     #[arg(long)]
     json: bool,
+    /// Engines to compare, comma-separated; must include `reference`. `kernel-jit` and
+    /// `kernel-interp` run the real kernel (build it first with `kernel/build.sh`).
+    #[arg(long, default_value = "reference,rbpf,jit")]
+    engines: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -310,15 +314,16 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Ok(i) => i,
         Err(e) => return usage(err, &e),
     };
-    let mut engines = Engines::with_options(
-        &names,
-        &Options {
-            scheme: a.scheme,
-            semantics: a.semantics,
-            budget: None,
-            bugs: a.inject.iter().copied().collect(),
-        },
-    );
+    let opts = Options {
+        scheme: a.scheme,
+        semantics: a.semantics,
+        budget: None,
+        bugs: a.inject.iter().copied().collect(),
+    };
+    let mut engines = match Engines::try_with_options(&names, &opts) {
+        Ok(e) => e,
+        Err(e) => return usage(err, &format!("--engines: {e}")),
+    };
     let (mut bad, mut mismatch) = (false, false);
     for file in &a.files {
         let shown = file.display().to_string();
@@ -403,6 +408,14 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if a.artifacts.exists() && !a.artifacts.is_dir() {
         return usage(err, &format!("--artifacts: {} exists and is not a directory", a.artifacts.display()));
     }
+    let names = match parse_list(&a.engines) {
+        Ok(n) => n,
+        Err(e) => return usage(err, &format!("--engines: {e}")),
+    };
+    // Built once here so that a missing kernel image is an error, not a thread's panic.
+    if let Err(e) = Engines::try_with_options(&names, &Options::default()) {
+        return usage(err, &format!("--engines: {e}"));
+    }
     let time = match (a.time, a.runs) {
         (None, None) => Some(60),
         (t, _) => t,
@@ -422,6 +435,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         corpus: a.corpus.clone().or_else(|| Some(PathBuf::from("corpus")).filter(|p| p.is_dir())),
         inputs_per_set: a.inputs,
         stop_at_first_finding: false,
+        engine_names: names.clone(),
     };
     let interactive = !a.json;
     let status = |s: &crate::fuzz::Stats, t: std::time::Duration| {
@@ -474,6 +488,12 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "scheme": a.scheme.name(),
                 "seed": a.seed,
                 "jobs": a.jobs,
+                "engines": names,
+                "kernel_verifier_acceptance": stats.kernel.acceptance(),
+                "kernel_ran": stats.kernel.ran.load(Relaxed),
+                "kernel_rejected": stats.kernel.rejected.load(Relaxed),
+                "kernel_rejected_mixed_calls_and_tail_calls": stats.kernel.rejected_mixed.load(Relaxed),
+                "kernel_cannot_judge": stats.kernel.cannot_judge.load(Relaxed),
             })
         );
     } else {
@@ -500,6 +520,25 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             100.0 * stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
         );
+        if let Some(acceptance) = stats.kernel.acceptance() {
+            let k = &stats.kernel;
+            let _ = writeln!(
+                out,
+                "kernel verifier acceptance: {:.1}% ({} ran, {} rejected{}); {} refused for mixing bpf2bpf \
+                 calls and tail calls in one program (6.12's RV64 JIT and interpreter do not support it: \
+                 those shapes run on our engines only); {} runs the kernel engines could not judge",
+                acceptance * 100.0,
+                k.ran.load(Relaxed),
+                k.rejected.load(Relaxed),
+                if k.rejected.load(Relaxed) > 0 {
+                    format!(", saved as rejected-* in {}", a.artifacts.display())
+                } else {
+                    String::new()
+                },
+                k.rejected_mixed.load(Relaxed),
+                k.cannot_judge.load(Relaxed),
+            );
+        }
     }
     u8::from(findings + invalid > 0)
 }

@@ -4,8 +4,16 @@ use bpf::{Engine, Input, Program, ProgramSet};
 
 use crate::compare::EngineResult;
 
-/// Every engine jitdiff knows, in the order they are shown.
+/// The engines that run in this process, in the order they are shown: the default set.
 pub const ALL: [&str; 3] = ["reference", "rbpf", "jit"];
+/// The real kernel's RV64 JIT and interpreter in a riscv64 guest under qemu (see the
+/// `kernel` crate); they need an image built by `kernel/build.sh`.
+pub const KERNEL: [&str; 2] = ["kernel-jit", "kernel-interp"];
+
+/// Whether `name` is a kernel engine.
+pub fn is_kernel(name: &str) -> bool {
+    KERNEL.contains(&name)
+}
 
 /// How the engines are configured for a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,13 +59,17 @@ pub fn jit(opts: &Options) -> jit::Jit {
     .with_bugs(opts.bugs)
 }
 
-/// The engine called `name` configured by `opts`, or `None` for an unknown name.
-pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Engine>> {
+/// The engine called `name` configured by `opts`. `Err` for an unknown name, or for a
+/// kernel engine without a kernel image.
+pub fn build(name: &str, opts: &Options) -> Result<Box<dyn Engine>, String> {
     match name {
-        "reference" => Some(Box::new(reference(opts))),
-        "rbpf" => Some(Box::new(oracle::rbpf::Rbpf::new())),
-        "jit" => Some(Box::new(jit(opts))),
-        _ => None,
+        "reference" => Ok(Box::new(reference(opts))),
+        "rbpf" => Ok(Box::new(oracle::rbpf::Rbpf::new())),
+        "jit" => Ok(Box::new(jit(opts))),
+        "kernel-jit" | "kernel-interp" => kernel::KernelEngine::new(name == "kernel-jit")
+            .map(|e| Box::new(e) as Box<dyn Engine>)
+            .map_err(|e| format!("{name}: {e}")),
+        _ => Err(format!("unknown engine {name:?}")),
     }
 }
 
@@ -66,10 +78,9 @@ pub fn build(name: &str, opts: &Options) -> Option<Box<dyn Engine>> {
 pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let known = ALL
-            .iter()
-            .find(|n| **n == name)
-            .ok_or_else(|| format!("unknown engine {name:?} (known: {})", ALL.join(", ")))?;
+        let known = ALL.iter().chain(&KERNEL).find(|n| **n == name).ok_or_else(|| {
+            format!("unknown engine {name:?} (known: {}, {})", ALL.join(", "), KERNEL.join(", "))
+        })?;
         if !out.contains(known) {
             out.push(*known);
         }
@@ -103,8 +114,18 @@ impl Engines {
     }
 
     /// Builds the named engines configured by `opts`.
+    ///
+    /// # Panics
+    /// When an engine cannot be built: use [`Engines::try_with_options`] for names from a
+    /// user (kernel engines need an image).
     pub fn with_options(names: &[&'static str], opts: &Options) -> Engines {
-        Engines { engines: names.iter().filter_map(|n| build(n, opts)).collect(), opts: *opts, tracer: None }
+        Engines::try_with_options(names, opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Builds the named engines configured by `opts`, or says which one cannot be built.
+    pub fn try_with_options(names: &[&'static str], opts: &Options) -> Result<Engines, String> {
+        let engines = names.iter().map(|n| build(n, opts)).collect::<Result<_, _>>()?;
+        Ok(Engines { engines, opts: *opts, tracer: None })
     }
 
     /// The first BPF instruction after which the reference and the JIT (configured by
@@ -122,6 +143,14 @@ impl Engines {
     /// Runs `prog` on `input` on every engine, in order.
     pub fn run(&mut self, prog: &Program, input: &Input) -> Vec<EngineResult> {
         self.run_set(&ProgramSet::single(prog.clone()), input)
+    }
+
+    /// Tells every engine that `set` is about to run on each of `inputs`
+    /// ([`Engine::prepare`]).
+    pub fn prepare(&mut self, set: &ProgramSet, inputs: &[Input]) {
+        for e in &mut self.engines {
+            e.prepare(set, inputs);
+        }
     }
 
     /// Runs a program set on `input` on every engine, in order. When the reference runs
@@ -174,19 +203,22 @@ impl Engines {
 mod tests {
     use super::*;
 
+    const KERNEL_LIST: [&str; 3] = ["reference", "kernel-jit", "kernel-interp"];
+
     #[test]
     fn engine_lists() {
         assert_eq!(parse_list("reference,jit").unwrap(), vec!["reference", "jit"]);
         assert_eq!(parse_list(" jit , reference,jit").unwrap(), vec!["jit", "reference"]);
         assert!(parse_list("jit,rbpf").unwrap_err().contains("must include reference"));
         assert!(parse_list("reference,qemu").unwrap_err().contains("unknown engine \"qemu\""));
+        assert_eq!(parse_list("reference,kernel-jit,kernel-interp").unwrap(), KERNEL_LIST);
         assert!(parse_list("reference").unwrap_err().contains("at least two"));
     }
 
     #[test]
     fn every_listed_engine_builds_under_its_name() {
         for name in ALL {
-            assert_eq!(build(name, &Options::default()).map(|e| e.name()), Some(name));
+            assert_eq!(build(name, &Options::default()).map(|e| e.name()), Ok(name));
         }
     }
 

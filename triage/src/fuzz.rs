@@ -10,7 +10,7 @@ use arbitrary::Unstructured;
 use bpf::gen::{generate, Config, Generated};
 
 use crate::compare::{compare, Verdict};
-use crate::engines::{Engines, Options, ALL};
+use crate::engines::{Engines, Options};
 
 /// Bytes of generator input per run.
 pub const INPUT_LEN: usize = 4096;
@@ -38,6 +38,10 @@ pub struct FuzzOptions {
     pub inputs_per_set: usize,
     /// Stop at the first finding (for measuring time to detect).
     pub stop_at_first_finding: bool,
+    /// The engines compared (default [`crate::engines::ALL`]). With kernel engines the generator uses
+    /// only the kernel's helpers, and most sets avoid mixing bpf2bpf calls with tail calls
+    /// (which 6.12's RV64 JIT refuses).
+    pub engine_names: Vec<&'static str>,
 }
 
 /// Where fuzzing time goes, for [`Stats::time_shares`].
@@ -51,13 +55,16 @@ pub enum Stage {
     Rbpf,
     /// The JIT: compiling and running in unicorn.
     Jit,
+    /// The kernel engines: a round trip to the guest.
+    Kernel,
     /// Comparing outcomes and recording statistics.
     Compare,
 }
 
 impl Stage {
     /// Every stage, in the order shown.
-    pub const ALL: [Stage; 5] = [Stage::Generate, Stage::Reference, Stage::Rbpf, Stage::Jit, Stage::Compare];
+    pub const ALL: [Stage; 6] =
+        [Stage::Generate, Stage::Reference, Stage::Rbpf, Stage::Jit, Stage::Kernel, Stage::Compare];
 
     /// A short stable name.
     pub const fn name(self) -> &'static str {
@@ -66,6 +73,7 @@ impl Stage {
             Stage::Reference => "reference",
             Stage::Rbpf => "rbpf",
             Stage::Jit => "jit",
+            Stage::Kernel => "kernel",
             Stage::Compare => "compare",
         }
     }
@@ -75,6 +83,7 @@ impl Stage {
             "reference" => Some(Stage::Reference),
             "rbpf" => Some(Stage::Rbpf),
             "jit" => Some(Stage::Jit),
+            "kernel-jit" | "kernel-interp" => Some(Stage::Kernel),
             _ => None,
         }
     }
@@ -96,7 +105,7 @@ pub struct Stats {
     /// BPF instructions generated, for the mean set size.
     pub insns: AtomicU64,
     /// Nanoseconds spent in each [`Stage`], indexed like [`Stage::ALL`].
-    pub nanos: [AtomicU64; 5],
+    pub nanos: [AtomicU64; 6],
     /// Sets that make a tail call.
     pub with_tail_calls: AtomicU64,
     /// Sets with a bpf2bpf call.
@@ -109,6 +118,57 @@ pub struct Stats {
     pub corpus: AtomicU64,
     /// When the first finding was made: time since the start and runs made by then.
     pub first_finding: Mutex<Option<(Duration, u64)>>,
+    /// Kernel engine runs, by what the kernel said (see [`KernelVerdicts`]).
+    pub kernel: KernelVerdicts,
+}
+
+/// What the kernel engines said about the runs asked of them.
+#[derive(Debug, Default)]
+pub struct KernelVerdicts {
+    /// Loaded and ran.
+    pub ran: AtomicU64,
+    /// Refused by the verifier, in shapes 6.12 supports.
+    pub rejected: AtomicU64,
+    /// Refused, in a set that mixes bpf2bpf calls and tail calls in one program (6.12's
+    /// RV64 JIT and its interpreter refuse every such set).
+    pub rejected_mixed: AtomicU64,
+    /// Not run: features the kernel engine cannot reproduce, or a guest failure.
+    pub cannot_judge: AtomicU64,
+}
+
+impl KernelVerdicts {
+    /// The share of runs in supported shapes the kernel's verifier accepted, if any ran.
+    pub fn acceptance(&self) -> Option<f64> {
+        let ran = self.ran.load(Ordering::Relaxed);
+        let total = ran + self.rejected.load(Ordering::Relaxed);
+        (total > 0).then(|| ran as f64 / total as f64)
+    }
+
+    /// Counts one kernel engine's result for `set`; `Some(log)` for a rejection in a
+    /// supported shape (worth a look: the generator made something the kernel refuses).
+    fn record(&self, set: &bpf::ProgramSet, result: &bpf::RunResult) -> Option<String> {
+        match result {
+            bpf::RunResult::Ran(_) => self.ran.fetch_add(1, Ordering::Relaxed),
+            bpf::RunResult::CannotJudge(_) => self.cannot_judge.fetch_add(1, Ordering::Relaxed),
+            bpf::RunResult::Rejected(_) if mixes_calls_and_tail_calls(set) => {
+                self.rejected_mixed.fetch_add(1, Ordering::Relaxed)
+            }
+            bpf::RunResult::Rejected(log) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Some(log.clone());
+            }
+        };
+        None
+    }
+}
+
+/// Whether a program of `set` makes both bpf2bpf calls and tail calls.
+pub fn mixes_calls_and_tail_calls(set: &bpf::ProgramSet) -> bool {
+    set.progs().iter().any(|p| {
+        let insns = p.prog.insns();
+        insns.iter().any(|i| matches!(i, bpf::Insn::Call(bpf::Call::Local(_))))
+            && insns.iter().any(bpf::Insn::is_tail_call)
+    })
 }
 
 impl Stats {
@@ -210,6 +270,13 @@ pub const TEXT_MAGIC: &[u8] = b"; jitdiff program set\n";
 /// rejects gives `None`: libFuzzer's mutations of stored sets are mostly invalid
 /// programs, which say nothing about the JIT.
 pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
+    generate_for(bytes, false)
+}
+
+/// [`generate_from`], for the kernel engines when `kernel`: only the kernel's helpers,
+/// and in three sets of four not both bpf2bpf calls and tail calls (the fourth keeps the
+/// shape 6.12 refuses, for our own engines).
+pub fn generate_for(bytes: &[u8], kernel: bool) -> Option<Generated> {
     if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
         let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
         let input = ctx_or_default(f.ctx);
@@ -217,7 +284,17 @@ pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
         return Some(Generated { set: f.set, input });
     }
     let mut u = Unstructured::new(bytes);
-    let cfg: Config = u.arbitrary().ok()?;
+    let mut cfg: Config = u.arbitrary().ok()?;
+    if kernel {
+        cfg.kernel_helpers = true;
+        if cfg.calls_enabled && cfg.tail_calls_enabled && !u.ratio(1, 4).ok()? {
+            if u.arbitrary().ok()? {
+                cfg.calls_enabled = false;
+            } else {
+                cfg.tail_calls_enabled = false;
+            }
+        }
+    }
     generate(&cfg, &mut u).ok()
 }
 
@@ -316,7 +393,8 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
         for k in 0..opts.jobs.max(1) {
             let (stats, stop, saved, all_forms) = (&stats, &stop, &saved, &all_forms);
             s.spawn(move || {
-                let mut engines = Engines::with_options(&ALL, &opts.engines);
+                let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
+                let kernel = opts.engine_names.iter().any(|n| crate::engines::is_kernel(n));
                 let mut rng = Rng::new(opts.seed.wrapping_add(k as u64));
                 let mut bytes = vec![0u8; INPUT_LEN];
                 'sets: while !stop.load(Ordering::Relaxed) {
@@ -327,7 +405,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     }
                     let t = Instant::now();
                     rng.fill(&mut bytes);
-                    let Some(g) = generate_from(&bytes) else { continue };
+                    let Some(g) = generate_for(&bytes, kernel) else { continue };
                     let mut inputs = vec![g.input.clone()];
                     while inputs.len() < opts.inputs_per_set.max(1) {
                         inputs.push(vary(&g.input, &mut rng));
@@ -337,6 +415,11 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
                     stats.charge(Stage::Generate, t);
+                    if kernel {
+                        let t = Instant::now();
+                        engines.prepare(&g.set, &inputs);
+                        stats.charge(Stage::Kernel, t);
+                    }
                     for (k, input) in inputs.iter().enumerate() {
                         let n = stats.runs.fetch_add(1, Ordering::Relaxed);
                         if opts.runs.is_some_and(|r| n >= r) {
@@ -350,6 +433,19 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                             }
                         });
                         let t = Instant::now();
+                        for r in results.iter().filter(|r| crate::engines::is_kernel(r.engine)) {
+                            let log = stats.kernel.record(&g.set, &r.result);
+                            // The first rejections are kept for a look; a flood is not.
+                            if let Some(log) =
+                                log.filter(|_| stats.kernel.rejected.load(Ordering::Relaxed) <= 50)
+                            {
+                                let case = Generated { set: g.set.clone(), input: input.clone() };
+                                let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
+                                let report = format!("{} rejected it:\n{log}", r.engine);
+                                let _ =
+                                    save(&opts.artifacts, "rejected", n, &text_input(&case), &case, &report);
+                            }
+                        }
                         let verdict = compare(&results);
                         stats.charge(Stage::Compare, t);
                         let kind = match verdict {
@@ -412,7 +508,7 @@ fn replay_corpus(
             return;
         }
     };
-    let mut engines = Engines::with_options(&ALL, &opts.engines);
+    let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
     for (n, file) in files.iter().enumerate() {
         if opts.time.is_some_and(|t| start.elapsed() >= t) {
             break;
@@ -465,6 +561,7 @@ mod tests {
     fn a_short_session_on_the_correct_jit_finds_nothing() {
         let dir = std::env::temp_dir().join(format!("jitdiff-fuzz-test-{}", std::process::id()));
         let opts = FuzzOptions {
+            engine_names: crate::engines::ALL.to_vec(),
             time: None,
             runs: Some(200),
             seed: 1,

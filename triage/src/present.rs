@@ -24,10 +24,17 @@ fn outcome_json(o: &Outcome) -> Value {
         m.insert("r0_is_address".into(), json!(true));
     }
     m.insert("ctx".into(), json!(hex(&o.ctx)));
-    m.insert("tail_calls".into(), json!(o.tail_calls));
-    let calls: Vec<Value> =
-        o.helper_calls.iter().map(|c| json!({"id": c.id, "args": c.args, "ret": c.ret})).collect();
-    m.insert("helpers".into(), Value::Array(calls));
+    if o.observes.tail_calls {
+        m.insert("tail_calls".into(), json!(o.tail_calls));
+    }
+    if o.observes.helper_calls {
+        let calls: Vec<Value> =
+            o.helper_calls.iter().map(|c| json!({"id": c.id, "args": c.args, "ret": c.ret})).collect();
+        m.insert("helpers".into(), Value::Array(calls));
+    }
+    if o.observes.r0_bits < 64 {
+        m.insert("r0_bits".into(), json!(o.observes.r0_bits));
+    }
     m.insert("arrays".into(), json!(o.arrays.iter().map(|a| hex(a)).collect::<Vec<_>>()));
     Value::Object(m)
 }
@@ -88,27 +95,29 @@ fn short_hex(ctx: &[u8]) -> String {
 /// A human-readable table: one row per engine (R0, error, context), then the verdict.
 pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> String {
     let mut s = format!("{file}:\n");
-    s += &format!("  {:<10} {:<20} {:<18} {:<10} {}\n", "engine", "r0", "error", "tailcalls", "ctx");
+    s += &format!("  {:<13} {:<20} {:<18} {:<10} {}\n", "engine", "r0", "error", "tailcalls", "ctx");
     for r in results {
         match &r.result {
             RunResult::Ran(o) => {
                 let (r0, err) = match &o.result {
                     Ok(v) if o.r0_is_address => (format!("{v:#x} (address)"), "-".to_string()),
+                    Ok(v) if o.observes.r0_bits < 64 => (format!("{v:#x} (low 32)"), "-".to_string()),
                     Ok(v) => (format!("{v:#x}"), "-".to_string()),
                     Err(f) => ("-".to_string(), f.to_string()),
                 };
                 let ctx = short_hex(&o.ctx);
-                s += &format!("  {:<10} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, o.tail_calls, ctx);
+                let tail_calls = if o.observes.tail_calls { o.tail_calls.to_string() } else { "-".into() };
+                s += &format!("  {:<13} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, tail_calls, ctx);
                 for (k, a) in o.arrays.iter().enumerate() {
-                    s += &format!("  {:<10} array {k}: {}\n", "", short_hex(a));
+                    s += &format!("  {:<13} array {k}: {}\n", "", short_hex(a));
                 }
                 if !o.helper_calls.is_empty() {
-                    s += &format!("  {:<10} helpers: {}\n", "", helper_trace(&o.helper_calls));
+                    s += &format!("  {:<13} helpers: {}\n", "", helper_trace(&o.helper_calls));
                 }
             }
-            RunResult::CannotJudge(why) => s += &format!("  {:<10} cannot judge: {why}\n", r.engine),
+            RunResult::CannotJudge(why) => s += &format!("  {:<13} cannot judge: {why}\n", r.engine),
             RunResult::Rejected(log) => {
-                s += &format!("  {:<10} rejected by its verifier: {}\n", r.engine, last_lines(log, 3))
+                s += &format!("  {:<13} rejected by its verifier: {}\n", r.engine, last_lines(log, 3))
             }
         }
     }

@@ -55,6 +55,10 @@ pub struct Config {
     pub arrays_enabled: bool,
     /// Percent of immediates drawn from the edge-value list. Defaults to 60.
     pub edge_bias: u8,
+    /// Helper calls use only helpers a real kernel has and answers deterministically
+    /// (`get_numa_node_id`, besides map lookups and tail calls), for runs on the kernel
+    /// engines. Not chosen by [`Arbitrary`]: the driver sets it. Defaults to false.
+    pub kernel_helpers: bool,
 }
 
 impl Default for Config {
@@ -80,6 +84,7 @@ impl Default for Config {
             tail_calls_enabled: true,
             arrays_enabled: true,
             edge_bias: 60,
+            kernel_helpers: false,
         }
     }
 }
@@ -135,6 +140,7 @@ impl<'a> Arbitrary<'a> for Config {
             tail_calls_enabled: u.ratio(7, 8)?,
             arrays_enabled: u.arbitrary()?,
             edge_bias: u.int_in_range(0..=100)?,
+            kernel_helpers: false,
         }
         .sanitize())
     }

@@ -4,7 +4,7 @@
 use arbitrary::Unstructured;
 
 use super::{Config, EDGE_I32, EDGE_U64};
-use crate::helpers::{COUNTER, MAP_LOOKUP_ELEM, MIX, TAIL_CALL};
+use crate::helpers::{COUNTER, GET_NUMA_NODE_ID, MAP_LOOKUP_ELEM, MIX, TAIL_CALL};
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 use crate::program::Program;
 use crate::set::PSEUDO_MAP_FD;
@@ -647,7 +647,9 @@ impl Gen<'_, '_, '_> {
     }
 
     fn helper(&mut self) -> arbitrary::Result<()> {
-        if self.u.arbitrary()? {
+        if self.cfg.kernel_helpers {
+            self.emit(Insn::Call(Call::Helper(GET_NUMA_NODE_ID)));
+        } else if self.u.arbitrary()? {
             for r in [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
                 self.ensure_scalar(r)?;
             }
