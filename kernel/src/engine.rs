@@ -97,7 +97,7 @@ pub fn insert(insns: &[Insn], prologue: &[Insn], before: impl Fn(&Insn) -> Vec<I
     }
     old_slot.push(old);
     group.push(new);
-    let index_at = |s: i64| old_slot.iter().position(|&x| x == s);
+    let index_at = |s: i64| old_slot.binary_search(&s).ok();
     let mut out = prologue.to_vec();
     for (i, (insn, pre)) in insns.iter().zip(&befores).enumerate() {
         out.extend_from_slice(pre);

@@ -1,0 +1,123 @@
+//! The real kernel's RV64 JIT and interpreter (the `kernel-jit` and `kernel-interp`
+//! engines, in a riscv64 guest under qemu) on lib/test_bpf.c's vectors and on generated
+//! program sets. Needs an image from `kernel/build.sh`; without one every test here prints
+//! `skipped: no kernel image` (scripts/test.sh counts those lines) and returns.
+//!
+//! lib/test_bpf.c loads its programs without the verifier; the real verifier refuses some
+//! of them (uninitialised registers, unreachable code, ...). Those count as rejections;
+//! every program the kernel accepts must return what lib/test_bpf.c expects.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+
+use bpf::RunResult;
+use common::{kernel_test, test_bpf_dir, KernelTest};
+use serde_json::Value;
+use triage::compare::{compare, Verdict};
+use triage::engines::{Engines, Options};
+
+const ENGINES: [&str; 3] = ["reference", "kernel-jit", "kernel-interp"];
+/// The largest generated test_bpf program run here (`BPF_MAXINSNS`).
+const MAX_INSNS: u64 = 4096;
+
+/// The engines, or `None` (after saying so) when there is no kernel image.
+fn engines() -> Option<Engines> {
+    match kernel::KernelImage::locate() {
+        Ok(_) => Some(Engines::try_with_options(&ENGINES, &Options::default()).expect("kernel engines")),
+        Err(e) => {
+            println!("skipped: no kernel image ({e})");
+            None
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    matched: usize,
+    rejected: usize,
+    cannot_judge: usize,
+    failures: Vec<String>,
+}
+
+fn check(engines: &mut Engines, t: &KernelTest, tally: &mut Tally) {
+    let results = engines.run(&t.prog, &t.input);
+    for r in results.iter().filter(|r| r.engine != "reference") {
+        match &r.result {
+            RunResult::Ran(o) => match o.result {
+                Ok(v) if v as u32 == t.expected => tally.matched += 1,
+                Ok(v) => tally.failures.push(format!(
+                    "{}: {} returned {:#x}, lib/test_bpf.c expects {:#x}",
+                    t.name, r.engine, v as u32, t.expected
+                )),
+                Err(ref f) => tally.failures.push(format!("{}: {} faulted: {f}", t.name, r.engine)),
+            },
+            RunResult::Rejected(_) => tally.rejected += 1,
+            RunResult::CannotJudge(_) => tally.cannot_judge += 1,
+        }
+    }
+    if let Verdict::Mismatch(d) = compare(&results) {
+        tally.failures.push(format!("{}: engines disagree: {d:?}", t.name));
+    }
+}
+
+#[test]
+fn test_bpf_vectors_pass_on_both_kernel_engines() {
+    let Some(mut engines) = engines() else { return };
+    let text = std::fs::read_to_string(test_bpf_dir().join("tests.json")).expect("tests.json");
+    let tests: Vec<Value> = serde_json::from_str(&text).expect("tests.json parses");
+    let mut tally = Tally::default();
+    for t in &tests {
+        check(&mut engines, &kernel_test(t), &mut tally);
+    }
+    // The generated programs are large (14 million instructions in all, a median of 32k):
+    // read one at a time, and only those of at most BPF_MAXINSNS (4096) instructions run
+    // here; the verifier of an emulated kernel takes seconds per larger one.
+    let f = std::fs::File::open(test_bpf_dir().join("tests_generated.jsonl.gz")).expect("generated tests");
+    let (mut count, mut large) = (tests.len(), 0);
+    for line in BufReader::new(flate2::read::GzDecoder::new(f)).lines() {
+        let t: Value = serde_json::from_str(&line.expect("read")).expect("line parses");
+        if t["insn_count"].as_u64().expect("insn_count") > MAX_INSNS {
+            large += 1;
+            continue;
+        }
+        check(&mut engines, &kernel_test(&t), &mut tally);
+        count += 1;
+    }
+    assert_eq!(count + large, 671 + 244);
+    println!(
+        "kernel engines on {count} test_bpf programs ({large} generated ones over {MAX_INSNS} instructions \
+         left out): {} runs returned the expected value, {} rejected by the verifier, {} not judged",
+        tally.matched, tally.rejected, tally.cannot_judge
+    );
+    assert!(tally.failures.is_empty(), "{} failures:\n{}", tally.failures.len(), tally.failures.join("\n"));
+    // Most of the table is plain ALU, jump and memory code the verifier accepts.
+    assert!(tally.matched > count, "only {} runs matched", tally.matched);
+}
+
+#[test]
+fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
+    use triage::fuzz::{Rng, INPUT_LEN};
+    let Some(mut engines) = engines() else { return };
+    let (mut agree, mut rejected, mut failures) = (0, 0, Vec::new());
+    for seed in 0..150u64 {
+        let mut bytes = vec![0u8; INPUT_LEN];
+        Rng::new(seed).fill(&mut bytes);
+        let Some(g) = triage::fuzz::generate_for(&bytes, true) else { continue };
+        let results = engines.run_set(&g.set, &g.input);
+        if results.iter().any(|r| matches!(r.result, RunResult::Rejected(_))) {
+            rejected += 1;
+            continue;
+        }
+        match compare(&results) {
+            Verdict::Agree => agree += 1,
+            Verdict::Mismatch(d) => {
+                failures.push(format!("seed {seed}: {d:?}\n{}", bpf::asm::print_set(&g.set, Some(&g.input))))
+            }
+            _ => {}
+        }
+    }
+    println!("generated sets on the kernel engines: {agree} agree, {rejected} rejected");
+    assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
+    assert!(agree > 50, "only {agree} sets agreed");
+}
