@@ -285,6 +285,7 @@ pub fn minimize(
             drop_calls(&mut s, &mut set, &input, p);
             remove_instructions(&mut s, &mut set, &input, p);
             helpers_to_moves(&mut s, &mut set, &input, p);
+            return_early(&mut s, &mut set, &input, p);
             to_constants(&mut s, &mut set, &input, p);
             simplify_immediates(&mut s, &mut set, &input, p);
         }
@@ -455,6 +456,40 @@ fn promote_programs(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
             }
         }
         if let Ok(c) = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec()) {
+            if s.reproduces(&c, input) {
+                *set = c;
+                return;
+            }
+        }
+    }
+}
+
+/// Ends program `p` right after an instruction, returning the register it wrote
+/// (`r0 = rD; exit`): a wrong value then shows in R0 at once, and everything after it,
+/// including the branches and helper calls that carried it to an observable, goes. The
+/// earliest instruction that still reproduces wins; only the main function is cut.
+fn return_early(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize) {
+    let main_end = set.progs()[p].prog.functions().first().map_or(0, |f| f.end);
+    for i in 0..main_end.saturating_sub(1) {
+        let insns = set.progs()[p].prog.insns();
+        let Some(dst) = insns[i].written_reg() else { continue };
+        let mut cut: Vec<Insn> = insns[..=i].to_vec();
+        if dst != bpf::Reg::R0 {
+            cut.push(Insn::Alu {
+                width: bpf::Width::W64,
+                op: bpf::AluOp::Mov,
+                dst: bpf::Reg::R0,
+                src: Operand::Reg(dst),
+            });
+        }
+        cut.push(Insn::Exit);
+        // Only where the kept part calls no subprogram (they would be cut off), and only
+        // when it is smaller.
+        let calls = insns[..=i].iter().any(|x| matches!(x, Insn::Call(Call::Local(_))));
+        if calls || cut.len() >= insns.len() {
+            continue;
+        }
+        if let Some(c) = with_insns(set, p, cut) {
             if s.reproduces(&c, input) {
                 *set = c;
                 return;
@@ -680,6 +715,30 @@ exit
         assert_eq!(m.size_after, 4, "{shown}");
         assert!(m.set.is_single(), "{shown}");
         assert_eq!(m.signature.to_string(), "value:jit:ok@alu32");
+    }
+
+    #[test]
+    fn a_value_that_only_steers_a_branch_is_returned_instead() {
+        // The wrong upper half of r1 decides a signed compare; the smallest reproducer
+        // returns r1 right after the 32-bit add.
+        let text = "\
+r0 = 0
+r1 = 0x7fffffff
+w1 += 1
+r2 = 3
+if r1 s> 0 goto +2
+r0 = 7
+exit
+r0 = 9
+exit
+";
+        let f = parse_set(text).unwrap();
+        let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
+        let mut engines = Engines::with_options(&ALL, &opts);
+        let m = minimize(&mut engines, &f.set, &Input::with_ctx(vec![0; 8]), 10_000, &mut |_, _| {}).unwrap();
+        let shown = bpf::asm::print_set(&m.set, Some(&m.input));
+        assert_eq!(m.size_after, 4, "{shown}");
+        assert!(shown.contains("w1 += 1\nr0 = r1\nexit"), "{shown}");
     }
 
     #[test]
