@@ -53,7 +53,7 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
     let divergence = match (engines.first_divergence(&m.set, &m.input), &compiled) {
         (Some(d), Ok(c)) => format!(
             "{}\n\n{}",
-            d.describe(&m.set),
+            wrap(&d.describe(&m.set), 100),
             crate::cli::listing_around(&m.set, c, d.prog, d.index, DIVERGENCE_CONTEXT)
         ),
         _ => "no trace comparison: the reference or the JIT cannot run this set".into(),
@@ -85,6 +85,25 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
             ("Inputs".into(), inputs.join("\n")),
         ],
     }
+}
+
+/// `text` with its words wrapped into lines of at most `width` characters (longer words
+/// keep a line to themselves).
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        if line > 0 && line + 1 + word.len() > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += word.len();
+    }
+    out
 }
 
 /// The signatures a group's inputs showed, comma-separated.
@@ -217,6 +236,12 @@ pub fn write_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_wrap_at_word_boundaries() {
+        assert_eq!(wrap("aa bb cc", 5), "aa bb\ncc");
+        assert_eq!(wrap("aaaaaaa b", 3), "aaaaaaa\nb");
+    }
 
     #[test]
     fn html_escaping_covers_markup_and_quotes() {
