@@ -71,9 +71,19 @@ struct ReplayArgs {
     /// Bugs injected into the JIT, as when the findings were made.
     #[arg(long, value_delimiter = ',')]
     inject: Vec<jit::Bug>,
+    /// Engines to compare, as when the findings were made (must include `reference`).
+    #[arg(long, default_value = "reference,rbpf,jit")]
+    engines: String,
 }
 
 impl ReplayArgs {
+    /// The engines named, each able to run here (a kernel engine needs an image).
+    fn names(&self) -> Result<Vec<&'static str>, String> {
+        let names = parse_list(&self.engines).map_err(|e| format!("--engines: {e}"))?;
+        Engines::try_with_options(&names, &self.options()).map_err(|e| format!("--engines: {e}"))?;
+        Ok(names)
+    }
+
     /// The engine options, with the fuzzer's budget.
     fn options(&self) -> Options {
         Options {
@@ -553,7 +563,11 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         return usage(err, &format!("{} exists; name another output with -o", output.display()));
     }
     let opts = a.engines.options();
-    let mut engines = Engines::with_options(&crate::engines::ALL, &opts);
+    let names = match a.engines.names() {
+        Ok(n) => n,
+        Err(e) => return usage(err, &e),
+    };
+    let mut engines = Engines::with_options(&names, &opts);
     let mut progress = |attempts: u64, size: usize| {
         let _ = write!(err, "\r{attempts} runs, {size} instructions   ");
     };
@@ -604,6 +618,10 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Err(e) => return usage(err, &format!("cannot read {}: {e}", a.dir.display())),
     };
     let opts = a.engines.options();
+    let names = match a.engines.names() {
+        Ok(n) => n,
+        Err(e) => return usage(err, &e),
+    };
     let start = std::time::Instant::now();
     // Redrawn at most every 100 ms, and at the end: a large directory must not flood a
     // log with one line per input.
@@ -617,7 +635,7 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let filled = (done * width).checked_div(total).unwrap_or(width);
         let _ = write!(err, "\r[{}{}] {done}/{total} inputs", "#".repeat(filled), ".".repeat(width - filled));
     };
-    let t = crate::dedup::triage(&files, &opts, a.max_attempts, &mut progress);
+    let t = crate::dedup::triage(&files, &names, &opts, a.max_attempts, &mut progress);
     let _ = writeln!(err);
     for (p, why) in &t.skipped {
         let _ = writeln!(err, "jitdiff: skipped {}: {why}", p.display());

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bpf::gen::Generated;
 
-use crate::engines::{Engines, Options, ALL};
+use crate::engines::{Engines, Options};
 use crate::minimize::{minimize, Minimized, Signature};
 
 /// One group of findings with the same [`Signature::group_key`].
@@ -31,6 +31,8 @@ pub struct Triage {
     pub groups: Vec<Group>,
     /// Files that could not be read or showed no finding, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// The engines compared.
+    pub engines: Vec<&'static str>,
 }
 
 /// Every regular file below `dir` that may hold a finding, sorted: set text (`.s`),
@@ -68,12 +70,13 @@ pub const MINIMIZED_PER_GROUP: usize = 3;
 /// files are read and groups minimised.
 pub fn triage(
     files: &[PathBuf],
+    names: &[&'static str],
     opts: &Options,
     max_attempts: u64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Triage {
-    let mut engines = Engines::with_options(&ALL, opts);
-    let mut t = Triage { inputs: files.len(), ..Triage::default() };
+    let mut engines = Engines::with_options(names, opts);
+    let mut t = Triage { inputs: files.len(), engines: names.to_vec(), ..Triage::default() };
     // Per group key: the signatures seen and the members read.
     type Members = Vec<(PathBuf, Generated)>;
     let mut found: Vec<(String, Vec<Signature>, Members)> = Vec::new();
@@ -125,6 +128,7 @@ pub fn triage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::ALL;
 
     #[test]
     fn findings_of_one_bug_form_one_group_and_bad_files_are_skipped() {
@@ -142,7 +146,7 @@ mod tests {
             ..Options::default()
         };
         let files = finding_files(&dir).unwrap();
-        let t = triage(&files, &opts, 5_000, &mut |_, _| {});
+        let t = triage(&files, &ALL, &opts, 5_000, &mut |_, _| {});
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(t.inputs, 4);
         assert_eq!(t.groups.len(), 1, "{:?}", t.groups);

@@ -18,8 +18,11 @@ struct Sections {
 }
 
 /// The command line that replays `file` with `opts`.
-pub fn reproduce_command(file: &Path, opts: &Options) -> String {
+pub fn reproduce_command(file: &Path, opts: &Options, engines: &[&str]) -> String {
     let mut cmd = String::from("jitdiff run");
+    if engines != ALL {
+        cmd += &format!(" --engines {}", engines.join(","));
+    }
     if opts.scheme != jit::Scheme::Register {
         cmd += &format!(" --scheme {}", opts.scheme);
     }
@@ -33,9 +36,9 @@ pub fn reproduce_command(file: &Path, opts: &Options) -> String {
     cmd + &format!(" {}", file.display())
 }
 
-fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
+fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static str]) -> Sections {
     let m = &group.best;
-    let mut engines = Engines::with_options(&ALL, opts);
+    let mut engines = Engines::with_options(names, opts);
     let results = engines.run_set(&m.set, &m.input);
     let verdict = crate::compare::compare(&results);
     let outcomes = crate::present::to_text("reproducer", &results, &verdict);
@@ -71,7 +74,7 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options) -> Sections {
             ("TCC scheme".into(), opts.scheme.to_string()),
             ("tail-call semantics".into(), format!("{:?}", opts.semantics).to_lowercase()),
             ("injected bugs".into(), if bugs.is_empty() { "none".into() } else { bugs.join(", ") }),
-            ("reproduce".into(), reproduce_command(reproducer, opts)),
+            ("reproduce".into(), reproduce_command(reproducer, opts, names)),
         ],
         blocks: vec![
             ("Outcomes".into(), outcomes),
@@ -200,7 +203,7 @@ pub fn write_reports(
             bpf::asm::print_set(&g.best.set, Some(&g.best.input))
         );
         std::fs::write(&reproducer, text).map_err(|e| io(&reproducer, e))?;
-        let s = sections(g, &reproducer, opts);
+        let s = sections(g, &reproducer, opts, &t.engines);
         let (md, page) = (dir.join("report.md"), dir.join("report.html"));
         std::fs::write(&md, markdown(&s)).map_err(|e| io(&md, e))?;
         std::fs::write(&page, html(&s)).map_err(|e| io(&page, e))?;
@@ -211,7 +214,7 @@ pub fn write_reports(
             "inputs": g.inputs.len(),
             "size": g.best.size_after,
             "report": page.display().to_string(),
-            "reproduce": reproduce_command(&reproducer, opts),
+            "reproduce": reproduce_command(&reproducer, opts, &t.engines),
         }));
     }
     let skipped: Vec<serde_json::Value> = t
@@ -259,7 +262,7 @@ mod tests {
         let input = dir.join("<b>evil&.s");
         std::fs::write(&input, ".ctx 8\nr0 = -1\nw0 += 0\nexit\n").unwrap();
         let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
-        let t = crate::dedup::triage(&[input], &opts, 1_000, &mut |_, _| {});
+        let t = crate::dedup::triage(&[input], &ALL, &opts, 1_000, &mut |_, _| {});
         let out = dir.join("out");
         let summary = write_reports(&t, &out, &opts, 0.5).unwrap();
         assert_eq!(summary["groups"], 1);

@@ -121,3 +121,23 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
     assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
     assert!(agree > 50, "only {agree} sets agreed");
 }
+
+#[test]
+fn rv64_jit_of_6_12_does_not_count_an_empty_slot_in_a_program_that_calls() {
+    // corpus/kernel/rv64-empty-slot-tcc.s: found by jitdiff fuzz on the kernel engines.
+    // The interpreter counts the empty-slot attempt (16 self tail calls, 17 entries);
+    // 6.12's RV64 JIT decrements s6 into a6 before the NULL check and loses the decrement
+    // when the slot is empty (33 self tail calls, 34 entries).
+    let Some(mut engines) = engines() else { return };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/rv64-empty-slot-tcc.s");
+    let f = bpf::load::load_set_file(&dir).expect("the corpus file loads");
+    let input = bpf::Input::with_ctx(vec![0; 8]);
+    let results = engines.run_set(&f.set, &input);
+    let entries = |engine: &str| match &results.iter().find(|r| r.engine == engine).expect("ran").result {
+        RunResult::Ran(o) => u64::from_le_bytes(o.ctx[..8].try_into().expect("8 bytes")),
+        other => panic!("{engine}: {other:?}"),
+    };
+    assert_eq!(entries("reference"), 17);
+    assert_eq!(entries("kernel-interp"), 17);
+    assert_eq!(entries("kernel-jit"), 34);
+}
