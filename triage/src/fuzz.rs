@@ -470,9 +470,11 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         };
                         let report = crate::present::to_text("generated", &results, &verdict);
                         let case = Generated { set: g.set.clone(), input: input.clone() };
-                        // The generator bytes reproduce the first input only; a variation
-                        // is saved as the text of its set, which reproduces it exactly.
-                        let saved_bytes = if k == 0 { bytes.clone() } else { text_input(&case) };
+                        // The generator bytes reproduce the first input only, and only
+                        // in the default generator mode; a variation, or a set made for the
+                        // kernel engines, is saved as the text of its set, which
+                        // reproduces it exactly.
+                        let saved_bytes = if k == 0 && !kernel { bytes.clone() } else { text_input(&case) };
                         let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
                         if let Err(e) = save(&opts.artifacts, kind, n, &saved_bytes, &case, &report) {
                             eprintln!("jitdiff: cannot save a {kind} in {}: {e}", opts.artifacts.display());

@@ -53,11 +53,16 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
         Ok(c) => crate::cli::listing(&m.set, c),
         Err(e) => format!("the JIT cannot compile the reproducer: {e}"),
     };
-    let divergence = match (engines.first_divergence(&m.set, &m.input), &compiled) {
+    let traced = m.signature.odd_one_out == Some("jit");
+    let divergence = match (traced.then(|| engines.first_divergence(&m.set, &m.input)).flatten(), &compiled) {
         (Some(d), Ok(c)) => format!(
             "{}\n\n{}",
             wrap(&d.describe(&m.set), 100),
             crate::cli::listing_around(&m.set, c, d.prog, d.index, DIVERGENCE_CONTEXT)
+        ),
+        _ if !traced => format!(
+            "not traced: the odd one out is {}; only jitdiff's own JIT is traced, against the reference",
+            m.signature.odd_one_out.unwrap_or("no single engine")
         ),
         _ => "no trace comparison: the reference or the JIT cannot run this set".into(),
     };
@@ -84,7 +89,7 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
             ),
             ("Minimised program set (jitdiff text)".into(), bpf::asm::print_set(&m.set, Some(&m.input))),
             ("As kernel instruction macros (lib/test_bpf.c, selftests)".into(), macros),
-            ("RV64 code, with the BPF instruction each range came from".into(), listing),
+            ("RV64 code of jitdiff's JIT, with the BPF instruction each range came from".into(), listing),
             ("Inputs".into(), inputs.join("\n")),
         ],
     }
