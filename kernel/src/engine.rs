@@ -19,7 +19,9 @@
 //!
 //! # What is observed
 //! `BPF_PROG_TEST_RUN` reports R0's low 32 bits; the buffer and the array maps are read
-//! back; tail-call counts and helper traces are not observable ([`Observes`]). Only the
+//! back; helper traces are not observable ([`Observes`]), and tail-call counts only for
+//! sets whose every program starts with the generator's entry counter ([`counts_entries`]:
+//! the count is the entries minus one). Only the
 //! helpers the kernel has and that are deterministic there (`map_lookup_elem`,
 //! `get_numa_node_id`, tail calls) may appear; a set with others cannot be judged. A load
 //! the kernel refuses is [`RunResult::Rejected`] with the verifier's log.
@@ -265,15 +267,35 @@ fn run_outcome(set: &ProgramSet, input: &BpfInput, run: crate::RunOutput) -> Run
         },
         None => Vec::new(),
     };
+    // With the generator's entry counter, the tail calls are the entries minus one.
+    let counted = match (counts_entries(set), input.ctx.as_deref()) {
+        (true, Some(before)) if before.len() >= 8 && ctx.len() >= 8 => {
+            let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+            Some(word(&ctx).wrapping_sub(word(before)).wrapping_sub(1) as u32)
+        }
+        _ => None,
+    };
     RunResult::Ran(Outcome {
         result: Ok(run.retval as u64),
         ctx,
         r0_is_address: false,
-        tail_calls: 0,
+        tail_calls: counted.unwrap_or(0),
         helper_calls: Vec::new(),
         arrays,
-        observes: Observes { r0_bits: 32, tail_calls: false, helper_calls: false },
+        observes: Observes { r0_bits: 32, tail_calls: counted.is_some(), helper_calls: false },
     })
+}
+
+/// Whether every program of `set` starts with the generator's entry counter
+/// (`bpf::gen::Config::count_entries`): `r0 = *(u64 *)(r1 + 0); r0 += 1;
+/// *(u64 *)(r1 + 0) = r0`.
+pub fn counts_entries(set: &ProgramSet) -> bool {
+    let counter = [
+        Insn::Load { size: Size::DW, signed: false, dst: Reg::R0, src: Reg::R1, off: 0 },
+        Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Add, dst: Reg::R0, src: bpf::Operand::Imm(1) },
+        Insn::Store { size: Size::DW, dst: Reg::R1, src: Reg::R0, off: 0 },
+    ];
+    set.progs().iter().all(|p| p.prog.insns().starts_with(&counter))
 }
 
 /// A kernel engine: one booted guest, kept for every run and booted again after it dies.

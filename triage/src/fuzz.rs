@@ -287,6 +287,8 @@ pub fn generate_for(bytes: &[u8], kernel: bool) -> Option<Generated> {
     let mut cfg: Config = u.arbitrary().ok()?;
     if kernel {
         cfg.kernel_helpers = true;
+        cfg.count_entries = true;
+        cfg = cfg.sanitize();
         if cfg.calls_enabled && cfg.tail_calls_enabled && !u.ratio(1, 4).ok()? {
             if u.arbitrary().ok()? {
                 cfg.calls_enabled = false;

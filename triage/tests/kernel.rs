@@ -103,6 +103,9 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
     use triage::fuzz::{Rng, INPUT_LEN};
     let Some(mut engines) = engines() else { return };
     let (mut agree, mut rejected, mut failures) = (0, 0, Vec::new());
+    // Runs where a kernel engine reported a tail-call count (the generator's entry
+    // counter), and of those, runs with tail calls.
+    let (mut counted, mut with_tail_calls) = (0, 0);
     for seed in 0..150u64 {
         let mut bytes = vec![0u8; INPUT_LEN];
         Rng::new(seed).fill(&mut bytes);
@@ -112,7 +115,16 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
             rejected += 1;
             continue;
         }
-        match compare(&results) {
+        let verdict = compare(&results);
+        if verdict == Verdict::Agree {
+            for r in results.iter().filter(|r| r.engine != "reference") {
+                if let RunResult::Ran(o) = &r.result {
+                    counted += usize::from(o.observes.tail_calls);
+                    with_tail_calls += usize::from(o.observes.tail_calls && o.tail_calls > 0);
+                }
+            }
+        }
+        match verdict {
             Verdict::Agree => agree += 1,
             Verdict::Mismatch(d) => {
                 failures.push(format!("seed {seed}: {d:?}\n{}", bpf::asm::print_set(&g.set, Some(&g.input))))
@@ -120,7 +132,14 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
             _ => {}
         }
     }
-    println!("generated sets on the kernel engines: {agree} agree, {rejected} rejected");
+    println!(
+        "generated sets on the kernel engines: {agree} agree, {rejected} rejected; tail calls counted in \
+         {counted} kernel runs, {with_tail_calls} of them with tail calls"
+    );
+    // Every generated program starts with the entry counter, so every run is counted,
+    // and the counts were compared with the reference's.
+    assert_eq!(counted, 2 * agree, "every agreeing run on both kernel engines counts tail calls");
+    assert!(with_tail_calls > 0, "no run made a tail call");
     assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
     assert!(agree > 50, "only {agree} sets agreed");
 }

@@ -59,6 +59,11 @@ pub struct Config {
     /// (`get_numa_node_id`, besides map lookups and tail calls), for runs on the kernel
     /// engines. Not chosen by [`Arbitrary`]: the driver sets it. Defaults to false.
     pub kernel_helpers: bool,
+    /// Every program's main function starts by adding 1 to the context's first 8 bytes,
+    /// which no other instruction touches, so that an engine that cannot watch tail
+    /// calls (a real kernel) still reports how many there were: the entries minus one.
+    /// Not chosen by [`Arbitrary`]: the driver sets it. Defaults to false.
+    pub count_entries: bool,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Default for Config {
             arrays_enabled: true,
             edge_bias: 60,
             kernel_helpers: false,
+            count_entries: false,
         }
     }
 }
@@ -96,7 +102,7 @@ impl Config {
         self.max_funcs = self.max_funcs.clamp(1, 8);
         self.max_insns = self.max_insns.clamp(4, 256);
         self.max_depth = self.max_depth.min(4);
-        self.ctx_size = (self.ctx_size.clamp(8, 4096) / 8) * 8;
+        self.ctx_size = (self.ctx_size.clamp(if self.count_entries { 16 } else { 8 }, 4096) / 8) * 8;
         self.edge_bias = self.edge_bias.min(100);
         if !self.alu32_enabled && !self.alu64_enabled {
             self.alu64_enabled = true;
@@ -141,6 +147,7 @@ impl<'a> Arbitrary<'a> for Config {
             arrays_enabled: u.arbitrary()?,
             edge_bias: u.int_in_range(0..=100)?,
             kernel_helpers: false,
+            count_entries: false,
         }
         .sanitize())
     }

@@ -225,6 +225,14 @@ fn function(
         budget: if sigs.len() > 4 { cfg.max_insns * 4 / sigs.len() } else { cfg.max_insns }.max(4),
         in_loop: false,
     };
+    // The entry counter (see `Config::count_entries`), first thing in a main function.
+    if cfg.count_entries && f == 0 && sig.ctx_arg {
+        let (ctx, word) = (Reg::R1, crate::insn::Size::DW);
+        g.emit(Insn::Load { size: word, signed: false, dst: Reg::R0, src: ctx, off: 0 });
+        g.emit(Insn::Alu { width: Width::W64, op: AluOp::Add, dst: Reg::R0, src: Operand::Imm(1) });
+        g.emit(Insn::Store { size: word, dst: ctx, src: Reg::R0, off: 0 });
+        g.st.kind[0] = Kind::Scalar;
+    }
     // Keep the context in a callee-saved register when calls may need it later.
     if sig.ctx_arg && (cfg.tail_calls_enabled || cfg.calls_enabled) {
         g.emit(Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: CTX_COPY, src: Operand::Reg(Reg::R1) });
@@ -472,8 +480,10 @@ impl Gen<'_, '_, '_> {
         let use_ctx = self.u.arbitrary::<bool>()?;
         if use_ctx {
             if let Some(base) = self.ctx_reg()? {
+                // The entry counter's word is nobody else's.
+                let first = if self.cfg.count_entries { 8 / n } else { 0 };
                 let slots = self.cfg.ctx_size / n;
-                let off = self.u.int_in_range(0..=slots - 1)? * n;
+                let off = self.u.int_in_range(first..=slots - 1)? * n;
                 return Ok(Some((base, off as i16)));
             }
         }

@@ -183,6 +183,31 @@ mod tests {
     }
 
     #[test]
+    fn the_entry_counter_starts_every_program_and_its_word_is_left_alone() {
+        use crate::{Insn, Reg, Size};
+        let cfg = Config { count_entries: true, kernel_helpers: true, ..Config::default() }.sanitize();
+        for seed in 0..200 {
+            let g = sample(seed, &cfg);
+            let ctx = g.input.ctx.as_ref().map_or(0, Vec::len);
+            assert!(ctx >= 16, "seed {seed}: a context of {ctx} bytes");
+            crate::validate::validate(&g.set, Some(ctx)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            for p in g.set.progs() {
+                let insns = p.prog.insns();
+                assert_eq!(
+                    insns[0],
+                    Insn::Load { size: Size::DW, signed: false, dst: Reg::R0, src: Reg::R1, off: 0 }
+                );
+                assert_eq!(insns[2], Insn::Store { size: Size::DW, dst: Reg::R1, src: Reg::R0, off: 0 });
+                // (That nothing else touches the counter's word is checked where it matters:
+                // triage/tests/kernel.rs compares the counted tail calls with the reference's.)
+                // Only the helpers a kernel has.
+                assert!(insns.iter().all(|i| !matches!(i, Insn::Call(crate::Call::Helper(h))
+                    if *h == crate::helpers::MIX || *h == crate::helpers::COUNTER)));
+            }
+        }
+    }
+
+    #[test]
     fn runs_out_of_bytes_gracefully() {
         for n in 0..64 {
             let bytes = vec![0xa5u8; n];
