@@ -495,6 +495,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "forms_seen": stats.forms_seen().0,
                 "forms_total": stats.forms_seen().1,
                 "corpus": stats.corpus.load(Relaxed),
+                "known_divergences": stats.known.load(Relaxed),
                 "scheme": a.scheme.name(),
                 "seed": a.seed,
                 "jobs": a.jobs,
@@ -530,6 +531,11 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             100.0 * stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
         );
+        let known = stats.known.load(Relaxed);
+        if known > 0 {
+            let _ =
+                writeln!(out, "{known} corpus sets showed their known divergence (not counted as findings)");
+        }
         if let Some(acceptance) = stats.kernel.acceptance() {
             let k = &stats.kernel;
             let _ = writeln!(
