@@ -365,9 +365,14 @@ fn remove_instructions(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, 
     }
 }
 
-/// `dst = k` for the constants a minimised program is easiest to read with.
-fn mov(dst: bpf::Reg, k: i32) -> Insn {
-    Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst, src: Operand::Imm(k) }
+/// `dst = src`, 64-bit.
+fn mov(dst: bpf::Reg, src: Operand) -> Insn {
+    Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst, src }
+}
+
+/// R1 to R5, the argument registers, as operands.
+fn arguments() -> impl Iterator<Item = Operand> {
+    (1..=5u8).map(|k| Operand::Reg(bpf::Reg::new(k).expect("R1-R5 exist")))
 }
 
 /// Replaces each bpf2bpf call whose callee has no other caller with `r0 = k` (0, 1, -1)
@@ -382,11 +387,9 @@ fn drop_calls(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usize)
         let callers = |t: usize| (0..prog.insns().len()).filter(|&j| prog.target_of(j) == Some(t)).count();
         if let (true, Some(f)) = (is_call, callee) {
             if callers(f.start) == 1 {
-                let args = (1..=5u8).map(|k| Operand::Reg(bpf::Reg::new(k).expect("R1-R5 exist")));
-                for src in [0, 1, -1].map(Operand::Imm).into_iter().chain(args) {
+                for src in [0, 1, -1].map(Operand::Imm).into_iter().chain(arguments()) {
                     let mut insns = prog.insns().to_vec();
-                    insns[i] =
-                        Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst: bpf::Reg::R0, src };
+                    insns[i] = mov(bpf::Reg::R0, src);
                     if let Some(c) = with_insns(set, p, remove_run(&insns, f.start, f.end)) {
                         if s.reproduces(&c, input) {
                             *set = c;
@@ -409,12 +412,7 @@ fn helpers_to_moves(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: 
         if !matches!(insn, Insn::Call(Call::Helper(_))) || insn.is_tail_call() {
             continue;
         }
-        let moves = (1..=5u8).map(|k| Insn::Alu {
-            width: bpf::Width::W64,
-            op: bpf::AluOp::Mov,
-            dst: bpf::Reg::R0,
-            src: Operand::Reg(bpf::Reg::new(k).expect("R1-R5 exist")),
-        });
+        let moves = arguments().map(|src| mov(bpf::Reg::R0, src));
         // A helper without arguments, for bugs that need a call but not this one.
         let plain = Insn::Call(Call::Helper(bpf::helpers::GET_NUMA_NODE_ID));
         for c in moves.chain((insn != plain).then_some(plain)) {
@@ -475,12 +473,7 @@ fn return_early(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usiz
         let Some(dst) = insns[i].written_reg() else { continue };
         let mut cut: Vec<Insn> = insns[..=i].to_vec();
         if dst != bpf::Reg::R0 {
-            cut.push(Insn::Alu {
-                width: bpf::Width::W64,
-                op: bpf::AluOp::Mov,
-                dst: bpf::Reg::R0,
-                src: Operand::Reg(dst),
-            });
+            cut.push(mov(bpf::Reg::R0, Operand::Reg(dst)));
         }
         cut.push(Insn::Exit);
         // Only where the kept part calls no subprogram (they would be cut off), and only
@@ -562,7 +555,7 @@ fn to_constants(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input, p: usiz
         };
         let sign31 =
             Insn::Alu { width: bpf::Width::W32, op: bpf::AluOp::Mov, dst, src: Operand::Imm(i32::MIN) };
-        for c in [mov(dst, 0), mov(dst, 1), mov(dst, -1), sign31] {
+        for c in [0, 1, -1].map(|k| mov(dst, Operand::Imm(k))).into_iter().chain([sign31]) {
             let mut insns = set.progs()[p].prog.insns().to_vec();
             insns[i] = c;
             if let Some(c) = with_insns(set, p, insns) {
@@ -678,6 +671,17 @@ exit
         assert_eq!(compare(&correct.run_set(&m.set, &m.input)), Verdict::Agree);
     }
 
+    /// The set in `text`, on an 8-byte context, minimised against a JIT that forgets the
+    /// zero-extension of 32-bit arithmetic; with the result as text.
+    fn minimized_with_zext_bug(text: &str) -> (Minimized, String) {
+        let f = parse_set(text).unwrap();
+        let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
+        let mut engines = Engines::with_options(&ALL, &opts);
+        let m = minimize(&mut engines, &f.set, &Input::with_ctx(vec![0; 8]), 10_000, &mut |_, _| {}).unwrap();
+        let shown = bpf::asm::print_set(&m.set, Some(&m.input));
+        (m, shown)
+    }
+
     #[test]
     fn a_bug_in_a_tail_call_target_that_reaches_a_helper_minimises_to_the_target_alone() {
         // The entry only tail-calls `leaf`, whose 32-bit add is wrong on the buggy JIT and
@@ -705,11 +709,7 @@ exit
     r0 = 0
     exit
 ";
-        let f = parse_set(text).unwrap();
-        let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
-        let mut engines = Engines::with_options(&ALL, &opts);
-        let m = minimize(&mut engines, &f.set, &Input::with_ctx(vec![0; 8]), 10_000, &mut |_, _| {}).unwrap();
-        let shown = bpf::asm::print_set(&m.set, Some(&m.input));
+        let (m, shown) = minimized_with_zext_bug(text);
         // `r3 = 0x7fffffff; w3 += 1; r0 = r3; exit`: one program, no maps, the helper's
         // argument turned into R0.
         assert_eq!(m.size_after, 4, "{shown}");
@@ -732,11 +732,7 @@ exit
 r0 = 9
 exit
 ";
-        let f = parse_set(text).unwrap();
-        let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
-        let mut engines = Engines::with_options(&ALL, &opts);
-        let m = minimize(&mut engines, &f.set, &Input::with_ctx(vec![0; 8]), 10_000, &mut |_, _| {}).unwrap();
-        let shown = bpf::asm::print_set(&m.set, Some(&m.input));
+        let (m, shown) = minimized_with_zext_bug(text);
         assert_eq!(m.size_after, 4, "{shown}");
         assert!(shown.contains("w1 += 1\nr0 = r1\nexit"), "{shown}");
     }
