@@ -125,7 +125,18 @@ pub fn insert(insns: &[Insn], prologue: &[Insn], before: impl Fn(&Insn) -> Vec<I
 /// The job that runs `set` on `input` under the JIT or the interpreter; `Err` says why the
 /// set cannot run on the kernel.
 pub fn lower(set: &ProgramSet, input: &BpfInput, jit: bool) -> Result<Job, String> {
-    if let Some(why) = unsupported(set, input) {
+    lower_all(set, std::slice::from_ref(input), jit)
+}
+
+/// The job that runs `set` on every one of `inputs` (all with a context of the same size,
+/// or all without one); `Err` as for [`lower`].
+pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job, String> {
+    let first = inputs.first().ok_or("no inputs")?;
+    let size = |i: &BpfInput| i.ctx.as_ref().map(Vec::len);
+    if inputs.iter().any(|i| size(i) != size(first)) {
+        return Err("inputs with contexts of different sizes".into());
+    }
+    if let Some(why) = unsupported(set, first) {
         return Err(why);
     }
     let buffer = (set.maps().len() + set.arrays().len()) as u64;
@@ -138,7 +149,7 @@ pub fn lower(set: &ProgramSet, input: &BpfInput, jit: bool) -> Result<Job, Strin
             initial: a.values.clone(),
         });
     }
-    let ctx = input.ctx.as_deref();
+    let ctx = first.ctx.as_deref();
     if let Some(c) = ctx {
         maps.push(Map::Array {
             value_size: c.len().max(1) as u32,
@@ -146,35 +157,6 @@ pub fn lower(set: &ProgramSet, input: &BpfInput, jit: bool) -> Result<Job, Strin
             initial: vec![0; c.len().max(1)],
         });
     }
-    lower_with(set, input, jit, maps, buffer)
-}
-
-/// The job that runs `set` on every one of `inputs` (all with a context of the same size,
-/// or all without one); `Err` as for [`lower`].
-pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job, String> {
-    let first = inputs.first().ok_or("no inputs")?;
-    let size = |i: &BpfInput| i.ctx.as_ref().map(Vec::len);
-    if inputs.iter().any(|i| size(i) != size(first)) {
-        return Err("inputs with contexts of different sizes".into());
-    }
-    let mut job = lower(set, first, jit)?;
-    job.inputs = inputs.iter().map(job_input).collect();
-    Ok(job)
-}
-
-/// One input of a job: the dummy packet, and the context as the buffer map's overlay.
-fn job_input(input: &BpfInput) -> Input {
-    Input { data: PACKET.to_vec(), map_overlay: input.ctx.clone().unwrap_or_default() }
-}
-
-fn lower_with(
-    set: &ProgramSet,
-    input: &BpfInput,
-    jit: bool,
-    maps: Vec<Map>,
-    buffer: u64,
-) -> Result<Job, String> {
-    let ctx = input.ctx.as_deref();
     let set_r1 = match ctx {
         Some(_) => Insn::LdImm64 { dst: Reg::R1, pseudo: PSEUDO_MAP_VALUE, imm: buffer },
         None => {
@@ -218,9 +200,14 @@ fn lower_with(
         slots,
         entry: 0,
         input_map: ctx.map(|_| buffer as u32),
-        inputs: vec![job_input(input)],
+        inputs: inputs.iter().map(job_input).collect(),
         ..Job::default()
     })
+}
+
+/// One input of a job: the dummy packet, and the context as the buffer map's overlay.
+fn job_input(input: &BpfInput) -> Input {
+    Input { data: PACKET.to_vec(), map_overlay: input.ctx.clone().unwrap_or_default() }
 }
 
 /// What `job`'s result says about the runs of `set` on `inputs` (one result per input).
@@ -387,38 +374,30 @@ mod tests {
     use super::*;
     use bpf::asm::parse_set;
 
+    /// An instruction to insert, recognisable in the output.
+    const MARK: Insn =
+        Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst: Reg::R9, src: bpf::Operand::Imm(9) };
+
     #[test]
     fn insertions_keep_every_jump_on_its_instruction() {
         let set =
             parse_set("r0 = 0\nif r0 == 0 goto +1\ncall bpf_tail_call\nr0 = 1\ngoto -5\nexit\n").unwrap().set;
         let insns = set.entry().prog.insns();
-        let mark = Insn::Alu {
-            width: bpf::Width::W64,
-            op: bpf::AluOp::Mov,
-            dst: Reg::R9,
-            src: bpf::Operand::Imm(9),
-        };
         let out =
-            insert(insns, &[mark, mark], |i| if i.is_tail_call() { vec![mark] } else { vec![] }).unwrap();
+            insert(insns, &[MARK, MARK], |i| if i.is_tail_call() { vec![MARK] } else { vec![] }).unwrap();
         // prologue(2) r0=0 if mark tail r0=1 goto exit
         assert_eq!(out.len(), 9);
         // `if r0 == 0 goto +1` skipped the tail call; now it skips the reload and the call.
         assert_eq!(out[3].jump_offset(), Some(2));
-        // `goto -4` went to `r0 = 0`; it still does (slot 2), not to the prologue.
+        // `goto -5` went to `r0 = 0`; it still does (slot 2), not to the prologue.
         assert_eq!(out[7].jump_offset(), Some(-6));
     }
 
     #[test]
     fn jumps_to_a_tail_call_reach_its_reload() {
         let set = parse_set("if r0 == 0 goto +0\ncall bpf_tail_call\nexit\n").unwrap().set;
-        let mark = Insn::Alu {
-            width: bpf::Width::W64,
-            op: bpf::AluOp::Mov,
-            dst: Reg::R9,
-            src: bpf::Operand::Imm(9),
-        };
         let out =
-            insert(set.entry().prog.insns(), &[], |i| if i.is_tail_call() { vec![mark] } else { vec![] });
+            insert(set.entry().prog.insns(), &[], |i| if i.is_tail_call() { vec![MARK] } else { vec![] });
         assert_eq!(out.unwrap()[0].jump_offset(), Some(0));
     }
 
