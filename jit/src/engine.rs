@@ -128,7 +128,7 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
 impl Jit {
     /// Compiles `set` unless it is the last set compiled; the error says why the JIT
     /// cannot compile it.
-    fn compiled(&mut self, set: &ProgramSet) -> Result<(), String> {
+    fn compile(&mut self, set: &ProgramSet) -> Result<(), String> {
         if self.last.as_ref().is_none_or(|(s, _)| s != set) {
             self.last = None;
             self.last = Some((
@@ -139,13 +139,18 @@ impl Jit {
         Ok(())
     }
 
+    /// The code of `set` if it is the set this engine compiled last (the one it ran last).
+    pub fn compiled(&self, set: &ProgramSet) -> Option<&CompiledSet> {
+        self.last.as_ref().filter(|(s, _)| s == set).map(|(_, c)| c)
+    }
+
     /// Runs `set` on `input` as [`Engine::run_set`] does, and also records the BPF
     /// registers R0-R10 (every one marked comparable: the JIT cannot tell addresses from
     /// scalars) each time the code of a BPF instruction starts to run. Instructions that
     /// emit no machine code leave no step. When the trace is cut (too many steps) the
     /// run was stopped there and its result is not the run's.
     pub fn trace_set(&mut self, set: &ProgramSet, input: &Input) -> (RunResult, Trace) {
-        if let Err(why) = self.compiled(set) {
+        if let Err(why) = self.compile(set) {
             return (RunResult::CannotJudge(why), Trace::default());
         }
         let runner = match runner(&mut self.runner, self.limit) {
@@ -166,7 +171,7 @@ impl Engine for Jit {
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        if let Err(why) = self.compiled(set) {
+        if let Err(why) = self.compile(set) {
             return RunResult::CannotJudge(why);
         }
         let runner = match runner(&mut self.runner, self.limit) {

@@ -219,13 +219,12 @@ pub fn first_divergence(
 pub struct Tracer {
     reference: oracle::reference::Reference,
     jit: jit::Jit,
-    opts: Options,
 }
 
 impl Tracer {
     /// Engines configured like [`crate::engines::build`] configures them for `opts`.
     pub fn new(opts: &Options) -> Tracer {
-        Tracer { reference: crate::engines::reference(opts), jit: crate::engines::jit(opts), opts: *opts }
+        Tracer { reference: crate::engines::reference(opts), jit: crate::engines::jit(opts) }
     }
 
     /// The first divergent instruction of `set` on `input` between the reference and the
@@ -237,7 +236,7 @@ impl Tracer {
         if matches!(r, RunResult::CannotJudge(_)) || matches!(j, RunResult::CannotJudge(_)) {
             return None;
         }
-        let compiled = jit::compile::compile_set_with_bugs(set, self.opts.scheme, self.opts.bugs).ok()?;
+        let compiled = self.jit.compiled(set)?;
         let code = |p: usize, i: usize| {
             compiled.progs.get(p).and_then(|c| c.insn_ranges.get(i)).is_some_and(|r| !r.is_empty())
         };
