@@ -24,14 +24,35 @@ pub struct BootOptions {
     pub cpu: Option<String>,
     /// Longest wait for the agent's ready frame after qemu starts (default 60 s).
     pub boot_timeout: Duration,
-    /// Every [`Guest::run`] waits at most this long plus `run_timeout_per_input` times the
-    /// number of inputs (each job counts at least once) for its response (default 30 s: the
-    /// verifier can take seconds on a large program under emulation).
+    /// Every [`Guest::run`] waits at most this long, plus `run_timeout_per_input` times the
+    /// number of inputs (each job counts at least once), plus `run_timeout_per_kinsn_squared`
+    /// times the square of each program's length in thousands of instructions, for its
+    /// response (default 30 s).
     pub run_timeout_base: Duration,
     /// See `run_timeout_base` (default 50 ms).
     pub run_timeout_per_input: Duration,
+    /// See `run_timeout_base` (default 80 ms, so 3.2 s for a 4,096-instruction program and
+    /// 53 min for 200,000). The verifier's time grows with the square of a program's length
+    /// when it removes dead code: it moves the rest of the program once per dead region.
+    /// Under emulation a 61,079-instruction lib/test_bpf.c vector took 72 s and a
+    /// 98,787-instruction one 252 s to load; this allows about three times that.
+    pub run_timeout_per_kinsn_squared: Duration,
     /// Extra kernel command-line arguments.
     pub extra_append: String,
+}
+
+impl BootOptions {
+    /// The longest wait for the response to `jobs`: `run_timeout_base`, plus
+    /// `run_timeout_per_input` for each input (at least one per job), plus
+    /// `run_timeout_per_kinsn_squared` times (program length / 1,000)² for each program.
+    pub fn run_budget(&self, jobs: &[Job]) -> Duration {
+        let inputs: u32 = jobs.iter().map(|j| j.inputs.len().max(1) as u32).fold(0, u32::saturating_add);
+        let insns_squared: u128 = jobs.iter().flat_map(|j| &j.progs).map(|p| (p.len() as u128).pow(2)).sum();
+        let verifier_nanos = self.run_timeout_per_kinsn_squared.as_nanos() * insns_squared / 1_000_000;
+        self.run_timeout_base
+            .saturating_add(self.run_timeout_per_input.saturating_mul(inputs))
+            .saturating_add(Duration::from_nanos(u64::try_from(verifier_nanos).unwrap_or(u64::MAX)))
+    }
 }
 
 impl Default for BootOptions {
@@ -43,6 +64,7 @@ impl Default for BootOptions {
             boot_timeout: Duration::from_secs(60),
             run_timeout_base: Duration::from_secs(30),
             run_timeout_per_input: Duration::from_millis(50),
+            run_timeout_per_kinsn_squared: Duration::from_millis(80),
             extra_append: String::new(),
         }
     }
@@ -196,17 +218,14 @@ impl Guest {
 
     /// Sends `jobs` as one request frame and returns one result per job, in order.
     ///
-    /// Waits at most `run_timeout_base + run_timeout_per_input * inputs` (see
-    /// [`BootOptions`]); a timeout, a dead qemu or a malformed response kills the guest and
+    /// Waits at most [`BootOptions::run_budget`] of `jobs`; a timeout, a dead qemu or a malformed response kills the guest and
     /// is an error. An empty slice is a cheap round trip (a liveness check).
     pub fn run(&mut self, jobs: &[Job]) -> Result<Vec<JobResult>, GuestError> {
         if self.dead {
             return Err(GuestError::Dead);
         }
         let frame = wire::encode_request(jobs)?;
-        let units: u32 = jobs.iter().map(|j| j.inputs.len().max(1) as u32).fold(0, u32::saturating_add);
-        self.budget =
-            self.options.run_timeout_base + self.options.run_timeout_per_input.saturating_mul(units);
+        self.budget = self.options.run_budget(jobs);
         let deadline = Instant::now() + self.budget;
         self.send(frame, deadline)?;
         let payload = self.read_frame(wire::MAGIC_RESPONSE, deadline, "waiting for a response")?;
@@ -352,5 +371,34 @@ impl std::fmt::Debug for Guest {
             .field("banner", &self.banner)
             .field("alive", &!self.dead)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(program_lengths: &[usize], inputs: usize) -> Job {
+        Job {
+            progs: program_lengths.iter().map(|&n| vec![[0u8; 8]; n]).collect(),
+            inputs: vec![crate::Input::default(); inputs],
+            ..Job::default()
+        }
+    }
+
+    #[test]
+    fn the_run_budget_grows_with_inputs_and_the_square_of_each_programs_length() {
+        let o = BootOptions::default();
+        // a small job: the base, one input's allowance and 80 ms * (2 / 1000)² = 320 ns
+        assert_eq!(o.run_budget(&[job(&[2], 1)]), Duration::from_nanos(30_050_000_320));
+        // a job without inputs still counts once
+        assert_eq!(o.run_budget(&[job(&[], 0)]), Duration::from_secs(30) + Duration::from_millis(50));
+        // 10,000 instructions: 10² * 80 ms = 8 s on top
+        assert_eq!(o.run_budget(&[job(&[10_000], 3)]), Duration::from_millis(30_000 + 150 + 8_000));
+        // each program is verified on its own: two of 10,000 get twice that, not (20,000)²
+        assert_eq!(o.run_budget(&[job(&[10_000, 10_000], 1)]), Duration::from_millis(30_000 + 50 + 16_000));
+        // the largest lib/test_bpf.c vector (199,587 instructions) is allowed about 53 minutes
+        let largest = o.run_budget(&[job(&[199_587], 1)]).as_secs();
+        assert!((3_180..3_220).contains(&largest), "{largest}");
     }
 }

@@ -138,6 +138,7 @@ fn hung_and_dead_guests_are_errors() {
     let opts = BootOptions {
         run_timeout_base: Duration::from_millis(1),
         run_timeout_per_input: Duration::ZERO,
+        run_timeout_per_kinsn_squared: Duration::ZERO,
         ..BootOptions::default()
     };
     let mut g = Guest::boot_with(&image, opts).unwrap();
