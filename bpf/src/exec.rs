@@ -222,6 +222,16 @@ pub trait Engine {
         let _ = (set, inputs);
     }
 
+    /// The machine code this engine runs for `set`'s entry program on `input`, as a
+    /// disassembly, when that code was not made by jitdiff (the real kernel's JIT), so that
+    /// reports can show it. `None` (the default) for interpreters and for jitdiff's own JIT,
+    /// whose listing the reports take from its compiler; `Some(Err(why))` when the engine
+    /// has such code but could not produce it for this set.
+    fn native_listing(&mut self, set: &ProgramSet, input: &Input) -> Option<Result<String, String>> {
+        let _ = (set, input);
+        None
+    }
+
     /// Runs a single program (a set of one program and no maps).
     fn run(&mut self, prog: &Program, input: &Input) -> RunResult {
         self.run_set(&ProgramSet::single(prog.clone()), input)

@@ -329,6 +329,10 @@ impl Engine for KernelEngine {
         self.prepared = Some((set.clone(), inputs.iter().cloned().zip(results).collect()));
     }
 
+    fn native_listing(&mut self, set: &ProgramSet, input: &BpfInput) -> Option<Result<String, String>> {
+        self.jit.then(|| self.jited_listing(set, input))
+    }
+
     fn run_set(&mut self, set: &ProgramSet, input: &BpfInput) -> RunResult {
         if let Some((s, results)) = &mut self.prepared {
             if s == set {
@@ -347,6 +351,38 @@ impl Engine for KernelEngine {
 }
 
 impl KernelEngine {
+    /// The kernel JIT's code for `set`'s entry program (subprograms follow it), as Capstone
+    /// disassembles it, under a line saying what it is.
+    fn jited_listing(&mut self, set: &ProgramSet, input: &BpfInput) -> Result<String, String> {
+        let mut job = lower(set, input, true)?;
+        job.want_jited_image = true;
+        let result = self.guest().and_then(|g| g.run(std::slice::from_ref(&job))).map_err(|e| {
+            self.guest = None;
+            format!("the guest failed: {e}")
+        })?;
+        match result.into_iter().next() {
+            Some(JobResult::Ran { entry, .. }) if entry.jited && !entry.jited_image.is_empty() => {
+                Ok(format!(
+                    "; the kernel's RV64 JIT, entry program {} as the kernel engine loads it (its `r1 = \
+                 buffer` prologue first), {} bytes, subprograms after it; disassembled by Capstone\n{}",
+                    set.progs()[0].name,
+                    entry.jited_len,
+                    crate::disasm::rv64_listing(&entry.jited_image)?
+                ))
+            }
+            Some(JobResult::Ran { entry, .. }) if entry.jited => {
+                Err(format!("the JITed image ({} bytes) is larger than the guest returns", entry.jited_len))
+            }
+            Some(JobResult::Ran { .. }) => Err("the kernel did not JIT the entry program".into()),
+            Some(JobResult::Rejected { prog, log, .. }) => Err(format!(
+                "the verifier refused program {prog}: {}",
+                log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no log)")
+            )),
+            Some(JobResult::SetupFailed { message, .. }) => Err(message),
+            None => Err("the guest answered no result".into()),
+        }
+    }
+
     /// Runs `job` (for `set` on `inputs`) in the guest: one result per input.
     fn exchange(&mut self, set: &ProgramSet, inputs: &[BpfInput], job: Job) -> Vec<RunResult> {
         let result = self.guest().and_then(|g| g.run(std::slice::from_ref(&job)));

@@ -11,6 +11,7 @@
 //! emulated UART, written to a file. [`engine`] turns jitdiff's program sets into jobs and
 //! the results into outcomes: the engines `kernel-jit` and `kernel-interp`.
 
+pub mod disasm;
 pub mod engine;
 mod guest;
 mod wire;

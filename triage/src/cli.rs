@@ -374,6 +374,11 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
             _ => None,
         };
+        // Where an engine runs code jitdiff did not make (the kernel's JIT), a mismatch shows it.
+        let native = match &verdict {
+            Verdict::Mismatch(_) => engines.native_listings(&file_set.set, &input),
+            _ => Vec::new(),
+        };
         let _ = if a.json {
             let mut v = to_json(&shown, &results, &verdict);
             if let Some(d) = &divergence {
@@ -385,11 +390,23 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     "text": d.describe(&file_set.set),
                 });
             }
+            for (name, listing) in &native {
+                v["native_code"][*name] = match listing {
+                    Ok(text) => serde_json::json!(text),
+                    Err(why) => serde_json::json!({ "error": why }),
+                };
+            }
             writeln!(out, "{v}")
         } else {
             let mut text = to_text(&shown, &results, &verdict);
             if let Some(d) = &divergence {
                 text += &format!("    {}\n", d.describe(&file_set.set));
+            }
+            for (name, listing) in &native {
+                match listing {
+                    Ok(code) => code.lines().for_each(|l| text += &format!("    {l}\n")),
+                    Err(why) => text += &format!("    {name}'s code is not available: {why}\n"),
+                }
             }
             write!(out, "{text}")
         };

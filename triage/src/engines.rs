@@ -140,6 +140,17 @@ impl Engines {
         self.tracer.get_or_insert_with(|| crate::diverge::Tracer::new(&opts)).first_divergence(set, input)
     }
 
+    /// Each engine's disassembly of the machine code it ran for `set`'s entry program on
+    /// `input`, for the engines that run code jitdiff did not make (see
+    /// [`Engine::native_listing`]), by engine name.
+    pub fn native_listings(
+        &mut self,
+        set: &ProgramSet,
+        input: &Input,
+    ) -> Vec<(&'static str, Result<String, String>)> {
+        self.engines.iter_mut().filter_map(|e| Some((e.name(), e.native_listing(set, input)?))).collect()
+    }
+
     /// Runs `prog` on `input` on every engine, in order.
     pub fn run(&mut self, prog: &Program, input: &Input) -> Vec<EngineResult> {
         self.run_set(&ProgramSet::single(prog.clone()), input)

@@ -66,6 +66,10 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
         ),
         _ => "no trace comparison: the reference or the JIT cannot run this set".into(),
     };
+    let native = engines.native_listings(&m.set, &m.input).into_iter().map(|(name, listing)| {
+        let title = format!("RV64 code of the kernel's JIT ({name}), as the kernel made it");
+        (title, listing.unwrap_or_else(|why| format!("not available: {why}")))
+    });
     let bugs: Vec<&str> = opts.bugs.list().iter().map(|b| b.name()).collect();
     let inputs: Vec<String> = group.inputs.iter().map(|p| p.display().to_string()).collect();
     Sections {
@@ -81,7 +85,7 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
             ("injected bugs".into(), if bugs.is_empty() { "none".into() } else { bugs.join(", ") }),
             ("reproduce".into(), reproduce_command(reproducer, opts, names)),
         ],
-        blocks: vec![
+        blocks: [
             ("Outcomes".into(), outcomes),
             (
                 "First divergent BPF instruction (reference and JIT traces), with its RV64 code".into(),
@@ -90,8 +94,11 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
             ("Minimised program set (jitdiff text)".into(), bpf::asm::print_set(&m.set, Some(&m.input))),
             ("As kernel instruction macros (lib/test_bpf.c, selftests)".into(), macros),
             ("RV64 code of jitdiff's JIT, with the BPF instruction each range came from".into(), listing),
-            ("Inputs".into(), inputs.join("\n")),
-        ],
+        ]
+        .into_iter()
+        .chain(native)
+        .chain([("Inputs".into(), inputs.join("\n"))])
+        .collect(),
     }
 }
 

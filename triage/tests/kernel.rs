@@ -236,4 +236,12 @@ fn rv64_jit_of_6_12_does_not_count_an_empty_slot_in_a_program_that_calls() {
     assert_eq!(entries("reference"), 17);
     assert_eq!(entries("kernel-interp"), 17);
     assert_eq!(entries("kernel-jit"), 34);
+    // Reports show the kernel JIT's own code: there, the count is decremented into a6
+    // (`addi a6, s6, -1`), which the empty-slot branch leaves without copying back.
+    let listings = engines.native_listings(&f.set, &input);
+    assert_eq!(listings.len(), 1, "only kernel-jit runs code of its own");
+    let (name, listing) = &listings[0];
+    assert_eq!(*name, "kernel-jit");
+    let listing = listing.as_ref().expect("the kernel's image");
+    assert!(listing.contains("addi a6, s6, -1"), "{listing}");
 }
