@@ -104,6 +104,9 @@ struct Run {
     set: *const ProgramSet,
     /// Each program's lowering, done at the first tail call into it.
     lowered: Vec<Option<Rc<Lowered>>>,
+    /// Each program's VM of its last tail call: a tail call with the same context and frame
+    /// (a tail-call loop) runs it again instead of building and validating a new one.
+    vms: Vec<Option<Rc<Vm>>>,
     /// The program of each VM, outermost first.
     nest: Vec<usize>,
     helpers: Helpers,
@@ -141,6 +144,7 @@ impl RunGuard {
         lowered[0] = Some(entry);
         RUN.set(Some(Run {
             set,
+            vms: vec![None; lowered.len()],
             lowered,
             nest: vec![0],
             helpers: Helpers::new(),
@@ -258,9 +262,6 @@ pub(crate) enum Exec {
     Panicked(String),
 }
 
-/// Runs `bytes` (the lowering `lowered` with its prefix patched) on a new rbpf VM with
-/// `mem` (the context) and `mbuff` (the stack) as the areas it accepts besides its own
-/// stack, and every helper registered.
 /// Whether `bytes` are `lowered`'s bytes with only the prefix's immediates patched (see
 /// [`patched`]).
 fn is_patch_of(bytes: &[u8], lowered: &Lowered) -> bool {
@@ -279,51 +280,85 @@ fn accept(_: &[u8]) -> Result<(), std::io::Error> {
     Ok(())
 }
 
-pub(crate) fn execute(bytes: &[u8], mem: &[u8], mbuff: &[u8], lowered: &Lowered) -> Exec {
-    let mut vm = match rbpf::EbpfVmMbuff::new(None) {
-        Ok(vm) => vm,
-        Err(e) => return Exec::Rejected(e.to_string()),
-    };
-    FRAME_SIZES_READ.set(true);
-    let calculator = vm.set_stack_usage_calculator(frame_size_of, Box::new(lowered.frame_sizes()));
-    // rbpf's verifier judges the program once: later runs (other inputs, tail calls into
-    // it) differ only in the patched `lddw` immediates, which it does not look at.
-    let known = lowered.verified() && is_patch_of(bytes, lowered);
-    let verifier = if known { vm.set_verifier(accept) } else { Ok(()) };
-    if let Err(e) = calculator.and(verifier).and_then(|()| vm.set_program(bytes)) {
-        return Exec::Rejected(e.to_string());
+/// An rbpf VM with the program bytes it runs (a lowering with its prefix patched).
+pub(crate) struct Vm {
+    // Declared before `bytes` so that it is dropped first: it borrows them.
+    vm: rbpf::EbpfVmMbuff<'static>,
+    bytes: Box<[u8]>,
+}
+
+impl Vm {
+    /// A VM for `bytes` (the lowering `lowered` with its prefix patched) with every helper
+    /// it calls registered, or what rbpf said when it refused them.
+    pub(crate) fn new(bytes: Vec<u8>, lowered: &Lowered) -> Result<Vm, Exec> {
+        let bytes = bytes.into_boxed_slice();
+        // SAFETY: the slice lives in `bytes`' heap allocation, which moves with neither the
+        // box nor the Vm, is never written, and is freed only after `vm` is dropped
+        // (field order); the 'static reference never leaves the Vm.
+        let program: &'static [u8] = unsafe { &*std::ptr::from_ref::<[u8]>(&bytes) };
+        let mut vm = rbpf::EbpfVmMbuff::new(None).map_err(|e| Exec::Rejected(e.to_string()))?;
+        FRAME_SIZES_READ.set(true);
+        let calculator = vm.set_stack_usage_calculator(frame_size_of, Box::new(lowered.frame_sizes()));
+        // rbpf's verifier judges the program once: later runs (other inputs, tail calls into
+        // it) differ only in the patched `lddw` immediates, which it does not look at.
+        let known = lowered.verified() && is_patch_of(program, lowered);
+        let verifier = if known { vm.set_verifier(accept) } else { Ok(()) };
+        if let Err(e) = calculator.and(verifier).and_then(|()| vm.set_program(program)) {
+            return Err(Exec::Rejected(e.to_string()));
+        }
+        lowered.set_verified();
+        if !FRAME_SIZES_READ.get() {
+            return Err(Exec::Ran(Err(
+                "internal error: rbpf's stack-usage calculator got no frame sizes".into()
+            )));
+        }
+        // Only the helpers the program calls (registration is a good part of a VM's cost).
+        for &id in lowered.helper_ids() {
+            let f: HelperFn = match id {
+                TICK_HELPER => tick,
+                TAIL_HELPER => tail_call,
+                FETCH_HELPER => fetch,
+                _ => match ALL.iter().position(|&h| h as u32 == id) {
+                    Some(k) => SHARED_HELPERS[k],
+                    // The lowering emits no other call; rbpf would stop on it as unknown.
+                    None => continue,
+                },
+            };
+            vm.register_helper(id, f).map_err(|e| Exec::Ran(Err(e.to_string())))?;
+        }
+        Ok(Vm { vm, bytes })
     }
-    lowered.set_verified();
-    if !FRAME_SIZES_READ.get() {
-        return Exec::Ran(Err("internal error: rbpf's stack-usage calculator got no frame sizes".into()));
+
+    /// Whether this VM runs exactly `bytes`.
+    fn runs(&self, bytes: &[u8]) -> bool {
+        *self.bytes == *bytes
     }
-    // Only the helpers the program calls (registration is a good part of a VM's cost).
-    for &id in lowered.helper_ids() {
-        let f: HelperFn = match id {
-            TICK_HELPER => tick,
-            TAIL_HELPER => tail_call,
-            FETCH_HELPER => fetch,
-            _ => match ALL.iter().position(|&h| h as u32 == id) {
-                Some(k) => SHARED_HELPERS[k],
-                // The lowering emits no other call; rbpf would stop on it as unknown.
-                None => continue,
-            },
-        };
-        if let Err(e) = vm.register_helper(id, f) {
-            return Exec::Ran(Err(e.to_string()));
+
+    /// Runs the program with `mem` (the context) and `mbuff` (the stack) as the areas it
+    /// accepts besides its own stack. A VM may run again, also while it is running (a tail
+    /// call into the program itself): rbpf keeps a run's state on the stack.
+    pub(crate) fn run(&self, mem: &[u8], mbuff: &[u8]) -> Exec {
+        // rbpf takes both areas as shared slices and writes through pointers it rebuilds from
+        // the registers.
+        match catch_unwind(AssertUnwindSafe(|| self.vm.execute_program(mem, mbuff))) {
+            Ok(r) => Exec::Ran(r.map_err(|e| e.to_string())),
+            Err(payload) => Exec::Panicked(
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_string()),
+            ),
         }
     }
-    // rbpf takes both areas as shared slices and writes through pointers it rebuilds from
-    // the registers.
-    match catch_unwind(AssertUnwindSafe(|| vm.execute_program(mem, mbuff))) {
-        Ok(r) => Exec::Ran(r.map_err(|e| e.to_string())),
-        Err(payload) => Exec::Panicked(
-            payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".to_string()),
-        ),
+}
+
+/// Runs `bytes` (the lowering `lowered` with its prefix patched) on a new rbpf VM (see
+/// [`Vm::new`] and [`Vm::run`]).
+pub(crate) fn execute(bytes: &[u8], mem: &[u8], mbuff: &[u8], lowered: &Lowered) -> Exec {
+    match Vm::new(bytes.to_vec(), lowered) {
+        Ok(vm) => vm.run(mem, mbuff),
+        Err(refused) => refused,
     }
 }
 
@@ -408,7 +443,8 @@ pub(crate) fn patched(lowered: &Lowered, r1: u64, r10: u64) -> Vec<u8> {
 struct Jump<'a> {
     prog: usize,
     lowered: Rc<Lowered>,
-    bytes: Vec<u8>,
+    /// The target's VM, or what rbpf said when it refused the program.
+    vm: Result<Rc<Vm>, Exec>,
     ctx: &'a [u8],
     stack: &'a [u8],
     set: *const ProgramSet,
@@ -475,8 +511,15 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         // SAFETY: the buffer outlives the run, and stack_lo <= top - extent <= stack_top.
         let (ctx, stack) = unsafe { (m.ctx_area(), m.stack_area(top - extent, m.stack_top)) };
         let bytes = patched(&lowered, r1, r4);
+        let vm = match &run.vms[target] {
+            Some(vm) if vm.runs(&bytes) => Ok(Rc::clone(vm)),
+            _ => Vm::new(bytes, &lowered).map(Rc::new),
+        };
+        if let Ok(vm) = &vm {
+            run.vms[target] = Some(Rc::clone(vm));
+        }
         run.nest.push(target);
-        Ok(Some(Jump { prog: target, lowered, bytes, ctx, stack, set: run.set, maps, label }))
+        Ok(Some(Jump { prog: target, lowered, vm, ctx, stack, set: run.set, maps, label }))
     });
     let jump = match jump {
         Ok(Some(jump)) => jump,
@@ -486,7 +529,10 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
             return 2;
         }
     };
-    let exec = execute(&jump.bytes, jump.ctx, jump.stack, &jump.lowered);
+    let exec = match jump.vm {
+        Ok(vm) => vm.run(jump.ctx, jump.stack),
+        Err(refused) => refused,
+    };
     with_run(|run| {
         run.nest.pop();
         if SPENT.get() || run.stop.is_some() {
