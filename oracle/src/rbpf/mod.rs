@@ -156,14 +156,14 @@ mod tests;
 use std::rc::Rc;
 
 use bpf::exec::{MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
-use bpf::{Engine, Input, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
+use bpf::{Engine, Input, Outcome, ProgramSet, RunResult, MAX_STACK};
 
 #[cfg(test)]
 use lower::TICK_HELPER;
 pub use lower::{lower, Lowered, MapCounts};
-use run::{conclude, patched, Memory, RunGuard, Stop};
+use run::{conclude, patched, Built, Memory, RunGuard, Stop};
 #[cfg(test)]
-use run::{execute, insn_number, Exec};
+use run::{insn_number, Exec, Vm};
 
 /// The default number of backward jumps a run may take before it is stopped with
 /// [`FaultKind::Budget`](bpf::FaultKind::Budget): 1,000,000. Every loop iteration takes at
@@ -212,9 +212,10 @@ pub struct Rbpf {
     /// The stack and the context copy between guard areas (see [`Layout`]); reused
     /// between runs.
     buf: Vec<u8>,
-    /// The entry program last lowered, with its lowering: the same set run on another
-    /// input is not lowered again.
-    last: Option<(Program, MapCounts, Rc<Lowered>)>,
+    /// The set last run, with the lowerings and VMs its runs built: the same set run on
+    /// another input is not lowered again, nor are its VMs built again where the addresses
+    /// patched into them are the same.
+    last: Option<(ProgramSet, Built)>,
 }
 
 impl std::fmt::Debug for Rbpf {
@@ -262,17 +263,14 @@ impl Engine for Rbpf {
         }
         let maps = MapCounts::of(set);
         let prog = &set.entry().prog;
-        let lowered = match &self.last {
-            Some((p, m, l)) if p == prog && *m == maps => Rc::clone(l),
+        let mut built = match self.last.take() {
+            Some((s, built)) if s == *set => built,
             _ => match lower(prog, maps) {
-                Ok(l) => {
-                    let l = Rc::new(l);
-                    self.last = Some((prog.clone(), maps, Rc::clone(&l)));
-                    l
-                }
+                Ok(l) => Built::new(set.progs().len(), Rc::new(l)),
                 Err(reason) => return RunResult::CannotJudge(reason),
             },
         };
+        let lowered = Rc::clone(built.lowered[0].as_ref().expect("the entry is lowered first"));
         let len = input.ctx.as_ref().map_or(0, Vec::len);
         if self.buf.len() < Layout::size(len) {
             self.buf = vec![0; Layout::size(len)];
@@ -307,9 +305,14 @@ impl Engine for Rbpf {
         let (ctx, stack) =
             unsafe { (memory.ctx_area(), memory.stack_area(top - lowered.stack_extent() as usize, top)) };
         let r1 = if input.ctx.is_some() { base as u64 + layout.ctx as u64 } else { 0 };
-        let bytes = patched(&lowered, r1, base as u64 + top as u64);
-        let guard = RunGuard::start(set, Rc::clone(&lowered), memory, self.budget);
-        let exec = run::execute(&bytes, ctx, stack, &lowered);
+        let exec = match built.vm(0, patched(&lowered, r1, base as u64 + top as u64), &lowered) {
+            Ok(vm) => {
+                let guard = RunGuard::start(set, built, memory, self.budget);
+                (vm.run(ctx, stack), guard)
+            }
+            Err(refused) => (refused, RunGuard::start(set, built, memory, self.budget)),
+        };
+        let (exec, guard) = exec;
         let result = match guard.take_stop() {
             Some(stop) => Err(stop),
             None => conclude(exec, prog, &lowered, maps, ""),
@@ -319,6 +322,7 @@ impl Engine for Rbpf {
                 "internal error in the rbpf engine: the run's state vanished".into(),
             );
         };
+        self.last = Some((set.clone(), std::mem::take(&mut totals.built)));
         let result = match result {
             Ok(r0) => Ok(r0),
             Err(Stop::Fault(f)) => Err(f),

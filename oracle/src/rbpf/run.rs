@@ -102,11 +102,10 @@ impl Memory {
 struct Run {
     /// The set being run; valid for the run (see [`RunGuard`]).
     set: *const ProgramSet,
-    /// Each program's lowering, done at the first tail call into it.
-    lowered: Vec<Option<Rc<Lowered>>>,
-    /// Each program's VM of its last tail call: a tail call with the same context and frame
-    /// (a tail-call loop) runs it again instead of building and validating a new one.
-    vms: Vec<Option<Rc<Vm>>>,
+    /// Each program's lowering (done at the first tail call into it) and last VM: a tail
+    /// call with the same context and frame (a tail-call loop, or the same set on another
+    /// input) runs that VM again instead of building and validating a new one.
+    built: Built,
     /// The program of each VM, outermost first.
     nest: Vec<usize>,
     helpers: Helpers,
@@ -130,22 +129,50 @@ pub(crate) struct RunGuard(());
 pub(crate) struct RunTotals {
     pub(crate) helpers: Helpers,
     pub(crate) tail_calls: u32,
+    /// The lowerings and VMs the run had, for the next run of the same set.
+    pub(crate) built: Built,
+}
+
+/// What runs of one set build and the next run of that set can use again: each program's
+/// lowering and its last VM (by program index). A VM is used again only for the very bytes
+/// it was made for (the same context and frame addresses patched in).
+#[derive(Default)]
+pub(crate) struct Built {
+    pub(crate) lowered: Vec<Option<Rc<Lowered>>>,
+    pub(crate) vms: Vec<Option<Rc<Vm>>>,
+}
+
+impl Built {
+    /// Nothing built yet for a set of `programs` programs but its entry's lowering.
+    pub(crate) fn new(programs: usize, entry: Rc<Lowered>) -> Built {
+        let mut lowered = vec![None; programs];
+        lowered[0] = Some(entry);
+        Built { lowered, vms: vec![None; programs] }
+    }
+
+    /// Program `prog`'s VM for `bytes` (its lowering with the prefix patched): the last one
+    /// if it runs exactly these bytes, else a new one, which is kept.
+    pub(crate) fn vm(&mut self, prog: usize, bytes: Vec<u8>, lowered: &Lowered) -> Result<Rc<Vm>, Exec> {
+        if let Some(vm) = self.vms[prog].as_ref().filter(|vm| vm.runs(&bytes)) {
+            return Ok(Rc::clone(vm));
+        }
+        let vm = Rc::new(Vm::new(bytes, lowered)?);
+        self.vms[prog] = Some(Rc::clone(&vm));
+        Ok(vm)
+    }
 }
 
 impl RunGuard {
-    /// Starts a run of `set` (whose entry program is already lowered as `entry`), with
-    /// `budget` backward jumps.
+    /// Starts a run of `set` with `budget` backward jumps and what earlier runs of it built
+    /// (at least the entry program's lowering).
     ///
     /// The set and the buffer `memory` points into must outlive the guard.
-    pub(crate) fn start(set: &ProgramSet, entry: Rc<Lowered>, memory: Memory, budget: u64) -> RunGuard {
+    pub(crate) fn start(set: &ProgramSet, built: Built, memory: Memory, budget: u64) -> RunGuard {
         TICKS_LEFT.set(budget);
         SPENT.set(false);
-        let mut lowered = vec![None; set.progs().len()];
-        lowered[0] = Some(entry);
         RUN.set(Some(Run {
             set,
-            vms: vec![None; lowered.len()],
-            lowered,
+            built,
             nest: vec![0],
             helpers: Helpers::new(),
             tail_call_cnt: 0,
@@ -170,7 +197,7 @@ impl RunGuard {
     /// Ends the run: its helper trace and tail-call count (`None` only if the state
     /// vanished, which nothing does).
     pub(crate) fn finish(self) -> Option<RunTotals> {
-        RUN.take().map(|run| RunTotals { helpers: run.helpers, tail_calls: run.tail_calls })
+        RUN.take().map(|run| RunTotals { helpers: run.helpers, tail_calls: run.tail_calls, built: run.built })
     }
 }
 
@@ -353,15 +380,6 @@ impl Vm {
     }
 }
 
-/// Runs `bytes` (the lowering `lowered` with its prefix patched) on a new rbpf VM (see
-/// [`Vm::new`] and [`Vm::run`]).
-pub(crate) fn execute(bytes: &[u8], mem: &[u8], mbuff: &[u8], lowered: &Lowered) -> Exec {
-    match Vm::new(bytes.to_vec(), lowered) {
-        Ok(vm) => vm.run(mem, mbuff),
-        Err(refused) => refused,
-    }
-}
-
 /// The slot number N in rbpf's "(insn #N)".
 pub(crate) fn insn_number(msg: &str) -> Option<usize> {
     let rest = &msg[msg.find("insn #")? + "insn #".len()..];
@@ -484,13 +502,13 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         run.tail_calls += 1;
         let name = &set.progs()[target].name;
         let label = format!("program {name} (reached by tail call {}): ", run.tail_calls);
-        let lowered = match &run.lowered[target] {
+        let lowered = match &run.built.lowered[target] {
             Some(l) => Rc::clone(l),
             None => {
                 let l = Rc::new(lower(&set.progs()[target].prog, maps).map_err(|why| {
                     Stop::CannotJudge(format!("{}: its target, program {name}: {why}", here()))
                 })?);
-                run.lowered[target] = Some(Rc::clone(&l));
+                run.built.lowered[target] = Some(Rc::clone(&l));
                 l
             }
         };
@@ -510,14 +528,7 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         }
         // SAFETY: the buffer outlives the run, and stack_lo <= top - extent <= stack_top.
         let (ctx, stack) = unsafe { (m.ctx_area(), m.stack_area(top - extent, m.stack_top)) };
-        let bytes = patched(&lowered, r1, r4);
-        let vm = match &run.vms[target] {
-            Some(vm) if vm.runs(&bytes) => Ok(Rc::clone(vm)),
-            _ => Vm::new(bytes, &lowered).map(Rc::new),
-        };
-        if let Ok(vm) = &vm {
-            run.vms[target] = Some(Rc::clone(vm));
-        }
+        let vm = run.built.vm(target, patched(&lowered, r1, r4), &lowered);
         run.nest.push(target);
         Ok(Some(Jump { prog: target, lowered, vm, ctx, stack, set: run.set, maps, label }))
     });

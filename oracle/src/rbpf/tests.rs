@@ -659,6 +659,14 @@ fn rbpf_itself_diverges_where_documented() {
     assert_eq!(vm.execute_program(&mut []).unwrap(), 0);
 }
 
+/// Runs `bytes` on a new VM made for `lowered`'s helpers.
+fn execute(bytes: &[u8], lowered: &Lowered) -> Exec {
+    match Vm::new(bytes.to_vec(), lowered) {
+        Ok(vm) => vm.run(&[], &[]),
+        Err(refused) => refused,
+    }
+}
+
 #[test]
 fn rbpf_panics_and_rejections_are_caught() {
     // `call` as the last instruction passes rbpf's verifier; when it returns, the
@@ -667,7 +675,7 @@ fn rbpf_panics_and_rejections_are_caught() {
     let any = lower(&Program::new(vec![Insn::Ja { off: -1 }]).unwrap(), MapCounts::default()).unwrap();
     run::TICKS_LEFT.set(5);
     let bytes = bpf::encode_bytes(&[mov(Reg::R0, 0), Insn::Call(Call::Helper(TICK_HELPER as i32))]);
-    match execute(&bytes, &[], &[], &any) {
+    match execute(&bytes, &any) {
         Exec::Panicked(msg) => assert!(msg.contains("unreachable"), "{msg}"),
         _ => panic!("expected a panic"),
     }
@@ -676,7 +684,7 @@ fn rbpf_panics_and_rejections_are_caught() {
         Insn::Atomic { size: Size::W, op: AtomicOp::Add, dst: Reg::R10, src: Reg::R0, off: -4 },
         EXIT,
     ]);
-    match execute(&bytes, &[], &[], &any) {
+    match execute(&bytes, &any) {
         Exec::Rejected(msg) => assert_eq!(insn_number(&msg), Some(1), "{msg}"),
         _ => panic!("expected a rejection"),
     }
