@@ -363,8 +363,9 @@ impl KernelEngine {
         match result.into_iter().next() {
             Some(JobResult::Ran { entry, .. }) if entry.jited && !entry.jited_image.is_empty() => {
                 Ok(format!(
-                    "; the kernel's RV64 JIT, entry program {} as the kernel engine loads it (its `r1 = \
-                 buffer` prologue first), {} bytes, subprograms after it; disassembled by Capstone\n{}",
+                    "; the kernel's RV64 JIT: entry program {}, {} bytes, subprograms after it\n\
+                 ; as the kernel engine loads it (its `r1 = buffer` prologue first); disassembled by \
+                 Capstone\n{}",
                     set.progs()[0].name,
                     entry.jited_len,
                     crate::disasm::rv64_listing(&entry.jited_image)?
