@@ -311,18 +311,18 @@ fn accept(_: &[u8]) -> Result<(), std::io::Error> {
 pub(crate) struct Vm {
     // Declared before `bytes` so that it is dropped first: it borrows them.
     vm: rbpf::EbpfVmMbuff<'static>,
-    bytes: Box<[u8]>,
+    bytes: Vec<u8>,
 }
 
 impl Vm {
     /// A VM for `bytes` (the lowering `lowered` with its prefix patched) with every helper
     /// it calls registered, or what rbpf said when it refused them.
     pub(crate) fn new(bytes: Vec<u8>, lowered: &Lowered) -> Result<Vm, Exec> {
-        let bytes = bytes.into_boxed_slice();
-        // SAFETY: the slice lives in `bytes`' heap allocation, which moves with neither the
-        // box nor the Vm, is never written, and is freed only after `vm` is dropped
-        // (field order); the 'static reference never leaves the Vm.
-        let program: &'static [u8] = unsafe { &*std::ptr::from_ref::<[u8]>(&bytes) };
+        // SAFETY: the slice lives in the Vec's heap buffer, which stays where it is when the
+        // Vec moves (and, unlike a Box's, is not claimed afresh by the move), is never
+        // written or resized, and is freed only after `vm` is dropped (field order); the
+        // 'static reference never leaves the Vm.
+        let program: &'static [u8] = unsafe { &*std::ptr::from_ref::<[u8]>(bytes.as_slice()) };
         let mut vm = rbpf::EbpfVmMbuff::new(None).map_err(|e| Exec::Rejected(e.to_string()))?;
         FRAME_SIZES_READ.set(true);
         let calculator = vm.set_stack_usage_calculator(frame_size_of, Box::new(lowered.frame_sizes()));
@@ -358,7 +358,7 @@ impl Vm {
 
     /// Whether this VM runs exactly `bytes`.
     fn runs(&self, bytes: &[u8]) -> bool {
-        *self.bytes == *bytes
+        self.bytes == bytes
     }
 
     /// Runs the program with `mem` (the context) and `mbuff` (the stack) as the areas it
