@@ -356,52 +356,45 @@ impl KernelEngine {
     fn jited_listing(&mut self, set: &ProgramSet, input: &BpfInput) -> Result<String, String> {
         let mut job = lower(set, input, true)?;
         job.want_jited_image = true;
-        let result = self.guest().and_then(|g| g.run(std::slice::from_ref(&job))).map_err(|e| {
-            self.guest = None;
-            format!("the guest failed: {e}")
-        })?;
-        match result.into_iter().next() {
-            Some(JobResult::Ran { entry, .. }) if entry.jited && !entry.jited_image.is_empty() => {
-                Ok(format!(
-                    "; the kernel's RV64 JIT: entry program {}, {} bytes, subprograms after it\n\
+        match self.run_job(&job)? {
+            JobResult::Ran { entry, .. } if entry.jited && !entry.jited_image.is_empty() => Ok(format!(
+                "; the kernel's RV64 JIT: entry program {}, {} bytes, subprograms after it\n\
                  ; as the kernel engine loads it (its `r1 = buffer` prologue first); disassembled by \
                  Capstone\n{}",
-                    set.progs()[0].name,
-                    entry.jited_len,
-                    crate::disasm::rv64_listing(&entry.jited_image)?
-                ))
-            }
-            Some(JobResult::Ran { entry, .. }) if entry.jited => {
+                set.progs()[0].name,
+                entry.jited_len,
+                crate::disasm::rv64_listing(&entry.jited_image)?
+            )),
+            JobResult::Ran { entry, .. } if entry.jited => {
                 Err(format!("the JITed image ({} bytes) is larger than the guest returns", entry.jited_len))
             }
-            Some(JobResult::Ran { .. }) => Err("the kernel did not JIT the entry program".into()),
-            Some(JobResult::Rejected { prog, log, .. }) => Err(format!(
+            JobResult::Ran { .. } => Err("the kernel did not JIT the entry program".into()),
+            JobResult::Rejected { prog, log, .. } => Err(format!(
                 "the verifier refused program {prog}: {}",
                 log.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no log)")
             )),
-            Some(JobResult::SetupFailed { message, .. }) => Err(message),
-            None => Err("the guest answered no result".into()),
+            JobResult::SetupFailed { message, .. } => Err(message),
+        }
+    }
+
+    /// Runs `job` alone in the guest: its result, or why there is none. A dead or hung
+    /// guest is dropped here and booted again for the next job.
+    fn run_job(&mut self, job: &Job) -> Result<JobResult, String> {
+        match self.guest().and_then(|g| g.run(std::slice::from_ref(job))) {
+            Ok(mut results) if results.len() == 1 => Ok(results.pop().expect("one result")),
+            Ok(results) => Err(format!("the guest answered {} results for 1 job", results.len())),
+            Err(e) => {
+                self.guest = None;
+                Err(format!("the guest failed: {e}"))
+            }
         }
     }
 
     /// Runs `job` (for `set` on `inputs`) in the guest: one result per input.
     fn exchange(&mut self, set: &ProgramSet, inputs: &[BpfInput], job: Job) -> Vec<RunResult> {
-        let result = self.guest().and_then(|g| g.run(std::slice::from_ref(&job)));
-        match result {
-            Ok(mut results) if results.len() == 1 => {
-                outcomes(set, inputs, self.jit, results.pop().expect("one result"))
-            }
-            Ok(results) => {
-                vec![
-                    RunResult::CannotJudge(format!("the guest answered {} results for 1 job", results.len()));
-                    inputs.len()
-                ]
-            }
-            Err(e) => {
-                // A dead or hung guest is booted again for the next run.
-                self.guest = None;
-                vec![RunResult::CannotJudge(format!("the guest failed: {e}")); inputs.len()]
-            }
+        match self.run_job(&job) {
+            Ok(result) => outcomes(set, inputs, self.jit, result),
+            Err(why) => vec![RunResult::CannotJudge(why); inputs.len()],
         }
     }
 }
