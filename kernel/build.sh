@@ -30,42 +30,8 @@ RECIPE=1
 say() { echo "build.sh: $*" >&2; }
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 
-# --- 1. packages ---------------------------------------------------------------
-# package name -> a file or command that proves it is installed
-declare -A NEED=(
-    [linux-source-6.12]=/usr/src/linux-source-6.12.tar.xz
-    [gcc-riscv64-linux-gnu]=riscv64-linux-gnu-gcc
-    [libc6-dev-riscv64-cross]=/usr/riscv64-linux-gnu/lib/libc.a
-    [qemu-system-misc]=qemu-system-riscv64
-    [make]=make
-    [gcc]=gcc
-    [flex]=flex
-    [bison]=bison
-    [bc]=bc
-    [cpio]=cpio
-    [xz-utils]=xz
-    [libssl-dev]=/usr/include/openssl/ssl.h
-)
-missing=()
-for pkg in "${!NEED[@]}"; do
-    probe=${NEED[$pkg]}
-    if [[ $probe == /* ]]; then
-        [[ -e $probe ]] || missing+=("$pkg")
-    else
-        command -v "$probe" >/dev/null 2>&1 || missing+=("$pkg")
-    fi
-done
-if ((${#missing[@]})); then
-    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort)
-    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        say "installing ${missing[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
-            || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2; } \
-            || die "apt-get install failed"
-    else
-        die "missing packages; run: sudo apt-get install -y ${missing[*]}"
-    fi
-fi
+# --- 1. what the build uses: probed, installed when missing (scripts/setup.sh) ---
+"$HERE/../scripts/setup.sh" --kernel --quiet || die "the kernel build's tools are missing (above)"
 [[ -f $TARBALL ]] || die "no kernel source tarball at $TARBALL"
 [[ -f $AGENT_SRC ]] || die "no agent source at $AGENT_SRC"
 

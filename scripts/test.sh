@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The test command: installs build dependencies if missing, builds the riscv64 kernel and
-# guest the kernel engines need (kernel/build.sh, cached; JITDIFF_NO_KERNEL=1 skips it),
-# checks formatting and lints, then runs every test in release mode (the kernel's
-# generated test programs are 14 million instructions; debug builds of the emulator
-# would take far longer).
+# The test command: installs what the build and the tests use if it is missing
+# (scripts/setup.sh), makes the kernel's test vectors from the kernel source
+# (kernel/test-vectors.sh, cached), builds the riscv64 kernel and guest the kernel engines
+# need (kernel/build.sh, cached; JITDIFF_NO_KERNEL=1 skips it), checks formatting and
+# lints, then runs every test in release mode (the kernel's generated test programs are
+# 14 million instructions; debug builds of the emulator would take far longer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --fuzz
+if [ "${JITDIFF_NO_KERNEL:-}" != 1 ]; then
+  scripts/setup.sh --fuzz --kernel
+else
+  scripts/setup.sh --fuzz --kernel-source
+fi
+echo "== the kernel's test vectors (kernel/test-vectors.sh)" >&2
+JITDIFF_TEST_VECTORS="$(kernel/test-vectors.sh | tail -1)"
+export JITDIFF_TEST_VECTORS
 if [ "${JITDIFF_NO_KERNEL:-}" != 1 ]; then
   echo "== kernel image and guest (kernel/build.sh)" >&2
   kernel/build.sh >/dev/null

@@ -1,6 +1,6 @@
-//! The kernel's own eBPF test table (lib/test_bpf.c of Linux 6.12.117, as data in
-//! `../shared/data/test_bpf`): every program, on every engine, must return the result the
-//! kernel expects. rbpf is checked wherever it can judge; the tests count where it cannot.
+//! The kernel's own eBPF test table (lib/test_bpf.c of Linux 6.12, made into JSON by
+//! `kernel/test-vectors.sh` from Debian's linux-source-6.12): every program, on every engine,
+//! must return the result the kernel expects. rbpf is checked wherever it can judge; the tests count where it cannot.
 
 mod common;
 

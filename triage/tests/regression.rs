@@ -1,6 +1,6 @@
-//! One test per historical JIT bug in `../shared/notes/kernel-rv64-jit.md` ("Historical JIT
-//! bugs of the kinds a differential fuzzer must catch"), plus the "other likely slips"
-//! listed there. Each trigger is written in assembly, and each expected R0 is the kernel's
+//! One test per historical bug of the kernel's RV64 JIT that a differential fuzzer must
+//! catch (each test is named after the kernel commit that fixed it), plus other likely
+//! slips of a JIT writer. Each trigger is written in assembly, and each expected R0 is the kernel's
 //! documented result (instruction-set.rst / RFC 9669), worked out by hand: never an
 //! engine's output. Every engine is checked on every program.
 //!

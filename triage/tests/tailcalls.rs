@@ -7,8 +7,8 @@
 //!    the slot list of the loaded set. Every expected value is the selftest's, worked out
 //!    again by hand in the header comment of each file (R0, the successful tail calls,
 //!    and the context words that carry counts).
-//! 2. lib/test_bpf.c's `tail_call_tests[]`, loaded from `../shared/data/test_bpf/
-//!    tail_calls.json` and run as the kernel's module runs them: one prog array of 11
+//! 2. lib/test_bpf.c's `tail_call_tests[]`, loaded from the `tail_calls.json` that
+//!    `kernel/test-vectors.sh` makes from the kernel source, and run as the kernel's module runs them: one prog array of 11
 //!    slots, each program 1000 times in a row, with its 4-byte state carried from run to
 //!    run; expected results from the JSON.
 //! 3. The limits: 8 frames, 512 bytes of stack, 33 tail calls, empty slots, indexes at

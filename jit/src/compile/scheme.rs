@@ -1,6 +1,7 @@
 //! The three ways of keeping the tail-call counter (TCC) when bpf2bpf calls and tail
-//! calls mix, from the RV64 thread in `shared/seed/`. Each scheme decides where the count
-//! lives, what a function does with it on entry, around calls, and at a tail call.
+//! calls mix, from the bpf mailing-list thread "riscv, bpf: Mixing bpf2bpf and
+//! tailcalls". Each scheme decides where the count lives, what a function does with it
+//! on entry, around calls, and at a tail call.
 //!
 //! The counter counts down from [`MAX_TAIL_CALL_CNT`]; a tail call that passes the index
 //! check decrements it and fails when the result is negative, so at most 33 tail calls

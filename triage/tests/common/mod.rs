@@ -10,10 +10,26 @@ use serde_json::Value;
 use triage::compare::{compare, Verdict};
 use triage::engines::{Engines, ALL};
 
-/// `../shared/data/test_bpf`, beside the checkout.
+/// The kernel's test vectors (lib/test_bpf.c's tables as JSON), made from the installed
+/// kernel source by `kernel/test-vectors.sh`: the folder `JITDIFF_TEST_VECTORS` names
+/// (`scripts/test.sh` sets it), or else the script's cache (`current` under
+/// `JITDIFF_VECTORS_CACHE`, default `~/.cache/jitdiff/test-vectors`).
 pub fn test_bpf_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/test_bpf");
-    assert!(dir.is_dir(), "the kernel's test vectors are missing: expected them in {}", dir.display());
+    let dir = match std::env::var_os("JITDIFF_TEST_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("JITDIFF_VECTORS_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/jitdiff/test-vectors"))
+            })
+            .expect("HOME is set")
+            .join("current"),
+    };
+    assert!(
+        dir.join("tests.json").is_file(),
+        "the kernel's test vectors are missing from {}: run kernel/test-vectors.sh (scripts/test.sh does)",
+        dir.display()
+    );
     dir
 }
 
