@@ -58,8 +58,13 @@ mmdebstrap --quiet --variant=buildd --include=git,ca-certificates bookworm "$roo
 echo "fresh-machine: root made in $(minutes $(($(date +%s) - t0))) min ($(du -sh --one-file-system "$root" | cut -f1))" >&2
 
 # How this machine reaches the registries (not something the project installs): its
-# extra certificate authorities, its apt settings, its resolver.
+# extra certificate authorities, its apt sources and settings, its resolver.
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+rm -f "$root/etc/apt/sources.list"
+[[ -f /etc/apt/sources.list ]] && cp /etc/apt/sources.list "$root/etc/apt/sources.list"
+for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] && cp "$f" "$root/etc/apt/sources.list.d/"
+done
 if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
     mkdir -p "$root/usr/local/share/ca-certificates"
     cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"

@@ -5,7 +5,7 @@
 # root it stops with one sentence naming the command to run.
 #
 # Usage: scripts/setup.sh [--fuzz] [--kernel-source] [--kernel] [--quiet]
-#   always           cargo; a C compiler; cmake; a libclang that finds its own resource
+#   always           cargo; a C compiler; cmake; pkg-config; a libclang that finds its own resource
 #                    headers (bindgen parses unicorn's headers with it)
 #   --fuzz           cargo-fuzz, zip and unzip (the OSS-Fuzz build and its seed corpora)
 #   --kernel-source  Debian's kernel source (kernel/test-vectors.sh reads lib/test_bpf.c)
@@ -114,6 +114,13 @@ probe_build() {
         found+=("cmake $(version_of cmake --version)")
     else
         packages+=(cmake) needs+=(cmake)
+    fi
+    # unicorn's bundled qemu configure step stops without pkg-config ("config-host.h: No
+    # such file" later in the build).
+    if pkg-config --version >/dev/null 2>&1; then
+        found+=("pkg-config $(pkg-config --version)")
+    else
+        packages+=(pkg-config) needs+=(pkg-config)
     fi
     local libs lib major
     mapfile -t libs < <(libclang_candidates)
