@@ -1,86 +1,184 @@
 #!/usr/bin/env bash
-# Build the jitdiff riscv64 guest: a tinyconfig Linux kernel (Image) plus an
-# initramfs whose /init is the agent (agent/agent.c).
+# Build a jitdiff riscv64 guest: a tinyconfig Linux kernel (Image) plus an initramfs
+# whose /init is the agent (agent/agent.c).
 #
-# Everything is built under ${JITDIFF_KERNEL_CACHE:-$HOME/.cache/jitdiff/kernel},
-# never in the repository. The kernel is keyed by a hash of config.fragment and
-# the kernel source version; the output directory by that plus the agent source,
-# so editing the agent only repacks the initramfs. Up-to-date runs take well
-# under a second.
+# Usage: kernel/build.sh [--kernel SPEC]
+# SPEC names the kernel (default: $JITDIFF_KERNEL, else DEFAULT_KERNEL below):
+#   6.12, 7.3, ...  Debian's linux-source-VERSION: the installed package when there is
+#                   one (6.12 is installed by scripts/setup.sh), else fetched from
+#                   Debian's trixie suites with a private apt list folder in the cache
+#                   (the machine's own apt sources are not touched)
+#   PATH            a kernel source folder (your own tree: built out of tree, never
+#                   written; `make` runs every time, so a changed source is rebuilt) or a
+#                   source tarball
 #
-# Progress goes to stderr. The last stdout line is the directory holding
-# `Image` and `initramfs.cpio` (also reachable as $CACHE/current).
+# Everything is built under ${JITDIFF_KERNEL_CACHE:-$HOME/.cache/jitdiff/kernel}, never
+# in the repository; images of several kernels live side by side, each linked as
+# kernels/LABEL (the version, or `path-` and the path with its separators made dashes).
+# A kernel is keyed by its source's identity and config.fragment; an output by that,
+# the agent source and (for a tree) the image itself. Up-to-date runs of a Debian kernel
+# take well under a second.
+#
+# Progress goes to stderr. The last stdout line is the directory holding `Image` and
+# `initramfs.cpio`.
 #
 # Environment:
+#   JITDIFF_KERNEL         the kernel when --kernel is not given
 #   JITDIFF_KERNEL_CACHE   cache directory (default ~/.cache/jitdiff/kernel)
-#   JITDIFF_KERNEL_TARBALL kernel source tarball (default /usr/src/linux-source-6.12.tar.xz)
 #   JITDIFF_KERNEL_JOBS    make -j value (default 2)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${JITDIFF_KERNEL_CACHE:-$HOME/.cache/jitdiff/kernel}
-TARBALL=${JITDIFF_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 JOBS=${JITDIFF_KERNEL_JOBS:-2}
 FRAGMENT=$HERE/config.fragment
 AGENT_SRC=$HERE/agent/agent.c
 CROSS=riscv64-linux-gnu-
-# Bump when the way the kernel or the initramfs is built changes.
-RECIPE=1
+# The kernel engines' default (kernel::DEFAULT_KERNEL says the same; a test checks).
+DEFAULT_KERNEL=6.12
+# Bump when the way the kernel is built changes (rebuilds it).
+RECIPE=2
+# Bump when the initramfs or build-info.txt changes (repacks only).
+OUT_RECIPE=2
 
 say() { echo "build.sh: $*" >&2; }
 die() { echo "build.sh: error: $*" >&2; exit 1; }
 
+SPEC=${JITDIFF_KERNEL:-$DEFAULT_KERNEL}
+while (($#)); do
+    case $1 in
+        --kernel) [[ $# -ge 2 && -n $2 ]] || { echo "build.sh: --kernel needs a Debian version (6.12, 7.3) or a path" >&2; exit 2; }
+                  SPEC=$2; shift 2 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build.sh: unknown argument '$1' (usage: kernel/build.sh [--kernel SPEC])" >&2; exit 2 ;;
+    esac
+done
+
 # --- 1. what the build uses: probed, installed when missing (scripts/setup.sh) ---
-"$HERE/../scripts/setup.sh" --kernel --quiet || die "the kernel build's tools are missing (above)"
-[[ -f $TARBALL ]] || die "no kernel source tarball at $TARBALL"
+"$HERE/../scripts/setup.sh" --kernel-tools --quiet || die "the kernel build's tools are missing (above)"
 [[ -f $AGENT_SRC ]] || die "no agent source at $AGENT_SRC"
 
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock"
 flock 9 || die "cannot lock $CACHE/.lock"
-
 sha() { sha256sum | cut -c1-16; }
-KVER_ID="$(basename "$TARBALL") $(stat -c '%s %Y' "$TARBALL")"
-KKEY=$( { echo "recipe $RECIPE"; echo "$KVER_ID"; cat "$FRAGMENT"; } | sha)
-AKEY=$( { echo "recipe $RECIPE"; echo "kernel $KKEY"; cat "$AGENT_SRC"; } | sha)
-SRC=$CACHE/src/$(echo "$KVER_ID" | sha)
-OBJ=$CACHE/obj-$KKEY
-OUT=$CACHE/out-$AKEY
-KMAKE=(make -s -C "$SRC" O="$OBJ" ARCH=riscv CROSS_COMPILE="$CROSS")
+path_label() { echo "path$(echo "$1" | sed 's/[^A-Za-z0-9._]/-/g')"; }
 
+# Debian's linux-source-$1 from the trixie suites, with apt's lists and downloads in the
+# cache; prints the tarball's path.
+fetch_debian() {
+    local version=$1 dir=$CACHE/debian mirror
+    local tarball=$dir/linux-source-$version/usr/src/linux-source-$version.tar.xz
+    if [[ -f $tarball ]]; then echo "$tarball"; return; fi
+    mirror=$(grep -h -m1 -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | head -1 || true)
+    [[ -n $mirror ]] || mirror=$(grep -h -m1 -E '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -1 || true)
+    [[ -n $mirror ]] || die "cannot find a Debian mirror in /etc/apt to fetch linux-source-$version from"
+    mkdir -p "$dir/lists/partial" "$dir/archives/partial"
+    : >"$dir/sources.list"
+    for suite in trixie trixie-updates trixie-backports; do
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >>"$dir/sources.list"
+    done
+    local apt=(-q -o "Dir::State::Lists=$dir/lists" -o "Dir::Etc::SourceList=$dir/sources.list"
+        -o Dir::Etc::SourceParts=/dev/null -o "Dir::Cache=$dir" -o "Dir::Cache::archives=$dir/archives"
+        -o APT::Sandbox::User=root)
+    say "fetching linux-source-$version from Debian's trixie suites into $dir"
+    apt-get "${apt[@]}" update >"$dir/apt.log" 2>&1 || { tail -5 "$dir/apt.log" >&2; die "apt-get update of the trixie suites failed"; }
+    rm -f "$dir"/linux-source-"$version"_*.deb
+    (cd "$dir" && apt-get "${apt[@]}" download "linux-source-$version" >>"$dir/apt.log" 2>&1) \
+        || die "Debian's trixie suites have no linux-source-$version (give a kernel source folder or tarball instead)"
+    rm -rf "$dir/linux-source-$version.tmp"
+    dpkg-deb -x "$dir"/linux-source-"$version"_*.deb "$dir/linux-source-$version.tmp"
+    rm -f "$dir"/linux-source-"$version"_*.deb
+    [[ -f $dir/linux-source-$version.tmp/usr/src/linux-source-$version.tar.xz ]] \
+        || die "linux-source-$version holds no usr/src/linux-source-$version.tar.xz"
+    rm -rf "$dir/linux-source-$version" && mv "$dir/linux-source-$version.tmp" "$dir/linux-source-$version"
+    echo "$tarball"
+}
+
+TARBALL= TREE=
+if [[ $SPEC =~ ^[0-9]+\.[0-9]+$ ]]; then
+    LABEL=$SPEC
+    TARBALL=/usr/src/linux-source-$SPEC.tar.xz
+    if [[ ! -f $TARBALL ]] && apt-cache show "linux-source-$SPEC" >/dev/null 2>&1; then
+        JITDIFF_KERNEL_TARBALL=$TARBALL "$HERE/../scripts/setup.sh" --kernel-source --quiet \
+            || die "cannot install linux-source-$SPEC (above)"
+    fi
+    [[ -f $TARBALL ]] || TARBALL=$(fetch_debian "$SPEC")
+elif [[ -f $SPEC ]]; then
+    TARBALL=$(cd "$(dirname "$SPEC")" && pwd)/$(basename "$SPEC")
+    LABEL=$(path_label "$TARBALL")
+elif [[ -d $SPEC ]]; then
+    TREE=$(cd "$SPEC" && pwd)
+    LABEL=$(path_label "$TREE")
+    [[ -f $TREE/Makefile && -f $TREE/arch/riscv/net/bpf_jit_comp64.c ]] \
+        || die "$TREE: not a kernel source tree (no Makefile and arch/riscv/net/bpf_jit_comp64.c)"
+    # kbuild refuses to build out of tree from a tree configured in place
+    [[ ! -f $TREE/.config ]] || die "$TREE has a .config (built in place): kbuild cannot build it out of tree; run 'make mrproper' in it or give a clean worktree (git worktree add)"
+else
+    echo "build.sh: --kernel $SPEC: not a Debian kernel version (6.12, 7.3), a kernel source folder or a tarball" >&2
+    exit 2
+fi
+
+if [[ -n $TARBALL ]]; then
+    KVER_ID="$(basename "$TARBALL") $(stat -c '%s %Y' "$TARBALL")"
+    SRC=$CACHE/src/$(echo "$KVER_ID" | sha)
+else
+    KVER_ID="tree $TREE"
+    SRC=$TREE
+fi
+KKEY=$( { echo "recipe $RECIPE"; echo "$KVER_ID"; cat "$FRAGMENT"; } | sha)
+OBJ=$CACHE/obj/$LABEL-$KKEY
+KMAKE=(make -s -C "$SRC" O="$OBJ" ARCH=riscv CROSS_COMPILE="$CROSS")
+mkdir -p "$CACHE/obj" "$CACHE/out" "$CACHE/kernels"
+# the layout before several kernels: one obj-*, out-* and current
+rm -rf "$CACHE"/obj-* "$CACHE"/out-* "$CACHE/current"
+
+out_key() { { echo "out recipe $OUT_RECIPE"; echo "kernel $KKEY"; cat "$AGENT_SRC"; [[ -z $TREE ]] || sha256sum <"$OBJ/arch/riscv/boot/Image"; } | sha; }
 finish() {
-    ln -sfn "$(basename "$OUT")" "$CACHE/current.tmp"
-    mv -T "$CACHE/current.tmp" "$CACHE/current"
+    ln -sfn "../out/$(basename "$OUT")" "$CACHE/kernels/$LABEL.tmp"
+    mv -T "$CACHE/kernels/$LABEL.tmp" "$CACHE/kernels/$LABEL"
     sed 's/^/build.sh: /' "$OUT/build-info.txt" >&2
     echo "$OUT"
 }
+# Sets OUT; when that output is complete, says so and ends the script.
+finish_if_up_to_date() {
+    OUT=$CACHE/out/$LABEL-$(out_key)
+    if [[ -f $OUT/Image && -f $OUT/initramfs.cpio && -f $OUT/build-info.txt ]]; then
+        say "up to date ($OUT)"
+        finish
+        exit 0
+    fi
+}
 
-if [[ -f $OUT/Image && -f $OUT/initramfs.cpio && -f $OUT/build-info.txt ]]; then
-    say "up to date ($OUT)"
-    finish
-    exit 0
-fi
+# a tarball's output is known before the kernel is built; a tree's only after make
+[[ -n $TREE ]] || finish_if_up_to_date
 
 # --- 2. kernel source ----------------------------------------------------------
-if [[ ! -f $SRC/.extracted ]]; then
+if [[ -n $TARBALL && ! -f $SRC/.extracted ]]; then
     say "extracting $TARBALL into $SRC"
     rm -rf "$SRC" && mkdir -p "$SRC"
     tar -xJf "$TARBALL" -C "$SRC" --strip-components=1
     touch "$SRC/.extracted"
 fi
-KVERSION=$(make -s -C "$SRC" kernelversion 2>/dev/null)
+KVERSION=$(awk -F' = ' '$1=="VERSION"{v=$2} $1=="PATCHLEVEL"{p=$2} $1=="SUBLEVEL"{s=$2} $1=="EXTRAVERSION"{e=$2} END{print v "." p "." s e}' "$SRC/Makefile")
 
 # --- 3. configure and build the kernel -----------------------------------------
-if [[ ! -f $OBJ/.jitdiff-built || ! -f $OBJ/arch/riscv/boot/Image ]]; then
+if [[ ! -f $OBJ/.jitdiff-configured ]]; then
     mkdir -p "$OBJ"
     say "configuring linux $KVERSION (tinyconfig + config.fragment) in $OBJ"
     "${KMAKE[@]}" tinyconfig >&2
     (cd "$OBJ" && ARCH=riscv CROSS_COMPILE=$CROSS "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" \
         "$OBJ/.config" "$FRAGMENT" >/dev/null)
     "${KMAKE[@]}" olddefconfig >&2
-    bad=0
+    bad=0 absent=()
+    # options this kernel no longer has (7.x folded PROC_SYSCTL into SYSCTL) are skipped
+    mapfile -t defined < <(grep -rhoE '^[[:space:]]*(menu)?config [A-Z0-9_]+' --include='Kconfig*' "$SRC" | awk '{print "CONFIG_" $2}' | sort -u)
+    declare -A known=()
+    for o in "${defined[@]}"; do known[$o]=1; done
     while IFS= read -r line; do
-        if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
+        if [[ $line =~ ^(#\ )?(CONFIG_[A-Za-z0-9_]+)[=\ ] && -z ${known[${BASH_REMATCH[2]}]:-} ]]; then
+            absent+=("${BASH_REMATCH[2]}")
+        elif [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.*)$ ]]; then
             want="${BASH_REMATCH[1]}=${BASH_REMATCH[2]}"
             grep -qxF "$want" "$OBJ/.config" || { say "config: wanted $want, got: $(grep -E "(^|# )${BASH_REMATCH[1]}[= ]" "$OBJ/.config" || echo unset)"; bad=1; }
         elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
@@ -90,17 +188,26 @@ if [[ ! -f $OBJ/.jitdiff-built || ! -f $OBJ/arch/riscv/boot/Image ]]; then
         fi
     done <"$FRAGMENT"
     ((bad == 0)) || die "config.fragment did not apply (dependencies missing?); see $OBJ/.config"
-    say "config verified: all $(grep -cE '^(CONFIG_|# CONFIG_)' "$FRAGMENT") fragment options applied"
-    say "building Image with make -j$JOBS (a clean build takes several minutes)"
+    options=$(grep -cE '^(CONFIG_|# CONFIG_)' "$FRAGMENT")
+    if ((${#absent[@]} == 0)); then
+        say "config verified: all $options fragment options applied"
+    else
+        say "config verified: $((options - ${#absent[@]})) of $options fragment options applied; not options of linux $KVERSION: ${absent[*]}"
+    fi
+    touch "$OBJ/.jitdiff-configured"
+fi
+if [[ -n $TREE || ! -f $OBJ/.jitdiff-built || ! -f $OBJ/arch/riscv/boot/Image ]]; then
+    say "building Image of linux $KVERSION with make -j$JOBS (a clean build takes several minutes)"
     t0=$(date +%s)
     "${KMAKE[@]}" -j"$JOBS" Image >&2
     t1=$(date +%s)
     echo "$((t1 - t0))" >"$OBJ/.jitdiff-build-seconds"
     touch "$OBJ/.jitdiff-built"
     say "kernel built in $((t1 - t0)) s"
-    # keep the cache small: drop the objects of other configurations
-    find "$CACHE" -maxdepth 1 -name 'obj-*' ! -name "$(basename "$OBJ")" -exec rm -rf {} +
+    # keep the cache small: drop this kernel's objects of other configurations
+    find "$CACHE/obj" -maxdepth 1 -name "$LABEL-*" ! -name "$(basename "$OBJ")" -exec rm -rf {} +
 fi
+[[ -z $TREE ]] || finish_if_up_to_date
 # the kernel's own cpio writer (a standalone host tool) can create /dev/console without root
 [[ -x $OBJ/jitdiff-gen_init_cpio ]] || gcc -O2 -o "$OBJ/jitdiff-gen_init_cpio" "$SRC/usr/gen_init_cpio.c"
 
@@ -118,10 +225,17 @@ file /init $TMP/agent 0755 0 0
 EOF
 "$OBJ/jitdiff-gen_init_cpio" -t 0 "$TMP/initramfs.list" >"$TMP/initramfs.cpio"
 cp "$OBJ/arch/riscv/boot/Image" "$TMP/Image"
+# Whether the interpreter counts a tail call through an empty slot (6.12) or not (7.x,
+# "bpf: Do not increment tailcall count when prog is NULL"): the order, in its tail-call
+# case, of the count's increment and the test of the slot.
+EMPTY_SLOT=$(awk '/JMP_TAIL_CALL: *\{/ {on = 1} on && /tail_call_cnt\+\+/ && !inc {inc = NR} on && /if \(!prog\)/ && !slot {slot = NR}
+    on && /^[[:space:]]*}$/ && inc && slot {exit} END {if (inc && slot) print (inc < slot ? "counted" : "free")}' "$SRC/kernel/bpf/core.c")
 {
+    echo "kernel=$SPEC"
     echo "kernel_version=$KVERSION"
+    echo "empty_slot=${EMPTY_SLOT:-unknown}"
     echo "kernel_key=$KKEY"
-    echo "agent_key=$AKEY"
+    echo "output_key=${OUT##*-}"
     echo "kernel_build_seconds=$(cat "$OBJ/.jitdiff-build-seconds" 2>/dev/null || echo unknown)"
     echo "image_bytes=$(stat -c %s "$TMP/Image")"
     echo "initramfs_bytes=$(stat -c %s "$TMP/initramfs.cpio")"
@@ -129,6 +243,6 @@ cp "$OBJ/arch/riscv/boot/Image" "$TMP/Image"
 rm -rf "$OUT.new" && mkdir -p "$OUT.new"
 mv "$TMP/Image" "$TMP/initramfs.cpio" "$TMP/build-info.txt" "$OUT.new/"
 rm -rf "$OUT" && mv "$OUT.new" "$OUT"
-# keep the cache small: drop output directories of other agent versions
-find "$CACHE" -maxdepth 1 -name 'out-*' ! -name "$(basename "$OUT")" -exec rm -rf {} +
+# keep the cache small: drop this kernel's output directories of other agent versions
+find "$CACHE/out" -maxdepth 1 -name "$LABEL-*" ! -name "$(basename "$OUT")" -exec rm -rf {} +
 finish

@@ -4,14 +4,16 @@
 # Debian packages with apt-get when run as root, cargo-fuzz with cargo install. Without
 # root it stops with one sentence naming the command to run.
 #
-# Usage: scripts/setup.sh [--fuzz] [--kernel-source] [--kernel] [--quiet]
+# Usage: scripts/setup.sh [--fuzz] [--kernel-source] [--kernel-tools] [--kernel] [--quiet]
 #   always           cargo; a C compiler; cmake; pkg-config; a libclang that finds its own resource
 #                    headers (bindgen parses unicorn's headers with it)
 #   --fuzz           cargo-fuzz, zip and unzip (the OSS-Fuzz build and its seed corpora)
-#   --kernel-source  Debian's kernel source (kernel/test-vectors.sh reads lib/test_bpf.c)
-#   --kernel         the kernel source, and what kernel/build.sh uses: a riscv64 cross
-#                    compiler that links static programs, qemu-system-riscv64, make,
-#                    flex, bison, bc, xz and the OpenSSL headers
+#   --kernel-source  Debian's kernel source, linux-source-6.12 or the tarball
+#                    $JITDIFF_KERNEL_TARBALL names (kernel/test-vectors.sh reads it)
+#   --kernel-tools   what kernel/build.sh uses: a riscv64 cross compiler that links
+#                    static programs, qemu-system-riscv64 with its firmware, make, flex,
+#                    bison, bc, xz and the OpenSSL headers
+#   --kernel         both of the above
 #   --quiet          say nothing when nothing was missing
 # Prints what it found and what it installed in one short block on stderr.
 set -euo pipefail
@@ -21,9 +23,10 @@ for arg in "$@"; do
     case $arg in
         --fuzz) want_fuzz=1 ;;
         --kernel-source) want_source=1 ;;
+        --kernel-tools) want_kernel=1 ;;
         --kernel) want_kernel=1 want_source=1 ;;
         --quiet) quiet=1 ;;
-        *) echo "setup: unknown option '$arg' (usage: scripts/setup.sh [--fuzz] [--kernel-source] [--kernel] [--quiet])" >&2; exit 2 ;;
+        *) echo "setup: unknown option '$arg' (usage: scripts/setup.sh [--fuzz] [--kernel-source] [--kernel-tools] [--kernel] [--quiet])" >&2; exit 2 ;;
     esac
 done
 TARBALL=${JITDIFF_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
@@ -176,6 +179,7 @@ probe_kernel() {
     else
         packages+=(qemu-system-misc qemu-system-data) needs+=("qemu-system-riscv64 and its OpenSBI firmware")
     fi
+    command -v xz >/dev/null 2>&1 || { packages+=(xz-utils) needs+=(xz); }
     local tool pkg
     for tool in make:make flex:flex bison:bison bc:bc; do
         pkg=${tool#*:} tool=${tool%%:*}

@@ -37,6 +37,52 @@ pub const ARRAY_VALUES_OFFSET: u64 = MAP_PTRS_OFFSET;
 
 /// The kernel's limit on successful tail calls in one run (`MAX_TAIL_CALL_CNT`).
 pub const MAX_TAIL_CALL_CNT: u32 = 33;
+/// Whether a tail call through an empty prog-array slot uses up one of the
+/// [`MAX_TAIL_CALL_CNT`] tail calls. Both rules check the index first (an index at or past
+/// `max_entries` never counts) and the count next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EmptySlotRule {
+    /// Today's kernel: only a tail call that finds a program counts. The interpreter since
+    /// Linux 7.0 ("bpf: Do not increment tailcall count when prog is NULL"), the x86-64
+    /// and arm64 JITs before it, and 7.x's RV64 JIT, which checks the slot before it
+    /// stores the decremented count back.
+    #[default]
+    Free,
+    /// Linux 6.12's interpreter and RV64 JIT: every tail call past the index check counts,
+    /// an empty slot included.
+    Counted,
+}
+
+impl EmptySlotRule {
+    /// Both rules.
+    pub const ALL: [EmptySlotRule; 2] = [EmptySlotRule::Free, EmptySlotRule::Counted];
+
+    /// The rule's name on the command line and in `kernel/build.sh`'s build-info.txt.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EmptySlotRule::Free => "free",
+            EmptySlotRule::Counted => "counted",
+        }
+    }
+}
+
+impl std::fmt::Display for EmptySlotRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EmptySlotRule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<EmptySlotRule, String> {
+        EmptySlotRule::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| format!("unknown empty-slot rule {s:?} (known: free, counted)"))
+    }
+}
+
 /// The kernel's limit on nested bpf2bpf frames (`MAX_CALL_FRAMES`).
 pub const MAX_CALL_FRAMES: usize = 8;
 

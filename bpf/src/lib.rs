@@ -27,7 +27,7 @@ pub mod set;
 pub mod trace;
 pub mod validate;
 
-pub use exec::{Engine, Fault, FaultKind, Input, Observes, Outcome, RunResult};
+pub use exec::{EmptySlotRule, Engine, Fault, FaultKind, Input, Observes, Outcome, RunResult};
 pub use insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 pub use program::{Program, ProgramError, MAX_STACK};
 pub use raw::{decode, decode_bytes, encode_bytes, DecodeError, RawInsn};

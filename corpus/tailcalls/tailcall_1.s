@@ -8,9 +8,9 @@
 ; three deleted, R0 = 3 and no tail call succeeds. With the slots filled in reverse
 ; (slot i holding the program that returns 2 - i) the same deletions give 2, 1, 0, 3.
 ; Why: a failed tail call (empty slot) falls through to the next instruction, so the
-; first filled slot, in program order, is where the run goes. The empty-slot attempts
-; cost count budget (the kernel interpreter's order: index, count, slot), but there are
-; at most 6, far below 33. The selftest has four sites per slot to check
+; first filled slot, in program order, is where the run goes. Under Linux 6.12's rule the
+; empty-slot attempts cost count budget (its interpreter's order: index, count, slot), but
+; there are at most 6, far below 33; today's kernel does not count them at all. The selftest has four sites per slot to check
 ; that the kernel patches every direct jump; two per slot show the same fall-through.
 ; The deletions are made by triage/tests/tailcalls.rs, which edits the slot list.
 .ctx 8

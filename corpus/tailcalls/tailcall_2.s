@@ -5,11 +5,12 @@
 ;
 ; The kernel expects R0 = 2 with every slot filled (entry -> 0 -> 1 -> 2: 3 tail calls);
 ; R0 = 1 after deleting slot 2 (program 1's attempt fails: 2 tail calls); R0 = 3 after
-; deleting slot 0 as well. Why the last: the entry's attempts on slots 0 and 2 fail but
-; each costs one count (index check, count check, count, then the empty slot); its
-; attempt on slot 3 is the 3rd count, and programs 3 and 4 then tail-call each other until
-; the count reaches 33: successes at counts 3..33, 31 tail calls. Count 33 lands in
-; program 3 (odd counts do), whose next attempt fails: it returns 3.
+; deleting slot 0 as well. Why the last: the entry's attempts on slots 0 and 2 fail; its
+; attempt on slot 3 succeeds, and programs 3 and 4 then tail-call each other until the
+; count reaches 33, which lands in program 3 (odd counts do), whose next attempt fails: it
+; returns 3. Today's kernel counts only tail calls that find a program: successes at counts
+; 1..33, 33 tail calls. Linux 6.12 counted the two failed attempts too (index check, count
+; check, count, then the empty slot): successes at counts 3..33, 31 tail calls.
 ; The deletions are made by triage/tests/tailcalls.rs, which edits the slot list.
 .ctx 8
 .map jmp_table 5

@@ -49,6 +49,9 @@ pub enum Bug {
     TccOffByOne,
     /// The tail-call counter not saved across helper calls.
     TccLostAcrossHelpers,
+    /// The decremented tail-call counter kept before the slot is checked, so a tail call
+    /// through an empty slot uses up a count (6.12's order) where today's kernel does not.
+    TccKeptBeforeSlotCheck,
     /// The tail-call jump lands one instruction past the target's counter
     /// initialisation.
     TailCallSkipOffset,
@@ -153,6 +156,10 @@ catalogue! {
         "The counter lives in a caller-saved register (a6); the JIT forgets to keep it in a \
          callee-saved one across helper calls, so a tail call after a helper call sees \
          whatever the helper left there.";
+    TccKeptBeforeSlotCheck, "tcc-kept-before-slot-check", None,
+        "The tail call stores the decremented counter back before it checks the prog-array \
+         slot (the order of 6.12's RV64 JIT), so a tail call through an empty slot uses up one \
+         of the 33 where today's kernel counts only tail calls that find a program.";
     TailCallSkipOffset, "tail-call-skip-offset", Some("30a59cc79754"),
         "A tail call jumps into its target past the counter initialisation; the JIT's skip \
          offset is one instruction too long and also skips the target's stack adjustment.";

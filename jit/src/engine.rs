@@ -5,8 +5,9 @@ use bpf::trace::Trace;
 use bpf::{Engine, Fault, FaultKind, Input, Outcome, ProgramSet, RunResult};
 
 use crate::bugs::Bugs;
-use crate::compile::{compile_set_with_bugs, CompiledSet, Scheme};
+use crate::compile::{compile_set_with, Codegen, CompiledSet, Scheme};
 use crate::runner::{Native, Runner, Stop, BLOCK_LIMIT};
+use bpf::EmptySlotRule;
 
 /// Compiles program sets with jitdiff's RV64 JIT and runs them in one reusable emulator.
 /// Create one per thread.
@@ -14,8 +15,7 @@ use crate::runner::{Native, Runner, Stop, BLOCK_LIMIT};
 pub struct Jit {
     runner: Option<Runner>,
     limit: usize,
-    scheme: Scheme,
-    bugs: Bugs,
+    codegen: Codegen,
     /// The last set compiled and its code: running one set on several inputs compiles
     /// it once (and the runner then keeps its translated code too).
     last: Option<(ProgramSet, CompiledSet)>,
@@ -31,17 +31,23 @@ impl Jit {
     /// A JIT engine with the `register` scheme and the default block limit; the
     /// emulator is created on first use.
     pub fn new() -> Jit {
-        Jit { runner: None, limit: BLOCK_LIMIT, scheme: Scheme::Register, bugs: Bugs::NONE, last: None }
+        Jit { runner: None, limit: BLOCK_LIMIT, codegen: Codegen::default(), last: None }
     }
 
     /// The same engine keeping the tail-call counter with `scheme`.
     pub fn with_scheme(self, scheme: Scheme) -> Jit {
-        Jit { scheme, last: None, ..self }
+        Jit { codegen: Codegen { scheme, ..self.codegen }, last: None, ..self }
     }
 
     /// The same engine with `bugs` injected into its code (see [`crate::bugs`]).
     pub fn with_bugs(self, bugs: Bugs) -> Jit {
-        Jit { bugs, last: None, ..self }
+        Jit { codegen: Codegen { bugs, ..self.codegen }, last: None, ..self }
+    }
+
+    /// The same engine counting a tail call through an empty slot as `rule` says (the
+    /// default is [`EmptySlotRule::Free`], today's kernel).
+    pub fn with_empty_slot(self, rule: EmptySlotRule) -> Jit {
+        Jit { codegen: Codegen { empty_slot: rule, ..self.codegen }, last: None, ..self }
     }
 
     /// A JIT engine whose runs stop with a budget fault after entering `limit`
@@ -52,7 +58,7 @@ impl Jit {
 
     /// The scheme in use.
     pub fn scheme(&self) -> Scheme {
-        self.scheme
+        self.codegen.scheme
     }
 }
 
@@ -131,10 +137,7 @@ impl Jit {
     fn compile(&mut self, set: &ProgramSet) -> Result<(), String> {
         if self.last.as_ref().is_none_or(|(s, _)| s != set) {
             self.last = None;
-            self.last = Some((
-                set.clone(),
-                compile_set_with_bugs(set, self.scheme, self.bugs).map_err(|e| e.to_string())?,
-            ));
+            self.last = Some((set.clone(), compile_set_with(set, self.codegen).map_err(|e| e.to_string())?));
         }
         Ok(())
     }

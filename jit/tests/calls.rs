@@ -1,11 +1,13 @@
 //! Calls on the JIT: bpf2bpf calls, helpers through trap addresses, and tail calls under
 //! each tail-call-counter scheme. Expected values follow from the programs and the
-//! kernel's rules (at most 33 tail calls per run; an empty slot still costs one).
+//! kernel's rules (at most 33 tail calls per run; a tail call through an empty slot costs
+//! one under Linux 6.12's rule and nothing under today's).
 
 use bpf::asm::parse_program;
 use bpf::helpers::{COUNTER, MIX};
+use bpf::EmptySlotRule;
 use bpf::{Engine, FaultKind, Input, Outcome, ProgArray, ProgramSet, RunResult, SetProgram};
-use jit::{Jit, Scheme};
+use jit::{Bug, Bugs, Jit, Scheme};
 
 fn prog(name: &str, text: &str) -> SetProgram {
     SetProgram { name: name.into(), prog: parse_program(text).unwrap_or_else(|e| panic!("{name}: {e}")) }
@@ -80,6 +82,37 @@ fn tail_call_success_and_the_failure_paths() {
                 .unwrap_or_else(|e| panic!("{e}"));
         let out = run(&mut jit, &wide, &Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}: index with upper bits set");
+    }
+}
+
+/// entry: `n` tail calls through the empty slot 0, then one through slot 1 (the target,
+/// returning 7); 99 when that fails.
+fn after_empty_slots(n: u32) -> ProgramSet {
+    let entry = format!(
+        "r6 = r1\nr7 = {n}\nloop:\nr1 = r6\nld_pseudo r2, 1, 0\nr3 = 0\ncall 12\nr7 -= 1\n\
+         if r7 != 0 goto loop\nr1 = r6\nld_pseudo r2, 1, 0\nr3 = 1\ncall 12\nr0 = 99\nexit"
+    );
+    let map = vec![ProgArray { name: "m".into(), slots: vec![None, Some(1)] }];
+    ProgramSet::new(vec![prog("entry", &entry), prog("target", "r0 = 7\nexit")], map).unwrap()
+}
+
+#[test]
+fn empty_slots_cost_a_count_only_under_the_6_12_rule() {
+    for scheme in Scheme::ALL {
+        let counted = || Jit::new().with_scheme(scheme).with_empty_slot(EmptySlotRule::Counted);
+        // 6.12: 33 empty-slot tail calls spend the count; after 32 one is left.
+        let out = run(&mut counted(), &after_empty_slots(33), &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(99), 0), "{scheme}, counted, 33");
+        let out = run(&mut counted(), &after_empty_slots(32), &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}, counted, 32");
+        // Today's rule: they cost nothing.
+        let out = run(&mut Jit::new().with_scheme(scheme), &after_empty_slots(40), &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(7), 1), "{scheme}, free, 40");
+        // The slip that keeps the count before the slot check behaves like 6.12.
+        let bug = Bugs::NONE.with(Bug::TccKeptBeforeSlotCheck);
+        let out =
+            run(&mut Jit::new().with_scheme(scheme).with_bugs(bug), &after_empty_slots(33), &Input::none());
+        assert_eq!((out.result, out.tail_calls), (Ok(99), 0), "{scheme}, free with the slip");
     }
 }
 

@@ -285,23 +285,70 @@ pub fn counts_entries(set: &ProgramSet) -> bool {
     set.progs().iter().all(|p| p.prog.insns().starts_with(&counter))
 }
 
+/// The name of a kernel engine: `kernel-jit` (`jit`) or `kernel-interp`, followed by
+/// `@SPEC` when a kernel is named (`kernel-jit@7.3`, `kernel-interp@/src/linux`). Names are
+/// kept for the life of the process, so each distinct name is allocated once.
+pub fn engine_name(jit: bool, kernel: Option<&str>) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let base = if jit { "kernel-jit" } else { "kernel-interp" };
+    let Some(spec) = kernel else { return base };
+    let name = format!("{base}@{spec}");
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
+/// Reads a kernel engine's name: whether it is the JIT (`kernel-jit`) or the interpreter
+/// (`kernel-interp`), and the kernel after `@` if one is named. `None` for other names and
+/// for an empty kernel after `@`.
+pub fn parse_engine_name(name: &str) -> Option<(bool, Option<&str>)> {
+    let (base, kernel) = match name.split_once('@') {
+        Some((_, "")) => return None,
+        Some((b, k)) => (b, Some(k)),
+        None => (name, None),
+    };
+    match base {
+        "kernel-jit" => Some((true, kernel)),
+        "kernel-interp" => Some((false, kernel)),
+        _ => None,
+    }
+}
+
 /// A kernel engine: one booted guest, kept for every run and booted again after it dies.
 /// [`Engine::prepare`] runs a set on all its inputs in one job (one load of the programs);
 /// the [`Engine::run_set`] calls that follow are answered from those results.
 #[derive(Debug)]
 pub struct KernelEngine {
     jit: bool,
+    name: &'static str,
     guest: Option<Guest>,
     image: Option<KernelImage>,
     prepared: Option<(ProgramSet, Vec<(BpfInput, RunResult)>)>,
 }
 
 impl KernelEngine {
-    /// The engine `kernel-jit` (`jit`) or `kernel-interp`; the image is located now and
-    /// the guest booted on first use. `Err` when no image was built (see `kernel/build.sh`).
+    /// The engine `kernel-jit` (`jit`) or `kernel-interp` on the default kernel (see
+    /// [`KernelImage::for_kernel`]); the image is located (or built) now and the guest
+    /// booted on first use. `Err` when there is no image and it cannot be built.
     pub fn new(jit: bool) -> Result<KernelEngine, GuestError> {
-        let image = KernelImage::locate()?;
-        Ok(KernelEngine { jit, guest: None, image: Some(image), prepared: None })
+        KernelEngine::named(jit, None, engine_name(jit, None))
+    }
+
+    /// The engine `kernel-jit` or `kernel-interp` on `kernel` (a Debian version or a
+    /// path; `None`: the default), reporting itself as `name` (see [`engine_name`]).
+    pub fn named(jit: bool, kernel: Option<&str>, name: &'static str) -> Result<KernelEngine, GuestError> {
+        let image = KernelImage::for_kernel(kernel)?;
+        Ok(KernelEngine { jit, name, guest: None, image: Some(image), prepared: None })
+    }
+
+    /// Whether this engine's kernel counts a tail call through an empty slot (see
+    /// [`KernelImage::empty_slot`]).
+    pub fn empty_slot(&self) -> Option<bpf::EmptySlotRule> {
+        self.image.as_ref().and_then(KernelImage::empty_slot)
     }
 
     fn guest(&mut self) -> Result<&mut Guest, GuestError> {
@@ -315,11 +362,7 @@ impl KernelEngine {
 
 impl Engine for KernelEngine {
     fn name(&self) -> &'static str {
-        if self.jit {
-            "kernel-jit"
-        } else {
-            "kernel-interp"
-        }
+        self.name
     }
 
     fn prepare(&mut self, set: &ProgramSet, inputs: &[BpfInput]) {
@@ -429,6 +472,19 @@ mod tests {
         let out =
             insert(set.entry().prog.insns(), &[], |i| if i.is_tail_call() { vec![MARK] } else { vec![] });
         assert_eq!(out.unwrap()[0].jump_offset(), Some(0));
+    }
+
+    #[test]
+    fn engine_names_carry_their_kernel() {
+        assert_eq!(engine_name(true, None), "kernel-jit");
+        assert_eq!(engine_name(false, Some("7.3")), "kernel-interp@7.3");
+        // The same name twice is the same allocation.
+        assert!(std::ptr::eq(engine_name(true, Some("/src/linux")), engine_name(true, Some("/src/linux"))));
+        assert_eq!(parse_engine_name("kernel-jit@6.12"), Some((true, Some("6.12"))));
+        assert_eq!(parse_engine_name("kernel-interp"), Some((false, None)));
+        assert_eq!(parse_engine_name("kernel-interp@/a@b"), Some((false, Some("/a@b"))));
+        assert_eq!(parse_engine_name("kernel-jit@"), None);
+        assert_eq!(parse_engine_name("jit@7.3"), None);
     }
 
     #[test]

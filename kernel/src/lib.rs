@@ -14,12 +14,14 @@
 pub mod disasm;
 pub mod engine;
 mod guest;
+mod image;
 mod wire;
 
 pub use engine::KernelEngine;
 pub use guest::{BootOptions, Guest};
+pub use image::{is_debian_version, KernelImage, DEFAULT_KERNEL};
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Program types and attach types of the kernel's UAPI that jitdiff uses (`enum
@@ -42,6 +44,14 @@ pub enum GuestError {
     /// Neither `$JITDIFF_KERNEL_DIR` nor the build cache holds `Image` and `initramfs.cpio`.
     #[error("no kernel image: run kernel/build.sh (looked in {0})")]
     NoImage(PathBuf),
+    /// `kernel/build.sh --kernel SPEC` could not build the kernel asked for.
+    #[error("no kernel image for {spec}: {why}")]
+    Build {
+        /// The kernel asked for (a Debian version or a path).
+        spec: String,
+        /// What went wrong, and the command to run.
+        why: String,
+    },
     /// qemu could not be started, or the temporary directory could not be made.
     #[error("cannot start qemu ({cmd}): {source}")]
     Spawn {
@@ -99,53 +109,6 @@ pub const MAX_REQUEST_BYTES: usize = 64 << 20;
 
 /// Largest verifier log tail returned for a rejected program, in bytes.
 pub const MAX_LOG_BYTES: usize = 64 << 10;
-
-/// A built guest: a kernel `Image` and the `initramfs.cpio` holding the agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KernelImage {
-    /// The directory that holds both files (build.sh's last output line).
-    pub dir: PathBuf,
-    /// The riscv64 kernel image (`Image`).
-    pub image: PathBuf,
-    /// The initramfs whose `/init` is the agent.
-    pub initramfs: PathBuf,
-}
-
-impl KernelImage {
-    /// Finds the guest built by `kernel/build.sh`: in `$JITDIFF_KERNEL_DIR` when set, else in
-    /// `$JITDIFF_KERNEL_CACHE/current` (default `$HOME/.cache/jitdiff/kernel/current`).
-    /// Fails with [`GuestError::NoImage`] ("no kernel image: run kernel/build.sh") when either
-    /// file is missing; it does not check that qemu is installed.
-    pub fn locate() -> Result<KernelImage, GuestError> {
-        let dir = match std::env::var_os("JITDIFF_KERNEL_DIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d),
-            _ => {
-                let cache = match std::env::var_os("JITDIFF_KERNEL_CACHE") {
-                    Some(c) if !c.is_empty() => PathBuf::from(c),
-                    _ => {
-                        let home =
-                            std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/"));
-                        home.join(".cache/jitdiff/kernel")
-                    }
-                };
-                cache.join("current")
-            }
-        };
-        KernelImage::in_dir(&dir)
-    }
-
-    /// Uses the `Image` and `initramfs.cpio` in `dir`; fails with [`GuestError::NoImage`]
-    /// when either is missing.
-    pub fn in_dir(dir: &Path) -> Result<KernelImage, GuestError> {
-        let image = dir.join("Image");
-        let initramfs = dir.join("initramfs.cpio");
-        if image.is_file() && initramfs.is_file() {
-            Ok(KernelImage { dir: dir.to_path_buf(), image, initramfs })
-        } else {
-            Err(GuestError::NoImage(dir.to_path_buf()))
-        }
-    }
-}
 
 /// A map created for one job. Maps are referred to by their index in [`Job::maps`]; keys
 /// are `u32`.
@@ -348,12 +311,5 @@ mod tests {
         fn is_send<T: Send>() {}
         is_send::<Guest>();
         is_send::<GuestError>();
-    }
-
-    #[test]
-    fn missing_image_is_reported() {
-        let dir = std::env::temp_dir().join("jitdiff-no-kernel-here");
-        let err = KernelImage::in_dir(&dir).unwrap_err();
-        assert!(err.to_string().starts_with("no kernel image: run kernel/build.sh"), "{err}");
     }
 }

@@ -43,6 +43,10 @@ enum Command {
         /// Inject bugs (names from `jitdiff bugs`, comma-separated or repeated).
         #[arg(long, value_delimiter = ',')]
         inject: Vec<jit::Bug>,
+        /// Whether a tail call through an empty slot uses up a count: `free` (today's
+        /// kernel, the default) or `counted` (Linux 6.12).
+        #[arg(long, default_value = "free")]
+        empty_slot: bpf::EmptySlotRule,
     },
     /// Minimise a finding: the smallest program set (and context) on which the engines
     /// still disagree in the same way.
@@ -74,6 +78,16 @@ struct ReplayArgs {
     /// Engines to compare, as when the findings were made (must include `reference`).
     #[arg(long, default_value = "reference,rbpf,jit")]
     engines: String,
+    /// Whether a tail call through an empty prog-array slot uses up one of the 33:
+    /// `free` (today's kernel, the default without kernel engines) or `counted` (Linux
+    /// 6.12). Default: the rule of the kernel engines' kernel, read from its interpreter.
+    #[arg(long)]
+    empty_slot: Option<bpf::EmptySlotRule>,
+    /// The kernel that `kernel-jit` and `kernel-interp` run: a Debian version (6.12, 7.3)
+    /// or the path of a kernel source tree or tarball (built on first use by
+    /// kernel/build.sh). `kernel-jit@KERNEL` in --engines names one per engine.
+    #[arg(long)]
+    kernel: Option<String>,
 }
 
 impl ReplayArgs {
@@ -91,6 +105,8 @@ impl ReplayArgs {
             semantics: self.semantics,
             budget: Some(FUZZ_BUDGET),
             bugs: self.inject.iter().copied().collect(),
+            kernel: kernel_option(&self.kernel),
+            empty_slot: self.empty_slot,
         }
     }
 }
@@ -189,9 +205,19 @@ struct FuzzArgs {
     #[arg(long)]
     json: bool,
     /// Engines to compare, comma-separated; must include `reference`. `kernel-jit` and
-    /// `kernel-interp` run the real kernel (build it first with `kernel/build.sh`).
+    /// `kernel-interp` run the real kernel (built on first use by `kernel/build.sh`).
     #[arg(long, default_value = "reference,rbpf,jit")]
     engines: String,
+    /// Whether a tail call through an empty prog-array slot uses up one of the 33:
+    /// `free` (today's kernel, the default without kernel engines) or `counted` (Linux
+    /// 6.12). Default: the rule of the kernel engines' kernel, read from its interpreter.
+    #[arg(long)]
+    empty_slot: Option<bpf::EmptySlotRule>,
+    /// The kernel that `kernel-jit` and `kernel-interp` run: a Debian version (6.12, 7.3)
+    /// or the path of a kernel source tree or tarball (built on first use by
+    /// kernel/build.sh). `kernel-jit@KERNEL` in --engines names one per engine.
+    #[arg(long)]
+    kernel: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,6 +235,16 @@ struct RunArgs {
     /// Engines to compare, comma-separated; must include `reference`.
     #[arg(long, default_value = "reference,rbpf,jit")]
     engines: String,
+    /// Whether a tail call through an empty prog-array slot uses up one of the 33:
+    /// `free` (today's kernel, the default without kernel engines) or `counted` (Linux
+    /// 6.12). Default: the rule of the kernel engines' kernel, read from its interpreter.
+    #[arg(long)]
+    empty_slot: Option<bpf::EmptySlotRule>,
+    /// The kernel that `kernel-jit` and `kernel-interp` run: a Debian version (6.12, 7.3)
+    /// or the path of a kernel source tree or tarball (built on first use by
+    /// kernel/build.sh). `kernel-jit@KERNEL` in --engines names one per engine.
+    #[arg(long)]
+    kernel: Option<String>,
     /// Context bytes R1 points to, as hex (e.g. `0102ff`); default: the file's `.ctx`,
     /// else 64 zero bytes.
     #[arg(long, conflicts_with_all = ["ctx_size", "no_ctx"])]
@@ -231,6 +267,11 @@ struct RunArgs {
     /// kernel) or `per-frame` (the old x86-64 behaviour).
     #[arg(long, default_value = "global", value_parser = parse_semantics)]
     semantics: oracle::reference::TailCallSemantics,
+}
+
+/// `--kernel`, kept for the life of the process (engine options are `Copy`).
+fn kernel_option(kernel: &Option<String>) -> Option<&'static str> {
+    kernel.as_deref().map(|k| &*Box::leak(k.to_string().into_boxed_str()))
 }
 
 fn parse_semantics(s: &str) -> Result<oracle::reference::TailCallSemantics, String> {
@@ -291,8 +332,9 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     match cli.command {
         Command::Run(a) => cmd_run(&a, out, err),
         Command::Fuzz(a) => cmd_fuzz(&a, out, err),
-        Command::Jit { file, scheme, inject } => {
-            cmd_jit(&file, scheme, inject.into_iter().collect(), out, err)
+        Command::Jit { file, scheme, inject, empty_slot } => {
+            let codegen = jit::compile::Codegen { scheme, empty_slot, bugs: inject.into_iter().collect() };
+            cmd_jit(&file, codegen, out, err)
         }
         Command::Minimize(a) => cmd_minimize(&a, out, err),
         Command::Triage(a) => cmd_triage(&a, out, err),
@@ -329,6 +371,8 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         semantics: a.semantics,
         budget: None,
         bugs: a.inject.iter().copied().collect(),
+        kernel: kernel_option(&a.kernel),
+        empty_slot: a.empty_slot,
     };
     let mut engines = match Engines::try_with_options(&names, &opts) {
         Ok(e) => e,
@@ -439,8 +483,9 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Ok(n) => n,
         Err(e) => return usage(err, &format!("--engines: {e}")),
     };
-    // Built once here so that a missing kernel image is an error, not a thread's panic.
-    if let Err(e) = Engines::try_with_options(&names, &Options::default()) {
+    let kernel = kernel_option(&a.kernel);
+    // Built once here so that a missing kernel image is built or an error, not a thread's panic.
+    if let Err(e) = Engines::try_with_options(&names, &Options { kernel, ..Options::default() }) {
         return usage(err, &format!("--engines: {e}"));
     }
     let time = match (a.time, a.runs) {
@@ -457,6 +502,8 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             semantics: a.semantics,
             budget: Some(FUZZ_BUDGET),
             bugs: a.inject.iter().copied().collect(),
+            kernel,
+            empty_slot: a.empty_slot,
         },
         artifacts: a.artifacts.clone(),
         corpus: a.corpus.clone().or_else(|| Some(PathBuf::from("corpus")).filter(|p| p.is_dir())),
@@ -774,18 +821,12 @@ fn program_listing(
     s
 }
 
-fn cmd_jit(
-    file: &Path,
-    scheme: jit::Scheme,
-    bugs: jit::Bugs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> u8 {
+fn cmd_jit(file: &Path, codegen: jit::compile::Codegen, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let set = match load(file) {
         Ok(f) => f.set,
         Err(e) => return usage(err, &e),
     };
-    let compiled = match jit::compile::compile_set_with_bugs(&set, scheme, bugs) {
+    let compiled = match jit::compile::compile_set_with(&set, codegen) {
         Ok(c) => c,
         Err(e) => return usage(err, &format!("{}: {e}", file.display())),
     };

@@ -1,18 +1,21 @@
 //! Building engines by name.
 
-use bpf::{Engine, Input, Program, ProgramSet};
+use bpf::{EmptySlotRule, Engine, Input, Program, ProgramSet};
 
 use crate::compare::EngineResult;
 
 /// The engines that run in this process, in the order they are shown: the default set.
 pub const ALL: [&str; 3] = ["reference", "rbpf", "jit"];
 /// The real kernel's RV64 JIT and interpreter in a riscv64 guest under qemu (see the
-/// `kernel` crate); they need an image built by `kernel/build.sh`.
+/// `kernel` crate), on the kernel [`Options::kernel`] names; `kernel-jit@SPEC` and
+/// `kernel-interp@SPEC` name a kernel of their own (a Debian version such as `7.3`, or the
+/// path of a kernel source tree or tarball). Images are built by `kernel/build.sh`, on
+/// first use if need be.
 pub const KERNEL: [&str; 2] = ["kernel-jit", "kernel-interp"];
 
-/// Whether `name` is a kernel engine.
+/// Whether `name` is a kernel engine (with or without `@SPEC`).
 pub fn is_kernel(name: &str) -> bool {
-    KERNEL.contains(&name)
+    kernel::engine::parse_engine_name(name).is_some()
 }
 
 /// How the engines are configured for a run.
@@ -27,6 +30,13 @@ pub struct Options {
     pub budget: Option<u64>,
     /// Bugs injected into the JIT (none by default).
     pub bugs: jit::Bugs,
+    /// The kernel that `kernel-jit` and `kernel-interp` without `@SPEC` run (a Debian
+    /// version or a path; `None`: [`kernel::DEFAULT_KERNEL`]).
+    pub kernel: Option<&'static str>,
+    /// Whether a tail call through an empty slot counts, for the reference, rbpf and the
+    /// JIT. `None`: the rule of the kernel engines' kernels when they all have the same,
+    /// else today's ([`EmptySlotRule::Free`]); see [`Engines::try_with_options`].
+    pub empty_slot: Option<EmptySlotRule>,
 }
 
 impl Default for Options {
@@ -37,7 +47,16 @@ impl Default for Options {
             semantics: oracle::reference::TailCallSemantics::Global,
             budget: None,
             bugs: jit::Bugs::NONE,
+            kernel: None,
+            empty_slot: None,
         }
+    }
+}
+
+impl Options {
+    /// The empty-slot rule in force: [`Options::empty_slot`], else today's.
+    pub fn empty_slot_rule(&self) -> EmptySlotRule {
+        self.empty_slot.unwrap_or_default()
     }
 }
 
@@ -47,6 +66,7 @@ pub fn reference(opts: &Options) -> oracle::reference::Reference {
         Some(b) => oracle::reference::Reference::with_budget_and_semantics(b, opts.semantics),
         None => oracle::reference::Reference::with_semantics(opts.semantics),
     }
+    .with_empty_slot(opts.empty_slot_rule())
 }
 
 /// The JIT configured by `opts` (block limit, scheme and injected bugs).
@@ -57,20 +77,27 @@ pub fn jit(opts: &Options) -> jit::Jit {
     }
     .with_scheme(opts.scheme)
     .with_bugs(opts.bugs)
+    .with_empty_slot(opts.empty_slot_rule())
 }
 
 /// The engine called `name` configured by `opts`. `Err` for an unknown name, or for a
 /// kernel engine without a kernel image.
-pub fn build(name: &str, opts: &Options) -> Result<Box<dyn Engine>, String> {
+pub fn build(name: &'static str, opts: &Options) -> Result<Box<dyn Engine>, String> {
     match name {
         "reference" => Ok(Box::new(reference(opts))),
-        "rbpf" => Ok(Box::new(oracle::rbpf::Rbpf::new())),
+        "rbpf" => Ok(Box::new(oracle::rbpf::Rbpf::new().with_empty_slot(opts.empty_slot_rule()))),
         "jit" => Ok(Box::new(jit(opts))),
-        "kernel-jit" | "kernel-interp" => kernel::KernelEngine::new(name == "kernel-jit")
-            .map(|e| Box::new(e) as Box<dyn Engine>)
-            .map_err(|e| format!("{name}: {e}")),
-        _ => Err(format!("unknown engine {name:?}")),
+        _ => match kernel_engine(name, opts) {
+            Some(e) => e.map(|e| Box::new(e) as Box<dyn Engine>),
+            None => Err(format!("unknown engine {name:?}")),
+        },
     }
+}
+
+/// The kernel engine called `name` (`None` if the name is not a kernel engine's).
+fn kernel_engine(name: &'static str, opts: &Options) -> Option<Result<kernel::KernelEngine, String>> {
+    let (is_jit, spec) = kernel::engine::parse_engine_name(name)?;
+    Some(kernel::KernelEngine::named(is_jit, spec.or(opts.kernel), name).map_err(|e| format!("{name}: {e}")))
 }
 
 /// Parses a comma-separated engine list (`reference,jit`). The reference interpreter is
@@ -78,11 +105,18 @@ pub fn build(name: &str, opts: &Options) -> Result<Box<dyn Engine>, String> {
 pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let known = ALL.iter().chain(&KERNEL).find(|n| **n == name).ok_or_else(|| {
-            format!("unknown engine {name:?} (known: {}, {})", ALL.join(", "), KERNEL.join(", "))
-        })?;
-        if !out.contains(known) {
-            out.push(*known);
+        let known = match (ALL.iter().find(|n| **n == name), kernel::engine::parse_engine_name(name)) {
+            (Some(n), _) => *n,
+            (None, Some((is_jit, spec))) => kernel::engine::engine_name(is_jit, spec),
+            (None, None) => return Err(format!(
+                "unknown engine {name:?} (known: {}, {}, and kernel-jit@KERNEL, kernel-interp@KERNEL with a \
+                     Debian version such as 7.3 or a kernel source path)",
+                ALL.join(", "),
+                KERNEL.join(", ")
+            )),
+        };
+        if !out.contains(&known) {
+            out.push(known);
         }
     }
     if !out.contains(&"reference") {
@@ -123,9 +157,37 @@ impl Engines {
     }
 
     /// Builds the named engines configured by `opts`, or says which one cannot be built.
+    /// The kernel engines are built first; when `opts` leaves the empty-slot rule open,
+    /// the others follow their kernels' rule if they all have the same one, else today's.
     pub fn try_with_options(names: &[&'static str], opts: &Options) -> Result<Engines, String> {
-        let engines = names.iter().map(|n| build(n, opts)).collect::<Result<_, _>>()?;
-        Ok(Engines { engines, opts: *opts, tracer: None })
+        let mut kernels: Vec<(usize, kernel::KernelEngine)> = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(e) = kernel_engine(name, opts) {
+                kernels.push((i, e?));
+            }
+        }
+        let mut opts = *opts;
+        if opts.empty_slot.is_none() {
+            let rules: Vec<Option<EmptySlotRule>> = kernels.iter().map(|(_, e)| e.empty_slot()).collect();
+            opts.empty_slot = match rules.first() {
+                Some(&first) if rules.iter().all(|r| *r == first) => first,
+                _ => None,
+            };
+        }
+        let mut kernels = kernels.into_iter().peekable();
+        let mut engines = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            match kernels.next_if(|(k, _)| *k == i) {
+                Some((_, e)) => engines.push(Box::new(e) as Box<dyn Engine>),
+                None => engines.push(build(name, &opts)?),
+            }
+        }
+        Ok(Engines { engines, opts, tracer: None })
+    }
+
+    /// The options the engines were built with, the empty-slot rule resolved.
+    pub fn options(&self) -> &Options {
+        &self.opts
     }
 
     /// The first BPF instruction after which the reference and the JIT (configured by
@@ -224,6 +286,12 @@ mod tests {
         assert!(parse_list("reference,qemu").unwrap_err().contains("unknown engine \"qemu\""));
         assert_eq!(parse_list("reference,kernel-jit,kernel-interp").unwrap(), KERNEL_LIST);
         assert!(parse_list("reference").unwrap_err().contains("at least two"));
+        assert_eq!(
+            parse_list("reference,kernel-jit@6.12,kernel-jit@7.3").unwrap(),
+            vec!["reference", "kernel-jit@6.12", "kernel-jit@7.3"]
+        );
+        assert!(parse_list("reference,kernel-jit@").unwrap_err().contains("unknown engine"));
+        assert!(is_kernel("kernel-interp@/src/linux") && is_kernel("kernel-jit") && !is_kernel("jit"));
     }
 
     #[test]

@@ -48,7 +48,10 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
         macros += &bpf::asm::kernel::program_macros(&p.prog);
         macros += "};\n";
     }
-    let compiled = jit::compile::compile_set_with_bugs(&m.set, opts.scheme, opts.bugs);
+    let compiled = jit::compile::compile_set_with(
+        &m.set,
+        jit::compile::Codegen { scheme: opts.scheme, empty_slot: opts.empty_slot_rule(), bugs: opts.bugs },
+    );
     let listing = match &compiled {
         Ok(c) => crate::cli::listing(&m.set, c),
         Err(e) => format!("the JIT cannot compile the reproducer: {e}"),

@@ -24,7 +24,8 @@ fn expected(bug: Bug) -> &'static [Field] {
         Bug::TccOffByOne
         | Bug::TccLostAcrossHelpers
         | Bug::TailCallIndexNotZext
-        | Bug::StackRestoreInRegisterScheme => TAIL_CALLS,
+        | Bug::StackRestoreInRegisterScheme
+        | Bug::TccKeptBeforeSlotCheck => TAIL_CALLS,
         _ => VALUE,
     }
 }

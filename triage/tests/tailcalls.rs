@@ -32,8 +32,8 @@ use std::path::PathBuf;
 
 use bpf::load::{load_set_file, load_set_text};
 use bpf::{
-    Engine, FaultKind, Input, Insn, Outcome, ProgArray, Program, ProgramSet, RawInsn, RunResult, SetProgram,
-    PSEUDO_MAP_FD,
+    EmptySlotRule, Engine, FaultKind, Input, Insn, Outcome, ProgArray, Program, ProgramSet, RawInsn,
+    RunResult, SetProgram, PSEUDO_MAP_FD,
 };
 use jit::{Jit, Scheme};
 use oracle::reference::{Reference, TailCallSemantics};
@@ -48,43 +48,70 @@ const PER_FRAME_BUDGET: u64 = 1_000_000;
 /// The JIT's machine-instruction limit per run under per-frame semantics.
 const PER_FRAME_BLOCK_LIMIT: usize = 4_000_000;
 
-/// An engine configuration.
+/// A count semantics with the engines that implement it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Config {
+enum Counting {
     /// Global count semantics: reference, rbpf and the JIT with this scheme.
     Global(Scheme),
     /// Per-frame count semantics: reference and the JIT's `stack` scheme, both bounded.
     PerFrame,
 }
 
-use Config::{Global, PerFrame};
+use Counting::{Global, PerFrame};
 
-const CONFIGS: [Config; 3] = [Global(Scheme::Register), Global(Scheme::Pointer), PerFrame];
+/// An engine configuration: the count semantics and whether a tail call through an
+/// empty slot counts (today's kernel: no; Linux 6.12: yes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Config {
+    counting: Counting,
+    empty_slot: EmptySlotRule,
+}
+
+const CONFIGS: [Config; 6] = {
+    let (free, counted) = (EmptySlotRule::Free, EmptySlotRule::Counted);
+    [
+        Config { counting: Global(Scheme::Register), empty_slot: free },
+        Config { counting: Global(Scheme::Pointer), empty_slot: free },
+        Config { counting: PerFrame, empty_slot: free },
+        Config { counting: Global(Scheme::Register), empty_slot: counted },
+        Config { counting: Global(Scheme::Pointer), empty_slot: counted },
+        Config { counting: PerFrame, empty_slot: counted },
+    ]
+};
 
 impl Config {
     fn name(self) -> String {
-        match self {
+        let counting = match self.counting {
             Global(s) => format!("global/{s}"),
             PerFrame => "per-frame/stack".into(),
-        }
+        };
+        format!("{counting}, empty slot {}", self.empty_slot)
     }
 
     /// The engines, in the order `reference`, (`rbpf`), `jit`. The global ones are
-    /// exactly what `jitdiff run --scheme S` builds.
+    /// exactly what `jitdiff run --scheme S --empty-slot R` builds.
     fn engines(self) -> Vec<Box<dyn Engine>> {
-        match self {
+        match self.counting {
             Global(scheme) => {
                 let opts = Options {
                     scheme,
                     semantics: TailCallSemantics::Global,
                     budget: None,
+                    empty_slot: Some(self.empty_slot),
                     ..Options::default()
                 };
                 ALL.iter().map(|n| build(n, &opts).expect("a known engine")).collect()
             }
             PerFrame => vec![
-                Box::new(Reference::with_budget_and_semantics(PER_FRAME_BUDGET, TailCallSemantics::PerFrame)),
-                Box::new(Jit::with_block_limit(PER_FRAME_BLOCK_LIMIT).with_scheme(Scheme::Stack)),
+                Box::new(
+                    Reference::with_budget_and_semantics(PER_FRAME_BUDGET, TailCallSemantics::PerFrame)
+                        .with_empty_slot(self.empty_slot),
+                ),
+                Box::new(
+                    Jit::with_block_limit(PER_FRAME_BLOCK_LIMIT)
+                        .with_scheme(Scheme::Stack)
+                        .with_empty_slot(self.empty_slot),
+                ),
             ],
         }
     }
@@ -191,18 +218,42 @@ fn check(
 }
 
 /// One run of a shape: the set (possibly with slots edited), its input, and what the
-/// kernel (global semantics) and per-frame counting give.
+/// kernel (global semantics) and per-frame counting give under today's empty-slot rule,
+/// and under Linux 6.12's where that differs.
 struct Step {
     what: String,
     set: ProgramSet,
     input: Input,
     global: Want,
     per_frame: Want,
+    /// (global, per-frame) under 6.12's rule (a tail call through an empty slot counts),
+    /// where they differ from today's.
+    counted: Option<(Want, Want)>,
 }
 
 /// A step whose per-frame result is the kernel's.
 fn step(what: &str, set: &ProgramSet, input: Input, want: Want) -> Step {
-    Step { what: what.into(), set: set.clone(), input, global: want.clone(), per_frame: want }
+    Step { what: what.into(), set: set.clone(), input, global: want.clone(), per_frame: want, counted: None }
+}
+
+impl Step {
+    /// The same step, giving `want` under Linux 6.12's empty-slot rule with either count
+    /// semantics.
+    fn counted(self, want: Want) -> Step {
+        Step { counted: Some((want.clone(), want)), ..self }
+    }
+
+    fn want(&self, config: Config) -> &Want {
+        let (global, per_frame) = match (&self.counted, config.empty_slot) {
+            (Some((g, p)), EmptySlotRule::Counted) => (g, p),
+            _ => (&self.global, &self.per_frame),
+        };
+        if config.counting == PerFrame {
+            per_frame
+        } else {
+            global
+        }
+    }
 }
 
 /// Runs every step on every configuration and panics once, listing every failure.
@@ -211,9 +262,8 @@ fn run_steps(file: &str, steps: &[Step]) {
     for config in CONFIGS {
         let mut engines = config.engines();
         for s in steps {
-            let want = if config == PerFrame { &s.per_frame } else { &s.global };
             let case = format!("{file}: {}", s.what);
-            failures.extend(check(config, &mut engines, &case, &s.set, &s.input, want));
+            failures.extend(check(config, &mut engines, &case, &s.set, &s.input, s.want(config)));
         }
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
@@ -303,8 +353,11 @@ fn tailcall_2() {
         &[
             step("all filled", &set, input.clone(), exit(2, 3, c)),
             step("slot 2 deleted", &delete(&set, "jmp_table", &[2]), input.clone(), exit(1, 2, c)),
-            // Two failed attempts cost counts 1 and 2; the 3 <-> 4 loop has counts 3..33.
-            step("slots 2 and 0 deleted", &delete(&set, "jmp_table", &[2, 0]), input, exit(3, 31, c)),
+            // Today: the two failed attempts cost nothing and the 3 <-> 4 loop has counts
+            // 1..33, the 33rd landing in program 3. 6.12: they cost counts 1 and 2, and the
+            // loop has counts 3..33.
+            step("slots 2 and 0 deleted", &delete(&set, "jmp_table", &[2, 0]), input, exit(3, 33, c))
+                .counted(exit(3, 31, c)),
         ],
     );
 }
@@ -422,6 +475,7 @@ fn tailcall_bpf2bpf_hierarchy_1() {
                 input,
                 global: exit(1, 33, &[34]),
                 per_frame: Want::Budget,
+                counted: None,
             },
             // The selftest's second run: slot 0 deleted, count carried over from the first.
             step(
@@ -445,6 +499,7 @@ fn tailcall_bpf2bpf_hierarchy_2() {
             input,
             global: exit(33, 33, &[33, 0]),
             per_frame: exit(0x21_0021, 66, &[33, 33]),
+            counted: None,
         }],
     );
 }
@@ -454,7 +509,14 @@ fn tailcall_bpf2bpf_hierarchy_3() {
     let (set, input) = load("tailcall_bpf2bpf_hierarchy_3.s");
     run_steps(
         "tailcall_bpf2bpf_hierarchy_3.s",
-        &[Step { what: "two maps".into(), set, input, global: exit(33, 33, &[33]), per_frame: Want::Budget }],
+        &[Step {
+            what: "two maps".into(),
+            set,
+            input,
+            global: exit(33, 33, &[33]),
+            per_frame: Want::Budget,
+            counted: None,
+        }],
     );
 }
 
@@ -474,6 +536,7 @@ fn hierarchy_two_chains_stack_against_global() {
             input: input.clone(),
             global: exit(0, 33, &[33, 0]),
             per_frame: exit(0, 66, &[33, 33]),
+            counted: None,
         }],
     );
     // `jitdiff run --scheme stack` (the reference keeps the global semantics).
@@ -700,11 +763,20 @@ fn run_like_test_bpf(e: &mut dyn Engine, set: &ProgramSet, t: &TestBpf) -> (RunR
 /// Runs one text-built set on every configuration; the same expectation everywhere
 /// (none of these sets has a subprogram that makes tail calls).
 fn check_everywhere(cases: &[(&str, &str, Want)]) {
+    let cases: Vec<(&str, &str, Want, Want)> =
+        cases.iter().map(|(n, t, w)| (*n, *t, w.clone(), w.clone())).collect();
+    check_everywhere_by_rule(&cases);
+}
+
+/// [`check_everywhere`] with what each case gives under today's empty-slot rule and
+/// under Linux 6.12's.
+fn check_everywhere_by_rule(cases: &[(&str, &str, Want, Want)]) {
     let mut failures = Vec::new();
     for config in CONFIGS {
         let mut engines = config.engines();
-        for (name, text, want) in cases {
+        for (name, text, free, counted) in cases {
             let (set, input) = text_set(name, text);
+            let want = if config.empty_slot == EmptySlotRule::Counted { counted } else { free };
             failures.extend(check(config, &mut engines, name, &set, &input, want));
         }
     }
@@ -821,12 +893,13 @@ fn thirty_three_tail_calls_succeed_and_the_34th_fails() {
 }
 
 /// An empty slot: the tail call fails and the program goes on after it, with R6-R9
-/// kept. It still costs one count (the kernel's order: index, count, slot): a program
-/// that tries an empty slot before each self tail call spends counts 2n - 1 and 2n in run
-/// n, so only runs 1 to 16 get their self tail call through; run 17 spends count 33 on
-/// the empty slot and its self tail call fails: 17 runs, 16 tail calls.
+/// kept. Under today's rule it costs nothing: a program that tries an empty slot before
+/// each self tail call still runs 34 times (33 tail calls). Under Linux 6.12's it costs
+/// one count (the order: index, count, count++, slot): such a program spends counts
+/// 2n - 1 and 2n in run n, so only runs 1 to 16 get their self tail call through; run 17
+/// spends count 33 on the empty slot and its self tail call fails: 17 runs, 16 tail calls.
 #[test]
-fn an_empty_slot_falls_through_and_costs_a_count() {
+fn an_empty_slot_falls_through_and_costs_a_count_only_under_6_12() {
     let single = "
 .ctx none
 .map m 2
@@ -842,9 +915,10 @@ fn an_empty_slot_falls_through_and_costs_a_count() {
     r0 = 5
     exit
 ";
-    check_everywhere(&[
-        ("empty slot 1", single, exit(42, 0, &[])),
-        ("an empty slot before each self tail call", &wasteful_self_tail_call("1"), exit(7, 16, &[17])),
+    let wasteful = wasteful_self_tail_call("1");
+    check_everywhere_by_rule(&[
+        ("empty slot 1", single, exit(42, 0, &[]), exit(42, 0, &[])),
+        ("an empty slot before each self tail call", &wasteful, exit(7, 33, &[34]), exit(7, 16, &[17])),
     ]);
 }
 

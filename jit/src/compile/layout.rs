@@ -71,6 +71,8 @@ const FAR_TMP: XReg = XReg::T1;
 pub struct Layout {
     /// The bugs to inject into the code (none for the correct JIT).
     pub bugs: crate::bugs::Bugs,
+    /// Whether a tail call through an empty slot counts.
+    pub empty_slot: bpf::EmptySlotRule,
     items: Vec<Item>,
     /// Item index where each BPF instruction's code starts.
     insn_start: Vec<usize>,

@@ -12,7 +12,7 @@ mod scheme;
 use std::ops::Range;
 
 use bpf::exec::{map_addr, MAP_PTRS_OFFSET};
-use bpf::{helpers, Call, Insn, Operand, Program, ProgramSet, Reg, PSEUDO_MAP_FD};
+use bpf::{helpers, Call, EmptySlotRule, Insn, Operand, Program, ProgramSet, Reg, PSEUDO_MAP_FD};
 
 use crate::bugs::{Bug, Bugs};
 use crate::guest::{helper_addr, CODE_ADDR, MAX_MAPS};
@@ -146,28 +146,38 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
 
 /// Compiles a single program at [`CODE_ADDR`] with the `register` scheme.
 pub fn compile(prog: &Program) -> Result<Compiled, CompileError> {
-    compile_prog(prog, 0, Scheme::Register, CODE_ADDR, Bugs::NONE)
+    compile_prog(prog, 0, Codegen::default(), CODE_ADDR)
 }
 
-/// Compiles every program of a set, placing them one after another from [`CODE_ADDR`]
-/// on 4 KiB boundaries.
+/// The choices that shape the code of a tail call: the counter's scheme, whether a tail
+/// call through an empty slot counts, and the bugs to inject (see [`crate::bugs`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Codegen {
+    /// How the tail-call counter is kept.
+    pub scheme: Scheme,
+    /// Whether the counter's decrement is stored before (`Counted`) or after (`Free`)
+    /// the slot is found to hold a program.
+    pub empty_slot: EmptySlotRule,
+    /// Bugs injected into the code (none for the correct JIT).
+    pub bugs: Bugs,
+}
+
+/// Compiles every program of a set with `scheme`, today's empty-slot rule and no bugs,
+/// placing them one after another from [`CODE_ADDR`] on 4 KiB boundaries.
 pub fn compile_set(set: &ProgramSet, scheme: Scheme) -> Result<CompiledSet, CompileError> {
-    compile_set_with_bugs(set, scheme, Bugs::NONE)
+    compile_set_with(set, Codegen { scheme, ..Codegen::default() })
 }
 
-/// [`compile_set`] with `bugs` injected into the code (see [`crate::bugs`]).
-pub fn compile_set_with_bugs(
-    set: &ProgramSet,
-    scheme: Scheme,
-    bugs: Bugs,
-) -> Result<CompiledSet, CompileError> {
+/// [`compile_set`] with every choice of `codegen`.
+pub fn compile_set_with(set: &ProgramSet, codegen: Codegen) -> Result<CompiledSet, CompileError> {
+    let scheme = codegen.scheme;
     if set.maps().len() > MAX_MAPS {
         return Err(CompileError::TooManyMaps(set.maps().len()));
     }
     let mut base = CODE_ADDR;
     let mut progs = Vec::with_capacity(set.progs().len());
     for (p, sp) in set.progs().iter().enumerate() {
-        let c = compile_prog(&sp.prog, p, scheme, base, bugs)?;
+        let c = compile_prog(&sp.prog, p, codegen, base)?;
         base += (c.len() as u64).div_ceil(0x1000) * 0x1000;
         progs.push(c);
     }
@@ -216,18 +226,14 @@ fn facts(insns: &[Insn]) -> FunctionFacts {
     FunctionFacts { used, uses_fp, calls, helper_calls }
 }
 
-fn compile_prog(
-    prog: &Program,
-    p: usize,
-    scheme: Scheme,
-    base: u64,
-    bugs: Bugs,
-) -> Result<Compiled, CompileError> {
+fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result<Compiled, CompileError> {
+    let Codegen { scheme, empty_slot, bugs } = codegen;
     let insns = prog.insns();
     let functions = prog.functions();
     let starts: Vec<usize> = functions.iter().map(|f| f.start).collect();
     let mut l = Layout::default();
     l.bugs = bugs;
+    l.empty_slot = empty_slot;
     let mut tail_calls = 0usize;
     for (f, range) in functions.iter().enumerate() {
         let facts = facts(&insns[range.clone()]);
@@ -310,9 +316,11 @@ fn compile_prog(
 }
 
 /// `bpf_tail_call(ctx = R1, map = R2, index = R3)`, in the kernel's order: the index
-/// (as u32) against `max_entries`, then the counter, then the slot; on success, unwind
-/// this function's frame and jump into the target past its counter initialisation,
-/// with R1 and the counter as they are. Failure continues at `out`.
+/// (as u32) against `max_entries`, then the counter, then the slot; the decremented
+/// counter is kept before the slot is looked at under [`EmptySlotRule::Counted`] (6.12)
+/// and only once it holds a program under [`EmptySlotRule::Free`] (7.x's RV64 JIT). On
+/// success, unwind this function's frame and jump into the target past its counter
+/// initialisation, with R1 and the counter as they are. Failure continues at `out`.
 fn emit_tail_call(l: &mut Layout, frame: &Frame, scheme: Scheme, out: Label) {
     let (r2, r3) = (regs::map(Reg::R2), regs::map(Reg::R3));
     let (t1, t2, t3) = (regs::TMP1, regs::TMP2, regs::TMP3);
@@ -330,11 +338,18 @@ fn emit_tail_call(l: &mut Layout, frame: &Frame, scheme: Scheme, out: Label) {
         l.push(Inst::Load { op: LoadOp::Lwu, rd: t1, rs1: r2, imm: Imm12::ZERO });
         l.branch(BranchOp::Bgeu, t2, t1, out);
     }
-    scheme.emit_tail_count(l, out);
+    scheme.emit_tail_count_check(l, out);
+    let keep_before_slot = l.empty_slot == EmptySlotRule::Counted || l.bugs.has(Bug::TccKeptBeforeSlotCheck);
+    if keep_before_slot {
+        scheme.emit_tail_count_keep(l);
+    }
     l.push(Inst::Shift { op: ShiftOp::Slli, rd: t1, rs1: t2, shamt: 3 });
     l.push(Inst::R { op: ROp::Add, rd: t1, rs1: t1, rs2: r2 });
     l.push(Inst::Load { op: LoadOp::Ld, rd: t1, rs1: t1, imm: i(MAP_PTRS_OFFSET as i64) });
     l.branch(BranchOp::Beq, t1, XReg::ZERO, out);
+    if !keep_before_slot {
+        scheme.emit_tail_count_keep(l);
+    }
     l.push(Inst::Load { op: LoadOp::Ld, rd: t3, rs1: t1, imm: Imm12::ZERO });
     if !l.bugs.has(Bug::TailCallNoRestore) {
         frame.emit_restore(l);

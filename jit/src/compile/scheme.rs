@@ -5,8 +5,9 @@
 //!
 //! The counter counts down from [`MAX_TAIL_CALL_CNT`]; a tail call that passes the index
 //! check decrements it and fails when the result is negative, so at most 33 tail calls
-//! succeed, and an empty slot still costs one (the kernel interpreter's order: index,
-//! count, slot).
+//! succeed. Whether the decrement is kept when the slot turns out empty is the
+//! [`bpf::EmptySlotRule`] the code is made for (kept under 6.12's rule, dropped under
+//! today's).
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,12 +25,13 @@ pub const MAX_TAIL_CALL_CNT: i64 = 33;
 pub const TCC_SLOT: i64 = -8;
 
 /// A TCC scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// Björn Töpel's proposal: only the entry program initialises the count in `a6`;
     /// bpf2bpf calls pass `a6` through untouched, so a subprogram's tail calls consume
     /// the caller's budget; around helper calls the count waits in `s6`. Implements the
-    /// `global` count semantics of today's kernel.
+    /// `global` count semantics of today's kernel. The default.
+    #[default]
     Register,
     /// The v1 patch: the count is passed in `a6` and every function stores it in its own
     /// frame slot; a caller passes its slot's value to a subprogram and, when the
@@ -128,29 +130,30 @@ impl Scheme {
         }
     }
 
-    /// Emits the count check of a tail call: decrement, go to `out` when no budget is
-    /// left, and leave the count where the target expects it (`a6`, or the slot `a6`
-    /// points to). May use `t0`.
-    pub fn emit_tail_count(self, l: &mut Layout, out: Label) {
-        let dec = |rd, rs| Inst::I { op: IOp::Addi, rd, rs1: rs, imm: Imm12::new(-1).expect("small") };
+    /// Emits the count check of a tail call: the decremented counter into `t0`, and a jump
+    /// to `out` when no tail call is left. Keeps nothing: see [`Scheme::emit_tail_count_keep`].
+    pub fn emit_tail_count_check(self, l: &mut Layout, out: Label) {
+        let t0 = XReg::T0;
         match self {
-            Scheme::Register => {
-                l.push(dec(TCC, TCC));
-                exhausted(l, TCC, out);
-            }
+            Scheme::Register => l.push(Inst::mv(t0, TCC)),
+            Scheme::Stack => l.push(Inst::Load { op: LoadOp::Ld, rd: t0, rs1: XReg::S0, imm: slot() }),
+            Scheme::Pointer => l.push(Inst::Load { op: LoadOp::Ld, rd: t0, rs1: TCC, imm: Imm12::ZERO }),
+        }
+        l.push(Inst::I { op: IOp::Addi, rd: t0, rs1: t0, imm: Imm12::new(-1).expect("small") });
+        exhausted(l, t0, out);
+    }
+
+    /// Emits the keeping of the decremented counter in `t0` where the target expects it
+    /// (`a6`, this frame's slot and `a6`, or the slot `a6` points to).
+    pub fn emit_tail_count_keep(self, l: &mut Layout) {
+        let t0 = XReg::T0;
+        match self {
+            Scheme::Register => l.push(Inst::mv(TCC, t0)),
             Scheme::Stack => {
-                l.push(Inst::Load { op: LoadOp::Ld, rd: XReg::T0, rs1: XReg::S0, imm: slot() });
-                l.push(dec(XReg::T0, XReg::T0));
-                exhausted(l, XReg::T0, out);
-                l.push(Inst::Store { op: StoreOp::Sd, rs2: XReg::T0, rs1: XReg::S0, imm: slot() });
-                l.push(Inst::mv(TCC, XReg::T0));
+                l.push(Inst::Store { op: StoreOp::Sd, rs2: t0, rs1: XReg::S0, imm: slot() });
+                l.push(Inst::mv(TCC, t0));
             }
-            Scheme::Pointer => {
-                l.push(Inst::Load { op: LoadOp::Ld, rd: XReg::T0, rs1: TCC, imm: Imm12::ZERO });
-                l.push(dec(XReg::T0, XReg::T0));
-                exhausted(l, XReg::T0, out);
-                l.push(Inst::Store { op: StoreOp::Sd, rs2: XReg::T0, rs1: TCC, imm: Imm12::ZERO });
-            }
+            Scheme::Pointer => l.push(Inst::Store { op: StoreOp::Sd, rs2: t0, rs1: TCC, imm: Imm12::ZERO }),
         }
     }
 }

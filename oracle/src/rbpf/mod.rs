@@ -76,8 +76,8 @@
 //! failed) or ends the calling frame with the target's R0 (see `lower::tail_call_site`).
 //! The helper follows the kernel's order: the index is R3's low 32 bits; an index at or
 //! past `max_entries` fails; a run that has counted [`MAX_TAIL_CALL_CNT`] tail calls
-//! fails; the count goes up; an empty slot fails (having spent one count); otherwise the
-//! target runs. One count serves the whole run, subprograms and targets included (the
+//! fails; an empty slot fails (spending one count only under 6.12's
+//! [`EmptySlotRule::Counted`]); otherwise the count goes up and the target runs. One count serves the whole run, subprograms and targets included (the
 //! kernel's behaviour since 6.12). R2 must hold a map reference as `lddw rN, map k` loads
 //! it, or the run cannot be judged.
 //!
@@ -155,7 +155,7 @@ mod tests;
 
 use std::rc::Rc;
 
-use bpf::exec::{MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpf::exec::{EmptySlotRule, MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
 use bpf::{Engine, Input, Outcome, ProgramSet, RunResult, MAX_STACK};
 
 #[cfg(test)]
@@ -209,6 +209,7 @@ impl Layout {
 /// never panics (rbpf runs under `catch_unwind`).
 pub struct Rbpf {
     budget: u64,
+    empty_slot: EmptySlotRule,
     /// The stack and the context copy between guard areas (see [`Layout`]); reused
     /// between runs.
     buf: Vec<u8>,
@@ -239,7 +240,13 @@ impl Rbpf {
     /// An engine that stops a run with [`FaultKind::Budget`](bpf::FaultKind::Budget) once
     /// it has taken more than `budget` backward jumps (tail-call targets included).
     pub fn with_back_edge_budget(budget: u64) -> Rbpf {
-        Rbpf { budget, buf: Vec::new(), last: None }
+        Rbpf { budget, empty_slot: EmptySlotRule::default(), buf: Vec::new(), last: None }
+    }
+
+    /// This engine, counting a tail call through an empty slot as `rule` says (default
+    /// [`EmptySlotRule::Free`], today's kernel).
+    pub fn with_empty_slot(self, rule: EmptySlotRule) -> Rbpf {
+        Rbpf { empty_slot: rule, ..self }
     }
 
     /// The number of backward jumps a run may take.
@@ -307,10 +314,10 @@ impl Engine for Rbpf {
         let r1 = if input.ctx.is_some() { base as u64 + layout.ctx as u64 } else { 0 };
         let exec = match built.vm(0, patched(&lowered, r1, base as u64 + top as u64), &lowered) {
             Ok(vm) => {
-                let guard = RunGuard::start(set, built, memory, self.budget);
+                let guard = RunGuard::start(set, built, memory, self.budget, self.empty_slot);
                 (vm.run(ctx, stack), guard)
             }
-            Err(refused) => (refused, RunGuard::start(set, built, memory, self.budget)),
+            Err(refused) => (refused, RunGuard::start(set, built, memory, self.budget, self.empty_slot)),
         };
         let (exec, guard) = exec;
         let result = match guard.take_stop() {

@@ -14,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use bpf::exec::{map_addr, MAPS_ADDR, MAP_STRIDE, MAX_TAIL_CALL_CNT};
+use bpf::exec::{map_addr, EmptySlotRule, MAPS_ADDR, MAP_STRIDE, MAX_TAIL_CALL_CNT};
 use bpf::helpers::{Helpers, ALL};
 use bpf::{Fault, FaultKind, Program, ProgramSet};
 
@@ -109,8 +109,10 @@ struct Run {
     /// The program of each VM, outermost first.
     nest: Vec<usize>,
     helpers: Helpers,
-    /// The kernel's tail-call counter (failed tail calls to an empty slot count too).
+    /// The kernel's tail-call counter.
     tail_call_cnt: u32,
+    /// Whether a tail call through an empty slot counts.
+    empty_slot: EmptySlotRule,
     /// Tail calls that jumped into their target.
     tail_calls: u32,
     /// The R0 of the last tail-call target that returned.
@@ -167,7 +169,13 @@ impl RunGuard {
     /// (at least the entry program's lowering).
     ///
     /// The set and the buffer `memory` points into must outlive the guard.
-    pub(crate) fn start(set: &ProgramSet, built: Built, memory: Memory, budget: u64) -> RunGuard {
+    pub(crate) fn start(
+        set: &ProgramSet,
+        built: Built,
+        memory: Memory,
+        budget: u64,
+        empty_slot: EmptySlotRule,
+    ) -> RunGuard {
         TICKS_LEFT.set(budget);
         SPENT.set(false);
         RUN.set(Some(Run {
@@ -176,6 +184,7 @@ impl RunGuard {
             nest: vec![0],
             helpers: Helpers::new(),
             tail_call_cnt: 0,
+            empty_slot,
             tail_calls: 0,
             fetched: 0,
             stop: None,
@@ -476,9 +485,10 @@ struct Jump<'a> {
 /// the run must stop (the reason is pending).
 ///
 /// The kernel's order (`___bpf_prog_run`, JMP_TAIL_CALL): the index is R3's low 32 bits;
-/// an index at or past `max_entries` fails; a counter at [`MAX_TAIL_CALL_CNT`] fails; the
-/// counter goes up; an empty slot fails (having spent one count); otherwise the target
-/// runs with the same R1 and R10 and the calling frame ends with its R0.
+/// an index at or past `max_entries` fails; a counter at [`MAX_TAIL_CALL_CNT`] fails; an
+/// empty slot fails (spending one count only under [`EmptySlotRule::Counted`]); otherwise
+/// the counter goes up and the target runs with the same R1 and R10, and the calling
+/// frame ends with its R0.
 fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
     let jump = with_run(|run| -> Result<Option<Jump>, Stop> {
         // SAFETY: the set outlives the run (RunGuard::start).
@@ -497,8 +507,13 @@ fn tail_call(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
         if index >= slots.len() as u32 || run.tail_call_cnt >= MAX_TAIL_CALL_CNT {
             return Ok(None);
         }
+        let Some(target) = slots[index as usize] else {
+            if run.empty_slot == EmptySlotRule::Counted {
+                run.tail_call_cnt += 1;
+            }
+            return Ok(None);
+        };
         run.tail_call_cnt += 1;
-        let Some(target) = slots[index as usize] else { return Ok(None) };
         run.tail_calls += 1;
         let name = &set.progs()[target].name;
         let label = format!("program {name} (reached by tail call {}): ", run.tail_calls);

@@ -8,7 +8,9 @@
 //! entry frame, or the frame a tail call replaced): the verifier checks each program on its
 //! own, so the limits on call-chain length and combined stack size apply per program.
 
-use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET, MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT};
+use bpf::exec::{
+    map_addr, EmptySlotRule, ARRAY_VALUES_OFFSET, MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT,
+};
 use bpf::helpers::{self, Helpers};
 use bpf::trace::{Step, Trace};
 use bpf::{Fault, FaultKind, Input, Insn, MapRef, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
@@ -136,6 +138,7 @@ struct Run<'s> {
     set: &'s ProgramSet,
     funcs: &'s [Vec<FuncInfo>],
     semantics: TailCallSemantics,
+    empty_slot: EmptySlotRule,
     frames: &'s mut Vec<Frame>,
     /// Why each register of the running frame is undefined.
     causes: [Cause; 11],
@@ -195,7 +198,7 @@ pub(super) fn run_set(
     set: &ProgramSet,
     input: &Input,
     budget: u64,
-    semantics: TailCallSemantics,
+    (semantics, empty_slot): (TailCallSemantics, EmptySlotRule),
     buffers: &mut Buffers,
     trace: Option<&mut Trace>,
 ) -> RunResult {
@@ -226,6 +229,7 @@ pub(super) fn run_set(
         set,
         funcs,
         semantics,
+        empty_slot,
         frames,
         causes: [Cause::DEFINED; 11],
         helpers: Helpers::new(),
@@ -591,7 +595,8 @@ impl Run<'_> {
             return Err(self.verifier(at, detail));
         }
         let slots = self.set.maps().get(k).map(|map| map.slots.as_slice()).unwrap_or_default();
-        // The kernel interpreter's order: the index check, the count check, the count, the slot.
+        // The kernel interpreter's order: the index check, the count check, then the slot,
+        // counted when it holds a program (or, under the 6.12 rule, whatever it holds).
         let index = m.regs.get(3) as u32;
         let target = if index as usize >= slots.len() {
             None
@@ -606,8 +611,11 @@ impl Run<'_> {
             if *count >= MAX_TAIL_CALL_CNT {
                 None
             } else {
-                *count += 1;
-                slots.get(index as usize).copied().flatten()
+                let target = slots.get(index as usize).copied().flatten();
+                if target.is_some() || self.empty_slot == EmptySlotRule::Counted {
+                    *count += 1;
+                }
+                target
             }
         };
         // `call 12` is a helper call to the verifier, which leaves R0-R5 unknown when it
@@ -664,7 +672,7 @@ mod tests {
     use super::super::machine::{MARK_ADDR, MARK_VALUE};
     use super::super::testutil::*;
     use super::super::{frame_top, Reference, TailCallSemantics, CTX_ADDR};
-    use bpf::exec::{map_addr, MAP_STRIDE};
+    use bpf::exec::{map_addr, EmptySlotRule, MAP_STRIDE};
     use bpf::helpers::{self, HelperCall};
     use bpf::{
         AluOp, ArrayMap, AtomicOp, ByteOrder, Call, Cond, Engine, Fault, FaultKind, Input, Insn, Operand,
@@ -1364,8 +1372,8 @@ mod tests {
     }
 
     /// `r7 = r1; <times> tail calls to `index`; then a tail call to slot 0 (the leaf,
-    /// returning 42); r0 = 99`. map0 = [leaf, empty].
-    fn after_tail_calls(times: i32, index: i32) -> Outcome {
+    /// returning 42); r0 = 99`. map0 = [leaf, empty]. Run on `engine`.
+    fn after_tail_calls_on(engine: &mut Reference, times: i32, index: i32) -> Outcome {
         let mut entry = vec![movx(Reg::R7, Reg::R1)];
         entry.extend(tail_call_loop(Reg::R6, times, index));
         entry.extend([
@@ -1376,20 +1384,30 @@ mod tests {
             mov64(Reg::R0, 99),
             Insn::Exit,
         ]);
-        go(&set(vec![entry, vec![mov64(Reg::R0, 42), Insn::Exit]], vec![vec![Some(1), None]]))
+        let s = set(vec![entry, vec![mov64(Reg::R0, 42), Insn::Exit]], vec![vec![Some(1), None]]);
+        run_with(engine, &s, Input::none())
     }
 
     #[test]
-    fn an_empty_slot_uses_up_the_count_and_an_index_out_of_range_does_not() {
-        // 32 failed tail calls to the empty slot leave one: the 33rd succeeds.
-        let out = after_tail_calls(32, 1);
+    fn an_empty_slot_counts_only_under_the_6_12_rule_and_an_index_out_of_range_never() {
+        let counted = || Reference::new().with_empty_slot(EmptySlotRule::Counted);
+        // 6.12: 32 failed tail calls to the empty slot leave one: the 33rd succeeds.
+        let out = after_tail_calls_on(&mut counted(), 32, 1);
         assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
         // After 33 the count is spent: the valid slot fails too.
-        let out = after_tail_calls(33, 1);
+        let out = after_tail_calls_on(&mut counted(), 33, 1);
         assert_eq!((out.result, out.tail_calls), (Ok(99), 0));
-        // An index out of range fails before the count: 100 of them cost nothing.
-        let out = after_tail_calls(100, 2);
-        assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+        // Today's rule: a tail call that finds no program costs nothing, so after 33 (or
+        // 100) of them the valid slot still succeeds.
+        for n in [33, 100] {
+            let out = after_tail_calls_on(&mut Reference::new(), n, 1);
+            assert_eq!((out.result, out.tail_calls), (Ok(42), 1), "{n} empty-slot tail calls");
+        }
+        // An index out of range fails before the count under both rules: 100 cost nothing.
+        for mut engine in [counted(), Reference::new()] {
+            let out = after_tail_calls_on(&mut engine, 100, 2);
+            assert_eq!((out.result, out.tail_calls), (Ok(42), 1), "{:?}", engine.empty_slot());
+        }
     }
 
     /// A program that adds 1 to the u32 at ctx[0] and tail-calls slot 0 of map0 (itself),
@@ -1455,10 +1473,17 @@ mod tests {
         sub.extend([mov64(Reg::R0, 0), Insn::Exit]);
         let s =
             set(vec![link(vec![main, sub]), vec![mov64(Reg::R0, 42), Insn::Exit]], vec![vec![Some(1), None]]);
-        let out = run_with(&mut Reference::with_semantics(Global), &s, Input::none());
+        // The empty slot spends counts under 6.12's rule only.
+        let engine = |semantics| Reference::with_semantics(semantics).with_empty_slot(EmptySlotRule::Counted);
+        let out = run_with(&mut engine(Global), &s, Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(99), 0));
-        let out = run_with(&mut Reference::with_semantics(PerFrame), &s, Input::none());
+        let out = run_with(&mut engine(PerFrame), &s, Input::none());
         assert_eq!((out.result, out.tail_calls), (Ok(42), 1));
+        // Today's rule: nothing was spent, the last tail call succeeds under both.
+        for semantics in [Global, PerFrame] {
+            let out = run_with(&mut Reference::with_semantics(semantics), &s, Input::none());
+            assert_eq!((out.result, out.tail_calls), (Ok(42), 1), "{semantics:?}");
+        }
     }
 
     /// The "tailcall hierarchy" program: `entry { ctx[0] += 1; sub(); sub(); return 1 }`
@@ -1522,12 +1547,14 @@ mod tests {
         ]);
         let s = set(vec![starter, hierarchy(0)], vec![vec![Some(1), None]]);
         let ctx = || Input::with_ctx(vec![0; 4]);
+        // The empty slot spends counts under 6.12's rule.
+        let engine = |semantics| Reference::with_semantics(semantics).with_empty_slot(EmptySlotRule::Counted);
         // Global: instances at counts 31, 32, 33 (two more successful tail calls), then
         // every tail call fails: 3 instances, 1 + 2 successful tail calls.
-        let out = run_with(&mut Reference::with_semantics(Global), &s, ctx());
+        let out = run_with(&mut engine(Global), &s, ctx());
         assert_eq!((out.result, out.tail_calls, out.ctx), (Ok(1), 3, vec![3, 0, 0, 0]));
         // PerFrame: N(33) = 1, N(32) = 3, N(31) = 7 instances; 1 + 6 successful tail calls.
-        let out = run_with(&mut Reference::with_semantics(PerFrame), &s, ctx());
+        let out = run_with(&mut engine(PerFrame), &s, ctx());
         assert_eq!((out.result, out.tail_calls, out.ctx), (Ok(1), 7, vec![7, 0, 0, 0]));
     }
 

@@ -133,7 +133,7 @@ mod memory;
 mod testutil;
 
 use bpf::trace::Trace;
-use bpf::{Engine, Input, ProgramSet, RunResult};
+use bpf::{EmptySlotRule, Engine, Input, ProgramSet, RunResult};
 
 pub use layout::{
     ctx_range, entry_registers, frame_top, stack_range, CTX_ADDR, DEFAULT_BUDGET, FRAME_STRIDE, STACK_BASE,
@@ -141,9 +141,9 @@ pub use layout::{
 };
 
 /// How tail calls are counted against [`MAX_TAIL_CALL_CNT`](bpf::exec::MAX_TAIL_CALL_CNT)
-/// when a run mixes bpf-to-bpf calls and tail calls. Both count every attempt that gets
-/// past the index check (an empty slot included); a run's
-/// [`Outcome::tail_calls`](bpf::Outcome::tail_calls) counts the successful ones in total.
+/// when a run mixes bpf-to-bpf calls and tail calls. Whether an empty slot counts is the
+/// separate [`EmptySlotRule`]; a run's [`Outcome::tail_calls`](bpf::Outcome::tail_calls)
+/// counts the successful tail calls in total.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum TailCallSemantics {
     /// Today's kernel (x86-64 and arm64 since v6.12): one count per run, shared by every
@@ -169,6 +169,7 @@ pub enum TailCallSemantics {
 pub struct Reference {
     budget: u64,
     semantics: TailCallSemantics,
+    empty_slot: EmptySlotRule,
     buffers: calls::Buffers,
 }
 
@@ -200,7 +201,23 @@ impl Reference {
     /// An engine with both a budget (see [`Reference::with_budget`]) and tail-call
     /// semantics.
     pub fn with_budget_and_semantics(budget: u64, semantics: TailCallSemantics) -> Reference {
-        Reference { budget, semantics, buffers: calls::Buffers::default() }
+        Reference {
+            budget,
+            semantics,
+            empty_slot: EmptySlotRule::default(),
+            buffers: calls::Buffers::default(),
+        }
+    }
+
+    /// This engine, counting a tail call through an empty slot as `rule` says (the default
+    /// is [`EmptySlotRule::Free`], today's kernel).
+    pub fn with_empty_slot(self, rule: EmptySlotRule) -> Reference {
+        Reference { empty_slot: rule, ..self }
+    }
+
+    /// Whether a tail call through an empty slot counts.
+    pub fn empty_slot(&self) -> EmptySlotRule {
+        self.empty_slot
     }
 
     /// The instruction budget of every run.
@@ -213,13 +230,17 @@ impl Reference {
         self.semantics
     }
 
+    fn counting(&self) -> (TailCallSemantics, EmptySlotRule) {
+        (self.semantics, self.empty_slot)
+    }
+
     /// Runs `set` on `input` exactly as [`Engine::run_set`] does, and also records every
     /// executed instruction with the registers just before it. A register counts as
     /// comparable when it is defined and not derived from a stack or context address.
     pub fn trace_set(&mut self, set: &ProgramSet, input: &Input) -> (RunResult, Trace) {
         let mut trace = Trace::default();
         let result =
-            calls::run_set(set, input, self.budget, self.semantics, &mut self.buffers, Some(&mut trace));
+            calls::run_set(set, input, self.budget, self.counting(), &mut self.buffers, Some(&mut trace));
         (result, trace)
     }
 }
@@ -230,6 +251,6 @@ impl Engine for Reference {
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
-        calls::run_set(set, input, self.budget, self.semantics, &mut self.buffers, None)
+        calls::run_set(set, input, self.budget, self.counting(), &mut self.buffers, None)
     }
 }
