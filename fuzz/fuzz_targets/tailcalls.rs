@@ -1,5 +1,6 @@
 //! Call- and tail-call-heavy program sets; each TCC scheme against the count semantics
-//! it claims: `register` and `pointer` against `global`, `stack` against `per-frame`.
+//! it claims: `register`, `pointer` and `writeback` against `global`, `stack` against
+//! `per-frame`.
 #![no_main]
 
 use std::cell::RefCell;
@@ -14,6 +15,7 @@ thread_local! {
         [
             (jit::Scheme::Register, TailCallSemantics::Global),
             (jit::Scheme::Pointer, TailCallSemantics::Global),
+            (jit::Scheme::Writeback, TailCallSemantics::Global),
             (jit::Scheme::Stack, TailCallSemantics::PerFrame),
         ]
         .into_iter()

@@ -49,6 +49,10 @@ pub enum Bug {
     TccOffByOne,
     /// The tail-call counter not saved across helper calls.
     TccLostAcrossHelpers,
+    /// `writeback` scheme: `a6` not reloaded from the frame slot before a bpf2bpf call.
+    TccNotReloadedBeforeCall,
+    /// `writeback` scheme: the callee's count not written back into the caller's slot.
+    TccNotWrittenBackAfterCall,
     /// The decremented tail-call counter kept before the slot is checked, so a tail call
     /// through an empty slot uses up a count (6.12's order) where today's kernel does not.
     TccKeptBeforeSlotCheck,
@@ -156,6 +160,14 @@ catalogue! {
         "The counter lives in a caller-saved register (a6); the JIT forgets to keep it in a \
          callee-saved one across helper calls, so a tail call after a helper call sees \
          whatever the helper left there.";
+    TccNotReloadedBeforeCall, "tcc-not-reloaded-before-call", None,
+        "`writeback` scheme: a bpf2bpf call passes `a6` as it is instead of reloading it from \
+         the frame slot; after a helper call (which may clobber `a6`) the callee starts from a \
+         wrong count.";
+    TccNotWrittenBackAfterCall, "tcc-not-written-back-after-call", None,
+        "`writeback` scheme: the count a subprogram returns in `a6` is not stored back into \
+         the caller's slot, so the subprogram's tail calls do not use up the caller's count \
+         (the per-frame count of the v1 patch, where today's kernel has one count).";
     TccKeptBeforeSlotCheck, "tcc-kept-before-slot-check", None,
         "The tail call stores the decremented counter back before it checks the prog-array \
          slot (the order of 6.12's RV64 JIT), so a tail call through an empty slot uses up one \
@@ -187,6 +199,16 @@ impl Bug {
     /// Its name on the command line.
     pub fn name(self) -> &'static str {
         self.info().name
+    }
+
+    /// The tail-call-counter scheme whose code the slip is in (the others' code never has
+    /// it); `None` when any scheme's can.
+    pub fn scheme(self) -> Option<crate::Scheme> {
+        match self {
+            Bug::TccLostAcrossHelpers | Bug::StackRestoreInRegisterScheme => Some(crate::Scheme::Register),
+            Bug::TccNotReloadedBeforeCall | Bug::TccNotWrittenBackAfterCall => Some(crate::Scheme::Writeback),
+            _ => None,
+        }
     }
 }
 

@@ -164,7 +164,7 @@ fn hierarchy() -> ProgramSet {
 
 #[test]
 fn hierarchy_is_bounded_by_one_global_count() {
-    for scheme in [Scheme::Register, Scheme::Pointer] {
+    for scheme in [Scheme::Register, Scheme::Pointer, Scheme::Writeback] {
         let out = run(&mut Jit::new().with_scheme(scheme), &hierarchy(), &Input::with_ctx(vec![0; 8]));
         // One counter for the whole run: 33 successful tail calls, each a new run of
         // the entry, which is counted: 34 runs in all.
@@ -183,6 +183,34 @@ fn hierarchy_explodes_with_per_frame_counts() {
         &Input::with_ctx(vec![0; 8]),
     );
     assert_eq!(out.result.unwrap_err().kind, FaultKind::Budget);
+}
+
+#[test]
+fn writeback_slips_lose_the_global_count() {
+    // Without the write-back after a call, each sub() returns to a caller whose slot still
+    // holds its own count: per-frame counting, and the hierarchy explodes like 2^33.
+    let bug = Bugs::NONE.with(Bug::TccNotWrittenBackAfterCall);
+    let mut jit = Jit::with_block_limit(2_000_000).with_scheme(Scheme::Writeback).with_bugs(bug);
+    let out = run(&mut jit, &hierarchy(), &Input::with_ctx(vec![0; 8]));
+    assert_eq!(out.result.unwrap_err().kind, FaultKind::Budget);
+    // Without the reload before a call, the a6 a helper call left (the runner scrambles
+    // it to 0xc10bb3e5_00000010, negative) reaches the subprogram as its count: the
+    // entry calls the counter helper, then sub(), which tail-calls the leaf. Correct: one
+    // tail call, R0 = 7; with the slip the count is negative and the tail call fails.
+    let text = format!(
+        "call {COUNTER}\ncall sub\nexit\n\
+         sub:\nld_pseudo r2, 1, 0\nr3 = 0\ncall 12\nr0 = 99\nexit"
+    );
+    let set = ProgramSet::new(
+        vec![prog("entry", &text), prog("leaf", "r0 = 7\nexit")],
+        vec![ProgArray { name: "m".into(), slots: vec![Some(1)] }],
+    )
+    .unwrap();
+    let out = run(&mut Jit::new().with_scheme(Scheme::Writeback), &set, &Input::none());
+    assert_eq!((out.result, out.tail_calls), (Ok(7), 1));
+    let bug = Bugs::NONE.with(Bug::TccNotReloadedBeforeCall);
+    let out = run(&mut Jit::new().with_scheme(Scheme::Writeback).with_bugs(bug), &set, &Input::none());
+    assert_eq!((out.result, out.tail_calls), (Ok(99), 0));
 }
 
 #[test]

@@ -48,9 +48,11 @@ fn median(sorted: &[f64]) -> Option<f64> {
     }
 }
 
-/// The engines `jitdiff fuzz` uses, with `bugs` injected into the JIT.
+/// The engines `jitdiff fuzz` uses, with `bugs` injected into the JIT, whose scheme is
+/// the one the bugs' code is in (see [`jit::Bug::scheme`]; the default otherwise).
 fn fuzz_options(bugs: jit::Bugs) -> Options {
-    Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, ..Options::default() }
+    let scheme = bugs.list().iter().find_map(|b| b.scheme()).unwrap_or_default();
+    Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, scheme, ..Options::default() }
 }
 
 /// Fuzzes with `bug` injected from seed `seed` until the first finding or `limit`.

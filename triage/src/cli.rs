@@ -37,7 +37,7 @@ enum Command {
     Jit {
         /// A program: LLVM-syntax assembly, raw bytecode (.bin) or a BPF ELF object (.o).
         file: PathBuf,
-        /// How the JIT keeps the tail-call counter: register, stack or pointer.
+        /// How the JIT keeps the tail-call counter: register, stack, pointer or writeback.
         #[arg(long, default_value = "register")]
         scheme: jit::Scheme,
         /// Inject bugs (names from `jitdiff bugs`, comma-separated or repeated).
@@ -66,7 +66,7 @@ enum Command {
 /// How findings are replayed: the engine configuration they were made with.
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
-    /// How the JIT keeps the tail-call counter: register, stack or pointer.
+    /// How the JIT keeps the tail-call counter: register, stack, pointer or writeback.
     #[arg(long, default_value = "register")]
     scheme: jit::Scheme,
     /// The count semantics the reference implements: global or per-frame.
@@ -181,7 +181,7 @@ struct FuzzArgs {
     /// Threads.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
-    /// How the JIT keeps the tail-call counter: register, stack or pointer.
+    /// How the JIT keeps the tail-call counter: register, stack, pointer or writeback.
     #[arg(long, default_value = "register")]
     scheme: jit::Scheme,
     /// The count semantics the reference implements: global or per-frame.
@@ -256,7 +256,8 @@ struct RunArgs {
     #[arg(long)]
     no_ctx: bool,
     /// How the JIT keeps the tail-call counter: `register` (global count), `stack`
-    /// (per-frame count) or `pointer` (global count).
+    /// (per-frame count), `pointer` (global count) or `writeback` (global count; Linux
+    /// 7.x's design).
     #[arg(long, default_value = "register")]
     scheme: jit::Scheme,
     /// Run programs the static validator rejects (the reference still judges each run;

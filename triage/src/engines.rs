@@ -104,16 +104,19 @@ fn kernel_engine(name: &'static str, opts: &Options) -> Option<Result<kernel::Ke
 /// required: it decides which programs are valid.
 pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
+    let unknown = |name: &str| {
+        format!(
+            "unknown engine {name:?} (known: {}, {}, and kernel-jit@KERNEL or kernel-interp@KERNEL \
+             with a Debian version such as 7.3 or a kernel source path)",
+            ALL.join(", "),
+            KERNEL.join(", ")
+        )
+    };
     for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let known = match (ALL.iter().find(|n| **n == name), kernel::engine::parse_engine_name(name)) {
             (Some(n), _) => *n,
             (None, Some((is_jit, spec))) => kernel::engine::engine_name(is_jit, spec),
-            (None, None) => return Err(format!(
-                "unknown engine {name:?} (known: {}, {}, and kernel-jit@KERNEL, kernel-interp@KERNEL with a \
-                     Debian version such as 7.3 or a kernel source path)",
-                ALL.join(", "),
-                KERNEL.join(", ")
-            )),
+            (None, None) => return Err(unknown(name)),
         };
         if !out.contains(&known) {
             out.push(known);

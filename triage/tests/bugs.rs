@@ -25,7 +25,9 @@ fn expected(bug: Bug) -> &'static [Field] {
         | Bug::TccLostAcrossHelpers
         | Bug::TailCallIndexNotZext
         | Bug::StackRestoreInRegisterScheme
-        | Bug::TccKeptBeforeSlotCheck => TAIL_CALLS,
+        | Bug::TccKeptBeforeSlotCheck
+        | Bug::TccNotReloadedBeforeCall
+        | Bug::TccNotWrittenBackAfterCall => TAIL_CALLS,
         _ => VALUE,
     }
 }

@@ -14,11 +14,13 @@
 //! 3. The limits: 8 frames, 512 bytes of stack, 33 tail calls, empty slots, indexes at
 //!    or past `max_entries` and indexes with the upper 32 bits set.
 //!
-//! Every case runs on three engine configurations:
-//! - `global/register` and `global/pointer`: the reference interpreter with the global
-//!   count semantics of today's kernel, rbpf (where it can judge), and the JIT with the
-//!   `register` or `pointer` scheme; every engine must give the kernel's expectation, and
-//!   the engines must agree on every field;
+//! Every case runs on four engine configurations, each under both empty-slot rules
+//! (today's, where a tail call through an empty slot costs nothing, and Linux 6.12's,
+//! where it costs one count; a case whose expectation differs says so):
+//! - `global/register`, `global/pointer` and `global/writeback`: the reference
+//!   interpreter with the global count semantics of today's kernel, rbpf (where it can
+//!   judge), and the JIT with that scheme; every engine must give the kernel's
+//!   expectation, and the engines must agree on every field;
 //! - `per-frame/stack`: the reference with per-frame semantics and the JIT with the
 //!   `stack` scheme, which must agree with each other on every field and give the
 //!   per-frame expectation written down by hand (the same as the kernel's where no
@@ -67,14 +69,16 @@ struct Config {
     empty_slot: EmptySlotRule,
 }
 
-const CONFIGS: [Config; 6] = {
+const CONFIGS: [Config; 8] = {
     let (free, counted) = (EmptySlotRule::Free, EmptySlotRule::Counted);
     [
         Config { counting: Global(Scheme::Register), empty_slot: free },
         Config { counting: Global(Scheme::Pointer), empty_slot: free },
+        Config { counting: Global(Scheme::Writeback), empty_slot: free },
         Config { counting: PerFrame, empty_slot: free },
         Config { counting: Global(Scheme::Register), empty_slot: counted },
         Config { counting: Global(Scheme::Pointer), empty_slot: counted },
+        Config { counting: Global(Scheme::Writeback), empty_slot: counted },
         Config { counting: PerFrame, empty_slot: counted },
     ]
 };

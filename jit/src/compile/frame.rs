@@ -79,10 +79,12 @@ impl Frame {
         l.push(Inst::I { op: IOp::Addi, rd: XReg::SP, rs1: XReg::SP, imm: imm(self.total()) });
     }
 
-    /// The epilogue: restore, move R0 into `a0` sign-extended from 32 bits (the RISC-V
-    /// ABI for the `unsigned int` a BPF program returns), and return.
-    pub fn emit_epilogue(&self, l: &mut Layout) {
+    /// The epilogue: what the scheme does before a return, restore, move R0 into `a0`
+    /// sign-extended from 32 bits (the RISC-V ABI for the `unsigned int` a BPF program
+    /// returns), and return.
+    pub fn emit_epilogue(&self, l: &mut Layout, scheme: Scheme) {
         l.start_epilogue();
+        scheme.emit_before_return(l);
         self.emit_restore(l);
         if l.bugs.has(crate::bugs::Bug::A0NotSignExtended) {
             l.push(Inst::mv(XReg::A0, XReg::A5));

@@ -285,6 +285,7 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
                     let callee = starts.binary_search(&t).expect("call targets start functions");
                     scheme.emit_before_call(&mut l);
                     l.call(Label::Entry(callee));
+                    scheme.emit_after_call(&mut l);
                 }
                 Insn::Call(Call::Helper(id)) => {
                     let addr = helper_addr(id).ok_or_else(|| unsupported(&format!("helper {id}")))?;
@@ -301,7 +302,7 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
                 }
             }
         }
-        frame.emit_epilogue(&mut l);
+        frame.emit_epilogue(&mut l, scheme);
     }
     let laid = l.finish(base)?;
     debug_assert_eq!(laid.marks.len(), tail_calls);

@@ -1,6 +1,6 @@
-//! The three ways of keeping the tail-call counter (TCC) when bpf2bpf calls and tail
+//! The four ways of keeping the tail-call counter (TCC) when bpf2bpf calls and tail
 //! calls mix, from the bpf mailing-list thread "riscv, bpf: Mixing bpf2bpf and
-//! tailcalls". Each scheme decides where the count lives, what a function does with it
+//! tailcalls", and the design that landed in Linux 7.x. Each scheme decides where the count lives, what a function does with it
 //! on entry, around calls, and at a tail call.
 //!
 //! The counter counts down from [`MAX_TAIL_CALL_CNT`]; a tail call that passes the index
@@ -43,11 +43,18 @@ pub enum Scheme {
     /// the entry program's frame and every function receives a pointer to it in `a6`
     /// (kept in `s6` around helper calls). Implements the `global` semantics.
     Pointer,
+    /// The design that landed in Linux 7.x's RV64 JIT: the count is passed in `a6` and
+    /// kept in a slot of every frame; a tail call counts in the slot, a bpf2bpf call
+    /// reloads `a6` from the slot before it and writes `a6` back into the slot after it,
+    /// and every epilogue reloads `a6` from the slot, so a subprogram's tail calls use up
+    /// its caller's count. Helper calls may clobber `a6`: the slot is what counts.
+    /// Implements the `global` semantics.
+    Writeback,
 }
 
 impl Scheme {
     /// Every scheme.
-    pub const ALL: [Scheme; 3] = [Scheme::Register, Scheme::Stack, Scheme::Pointer];
+    pub const ALL: [Scheme; 4] = [Scheme::Register, Scheme::Stack, Scheme::Pointer, Scheme::Writeback];
 
     /// The scheme's name on the command line.
     pub const fn name(self) -> &'static str {
@@ -55,6 +62,7 @@ impl Scheme {
             Scheme::Register => "register",
             Scheme::Stack => "stack",
             Scheme::Pointer => "pointer",
+            Scheme::Writeback => "writeback",
         }
     }
 
@@ -68,13 +76,18 @@ impl Scheme {
 
     /// Whether `a6` must be kept in `s6` across helper calls.
     pub const fn saves_across_helpers(self) -> bool {
-        !matches!(self, Scheme::Stack)
+        matches!(self, Scheme::Register | Scheme::Pointer)
+    }
+
+    /// Whether every frame keeps the count in its slot (`s0 - 8`).
+    const fn in_frame_slot(self) -> bool {
+        matches!(self, Scheme::Stack | Scheme::Writeback)
     }
 
     fn init(self) -> Vec<Inst> {
         let i = |v| Imm12::new(v).expect("small");
         match self {
-            Scheme::Register | Scheme::Stack => {
+            Scheme::Register | Scheme::Stack | Scheme::Writeback => {
                 vec![Inst::I { op: IOp::Addi, rd: TCC, rs1: XReg::ZERO, imm: i(MAX_TAIL_CALL_CNT) }]
             }
             // The slot is at the caller's sp - 8, which becomes s0 - 8 once the frame is
@@ -102,16 +115,33 @@ impl Scheme {
 
     /// Emits what every function does once its frame exists.
     pub fn emit_after_frame(self, l: &mut Layout) {
-        if self == Scheme::Stack {
+        if self.in_frame_slot() {
             l.push(Inst::Store { op: StoreOp::Sd, rs2: TCC, rs1: XReg::S0, imm: slot() });
         }
     }
 
     /// Emits what precedes a bpf2bpf call.
     pub fn emit_before_call(self, l: &mut Layout) {
-        let misapplied =
-            self == Scheme::Register && l.bugs.has(crate::bugs::Bug::StackRestoreInRegisterScheme);
-        if self == Scheme::Stack || misapplied {
+        use crate::bugs::Bug;
+        let misapplied = self == Scheme::Register && l.bugs.has(Bug::StackRestoreInRegisterScheme);
+        let forgotten = self == Scheme::Writeback && l.bugs.has(Bug::TccNotReloadedBeforeCall);
+        if (self.in_frame_slot() && !forgotten) || misapplied {
+            l.push(Inst::Load { op: LoadOp::Ld, rd: TCC, rs1: XReg::S0, imm: slot() });
+        }
+    }
+
+    /// Emits what follows a bpf2bpf call: the `writeback` scheme keeps the count the
+    /// callee returns in `a6`.
+    pub fn emit_after_call(self, l: &mut Layout) {
+        if self == Scheme::Writeback && !l.bugs.has(crate::bugs::Bug::TccNotWrittenBackAfterCall) {
+            l.push(Inst::Store { op: StoreOp::Sd, rs2: TCC, rs1: XReg::S0, imm: slot() });
+        }
+    }
+
+    /// Emits what precedes an epilogue (while `s0` still points at the frame): the
+    /// `writeback` scheme returns its slot's count in `a6`.
+    pub fn emit_before_return(self, l: &mut Layout) {
+        if self == Scheme::Writeback {
             l.push(Inst::Load { op: LoadOp::Ld, rd: TCC, rs1: XReg::S0, imm: slot() });
         }
     }
@@ -136,7 +166,9 @@ impl Scheme {
         let t0 = XReg::T0;
         match self {
             Scheme::Register => l.push(Inst::mv(t0, TCC)),
-            Scheme::Stack => l.push(Inst::Load { op: LoadOp::Ld, rd: t0, rs1: XReg::S0, imm: slot() }),
+            Scheme::Stack | Scheme::Writeback => {
+                l.push(Inst::Load { op: LoadOp::Ld, rd: t0, rs1: XReg::S0, imm: slot() })
+            }
             Scheme::Pointer => l.push(Inst::Load { op: LoadOp::Ld, rd: t0, rs1: TCC, imm: Imm12::ZERO }),
         }
         l.push(Inst::I { op: IOp::Addi, rd: t0, rs1: t0, imm: Imm12::new(-1).expect("small") });
@@ -149,7 +181,7 @@ impl Scheme {
         let t0 = XReg::T0;
         match self {
             Scheme::Register => l.push(Inst::mv(TCC, t0)),
-            Scheme::Stack => {
+            Scheme::Stack | Scheme::Writeback => {
                 l.push(Inst::Store { op: StoreOp::Sd, rs2: t0, rs1: XReg::S0, imm: slot() });
                 l.push(Inst::mv(TCC, t0));
             }
@@ -184,7 +216,7 @@ impl FromStr for Scheme {
         Scheme::ALL
             .into_iter()
             .find(|x| x.name() == s)
-            .ok_or_else(|| format!("unknown TCC scheme {s:?} (known: register, stack, pointer)"))
+            .ok_or_else(|| format!("unknown TCC scheme {s:?} (known: register, stack, pointer, writeback)"))
     }
 }
 
@@ -201,6 +233,8 @@ mod tests {
         assert_eq!(Scheme::Register.skip(), 12, "two nops and addi a6, zero, 33");
         assert_eq!(Scheme::Stack.skip(), 12);
         assert_eq!(Scheme::Pointer.skip(), 20, "two nops and three instructions");
+        assert_eq!(Scheme::Writeback.skip(), 12, "two nops and addi a6, zero, 33");
         assert_eq!(Scheme::Stack.semantics(), "per-frame");
+        assert_eq!(Scheme::Writeback.semantics(), "global");
     }
 }
