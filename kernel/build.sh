@@ -64,46 +64,10 @@ flock 9 || die "cannot lock $CACHE/.lock"
 sha() { sha256sum | cut -c1-16; }
 path_label() { echo "path$(echo "$1" | sed 's/[^A-Za-z0-9._]/-/g')"; }
 
-# Debian's linux-source-$1 from the trixie suites, with apt's lists and downloads in the
-# cache; prints the tarball's path.
-fetch_debian() {
-    local version=$1 dir=$CACHE/debian mirror
-    local tarball=$dir/linux-source-$version/usr/src/linux-source-$version.tar.xz
-    if [[ -f $tarball ]]; then echo "$tarball"; return; fi
-    mirror=$(grep -h -m1 -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | head -1 || true)
-    [[ -n $mirror ]] || mirror=$(grep -h -m1 -E '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | head -1 || true)
-    [[ -n $mirror ]] || die "cannot find a Debian mirror in /etc/apt to fetch linux-source-$version from"
-    mkdir -p "$dir/lists/partial" "$dir/archives/partial"
-    : >"$dir/sources.list"
-    for suite in trixie trixie-updates trixie-backports; do
-        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" >>"$dir/sources.list"
-    done
-    local apt=(-q -o "Dir::State::Lists=$dir/lists" -o "Dir::Etc::SourceList=$dir/sources.list"
-        -o Dir::Etc::SourceParts=/dev/null -o "Dir::Cache=$dir" -o "Dir::Cache::archives=$dir/archives"
-        -o APT::Sandbox::User=root)
-    say "fetching linux-source-$version from Debian's trixie suites into $dir"
-    apt-get "${apt[@]}" update >"$dir/apt.log" 2>&1 || { tail -5 "$dir/apt.log" >&2; die "apt-get update of the trixie suites failed"; }
-    rm -f "$dir"/linux-source-"$version"_*.deb
-    (cd "$dir" && apt-get "${apt[@]}" download "linux-source-$version" >>"$dir/apt.log" 2>&1) \
-        || die "Debian's trixie suites have no linux-source-$version (give a kernel source folder or tarball instead)"
-    rm -rf "$dir/linux-source-$version.tmp"
-    dpkg-deb -x "$dir"/linux-source-"$version"_*.deb "$dir/linux-source-$version.tmp"
-    rm -f "$dir"/linux-source-"$version"_*.deb
-    [[ -f $dir/linux-source-$version.tmp/usr/src/linux-source-$version.tar.xz ]] \
-        || die "linux-source-$version holds no usr/src/linux-source-$version.tar.xz"
-    rm -rf "$dir/linux-source-$version" && mv "$dir/linux-source-$version.tmp" "$dir/linux-source-$version"
-    echo "$tarball"
-}
-
 TARBALL= TREE=
 if [[ $SPEC =~ ^[0-9]+\.[0-9]+$ ]]; then
     LABEL=$SPEC
-    TARBALL=/usr/src/linux-source-$SPEC.tar.xz
-    if [[ ! -f $TARBALL ]] && apt-cache show "linux-source-$SPEC" >/dev/null 2>&1; then
-        JITDIFF_KERNEL_TARBALL=$TARBALL "$HERE/../scripts/setup.sh" --kernel-source --quiet \
-            || die "cannot install linux-source-$SPEC (above)"
-    fi
-    [[ -f $TARBALL ]] || TARBALL=$(fetch_debian "$SPEC")
+    TARBALL=$("$HERE/debian-source.sh" "$SPEC") || die "no Debian kernel source $SPEC (above)"
 elif [[ -f $SPEC ]]; then
     TARBALL=$(cd "$(dirname "$SPEC")" && pwd)/$(basename "$SPEC")
     LABEL=$(path_label "$TARBALL")

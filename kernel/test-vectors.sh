@@ -3,21 +3,24 @@
 # lib/test_bpf.c (its `tests[]` table, every generator run as the kernel runs it, and
 # `tail_call_tests[]`), as JSON (kernel/vectors/README.md says what each field means).
 #
-# The kernel's files are read where they lie: in a kernel source tree (--source DIR, a
-# developer's tree; never written) or in Debian's linux-source tarball (the default, the
-# same one kernel/build.sh uses; the few files needed are unpacked into the cache). The
+# The kernel's files are read where they lie: in Debian's linux-source tarball of a
+# version (--kernel VERSION, default 6.12; kernel/debian-source.sh gets it, as for
+# kernel/build.sh), another tarball (--tarball FILE), or a kernel source tree (--source
+# DIR, a developer's tree; never written). From a tarball, the few files needed are
+# unpacked into the cache. The
 # table part of lib/test_bpf.c is compiled in userspace with kernel/vectors/shim.h (our
 # stand-ins for the kernel facilities it uses) and kernel/vectors/dump.c, which writes
 # the JSON. Results are cached under ${JITDIFF_VECTORS_CACHE:-~/.cache/jitdiff/test-vectors},
 # keyed by the contents of every input; an up-to-date run takes well under a second.
 #
-# Usage: kernel/test-vectors.sh [--source DIR | --tarball FILE]
+# Usage: kernel/test-vectors.sh [--kernel VERSION | --tarball FILE | --source DIR]
 # The last stdout line is the folder holding the vectors (also $CACHE/current).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${JITDIFF_VECTORS_CACHE:-$HOME/.cache/jitdiff/test-vectors}
-TARBALL=${JITDIFF_KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+KERNEL=6.12
+TARBALL=
 SOURCE=
 # Bump when the way the vectors are made changes.
 RECIPE=1
@@ -27,16 +30,16 @@ die() { echo "test-vectors.sh: error: $*" >&2; exit 2; }
 
 while (($#)); do
     case $1 in
+        --kernel) [[ $# -ge 2 && $2 =~ ^[0-9]+\.[0-9]+$ ]] || die "--kernel needs a Debian kernel version (6.12, 7.3)"; KERNEL=$2; shift 2 ;;
         --source) [[ $# -ge 2 ]] || die "--source needs a kernel source folder"; SOURCE=$2; shift 2 ;;
         --tarball) [[ $# -ge 2 ]] || die "--tarball needs a kernel source tarball"; TARBALL=$2; shift 2 ;;
         -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument '$1' (usage: kernel/test-vectors.sh [--source DIR | --tarball FILE])" ;;
+        *) die "unknown argument '$1' (usage: kernel/test-vectors.sh [--kernel VERSION | --tarball FILE | --source DIR])" ;;
     esac
 done
 
-if [[ -z $SOURCE ]]; then
-    JITDIFF_KERNEL_TARBALL=$TARBALL "$HERE/../scripts/setup.sh" --kernel-source --quiet \
-        || die "the kernel source is missing (above)"
+if [[ -z $SOURCE && -z $TARBALL ]]; then
+    TARBALL=$("$HERE/debian-source.sh" "$KERNEL") || die "no Debian kernel source $KERNEL (above)"
 fi
 command -v gcc >/dev/null 2>&1 || die "needs gcc: run scripts/setup.sh"
 
@@ -51,7 +54,7 @@ if [[ -n $SOURCE ]]; then
     TREE=$(cd "$SOURCE" && pwd)
     ORIGIN="kernel source $TREE"
 else
-    [[ -f $TARBALL ]] || die "$TARBALL: no kernel source tarball (pass --tarball FILE or --source DIR)"
+    [[ -f $TARBALL ]] || die "$TARBALL: no such kernel source tarball"
     TREE=$CACHE/src-$( { basename "$TARBALL"; stat -c '%s %Y' "$TARBALL"; } | sha)
     if [[ ! -f $TREE/.extracted ]]; then
         say "unpacking lib/test_bpf.c and the uapi headers from $TARBALL"

@@ -54,6 +54,12 @@ impl KernelImage {
         }
     }
 
+    /// The already built guest of Debian kernel `version` (`kernels/VERSION` in the cache),
+    /// building nothing; [`GuestError::NoImage`] when there is none.
+    pub fn cached(version: &str) -> Result<KernelImage, GuestError> {
+        KernelImage::in_dir(&cache_dir().join("kernels").join(version))
+    }
+
     /// The guest of kernel `spec` (a Debian version or the path of a source tree or
     /// tarball; `None`: `$JITDIFF_KERNEL_DIR` when set, else [`DEFAULT_KERNEL`]). A Debian
     /// kernel already in the cache is used as it is; otherwise `kernel/build.sh --kernel
@@ -69,7 +75,7 @@ impl KernelImage {
             },
         };
         if is_debian_version(spec) {
-            if let Ok(image) = KernelImage::in_dir(&cache_dir().join("kernels").join(spec)) {
+            if let Ok(image) = KernelImage::cached(spec) {
                 return Ok(image);
             }
         }

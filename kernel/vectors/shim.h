@@ -74,7 +74,17 @@ static inline void *kmalloc_array(size_t n, size_t size, int flags)
 	return calloc(n ? n : 1, size);
 }
 
+/* Linux 7.x: an array of `count` objects of the type of `var_or_type` (GFP flags may follow). */
+#define kmalloc_objs(var_or_type, count, ...)                                          \
+	((typeof(var_or_type) *)kmalloc_array((count), sizeof(var_or_type), GFP_KERNEL))
+
 static inline u64 div64_u64(u64 a, u64 b)
+{
+	return a / b;
+}
+
+/* Signed division truncates toward zero, as C's does. */
+static inline s64 div64_s64(s64 a, s64 b)
 {
 	return a / b;
 }

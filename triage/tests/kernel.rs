@@ -12,7 +12,9 @@ mod common;
 use std::io::{BufRead, BufReader};
 
 use bpf::RunResult;
-use common::{kernel_test, test_bpf_dir, KernelTest};
+use std::path::Path;
+
+use common::{kernel_test, test_bpf_dirs, vectors_kernel, KernelTest};
 use serde_json::Value;
 use triage::compare::{compare, Verdict};
 use triage::engines::{Engines, Options};
@@ -28,14 +30,21 @@ const ENGINES: [&str; 3] = ["reference", "kernel-jit", "kernel-interp"];
 /// the vectors whose name contains TEXT.
 const DEFAULT_MAX_INSNS: u64 = 40_000;
 
-/// The engines, or `None` (after saying so) when there is no kernel image.
-fn engines() -> Option<Engines> {
-    engines_named(&ENGINES)
+/// The kernels the tests run: Debian's 6.12 (the default) and 7.3, each with the test
+/// vectors of its own lib/test_bpf.c (`JITDIFF_TEST_VECTORS` lists them in this order).
+const KERNELS: [&str; 2] = ["6.12", "7.3"];
+
+/// The engines on `kernel`, or `None` (after saying so) when it has no image.
+fn engines(kernel: &'static str) -> Option<Engines> {
+    engines_named(kernel, &ENGINES)
 }
 
-fn engines_named(names: &[&'static str]) -> Option<Engines> {
-    match kernel::KernelImage::locate() {
-        Ok(_) => Some(Engines::try_with_options(names, &Options::default()).expect("kernel engines")),
+fn engines_named(kernel: &'static str, names: &[&'static str]) -> Option<Engines> {
+    match kernel::KernelImage::cached(kernel) {
+        Ok(_) => {
+            let opts = Options { kernel: Some(kernel), ..Options::default() };
+            Some(Engines::try_with_options(names, &opts).expect("kernel engines"))
+        }
         Err(e) => {
             println!("skipped: no kernel image ({e})");
             None
@@ -87,9 +96,9 @@ fn check(engines: &mut Engines, t: &KernelTest, tally: &mut Tally) {
     }
 }
 
-/// Every vector of tests.json and tests_generated.jsonl.gz, read one at a time: `visit` gets
-/// each selected one, and the result is (selected, left out).
-fn for_each_vector(mut visit: impl FnMut(&Value, &KernelTest)) -> (usize, usize) {
+/// Every vector of `dir`'s tests.json and tests_generated.jsonl.gz, read one at a time:
+/// `visit` gets each selected one, and the result is (selected, left out).
+fn for_each_vector(dir: &Path, mut visit: impl FnMut(&Value, &KernelTest)) -> (usize, usize) {
     let max_insns = match (std::env::var_os("JITDIFF_ALL_VECTORS"), std::env::var("JITDIFF_MAX_INSNS")) {
         (Some(_), _) => u64::MAX,
         (None, Ok(n)) => n.parse().expect("JITDIFF_MAX_INSNS is a number of instructions"),
@@ -107,11 +116,11 @@ fn for_each_vector(mut visit: impl FnMut(&Value, &KernelTest)) -> (usize, usize)
             left_out += 1;
         }
     };
-    let text = std::fs::read_to_string(test_bpf_dir().join("tests.json")).expect("tests.json");
+    let text = std::fs::read_to_string(dir.join("tests.json")).expect("tests.json");
     let tests: Vec<Value> = serde_json::from_str(&text).expect("tests.json parses");
     tests.iter().for_each(&mut consider);
     // 14 million instructions in all: one line at a time.
-    let f = std::fs::File::open(test_bpf_dir().join("tests_generated.jsonl.gz")).expect("generated tests");
+    let f = std::fs::File::open(dir.join("tests_generated.jsonl.gz")).expect("generated tests");
     for line in BufReader::new(flate2::read::GzDecoder::new(f)).lines() {
         consider(&serde_json::from_str(&line.expect("read")).expect("line parses"));
     }
@@ -120,17 +129,31 @@ fn for_each_vector(mut visit: impl FnMut(&Value, &KernelTest)) -> (usize, usize)
 
 #[test]
 fn test_bpf_vectors_pass_on_both_kernel_engines() {
+    for (kernel, dir) in KERNELS.into_iter().zip(test_bpf_dirs()) {
+        test_bpf_vectors_on(kernel, &dir);
+    }
+}
+
+/// lib/test_bpf.c's vectors in `dir` on `kernel`'s JIT and interpreter.
+fn test_bpf_vectors_on(kernel: &'static str, dir: &Path) {
+    assert!(
+        vectors_kernel(dir).starts_with(kernel),
+        "{} holds Linux {}'s vectors",
+        dir.display(),
+        vectors_kernel(dir)
+    );
     // Each kernel engine in its own thread (and guest), beside the reference.
-    if engines_named(&[]).is_none() {
+    if engines_named(kernel, &[]).is_none() {
         return;
     }
     let started = std::time::Instant::now();
     let (tally, counts) = std::thread::scope(|s| {
         let run = |name: &'static str| {
             s.spawn(move || {
-                let mut engines = engines_named(&["reference", name]).expect("the image located above");
+                let mut engines =
+                    engines_named(kernel, &["reference", name]).expect("the image located above");
                 let mut tally = Tally::default();
-                let counts = for_each_vector(|t, test| {
+                let counts = for_each_vector(dir, |t, test| {
                     let n = t["insn_count"].as_u64().unwrap_or(0);
                     let before = tally.failures.len();
                     let at = std::time::Instant::now();
@@ -157,9 +180,13 @@ fn test_bpf_vectors_pass_on_both_kernel_engines() {
         (tally, counts)
     });
     let (count, left_out) = counts;
-    assert_eq!(count + left_out, 671 + 244);
+    let all = match kernel {
+        "6.12" => 671 + 244,
+        _ => 671 + 256, // 7.x adds the signed division and modulo generators
+    };
+    assert_eq!(count + left_out, all, "Linux {kernel}'s vectors");
     println!(
-        "kernel engines on {count} test_bpf programs ({left_out} left out: by default the generated \
+        "Linux {kernel}: kernel engines on {count} test_bpf programs ({left_out} left out: by default the generated \
          ones over {DEFAULT_MAX_INSNS} instructions): {} runs returned the expected value, {} rejected \
          by the verifier, {} not judged",
         tally.matched, tally.rejected, tally.cannot_judge
@@ -174,8 +201,14 @@ fn test_bpf_vectors_pass_on_both_kernel_engines() {
 
 #[test]
 fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
+    for kernel in KERNELS {
+        generated_sets_on(kernel);
+    }
+}
+
+fn generated_sets_on(kernel: &'static str) {
     use triage::fuzz::{Rng, INPUT_LEN};
-    let Some(mut engines) = engines() else { return };
+    let Some(mut engines) = engines(kernel) else { return };
     let (mut agree, mut rejected, mut failures) = (0, 0, Vec::new());
     // Runs where a kernel engine reported a tail-call count (the generator's entry
     // counter), and of those, runs with tail calls.
@@ -207,7 +240,7 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
         }
     }
     println!(
-        "generated sets on the kernel engines: {agree} agree, {rejected} rejected; tail calls counted in \
+        "Linux {kernel}: generated sets on the kernel engines: {agree} agree, {rejected} rejected; tail calls counted in \
          {counted} kernel runs, {with_tail_calls} of them with tail calls"
     );
     // Every generated program starts with the entry counter, so every run is counted,
@@ -223,25 +256,45 @@ fn rv64_jit_of_6_12_does_not_count_an_empty_slot_in_a_program_that_calls() {
     // corpus/kernel/rv64-empty-slot-tcc.s: found by jitdiff fuzz on the kernel engines.
     // The interpreter counts the empty-slot attempt (16 self tail calls, 17 entries);
     // 6.12's RV64 JIT decrements s6 into a6 before the NULL check and loses the decrement
-    // when the slot is empty (33 self tail calls, 34 entries).
-    let Some(mut engines) = engines() else { return };
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/rv64-empty-slot-tcc.s");
-    let f = bpf::load::load_set_file(&dir).expect("the corpus file loads");
-    let input = bpf::Input::with_ctx(vec![0; 8]);
-    let results = engines.run_set(&f.set, &input);
-    let entries = |engine: &str| match &results.iter().find(|r| r.engine == engine).expect("ran").result {
-        RunResult::Ran(o) => u64::from_le_bytes(o.ctx[..8].try_into().expect("8 bytes")),
-        other => panic!("{engine}: {other:?}"),
-    };
-    assert_eq!(entries("reference"), 17);
-    assert_eq!(entries("kernel-interp"), 17);
-    assert_eq!(entries("kernel-jit"), 34);
+    // when the slot is empty (33 self tail calls, 34 entries). The engines follow 6.12's
+    // empty-slot rule, which its image declares.
+    let Some(mut engines) = engines("6.12") else { return };
+    let (set, input, entries) = empty_slot_entries(&mut engines);
+    assert_eq!(entries, [("reference", 17), ("kernel-jit", 34), ("kernel-interp", 17)]);
     // Reports show the kernel JIT's own code: there, the count is decremented into a6
     // (`addi a6, s6, -1`), which the empty-slot branch leaves without copying back.
-    let listings = engines.native_listings(&f.set, &input);
+    let listings = engines.native_listings(&set, &input);
     assert_eq!(listings.len(), 1, "only kernel-jit runs code of its own");
     let (name, listing) = &listings[0];
     assert_eq!(*name, "kernel-jit");
     let listing = listing.as_ref().expect("the kernel's image");
     assert!(listing.contains("addi a6, s6, -1"), "{listing}");
+}
+
+#[test]
+fn linux_7_3_counts_only_tail_calls_that_find_a_program_on_both_engines() {
+    // The same file on 7.3: its interpreter no longer counts a tail call through an empty
+    // slot (3733f4be2870), and its RV64 JIT stores the decremented count only once the slot
+    // holds a program. So every round's self tail call succeeds until 33 have: 34 entries
+    // everywhere, under today's rule, which 7.3's image declares.
+    let Some(mut engines) = engines("7.3") else { return };
+    let (_, _, entries) = empty_slot_entries(&mut engines);
+    assert_eq!(entries, [("reference", 34), ("kernel-jit", 34), ("kernel-interp", 34)]);
+}
+
+/// Runs corpus/kernel/rv64-empty-slot-tcc.s on `engines`: its set, its input, and the
+/// entries each engine counted (the context's first word).
+fn empty_slot_entries(engines: &mut Engines) -> (bpf::ProgramSet, bpf::Input, Vec<(&'static str, u64)>) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/rv64-empty-slot-tcc.s");
+    let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
+    let input = bpf::Input::with_ctx(vec![0; 8]);
+    let entries = engines
+        .run_set(&f.set, &input)
+        .into_iter()
+        .map(|r| match r.result {
+            RunResult::Ran(o) => (r.engine, u64::from_le_bytes(o.ctx[..8].try_into().expect("8 bytes"))),
+            other => panic!("{}: {other:?}", r.engine),
+        })
+        .collect();
+    (f.set, input, entries)
 }

@@ -10,27 +10,43 @@ use serde_json::Value;
 use triage::compare::{compare, Verdict};
 use triage::engines::{Engines, ALL};
 
-/// The kernel's test vectors (lib/test_bpf.c's tables as JSON), made from the installed
-/// kernel source by `kernel/test-vectors.sh`: the folder `JITDIFF_TEST_VECTORS` names
-/// (`scripts/test.sh` sets it), or else the script's cache (`current` under
-/// `JITDIFF_VECTORS_CACHE`, default `~/.cache/jitdiff/test-vectors`).
-pub fn test_bpf_dir() -> PathBuf {
-    let dir = match std::env::var_os("JITDIFF_TEST_VECTORS") {
-        Some(dir) => PathBuf::from(dir),
-        None => std::env::var_os("JITDIFF_VECTORS_CACHE")
+/// The folders of the kernel's test vectors (lib/test_bpf.c's tables as JSON), made from
+/// kernel sources by `kernel/test-vectors.sh`: those `JITDIFF_TEST_VECTORS` names,
+/// separated by `:` (`scripts/test.sh` sets it: Linux 6.12's first, then 7.3's), or else
+/// the one the script made last (`current` under `JITDIFF_VECTORS_CACHE`, default
+/// `~/.cache/jitdiff/test-vectors`).
+pub fn test_bpf_dirs() -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = match std::env::var("JITDIFF_TEST_VECTORS") {
+        Ok(list) => list.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect(),
+        Err(_) => vec![std::env::var_os("JITDIFF_VECTORS_CACHE")
             .map(PathBuf::from)
             .or_else(|| {
                 std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/jitdiff/test-vectors"))
             })
             .expect("HOME is set")
-            .join("current"),
+            .join("current")],
     };
-    assert!(
-        dir.join("tests.json").is_file(),
-        "the kernel's test vectors are missing from {}: run kernel/test-vectors.sh (scripts/test.sh does)",
-        dir.display()
-    );
-    dir
+    for dir in &dirs {
+        assert!(
+            dir.join("tests.json").is_file(),
+            "the kernel's test vectors are missing from {}: run kernel/test-vectors.sh (scripts/test.sh does)",
+            dir.display()
+        );
+    }
+    assert!(!dirs.is_empty(), "JITDIFF_TEST_VECTORS names no folder");
+    dirs
+}
+
+/// The first folder of [`test_bpf_dirs`] (Linux 6.12's under `scripts/test.sh`).
+pub fn test_bpf_dir() -> PathBuf {
+    test_bpf_dirs().swap_remove(0)
+}
+
+/// The kernel whose vectors are in `dir`, as its `source.txt` names it ("lib/test_bpf.c of
+/// Linux 7.3.4 (...)" gives "7.3.4").
+pub fn vectors_kernel(dir: &std::path::Path) -> String {
+    let source = std::fs::read_to_string(dir.join("source.txt")).unwrap_or_default();
+    source.split_whitespace().skip_while(|w| *w != "Linux").nth(1).unwrap_or("unknown").to_string()
 }
 
 /// One kernel test: its name, program, input, and the expected u32 of R0.
