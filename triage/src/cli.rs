@@ -13,6 +13,7 @@ use bpf::asm::SetFile;
 use bpf::Input;
 
 use crate::compare::{compare, Verdict};
+use crate::config::FindingConfig;
 use crate::engines::{parse_list, Engines, Options};
 use crate::present::{to_json, to_text};
 
@@ -63,24 +64,29 @@ enum Command {
     },
 }
 
-/// How findings are replayed: the engine configuration they were made with.
+/// How findings are replayed: with the configuration each records (a `; jitdiff config:`
+/// line, see [`crate::config`]), each option given here overriding its part; a finding
+/// with none gets the defaults.
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
-    /// How the JIT keeps the tail-call counter: register, stack, pointer or writeback.
-    #[arg(long, default_value = "register")]
-    scheme: jit::Scheme,
-    /// The count semantics the reference implements: global or per-frame.
-    #[arg(long, default_value = "global", value_parser = parse_semantics)]
-    semantics: oracle::reference::TailCallSemantics,
-    /// Bugs injected into the JIT, as when the findings were made.
+    /// How the JIT keeps the tail-call counter: register, stack, pointer or writeback
+    /// (default: as recorded, else register).
+    #[arg(long)]
+    scheme: Option<jit::Scheme>,
+    /// The count semantics the reference implements: global or per-frame (default: as
+    /// recorded, else global).
+    #[arg(long, value_parser = crate::config::parse_semantics)]
+    semantics: Option<oracle::reference::TailCallSemantics>,
+    /// Bugs injected into the JIT (default: as recorded, else none).
     #[arg(long, value_delimiter = ',')]
     inject: Vec<jit::Bug>,
-    /// Engines to compare, as when the findings were made (must include `reference`).
-    #[arg(long, default_value = "reference,rbpf,jit")]
-    engines: String,
+    /// Engines to compare; must include `reference` (default: as recorded, else
+    /// reference,rbpf,jit).
+    #[arg(long)]
+    engines: Option<String>,
     /// Whether a tail call through an empty prog-array slot uses up one of the 33:
-    /// `free` (today's kernel, the default without kernel engines) or `counted` (Linux
-    /// 6.12). Default: the rule of the kernel engines' kernel, read from its interpreter.
+    /// `free` (today's kernel) or `counted` (Linux 6.12). Default: as recorded, else the
+    /// rule of the kernel engines' kernel, read from its interpreter, else free.
     #[arg(long)]
     empty_slot: Option<bpf::EmptySlotRule>,
     /// The kernel that `kernel-jit` and `kernel-interp` run: a Debian version (6.12, 7.3)
@@ -91,23 +97,37 @@ struct ReplayArgs {
 }
 
 impl ReplayArgs {
-    /// The engines named, each able to run here (a kernel engine needs an image).
-    fn names(&self) -> Result<Vec<&'static str>, String> {
-        let names = parse_list(&self.engines).map_err(|e| format!("--engines: {e}"))?;
-        Engines::try_with_options(&names, &self.options()).map_err(|e| format!("--engines: {e}"))?;
-        Ok(names)
+    /// The configuration to replay a finding with: `recorded` (or the defaults) with
+    /// every option given here in its place, and the fuzzer's budget.
+    fn resolve(&self, recorded: Option<FindingConfig>) -> Result<FindingConfig, String> {
+        let mut c = recorded.unwrap_or(FindingConfig {
+            engines: crate::engines::ALL.to_vec(),
+            options: Options::default(),
+            inputs: None,
+            seed: None,
+        });
+        if let Some(list) = &self.engines {
+            c.engines = parse_list(list).map_err(|e| format!("--engines: {e}"))?;
+        }
+        let o = &mut c.options;
+        o.budget = Some(FUZZ_BUDGET);
+        o.scheme = self.scheme.unwrap_or(o.scheme);
+        o.semantics = self.semantics.unwrap_or(o.semantics);
+        if !self.inject.is_empty() {
+            o.bugs = self.inject.iter().copied().collect();
+        }
+        if self.empty_slot.is_some() {
+            o.empty_slot = self.empty_slot;
+        }
+        if self.kernel.is_some() {
+            o.kernel = kernel_option(&self.kernel);
+        }
+        Ok(c)
     }
 
-    /// The engine options, with the fuzzer's budget.
-    fn options(&self) -> Options {
-        Options {
-            scheme: self.scheme,
-            semantics: self.semantics,
-            budget: Some(FUZZ_BUDGET),
-            bugs: self.inject.iter().copied().collect(),
-            kernel: kernel_option(&self.kernel),
-            empty_slot: self.empty_slot,
-        }
+    /// [`ReplayArgs::resolve`] for the finding at `path`, with what it records.
+    fn for_finding(&self, path: &Path) -> Result<FindingConfig, String> {
+        self.resolve(crate::dedup::recorded_config(path)?)
     }
 }
 
@@ -185,7 +205,7 @@ struct FuzzArgs {
     #[arg(long, default_value = "register")]
     scheme: jit::Scheme,
     /// The count semantics the reference implements: global or per-frame.
-    #[arg(long, default_value = "global", value_parser = parse_semantics)]
+    #[arg(long, default_value = "global", value_parser = crate::config::parse_semantics)]
     semantics: oracle::reference::TailCallSemantics,
     /// Where findings are saved (each as the generator input and the set as text).
     #[arg(long, default_value = "artifacts")]
@@ -222,9 +242,6 @@ struct FuzzArgs {
 
 #[derive(Debug, clap::Args)]
 struct RunArgs {
-    /// Inject bugs into the JIT (names from `jitdiff bugs`, comma-separated or repeated).
-    #[arg(long, value_delimiter = ',')]
-    inject: Vec<jit::Bug>,
     /// Program sets or programs: LLVM-syntax assembly (with `.prog`/`.map`/`.slot`
     /// directives for sets), raw bytecode (.bin) or BPF ELF objects (.o).
     #[arg(required = true)]
@@ -232,19 +249,10 @@ struct RunArgs {
     /// Print one JSON object per line and program instead of a table.
     #[arg(long)]
     json: bool,
-    /// Engines to compare, comma-separated; must include `reference`.
-    #[arg(long, default_value = "reference,rbpf,jit")]
-    engines: String,
-    /// Whether a tail call through an empty prog-array slot uses up one of the 33:
-    /// `free` (today's kernel, the default without kernel engines) or `counted` (Linux
-    /// 6.12). Default: the rule of the kernel engines' kernel, read from its interpreter.
-    #[arg(long)]
-    empty_slot: Option<bpf::EmptySlotRule>,
-    /// The kernel that `kernel-jit` and `kernel-interp` run: a Debian version (6.12, 7.3)
-    /// or the path of a kernel source tree or tarball (built on first use by
-    /// kernel/build.sh). `kernel-jit@KERNEL` in --engines names one per engine.
-    #[arg(long)]
-    kernel: Option<String>,
+    /// The engines and their configuration (a file saved by jitdiff replays with the
+    /// configuration it records).
+    #[command(flatten)]
+    engines: ReplayArgs,
     /// Context bytes R1 points to, as hex (e.g. `0102ff`); default: the file's `.ctx`,
     /// else 64 zero bytes.
     #[arg(long, conflicts_with_all = ["ctx_size", "no_ctx"])]
@@ -255,32 +263,15 @@ struct RunArgs {
     /// Run with R1 = 0 and no context.
     #[arg(long)]
     no_ctx: bool,
-    /// How the JIT keeps the tail-call counter: `register` (global count), `stack`
-    /// (per-frame count), `pointer` (global count) or `writeback` (global count; Linux
-    /// 7.x's design).
-    #[arg(long, default_value = "register")]
-    scheme: jit::Scheme,
     /// Run programs the static validator rejects (the reference still judges each run;
     /// for unverified programs such as lib/test_bpf.c's).
     #[arg(long)]
     no_validate: bool,
-    /// The count semantics the reference interpreter implements: `global` (today's
-    /// kernel) or `per-frame` (the old x86-64 behaviour).
-    #[arg(long, default_value = "global", value_parser = parse_semantics)]
-    semantics: oracle::reference::TailCallSemantics,
 }
 
 /// `--kernel`, kept for the life of the process (engine options are `Copy`).
 fn kernel_option(kernel: &Option<String>) -> Option<&'static str> {
-    kernel.as_deref().map(|k| &*Box::leak(k.to_string().into_boxed_str()))
-}
-
-fn parse_semantics(s: &str) -> Result<oracle::reference::TailCallSemantics, String> {
-    match s {
-        "global" => Ok(oracle::reference::TailCallSemantics::Global),
-        "per-frame" => Ok(oracle::reference::TailCallSemantics::PerFrame),
-        _ => Err(format!("unknown semantics {s:?} (known: global, per-frame)")),
-    }
+    kernel.as_deref().map(crate::config::intern)
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
@@ -359,26 +350,16 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let names = match parse_list(&a.engines) {
-        Ok(n) => n,
-        Err(e) => return usage(err, &format!("--engines: {e}")),
-    };
     let input = match input_of(a) {
         Ok(i) => i,
         Err(e) => return usage(err, &e),
     };
-    let opts = Options {
-        scheme: a.scheme,
-        semantics: a.semantics,
-        budget: None,
-        bugs: a.inject.iter().copied().collect(),
-        kernel: kernel_option(&a.kernel),
-        empty_slot: a.empty_slot,
-    };
-    let mut engines = match Engines::try_with_options(&names, &opts) {
-        Ok(e) => e,
-        Err(e) => return usage(err, &format!("--engines: {e}")),
-    };
+    // Options that cannot apply to any file are refused before the work.
+    if let Err(e) = a.engines.resolve(None) {
+        return usage(err, &e);
+    }
+    // The engines of each configuration the files ask for, built once.
+    let mut built = crate::config::EnginesByConfig::default();
     let (mut bad, mut mismatch) = (false, false);
     for file in &a.files {
         let shown = file.display().to_string();
@@ -390,6 +371,20 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 continue;
             }
         };
+        let mut config = match a.engines.for_finding(file) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = writeln!(err, "jitdiff: {e}");
+                bad = true;
+                continue;
+            }
+        };
+        config.options.budget = None;
+        let (config, engines) = match built.index(config) {
+            Ok(k) => built.get(k),
+            Err(e) => return usage(err, &format!("--engines: {e}")),
+        };
+        let names = &config.engines;
         let input = crate::fuzz::ctx_or_default(input.clone().or(file_set.ctx));
         if !a.no_validate {
             let ctx_size = Some(input.ctx.as_ref().map_or(0, Vec::len));
@@ -633,27 +628,33 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
     if output.exists() {
         return usage(err, &format!("{} exists; name another output with -o", output.display()));
     }
-    let opts = a.engines.options();
-    let names = match a.engines.names() {
-        Ok(n) => n,
+    let config = match a.engines.for_finding(&a.input) {
+        Ok(c) => c,
         Err(e) => return usage(err, &e),
     };
-    let mut engines = Engines::with_options(&names, &opts);
+    let mut engines = match Engines::try_with_options(&config.engines, &config.options) {
+        Ok(e) => e,
+        Err(e) => return usage(err, &format!("--engines: {e}")),
+    };
     let mut progress = |attempts: u64, size: usize| {
         let _ = write!(err, "\r{attempts} runs, {size} instructions   ");
     };
     let m = match crate::minimize::minimize(&mut engines, &g.set, &g.input, a.max_attempts, &mut progress) {
         Ok(m) => m,
-        Err(e) => return usage(err, &format!("{}: {e}", a.input.display())),
+        Err(e) => {
+            let _ = writeln!(err);
+            return usage(err, &format!("{}: {e} (replayed with {})", a.input.display(), config.describe()));
+        }
     };
     let _ = writeln!(err);
     let text = format!(
-        "; minimised by jitdiff from {} ({} -> {} instructions, {} runs)\n; signature: {}\n{}",
+        "; minimised by jitdiff from {} ({} -> {} instructions, {} runs)\n; signature: {}\n{}\n{}",
         a.input.display(),
         m.size_before,
         m.size_after,
         m.attempts,
         m.signature,
+        config.line(),
         bpf::asm::print_set(&m.set, Some(&m.input))
     );
     if let Err(e) = std::fs::write(&output, text) {
@@ -688,11 +689,10 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Ok(f) => f,
         Err(e) => return usage(err, &format!("cannot read {}: {e}", a.dir.display())),
     };
-    let opts = a.engines.options();
-    let names = match a.engines.names() {
-        Ok(n) => n,
-        Err(e) => return usage(err, &e),
-    };
+    // Options that cannot apply to any finding are refused before the work.
+    if let Err(e) = a.engines.resolve(None) {
+        return usage(err, &e);
+    }
     let start = std::time::Instant::now();
     // Redrawn at most every 100 ms, and at the end: a large directory must not flood a
     // log with one line per input.
@@ -706,12 +706,13 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let filled = (done * width).checked_div(total).unwrap_or(width);
         let _ = write!(err, "\r[{}{}] {done}/{total} inputs", "#".repeat(filled), ".".repeat(width - filled));
     };
-    let t = crate::dedup::triage(&files, &names, &opts, a.max_attempts, &mut progress);
+    let config_of = |p: &Path| a.engines.for_finding(p);
+    let t = crate::dedup::triage(&files, &config_of, a.max_attempts, &mut progress);
     let _ = writeln!(err);
     for (p, why) in &t.skipped {
         let _ = writeln!(err, "jitdiff: skipped {}: {why}", p.display());
     }
-    let summary = match crate::pages::write_reports(&t, &output, &opts, start.elapsed().as_secs_f64()) {
+    let summary = match crate::pages::write_reports(&t, &output, start.elapsed().as_secs_f64()) {
         Ok(s) => s,
         Err(e) => return usage(err, &e),
     };

@@ -1,19 +1,22 @@
-//! `jitdiff triage`: replays every finding in a directory, minimises each, and groups
-//! them by [`Signature`], keeping the smallest reproducer per group. Input files are
-//! only read.
+//! `jitdiff triage`: replays every finding in a directory with the configuration it was
+//! made with, minimises each, and groups them by configuration and [`Signature`],
+//! keeping the smallest reproducer per group. Input files are only read.
 
 use std::path::{Path, PathBuf};
 
 use bpf::gen::Generated;
 
-use crate::engines::{Engines, Options};
+use crate::config::FindingConfig;
 use crate::minimize::{minimize, Minimized, Signature};
 
-/// One group of findings with the same [`Signature::group_key`].
+/// One group of findings made with the same configuration and with the same
+/// [`Signature::group_key`].
 #[derive(Clone, Debug)]
 pub struct Group {
     /// What the findings share.
     pub key: String,
+    /// The configuration they were replayed with.
+    pub config: FindingConfig,
     /// Every distinct signature seen in the group, in the order first seen.
     pub signatures: Vec<Signature>,
     /// The smallest minimised reproducer.
@@ -31,8 +34,6 @@ pub struct Triage {
     pub groups: Vec<Group>,
     /// Files that could not be read or showed no finding, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
-    /// The engines compared.
-    pub engines: Vec<&'static str>,
 }
 
 /// Every regular file below `dir` that may hold a finding, sorted: set text (`.s`),
@@ -59,66 +60,96 @@ pub fn read_finding(path: &Path) -> Result<Generated, String> {
         .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))
 }
 
+/// The configuration recorded with the finding at `path`: its own
+/// [`crate::config::PREFIX`] line, or for a fuzz input (`.input`) the line of the `.s` file
+/// saved beside it. `Ok(None)` when there is none (libFuzzer's artifacts, hand-written sets).
+pub fn recorded_config(path: &Path) -> Result<Option<FindingConfig>, String> {
+    let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
+    let text = read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let own = FindingConfig::from_text(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if own.is_some() || path.extension().is_none_or(|x| x != "input") {
+        return Ok(own);
+    }
+    let beside = path.with_extension("s");
+    match read(&beside) {
+        Ok(text) => FindingConfig::from_text(&text).map_err(|e| format!("{}: {e}", beside.display())),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Inputs of a group that are minimised; the smallest result is the group's
 /// reproducer. Minimising keeps the signature, so every input of a group would
 /// minimise to a reproducer of the same group: a few of the smallest are enough.
 pub const MINIMIZED_PER_GROUP: usize = 3;
 
-/// Triages `files` with engines configured by `opts`: one run per file to find its
-/// signature, then the [`MINIMIZED_PER_GROUP`] smallest inputs of each group minimised
-/// with at most `max_attempts` engine runs each. `progress(done, total)` is called as
-/// files are read and groups minimised.
+/// Triages `files`, each replayed with the configuration `config_of` gives for it (an
+/// `Err` skips the file with that reason): one run per file to find its signature, then
+/// the [`MINIMIZED_PER_GROUP`] smallest inputs of each group minimised with at most
+/// `max_attempts` engine runs each. A finding on which the engines now agree is skipped
+/// with the configuration it was replayed with. `progress(done, total)` is called as files
+/// are read and groups minimised.
 pub fn triage(
     files: &[PathBuf],
-    names: &[&'static str],
-    opts: &Options,
+    config_of: &dyn Fn(&Path) -> Result<FindingConfig, String>,
     max_attempts: u64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Triage {
-    let mut engines = Engines::with_options(names, opts);
-    let mut t = Triage { inputs: files.len(), engines: names.to_vec(), ..Triage::default() };
-    // Per group key: the signatures seen and the members read.
+    let mut t = Triage { inputs: files.len(), ..Triage::default() };
+    // The engines of each configuration, built once.
+    let mut engines = crate::config::EnginesByConfig::default();
+    // Per (configuration, group key): the signatures seen and the members read.
     type Members = Vec<(PathBuf, Generated)>;
-    let mut found: Vec<(String, Vec<Signature>, Members)> = Vec::new();
+    let mut found: Vec<(usize, String, Vec<Signature>, Members)> = Vec::new();
     for (k, path) in files.iter().enumerate() {
         progress(k, files.len());
-        let g = match read_finding(path) {
-            Ok(g) => g,
+        let (g, config) = match read_finding(path).and_then(|g| Ok((g, config_of(path)?))) {
+            Ok(x) => x,
             Err(e) => {
                 t.skipped.push((path.clone(), e));
                 continue;
             }
         };
-        let Some(sig) = Signature::of_run(&mut engines, &g.set, &g.input) else {
-            let why = "the engines agree on it (or it is invalid or inconclusive): nothing to minimise";
-            t.skipped.push((path.clone(), why.into()));
+        let c = match engines.index(config) {
+            Ok(c) => c,
+            Err(e) => {
+                t.skipped.push((path.clone(), format!("its engines cannot be built: {e}")));
+                continue;
+            }
+        };
+        let (config, run) = engines.get(c);
+        let Some(sig) = Signature::of_run(run, &g.set, &g.input) else {
+            let why = format!(
+                "the engines agree on it (or it is invalid or inconclusive) with {}: nothing to minimise",
+                config.describe()
+            );
+            t.skipped.push((path.clone(), why));
             continue;
         };
         let key = sig.group_key();
-        match found.iter_mut().find(|(k, _, _)| *k == key) {
-            Some((_, sigs, members)) => {
+        match found.iter_mut().find(|(fc, k, _, _)| *fc == c && *k == key) {
+            Some((_, _, sigs, members)) => {
                 if !sigs.contains(&sig) {
                     sigs.push(sig);
                 }
                 members.push((path.clone(), g));
             }
-            None => found.push((key, vec![sig], vec![(path.clone(), g)])),
+            None => found.push((c, key, vec![sig], vec![(path.clone(), g)])),
         }
     }
     progress(files.len(), files.len());
-    for (key, signatures, mut members) in found {
+    for (c, key, signatures, mut members) in found {
         let inputs: Vec<PathBuf> = members.iter().map(|m| m.0.clone()).collect();
         members.sort_by_key(|m| m.1.set.insn_count());
         let mut best: Option<Minimized> = None;
         for (_, g) in members.iter().take(MINIMIZED_PER_GROUP) {
-            if let Ok(m) = minimize(&mut engines, &g.set, &g.input, max_attempts, &mut |_, _| {}) {
+            if let Ok(m) = minimize(engines.get(c).1, &g.set, &g.input, max_attempts, &mut |_, _| {}) {
                 if best.as_ref().is_none_or(|b| m.size_after < b.size_after) {
                     best = Some(m);
                 }
             }
         }
         if let Some(best) = best {
-            t.groups.push(Group { key, signatures, best, inputs });
+            t.groups.push(Group { key, config: engines.get(c).0.clone(), signatures, best, inputs });
         }
     }
     t.groups.sort_by(|a, b| b.inputs.len().cmp(&a.inputs.len()).then_with(|| a.key.cmp(&b.key)));
@@ -128,7 +159,7 @@ pub fn triage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::ALL;
+    use crate::engines::{Options, ALL};
 
     #[test]
     fn findings_of_one_bug_form_one_group_and_bad_files_are_skipped() {
@@ -145,8 +176,9 @@ mod tests {
             budget: Some(100_000),
             ..Options::default()
         };
+        let config = FindingConfig { engines: ALL.to_vec(), options: opts, inputs: None, seed: None };
         let files = finding_files(&dir).unwrap();
-        let t = triage(&files, &ALL, &opts, 5_000, &mut |_, _| {});
+        let t = triage(&files, &|_| Ok(config.clone()), 5_000, &mut |_, _| {});
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(t.inputs, 4);
         assert_eq!(t.groups.len(), 1, "{:?}", t.groups);

@@ -10,6 +10,7 @@ use arbitrary::Unstructured;
 use bpf::gen::{generate, Config, Generated};
 
 use crate::compare::{compare, Verdict};
+use crate::config::FindingConfig;
 use crate::engines::{Engines, Options};
 
 /// Bytes of generator input per run.
@@ -359,13 +360,15 @@ pub fn ctx_or_default(ctx: Option<bpf::Input>) -> bpf::Input {
     ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]))
 }
 
+/// Saves a finding as `KIND-N.input` (`bytes`) and `KIND-N.s` (the set, then `config`'s
+/// line and `report` as comments), under names no file has yet.
 fn save(
     dir: &Path,
     kind: &str,
     n: u64,
     bytes: &[u8],
     g: &Generated,
-    report: &str,
+    (config, report): (&FindingConfig, &str),
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let stem = dir.join(format!("{kind}-{n:04}"));
@@ -377,8 +380,12 @@ fn save(
         stem = dir.join(format!("{kind}-{n:04}-{k}"));
     }
     std::fs::write(stem.with_extension("input"), bytes)?;
-    let text =
-        format!("{}\n; {}\n", bpf::asm::print_set(&g.set, Some(&g.input)), report.replace('\n', "\n; "));
+    let text = format!(
+        "{}\n{}\n; {}\n",
+        bpf::asm::print_set(&g.set, Some(&g.input)),
+        config.line(),
+        report.replace('\n', "\n; ")
+    );
     std::fs::write(stem.with_extension("s"), text)?;
     Ok(stem.with_extension("s"))
 }
@@ -399,7 +406,14 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
             s.spawn(move || {
                 let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
                 let kernel = opts.engine_names.iter().any(|n| crate::engines::is_kernel(n));
-                let mut rng = Rng::new(opts.seed.wrapping_add(k as u64));
+                let seed = opts.seed.wrapping_add(k as u64);
+                let config = FindingConfig {
+                    engines: opts.engine_names.clone(),
+                    options: *engines.options(),
+                    inputs: Some(opts.inputs_per_set),
+                    seed: Some(seed),
+                };
+                let mut rng = Rng::new(seed);
                 let mut bytes = vec![0u8; INPUT_LEN];
                 'sets: while !stop.load(Ordering::Relaxed) {
                     let ran_all = opts.runs.is_some_and(|r| stats.runs.load(Ordering::Relaxed) >= r);
@@ -446,8 +460,8 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 let case = Generated { set: g.set.clone(), input: input.clone() };
                                 let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
                                 let report = format!("{} rejected it:\n{log}", r.engine);
-                                let _ =
-                                    save(&opts.artifacts, "rejected", n, &text_input(&case), &case, &report);
+                                let (bytes, what) = (text_input(&case), (&config, report.as_str()));
+                                let _ = save(&opts.artifacts, "rejected", n, &bytes, &case, what);
                             }
                         }
                         let verdict = compare(&results);
@@ -480,7 +494,9 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         // reproduces it exactly.
                         let saved_bytes = if k == 0 && !kernel { bytes.clone() } else { text_input(&case) };
                         let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Err(e) = save(&opts.artifacts, kind, n, &saved_bytes, &case, &report) {
+                        if let Err(e) =
+                            save(&opts.artifacts, kind, n, &saved_bytes, &case, (&config, &report))
+                        {
                             eprintln!("jitdiff: cannot save a {kind} in {}: {e}", opts.artifacts.display());
                         }
                     }
@@ -522,6 +538,12 @@ fn replay_corpus(
         }
     };
     let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
+    let config = FindingConfig {
+        engines: opts.engine_names.clone(),
+        options: *engines.options(),
+        inputs: None,
+        seed: None,
+    };
     for (n, file) in files.iter().enumerate() {
         if opts.time.is_some_and(|t| start.elapsed() >= t) {
             break;
@@ -553,7 +575,8 @@ fn replay_corpus(
                 crate::present::to_text("corpus", &results, &verdict),
                 file.display()
             );
-            if let Err(e) = save(&opts.artifacts, "corpus-finding", n as u64, &text_input(&g), &g, &report) {
+            let what = (&config, report.as_str());
+            if let Err(e) = save(&opts.artifacts, "corpus-finding", n as u64, &text_input(&g), &g, what) {
                 eprintln!("jitdiff: cannot save a finding in {}: {e}", opts.artifacts.display());
             }
         }

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod dedup;
 pub mod diverge;
 pub mod engines;

@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::config::FindingConfig;
 use crate::dedup::{Group, Triage};
-use crate::engines::{Engines, Options, ALL};
+use crate::engines::{Engines, ALL};
 
 /// BPF instructions shown on either side of the first divergent one.
 const DIVERGENCE_CONTEXT: usize = 2;
@@ -17,17 +18,25 @@ struct Sections {
     blocks: Vec<(String, String)>,
 }
 
-/// The command line that replays `file` with `opts`.
-pub fn reproduce_command(file: &Path, opts: &Options, engines: &[&str]) -> String {
+/// The command line that replays `file` with `config` (only the options that differ from
+/// the defaults; a file written by jitdiff also records its configuration itself).
+pub fn reproduce_command(file: &Path, config: &FindingConfig) -> String {
+    let (opts, engines) = (&config.options, &config.engines);
     let mut cmd = String::from("jitdiff run");
-    if engines != ALL {
+    if *engines != ALL {
         cmd += &format!(" --engines {}", engines.join(","));
+    }
+    if let Some(k) = opts.kernel {
+        cmd += &format!(" --kernel {k}");
     }
     if opts.scheme != jit::Scheme::Register {
         cmd += &format!(" --scheme {}", opts.scheme);
     }
     if opts.semantics != oracle::reference::TailCallSemantics::Global {
         cmd += " --semantics per-frame";
+    }
+    if opts.empty_slot_rule() != bpf::EmptySlotRule::Free {
+        cmd += &format!(" --empty-slot {}", opts.empty_slot_rule());
     }
     let bugs: Vec<&str> = opts.bugs.list().iter().map(|b| b.name()).collect();
     if !bugs.is_empty() {
@@ -36,8 +45,8 @@ pub fn reproduce_command(file: &Path, opts: &Options, engines: &[&str]) -> Strin
     cmd + &format!(" {}", file.display())
 }
 
-fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static str]) -> Sections {
-    let m = &group.best;
+fn sections(group: &Group, reproducer: &Path) -> Sections {
+    let (m, opts, names) = (&group.best, &group.config.options, &group.config.engines);
     let mut engines = Engines::with_options(names, opts);
     let results = engines.run_set(&m.set, &m.input);
     let verdict = crate::compare::compare(&results);
@@ -83,10 +92,13 @@ fn sections(group: &Group, reproducer: &Path, opts: &Options, names: &[&'static 
             ("reproducer's signature".into(), m.signature.to_string()),
             ("inputs in the group".into(), group.inputs.len().to_string()),
             ("reproducer size".into(), format!("{} BPF instructions (from {})", m.size_after, m.size_before)),
+            ("engines".into(), names.join(", ")),
+            ("kernel".into(), opts.kernel.unwrap_or(kernel::DEFAULT_KERNEL).to_string()),
             ("TCC scheme".into(), opts.scheme.to_string()),
-            ("tail-call semantics".into(), format!("{:?}", opts.semantics).to_lowercase()),
+            ("tail-call semantics".into(), crate::config::semantics_name(opts.semantics).to_string()),
+            ("empty-slot rule".into(), opts.empty_slot_rule().to_string()),
             ("injected bugs".into(), if bugs.is_empty() { "none".into() } else { bugs.join(", ") }),
-            ("reproduce".into(), reproduce_command(reproducer, opts, names)),
+            ("reproduce".into(), reproduce_command(reproducer, &group.config)),
         ],
         blocks: [
             ("Outcomes".into(), outcomes),
@@ -196,12 +208,7 @@ pub fn ensure_new_dir(out: &Path) -> Result<(), String> {
 /// Writes the reports of `t` into `out` (which must not exist or be empty): per group
 /// `group-K/` with `reproducer.s`, `report.md` and `report.html`, and `summary.json`.
 /// Returns the summary.
-pub fn write_reports(
-    t: &Triage,
-    out: &Path,
-    opts: &Options,
-    seconds: f64,
-) -> Result<serde_json::Value, String> {
+pub fn write_reports(t: &Triage, out: &Path, seconds: f64) -> Result<serde_json::Value, String> {
     ensure_new_dir(out)?;
     let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
@@ -211,14 +218,15 @@ pub fn write_reports(
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let reproducer = dir.join("reproducer.s");
         let text = format!(
-            "; jitdiff: {} ({} inputs; this reproducer: {})\n{}",
+            "; jitdiff: {} ({} inputs; this reproducer: {})\n{}\n{}",
             g.key,
             g.inputs.len(),
             g.best.signature,
+            g.config.line(),
             bpf::asm::print_set(&g.best.set, Some(&g.best.input))
         );
         std::fs::write(&reproducer, text).map_err(|e| io(&reproducer, e))?;
-        let s = sections(g, &reproducer, opts, &t.engines);
+        let s = sections(g, &reproducer);
         let (md, page) = (dir.join("report.md"), dir.join("report.html"));
         std::fs::write(&md, markdown(&s)).map_err(|e| io(&md, e))?;
         std::fs::write(&page, html(&s)).map_err(|e| io(&page, e))?;
@@ -229,7 +237,8 @@ pub fn write_reports(
             "inputs": g.inputs.len(),
             "size": g.best.size_after,
             "report": page.display().to_string(),
-            "reproduce": reproduce_command(&reproducer, opts, &t.engines),
+            "config": g.config.line().trim_start_matches(crate::config::PREFIX).trim(),
+            "reproduce": reproduce_command(&reproducer, &g.config),
         }));
     }
     let skipped: Vec<serde_json::Value> = t
@@ -254,6 +263,7 @@ pub fn write_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::Options;
 
     #[test]
     fn long_lines_wrap_at_word_boundaries() {
@@ -277,9 +287,10 @@ mod tests {
         let input = dir.join("<b>evil&.s");
         std::fs::write(&input, ".ctx 8\nr0 = -1\nw0 += 0\nexit\n").unwrap();
         let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
-        let t = crate::dedup::triage(&[input], &ALL, &opts, 1_000, &mut |_, _| {});
+        let config = FindingConfig { engines: ALL.to_vec(), options: opts, inputs: None, seed: None };
+        let t = crate::dedup::triage(&[input], &|_| Ok(config.clone()), 1_000, &mut |_, _| {});
         let out = dir.join("out");
-        let summary = write_reports(&t, &out, &opts, 0.5).unwrap();
+        let summary = write_reports(&t, &out, 0.5).unwrap();
         assert_eq!(summary["groups"], 1);
         let page = std::fs::read_to_string(out.join("group-1/report.html")).unwrap();
         assert!(page.contains("&lt;b&gt;evil&amp;.s") && !page.contains("<b>evil"), "names are escaped");
@@ -291,7 +302,7 @@ mod tests {
         assert!(md.contains("first divergence at pc 1 (w0 += 0) [alu32]"), "{md}");
         assert!(md.contains(">>   1: w0 += 0"), "{md}");
         // The output directory is not reused.
-        assert!(write_reports(&t, &out, &opts, 0.5).unwrap_err().contains("not empty"));
+        assert!(write_reports(&t, &out, 0.5).unwrap_err().contains("not empty"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -128,3 +128,51 @@ fn minimize_shrinks_an_injected_bug_and_never_overwrites() {
     assert!(stderr.contains("nothing to minimise"), "{stderr}");
     assert!(!other.exists());
 }
+
+#[test]
+fn findings_replay_with_the_configuration_they_record() {
+    // 0x7fffffff + 1 in 32 bits is 0x80000000, zero-extended; the alu32-arith-no-zext
+    // slip leaves it sign-extended (0xffffffff80000000): the JIT is the odd one out.
+    let set = "r0 = 0x7fffffff ll\nw0 += 1\nexit\n";
+    let line = "; jitdiff config: engines=reference,jit scheme=register semantics=global empty-slot=free \
+                inject=alu32-arith-no-zext inputs=4 seed=3";
+    let folder = dir().join("recorded");
+    std::fs::create_dir_all(&folder).unwrap();
+    let p = folder.join("finding-0001.s");
+    std::fs::write(&p, format!("{line}\n{set}")).unwrap();
+    let path = p.to_str().unwrap();
+    let (code, out, err) = jitdiff(&["run", path]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("jit is the odd one out") && !out.contains("rbpf"), "{out}");
+    // An option given on the command line replaces its part of the record.
+    let (code, out, _) = jitdiff(&["run", "--inject", "tcc-off-by-one", path]);
+    assert_eq!(code, 0, "{out}");
+    // minimize and triage replay it the same way.
+    let min = dir().join("recorded.min.s");
+    let (code, _, err) = jitdiff(&["minimize", path, "-o", min.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read_to_string(&min).unwrap().contains("inject=alu32-arith-no-zext"));
+    let report = dir().join("recorded-triage");
+    let (code, out, err) = jitdiff(&["triage", folder.to_str().unwrap(), "-o", report.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("1 inputs, 1 groups, 0 skipped"), "{out}");
+    // Without the slip it no longer reproduces, and triage says with what it tried.
+    let (_, out, err) = jitdiff(&[
+        "triage",
+        folder.to_str().unwrap(),
+        "--inject",
+        "tcc-off-by-one",
+        "-o",
+        dir().join("recorded-triage-2").to_str().unwrap(),
+    ]);
+    assert!(out.contains("0 groups, 1 skipped"), "{out}");
+    assert!(err.contains("engines agree on it") && err.contains("injected tcc-off-by-one"), "{err}");
+}
+
+#[test]
+fn a_malformed_configuration_line_is_bad_input() {
+    let p = write("badconfig.s", b"; jitdiff config: scheme=sideways\nr0 = 0\nexit\n");
+    let (code, _, err) = jitdiff(&["run", p.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("badconfig.s") && err.contains("config field scheme"), "{err}");
+}
