@@ -345,6 +345,11 @@ impl KernelEngine {
         Ok(KernelEngine { jit, name, guest: None, image: Some(image), prepared: None })
     }
 
+    /// This engine's kernel version (see [`KernelImage::version`]).
+    pub fn kernel_version(&self) -> Option<String> {
+        self.image.as_ref().and_then(KernelImage::version)
+    }
+
     /// Whether this engine's kernel counts a tail call through an empty slot (see
     /// [`KernelImage::empty_slot`]).
     pub fn empty_slot(&self) -> Option<bpf::EmptySlotRule> {

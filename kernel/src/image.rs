@@ -118,6 +118,13 @@ impl KernelImage {
         info.lines().find_map(|l| l.strip_prefix("empty_slot=")).and_then(|v| v.trim().parse().ok())
     }
 
+    /// The kernel's version as `kernel/build.sh` recorded it in `build-info.txt` (such as
+    /// `6.12.118`); `None` when it is not recorded.
+    pub fn version(&self) -> Option<String> {
+        let info = std::fs::read_to_string(self.dir.join("build-info.txt")).ok()?;
+        info.lines().find_map(|l| l.strip_prefix("kernel_version=")).map(|v| v.trim().to_string())
+    }
+
     /// Uses the `Image` and `initramfs.cpio` in `dir`; fails with [`GuestError::NoImage`]
     /// when either is missing.
     pub fn in_dir(dir: &Path) -> Result<KernelImage, GuestError> {
@@ -148,15 +155,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let image =
             KernelImage { dir: dir.clone(), image: dir.join("Image"), initramfs: dir.join("initramfs.cpio") };
-        assert_eq!(image.empty_slot(), None, "no build-info.txt");
+        assert_eq!((image.empty_slot(), image.version()), (None, None), "no build-info.txt");
         for (text, rule) in [
-            ("kernel=6.12\nempty_slot=counted\n", Some(bpf::EmptySlotRule::Counted)),
+            ("kernel=6.12\nkernel_version=6.12.118\nempty_slot=counted\n", Some(bpf::EmptySlotRule::Counted)),
             ("empty_slot=free\n", Some(bpf::EmptySlotRule::Free)),
             ("empty_slot=unknown\n", None),
         ] {
             std::fs::write(dir.join("build-info.txt"), text).unwrap();
             assert_eq!(image.empty_slot(), rule, "{text}");
         }
+        std::fs::write(dir.join("build-info.txt"), "kernel_version=7.3.4\n").unwrap();
+        assert_eq!(image.version().as_deref(), Some("7.3.4"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -593,8 +593,12 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         );
         let known = stats.known.load(Relaxed);
         if known > 0 {
-            let _ =
-                writeln!(out, "{known} corpus sets showed their known divergence (not counted as findings)");
+            let names: Vec<&str> = crate::known::ALL.iter().map(|k| k.name).collect();
+            let _ = writeln!(
+                out,
+                "{known} runs showed a known divergence of a kernel ({}; not counted as findings)",
+                names.join(", ")
+            );
         }
         if let Some(acceptance) = stats.kernel.acceptance() {
             let k = &stats.kernel;
@@ -721,6 +725,7 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             "inputs": summary["inputs"],
             "groups": summary["groups"],
             "skipped": summary["skipped"],
+            "known": summary["known"],
             "seconds": summary["seconds"],
             "output": summary["output"],
         });
@@ -728,10 +733,15 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     } else {
         let _ = writeln!(
             out,
-            "{} inputs, {} groups, {} skipped, in {:.1} s; reports in {}",
+            "{} inputs, {} groups, {} skipped{}, in {:.1} s; reports in {}",
             t.inputs,
             t.groups.len(),
             t.skipped.len(),
+            if t.known.is_empty() {
+                String::new()
+            } else {
+                format!(", {} known divergences of a kernel (not grouped)", t.known.len())
+            },
             start.elapsed().as_secs_f64(),
             output.display()
         );

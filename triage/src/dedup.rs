@@ -34,6 +34,9 @@ pub struct Triage {
     pub groups: Vec<Group>,
     /// Files that could not be read or showed no finding, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
+    /// Files that showed a known divergence of a kernel ([`crate::known`]), with its name:
+    /// not grouped.
+    pub known: Vec<(PathBuf, &'static str)>,
 }
 
 /// Every regular file below `dir` that may hold a finding, sorted: set text (`.s`),
@@ -117,6 +120,15 @@ pub fn triage(
             }
         };
         let (config, run) = engines.get(c);
+        if config.engines.iter().any(|n| crate::engines::is_kernel(n)) {
+            let results = run.run_set(&g.set, &g.input);
+            if let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) {
+                if let Some(k) = crate::known::explain(run, &results, &diffs) {
+                    t.known.push((path.clone(), k.name));
+                    continue;
+                }
+            }
+        }
         let Some(sig) = Signature::of_run(run, &g.set, &g.input) else {
             let why = format!(
                 "the engines agree on it (or it is invalid or inconclusive) with {}: nothing to minimise",

@@ -135,6 +135,8 @@ pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
 pub struct Engines {
     engines: Vec<Box<dyn Engine>>,
     opts: Options,
+    /// Each kernel engine's name and its kernel's version, where recorded.
+    kernel_versions: Vec<(&'static str, String)>,
     /// Built on first use: only triage traces runs.
     tracer: Option<crate::diverge::Tracer>,
 }
@@ -177,6 +179,8 @@ impl Engines {
                 _ => None,
             };
         }
+        let kernel_versions =
+            kernels.iter().filter_map(|(i, e)| Some((names[*i], e.kernel_version()?))).collect();
         let mut kernels = kernels.into_iter().peekable();
         let mut engines = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
@@ -185,7 +189,13 @@ impl Engines {
                 None => engines.push(build(name, &opts)?),
             }
         }
-        Ok(Engines { engines, opts, tracer: None })
+        Ok(Engines { engines, opts, kernel_versions, tracer: None })
+    }
+
+    /// The version of the kernel that kernel engine `name` runs (such as `6.12.118`), where
+    /// its image records it.
+    pub fn kernel_version(&self, name: &str) -> Option<&str> {
+        self.kernel_versions.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     /// The options the engines were built with, the empty-slot rule resolved.

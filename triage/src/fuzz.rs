@@ -117,7 +117,8 @@ pub struct Stats {
     pub forms: Vec<AtomicBool>,
     /// Corpus program sets replayed before generating.
     pub corpus: AtomicU64,
-    /// Corpus sets whose mismatch is a known divergence (not counted as findings).
+    /// Runs whose mismatch is a known divergence of a kernel ([`crate::known`]), counted
+    /// here and not as findings.
     pub known: AtomicU64,
     /// When the first finding was made: time since the start and runs made by then.
     pub first_finding: Mutex<Option<(Duration, u64)>>,
@@ -472,6 +473,12 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 stats.inconclusive.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
+                            Verdict::Mismatch(diffs)
+                                if crate::known::explain(&engines, &results, &diffs).is_some() =>
+                            {
+                                stats.known.fetch_add(1, Ordering::Relaxed);
+                                continue;
+                            }
                             Verdict::Mismatch(_) => {
                                 stats.findings.fetch_add(1, Ordering::Relaxed);
                                 let mut first = stats.first_finding.lock().unwrap_or_else(|e| e.into_inner());
@@ -516,13 +523,6 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
 
 /// Replays every corpus set once (its own context, else 64 zero bytes), saving any
 /// disagreement like a generated one; unreadable files are reported and skipped.
-/// The engine a corpus file says is known to differ (a line `; known-divergence: ENGINE`,
-/// for divergences that are explained and written down, such as a real kernel's).
-fn known_divergence(file: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
-    text.lines().find_map(|l| l.trim().strip_prefix("; known-divergence:").map(|e| e.trim().to_string()))
-}
-
 fn replay_corpus(
     dir: &Path,
     opts: &FuzzOptions,
@@ -564,8 +564,7 @@ fn replay_corpus(
             stats.inconclusive.fetch_add(1, Ordering::Relaxed);
         }
         if let Verdict::Mismatch(diffs) = &verdict {
-            let known = known_divergence(file);
-            if known.is_some() && diffs.iter().all(|d| d.odd_one_out == known.as_deref()) {
+            if crate::known::explain(&engines, &results, diffs).is_some() {
                 stats.known.fetch_add(1, Ordering::Relaxed);
                 continue;
             }

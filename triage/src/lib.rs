@@ -10,6 +10,7 @@ pub mod dedup;
 pub mod diverge;
 pub mod engines;
 pub mod fuzz;
+pub mod known;
 pub mod minimize;
 pub mod pages;
 pub mod present;

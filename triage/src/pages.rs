@@ -246,14 +246,21 @@ pub fn write_reports(t: &Triage, out: &Path, seconds: f64) -> Result<serde_json:
         .iter()
         .map(|(p, why)| serde_json::json!({"input": p.display().to_string(), "reason": why}))
         .collect();
+    let known: Vec<serde_json::Value> = t
+        .known
+        .iter()
+        .map(|(p, name)| serde_json::json!({"input": p.display().to_string(), "known_divergence": name}))
+        .collect();
     let summary = serde_json::json!({
         "inputs": t.inputs,
         "groups": t.groups.len(),
         "skipped": t.skipped.len(),
+        "known": known.len(),
         "seconds": seconds,
         "output": out.display().to_string(),
         "group_list": groups,
         "skipped_list": skipped,
+        "known_list": known,
     });
     let path: PathBuf = out.join("summary.json");
     std::fs::write(&path, format!("{summary:#}\n")).map_err(|e| io(&path, e))?;
