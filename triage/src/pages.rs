@@ -45,6 +45,20 @@ pub fn reproduce_command(file: &Path, config: &FindingConfig) -> String {
     cmd + &format!(" {}", file.display())
 }
 
+/// Which kernel each kernel engine of `names` ran, or "none" without kernel engines.
+fn kernels(names: &[&'static str], opts: &crate::engines::Options) -> String {
+    let each: Vec<String> = names
+        .iter()
+        .filter_map(|n| kernel::engine::parse_engine_name(n).map(|(_, spec)| (n, spec)))
+        .map(|(n, spec)| format!("{n}: {}", spec.or(opts.kernel).unwrap_or(kernel::DEFAULT_KERNEL)))
+        .collect();
+    if each.is_empty() {
+        "none (no kernel engine)".into()
+    } else {
+        each.join(", ")
+    }
+}
+
 fn sections(group: &Group, reproducer: &Path) -> Sections {
     let (m, opts, names) = (&group.best, &group.config.options, &group.config.engines);
     let mut engines = Engines::with_options(names, opts);
@@ -93,7 +107,7 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
             ("inputs in the group".into(), group.inputs.len().to_string()),
             ("reproducer size".into(), format!("{} BPF instructions (from {})", m.size_after, m.size_before)),
             ("engines".into(), names.join(", ")),
-            ("kernel".into(), opts.kernel.unwrap_or(kernel::DEFAULT_KERNEL).to_string()),
+            ("kernel".into(), kernels(names, opts)),
             ("TCC scheme".into(), opts.scheme.to_string()),
             ("tail-call semantics".into(), crate::config::semantics_name(opts.semantics).to_string()),
             ("empty-slot rule".into(), opts.empty_slot_rule().to_string()),
