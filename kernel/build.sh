@@ -35,7 +35,7 @@ FRAGMENT=$HERE/config.fragment
 AGENT_SRC=$HERE/agent/agent.c
 CROSS=riscv64-linux-gnu-
 # The kernel engines' default (kernel::DEFAULT_KERNEL says the same; a test checks).
-DEFAULT_KERNEL=6.12
+DEFAULT_KERNEL=7.3
 # Bump when the way the kernel is built changes (rebuilds it).
 RECIPE=2
 # Bump when the initramfs or build-info.txt changes (repacks only).

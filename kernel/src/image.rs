@@ -8,7 +8,7 @@ use crate::GuestError;
 
 /// The kernel the kernel engines run when none is named: a Debian kernel version as
 /// `kernel/build.sh --kernel` takes it (its `DEFAULT_KERNEL` is the same; a test checks).
-pub const DEFAULT_KERNEL: &str = "6.12";
+pub const DEFAULT_KERNEL: &str = "7.3";
 
 /// `kernel/build.sh`, where this crate's sources are.
 const BUILD_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/build.sh");

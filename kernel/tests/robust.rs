@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use kernel::{prog_type, BootOptions, Guest, GuestError, KernelImage};
+use kernel::{prog_type, BootOptions, Guest, GuestError};
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut f = b"JDRQ".to_vec();
@@ -130,7 +130,7 @@ fn large_batches() {
 
 #[test]
 fn hung_and_dead_guests_are_errors() {
-    let Ok(image) = KernelImage::locate() else {
+    let Ok(image) = image() else {
         println!("skipped: no kernel image");
         return;
     };
@@ -171,7 +171,7 @@ fn hung_and_dead_guests_are_errors() {
 fn zba_zbb_follow_the_qemu_cpu() {
     // The kernel is built with RISCV_ISA_ZBA/ZBB: the JIT uses them when the CPU has them
     // (qemu 7.2's default rv64 does). Same results, shorter code.
-    let Ok(image) = KernelImage::locate() else {
+    let Ok(image) = image() else {
         println!("skipped: no kernel image");
         return;
     };

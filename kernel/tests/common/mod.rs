@@ -6,18 +6,27 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use kernel::{BufferMode, Guest, Input, Job, JobResult, KernelImage, Map, RunOutput, Slot};
 
+/// The image these tests boot: `$JITDIFF_KERNEL_DIR` when set, else Linux 6.12's (the
+/// kernel whose facts `kernel/PROTOCOL.md` records), built by `kernel/build.sh --kernel 6.12`.
+pub fn image() -> Result<KernelImage, kernel::GuestError> {
+    match std::env::var_os("JITDIFF_KERNEL_DIR") {
+        Some(d) if !d.is_empty() => KernelImage::in_dir(std::path::Path::new(&d)),
+        _ => KernelImage::cached("6.12"),
+    }
+}
+
 /// The shared guest, or `None` (after printing "skipped: no kernel image") when no image
 /// has been built. Tests hold the lock for their whole exchange with the guest.
 pub fn guest() -> Option<MutexGuard<'static, Option<Guest>>> {
     static GUEST: OnceLock<Option<Mutex<Option<Guest>>>> = OnceLock::new();
-    let cell = GUEST.get_or_init(|| KernelImage::locate().ok().map(|_| Mutex::new(None)));
+    let cell = GUEST.get_or_init(|| image().ok().map(|_| Mutex::new(None)));
     let Some(mutex) = cell else {
         println!("skipped: no kernel image");
         return None;
     };
     let mut g = mutex.lock().unwrap_or_else(|e| e.into_inner());
     if !g.as_ref().is_some_and(Guest::is_alive) {
-        let image = KernelImage::locate().expect("kernel image vanished");
+        let image = image().expect("kernel image vanished");
         *g = Some(Guest::boot(&image).expect("booting the guest"));
     }
     Some(g)
