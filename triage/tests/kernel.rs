@@ -338,3 +338,32 @@ fn selftest_shapes_of_corpus_tailcalls_on_7_3() {
     assert_eq!(ran, ["tailcall_1.s", "tailcall_2.s", "tailcall_3.s", "tailcall_6.s"]);
     assert_eq!(refused.len(), 8, "the mixed shapes: {refused:?}");
 }
+
+#[test]
+fn linux_6_12_and_7_3_differ_on_empty_slots_as_documented() {
+    // corpus/kernel/6.12-counts-empty-slots.s: 6.12's JIT (as its interpreter) counts the
+    // empty-slot attempt of every run, 17 entries; 7.3's does not, 34 entries. The engines'
+    // kernels differ in their rule, so the reference runs today's: 6.12 is the odd one out,
+    // and the difference is the known divergence 6.12-counts-empty-slots.
+    if kernel::KernelImage::cached("6.12").is_err() || kernel::KernelImage::cached("7.3").is_err() {
+        println!("skipped: no kernel image");
+        return;
+    }
+    let names = ["reference", "kernel-jit@6.12", "kernel-jit@7.3"];
+    let mut engines = Engines::try_with_options(&names, &Options::default()).expect("kernel engines");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/6.12-counts-empty-slots.s");
+    let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
+    let input = triage::fuzz::ctx_or_default(f.ctx);
+    let results = engines.run_set(&f.set, &input);
+    let entries: Vec<(&str, u64)> = results
+        .iter()
+        .map(|r| match &r.result {
+            RunResult::Ran(o) => (r.engine, u64::from_le_bytes(o.ctx[..8].try_into().expect("8 bytes"))),
+            other => panic!("{}: {other:?}", r.engine),
+        })
+        .collect();
+    assert_eq!(entries, [("reference", 34), ("kernel-jit@6.12", 17), ("kernel-jit@7.3", 34)]);
+    let Verdict::Mismatch(diffs) = compare(&results) else { panic!("6.12 is the odd one out") };
+    let known = triage::known::explain(&engines, &results, &diffs).expect("explained");
+    assert_eq!(known.name, "6.12-counts-empty-slots");
+}
