@@ -95,7 +95,9 @@ fn short_hex(ctx: &[u8]) -> String {
 /// A human-readable table: one row per engine (R0, error, context), then the verdict.
 pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> String {
     let mut s = format!("{file}:\n");
-    s += &format!("  {:<13} {:<20} {:<18} {:<10} {}\n", "engine", "r0", "error", "tailcalls", "ctx");
+    // The engine column fits the longest name (`kernel-jit@/path/to/tree`), at least 13.
+    let w = results.iter().map(|r| r.engine.len()).max().unwrap_or(0).max(13);
+    s += &format!("  {:<w$} {:<20} {:<18} {:<10} {}\n", "engine", "r0", "error", "tailcalls", "ctx");
     for r in results {
         match &r.result {
             RunResult::Ran(o) => {
@@ -107,17 +109,17 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                 };
                 let ctx = short_hex(&o.ctx);
                 let tail_calls = if o.observes.tail_calls { o.tail_calls.to_string() } else { "-".into() };
-                s += &format!("  {:<13} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, tail_calls, ctx);
+                s += &format!("  {:<w$} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, tail_calls, ctx);
                 for (k, a) in o.arrays.iter().enumerate() {
-                    s += &format!("  {:<13} array {k}: {}\n", "", short_hex(a));
+                    s += &format!("  {:<w$} array {k}: {}\n", "", short_hex(a));
                 }
                 if !o.helper_calls.is_empty() {
-                    s += &format!("  {:<13} helpers: {}\n", "", helper_trace(&o.helper_calls));
+                    s += &format!("  {:<w$} helpers: {}\n", "", helper_trace(&o.helper_calls));
                 }
             }
-            RunResult::CannotJudge(why) => s += &format!("  {:<13} cannot judge: {why}\n", r.engine),
+            RunResult::CannotJudge(why) => s += &format!("  {:<w$} cannot judge: {why}\n", r.engine),
             RunResult::Rejected(log) => {
-                s += &format!("  {:<13} rejected by its verifier: {}\n", r.engine, last_lines(log, 3))
+                s += &format!("  {:<w$} rejected by its verifier: {}\n", r.engine, last_lines(log, 3))
             }
         }
     }
