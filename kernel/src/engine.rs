@@ -285,21 +285,28 @@ pub fn counts_entries(set: &ProgramSet) -> bool {
     set.progs().iter().all(|p| p.prog.insns().starts_with(&counter))
 }
 
-/// The name of a kernel engine: `kernel-jit` (`jit`) or `kernel-interp`, followed by
-/// `@SPEC` when a kernel is named (`kernel-jit@7.3`, `kernel-interp@/src/linux`). Names are
-/// kept for the life of the process, so each distinct name is allocated once.
-pub fn engine_name(jit: bool, kernel: Option<&str>) -> &'static str {
-    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let base = if jit { "kernel-jit" } else { "kernel-interp" };
-    let Some(spec) = kernel else { return base };
-    let name = format!("{base}@{spec}");
-    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(known) = names.iter().find(|n| **n == name) {
+/// `text` kept for the life of the process, for engine names and kernel specs (engines
+/// report `&'static str` names and engine options are `Copy`); each distinct text is
+/// allocated once.
+pub fn intern(text: &str) -> &'static str {
+    static TEXTS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut texts = TEXTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = texts.iter().find(|t| **t == text) {
         return known;
     }
-    let leaked: &'static str = Box::leak(name.into_boxed_str());
-    names.push(leaked);
+    let leaked: &'static str = Box::leak(text.to_string().into_boxed_str());
+    texts.push(leaked);
     leaked
+}
+
+/// The name of a kernel engine: `kernel-jit` (`jit`) or `kernel-interp`, followed by
+/// `@SPEC` when a kernel is named (`kernel-jit@7.3`, `kernel-interp@/src/linux`).
+pub fn engine_name(jit: bool, kernel: Option<&str>) -> &'static str {
+    let base = if jit { "kernel-jit" } else { "kernel-interp" };
+    match kernel {
+        Some(spec) => intern(&format!("{base}@{spec}")),
+        None => base,
+    }
 }
 
 /// Reads a kernel engine's name: whether it is the JIT (`kernel-jit`) or the interpreter

@@ -114,15 +114,20 @@ impl KernelImage {
     /// `kernel/build.sh` read it from the kernel's `kernel/bpf/core.c` into
     /// `build-info.txt` (`empty_slot=counted` or `free`); `None` when it could not tell.
     pub fn empty_slot(&self) -> Option<bpf::EmptySlotRule> {
-        let info = std::fs::read_to_string(self.dir.join("build-info.txt")).ok()?;
-        info.lines().find_map(|l| l.strip_prefix("empty_slot=")).and_then(|v| v.trim().parse().ok())
+        self.build_info("empty_slot")?.parse().ok()
     }
 
     /// The kernel's version as `kernel/build.sh` recorded it in `build-info.txt` (such as
     /// `6.12.118`); `None` when it is not recorded.
     pub fn version(&self) -> Option<String> {
+        self.build_info("kernel_version")
+    }
+
+    /// The value of `key` in the image's `build-info.txt` (lines `key=value`).
+    fn build_info(&self, key: &str) -> Option<String> {
         let info = std::fs::read_to_string(self.dir.join("build-info.txt")).ok()?;
-        info.lines().find_map(|l| l.strip_prefix("kernel_version=")).map(|v| v.trim().to_string())
+        let value = info.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='))?;
+        Some(value.trim().to_string())
     }
 
     /// Uses the `Image` and `initramfs.cpio` in `dir`; fails with [`GuestError::NoImage`]

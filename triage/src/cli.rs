@@ -100,12 +100,7 @@ impl ReplayArgs {
     /// The configuration to replay a finding with: `recorded` (or the defaults) with
     /// every option given here in its place, and the fuzzer's budget.
     fn resolve(&self, recorded: Option<FindingConfig>) -> Result<FindingConfig, String> {
-        let mut c = recorded.unwrap_or(FindingConfig {
-            engines: crate::engines::ALL.to_vec(),
-            options: Options::default(),
-            inputs: None,
-            seed: None,
-        });
+        let mut c = recorded.unwrap_or_default();
         if let Some(list) = &self.engines {
             c.engines = parse_list(list).map_err(|e| format!("--engines: {e}"))?;
         }
@@ -271,7 +266,7 @@ struct RunArgs {
 
 /// `--kernel`, kept for the life of the process (engine options are `Copy`).
 fn kernel_option(kernel: &Option<String>) -> Option<&'static str> {
-    kernel.as_deref().map(crate::config::intern)
+    kernel.as_deref().map(kernel::engine::intern)
 }
 
 fn parse_hex(s: &str) -> Result<Vec<u8>, String> {

@@ -28,6 +28,18 @@ pub struct FindingConfig {
     pub seed: Option<u64>,
 }
 
+impl Default for FindingConfig {
+    /// jitdiff's default engines and options, not from a fuzzing session.
+    fn default() -> FindingConfig {
+        FindingConfig {
+            engines: crate::engines::ALL.to_vec(),
+            options: Options::default(),
+            inputs: None,
+            seed: None,
+        }
+    }
+}
+
 /// A count semantics' name on the command line.
 pub fn semantics_name(s: TailCallSemantics) -> &'static str {
     match s {
@@ -125,12 +137,7 @@ impl FindingConfig {
         let Some(line) = text.lines().find_map(|l| l.trim_start().strip_prefix(PREFIX)) else {
             return Ok(None);
         };
-        let mut c = FindingConfig {
-            engines: crate::engines::ALL.to_vec(),
-            options: Options::default(),
-            inputs: None,
-            seed: None,
-        };
+        let mut c = FindingConfig::default();
         for field in line.split_whitespace() {
             let (key, value) =
                 field.split_once('=').ok_or_else(|| format!("config field {field:?} is not key=value"))?;
@@ -148,7 +155,7 @@ impl FindingConfig {
                         .collect::<Result<_, _>>()
                         .map_err(bad)?
                 }
-                "kernel" if !value.is_empty() => c.options.kernel = Some(intern(value)),
+                "kernel" if !value.is_empty() => c.options.kernel = Some(kernel::engine::intern(value)),
                 "inputs" => c.inputs = Some(value.parse().map_err(|e| bad(format!("{e}")))?),
                 "seed" => c.seed = Some(value.parse().map_err(|e| bad(format!("{e}")))?),
                 _ => return Err(format!("unknown config field {key:?}")),
@@ -182,19 +189,6 @@ impl EnginesByConfig {
         let (c, e) = &mut self.built[index];
         (c, e)
     }
-}
-
-/// A text kept for the life of the process (engine options are `Copy`); each distinct
-/// text is allocated once.
-pub fn intern(text: &str) -> &'static str {
-    static TEXTS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut texts = TEXTS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(t) = texts.iter().find(|t| **t == text) {
-        return t;
-    }
-    let t: &'static str = Box::leak(text.to_string().into_boxed_str());
-    texts.push(t);
-    t
 }
 
 #[cfg(test)]

@@ -120,16 +120,14 @@ pub fn triage(
             }
         };
         let (config, run) = engines.get(c);
-        if config.engines.iter().any(|n| crate::engines::is_kernel(n)) {
-            let results = run.run_set(&g.set, &g.input);
-            if let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) {
-                if let Some(k) = crate::known::explain(run, &results, &diffs) {
-                    t.known.push((path.clone(), k.name));
-                    continue;
-                }
+        let results = run.run_set(&g.set, &g.input);
+        if let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) {
+            if let Some(k) = crate::known::explain(run, &results, &diffs) {
+                t.known.push((path.clone(), k.name));
+                continue;
             }
         }
-        let Some(sig) = Signature::of_run(run, &g.set, &g.input) else {
+        let Some(sig) = Signature::of_results(&results, run, &g.set, &g.input) else {
             let why = format!(
                 "the engines agree on it (or it is invalid or inconclusive) with {}: nothing to minimise",
                 config.describe()
@@ -171,7 +169,7 @@ pub fn triage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::{Options, ALL};
+    use crate::engines::Options;
 
     #[test]
     fn findings_of_one_bug_form_one_group_and_bad_files_are_skipped() {
@@ -188,7 +186,7 @@ mod tests {
             budget: Some(100_000),
             ..Options::default()
         };
-        let config = FindingConfig { engines: ALL.to_vec(), options: opts, inputs: None, seed: None };
+        let config = FindingConfig { options: opts, ..FindingConfig::default() };
         let files = finding_files(&dir).unwrap();
         let t = triage(&files, &|_| Ok(config.clone()), 5_000, &mut |_, _| {});
         std::fs::remove_dir_all(&dir).unwrap();

@@ -60,8 +60,19 @@ impl Signature {
     /// The signature of `set` on `input`, if the engines disagree: [`Signature::of`] the
     /// engines' results, with the first divergence when the JIT is the odd one out.
     pub fn of_run(engines: &mut Engines, set: &ProgramSet, input: &Input) -> Option<Signature> {
-        let base = Signature::of(&engines.run_set(set, input))?;
-        Some(base.traced(engines, set, input))
+        let results = engines.run_set(set, input);
+        Signature::of_results(&results, engines, set, input)
+    }
+
+    /// [`Signature::of_run`] for `results`, the engines' results of `set` on `input`
+    /// already at hand (the first divergence still needs traced runs).
+    pub fn of_results(
+        results: &[EngineResult],
+        engines: &mut Engines,
+        set: &ProgramSet,
+        input: &Input,
+    ) -> Option<Signature> {
+        Some(Signature::of(results)?.traced(engines, set, input))
     }
 
     /// This signature with the first divergence filled in, when the JIT is the odd one

@@ -308,7 +308,7 @@ mod tests {
         let input = dir.join("<b>evil&.s");
         std::fs::write(&input, ".ctx 8\nr0 = -1\nw0 += 0\nexit\n").unwrap();
         let opts = Options { bugs: jit::Bugs::NONE.with(jit::Bug::Alu32ArithNoZext), ..Options::default() };
-        let config = FindingConfig { engines: ALL.to_vec(), options: opts, inputs: None, seed: None };
+        let config = FindingConfig { options: opts, ..FindingConfig::default() };
         let t = crate::dedup::triage(&[input], &|_| Ok(config.clone()), 1_000, &mut |_, _| {});
         let out = dir.join("out");
         let summary = write_reports(&t, &out, 0.5).unwrap();
