@@ -131,6 +131,9 @@ pub enum FaultKind {
     Abi,
     /// Something failed in the engine's host side (emulator error, unexpected state).
     Host,
+    /// The kernel running the program crashed (an oops or a panic in its log): only the
+    /// kernel engines can have this fault, and it is always the kernel's bug.
+    KernelCrash,
 }
 
 impl FaultKind {
@@ -144,6 +147,7 @@ impl FaultKind {
             FaultKind::Verifier => "verifier",
             FaultKind::Abi => "abi",
             FaultKind::Host => "host",
+            FaultKind::KernelCrash => "kernel-crash",
         }
     }
 }

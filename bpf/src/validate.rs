@@ -145,14 +145,21 @@ impl std::error::Error for ValidateError {}
 /// above (pass `Some(0)` for runs without a context).
 pub fn validate(set: &ProgramSet, ctx_size: Option<usize>) -> Result<(), ValidateError> {
     for prog in set.progs() {
-        let v = Validator::new(set, prog, ctx_size);
-        v.call_graph()?;
-        for f in 0..v.funcs.len() {
-            v.loops(f)?;
-        }
-        v.dataflow()?;
+        Validator::new(set, prog, ctx_size).run()?;
     }
     Ok(())
+}
+
+/// For each instruction of program `prog` of `set`, whether R1 holds the context pointer
+/// itself (offset 0) on every path that reaches it, as [`validate`]'s dataflow tracks values
+/// (`false` where no path reaches). `Err` when the program breaks one of the rules.
+pub fn context_in_r1(
+    set: &ProgramSet,
+    prog: usize,
+    ctx_size: Option<usize>,
+) -> Result<Vec<bool>, ValidateError> {
+    let states = Validator::new(set, &set.progs()[prog], ctx_size).run()?;
+    Ok(states.iter().map(|s| s.as_ref().is_some_and(|s| s.regs[1] == Val::Ctx(0))).collect())
 }
 
 /// Why a register is undefined.
@@ -320,6 +327,15 @@ impl<'a> Validator<'a> {
         Validator { set, prog, ctx_size, funcs, calls }
     }
 
+    /// Checks every rule; the state before each instruction.
+    fn run(&self) -> Res<Vec<Option<State>>> {
+        self.call_graph()?;
+        for f in 0..self.funcs.len() {
+            self.loops(f)?;
+        }
+        self.dataflow()
+    }
+
     fn p(&self) -> &'a Program {
         &self.prog.prog
     }
@@ -465,17 +481,23 @@ impl<'a> Validator<'a> {
 
     // ---- the abstract interpretation ----
 
-    /// Interprets every reachable function, callers before callees.
-    fn dataflow(&self) -> Res<()> {
+    /// Interprets every reachable function, callers before callees: the state before each
+    /// instruction (`None` where none reaches).
+    fn dataflow(&self) -> Res<Vec<Option<State>>> {
         let n = self.funcs.len();
         let mut entries: Vec<Option<State>> = vec![None; n];
         let mut regs = [Val::Undef(Why::Entry); 11];
         regs[1] = Val::Ctx(0);
         regs[10] = Val::Stack(0);
         entries[0] = Some(State { regs, stack: [0; 8] });
+        let mut all = vec![None; self.p().insns().len()];
         for f in self.topological() {
             let Some(entry) = entries[f].take() else { continue };
-            for (g, st) in self.function(f, entry)? {
+            let (calls, states) = self.function(f, entry)?;
+            for i in self.funcs[f].clone() {
+                all[i] = states[i].clone();
+            }
+            for (g, st) in calls {
                 let mut regs = [Val::Undef(Why::SubprogEntry); 11];
                 regs[10] = Val::Stack(0);
                 for (reg, passed) in regs[1..6].iter_mut().zip(&st.regs[1..6]) {
@@ -492,7 +514,7 @@ impl<'a> Validator<'a> {
                 });
             }
         }
-        Ok(())
+        Ok(all)
     }
 
     /// Functions with callers first (the graph is acyclic once `call_graph` passed).
@@ -519,8 +541,9 @@ impl<'a> Validator<'a> {
     }
 
     /// Runs function `f` to a fixpoint; returns the state at every bpf2bpf call, with the
-    /// callee.
-    fn function(&self, f: usize, entry: State) -> Res<Vec<(usize, State)>> {
+    /// callee, and the state before each instruction.
+    #[allow(clippy::type_complexity)]
+    fn function(&self, f: usize, entry: State) -> Res<(Vec<(usize, State)>, Vec<Option<State>>)> {
         let start = self.funcs[f].start;
         let depth = self.p().function_stack_depth(f) as i64;
         let mut states: Vec<Option<State>> = vec![None; self.p().insns().len()];
@@ -540,7 +563,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        Ok(calls)
+        Ok((calls, states))
     }
 
     /// Checks instruction `i` in state `st`; returns its successors with their states.
@@ -1146,5 +1169,18 @@ mod tests {
         }
         assert!(generated >= 450, "only {generated} of 500 inputs generated a set");
         assert!(seen.iter().all(|&n| n >= 20), "sets with loops, lookups, tail calls, calls: {seen:?}");
+    }
+
+    #[test]
+    fn context_in_r1_follows_the_context_through_moves_and_calls() {
+        let text = "r6 = r1\ncall with_ctx\nr1 = 5\ncall with_ctx\nr1 = r6\nr1 += 8\nexit\n\
+                    with_ctx:\nr0 = 0\nexit\n";
+        let file = crate::asm::parse_set(text).unwrap();
+        let ctx = context_in_r1(&file.set, 0, Some(64)).unwrap();
+        // r6 = r1 | call (r1 the context) | r1 = 5 | call (a scalar) | r1 = r6 | r1 += 8 |
+        // exit (the context + 8) | the callee's two instructions (one caller passes a scalar).
+        assert_eq!(ctx, [true, true, false, false, false, true, false, false, false]);
+        let bad = crate::asm::parse_set("r0 = *(u64 *)(r1 + 64)\nexit\n").unwrap();
+        assert_eq!(context_in_r1(&bad.set, 0, Some(64)).unwrap_err().rule, Rule::CtxBounds);
     }
 }

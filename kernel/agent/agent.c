@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTO_VERSION 1u
+#define PROTO_VERSION 2u
 #define MAGIC_READY 0x5952444au   /* "JDRY" as little-endian u32 */
 #define MAGIC_REQUEST 0x5152444au /* "JDRQ" */
 #define MAGIC_RESPONSE 0x5352444au /* "JDRS" */
@@ -229,6 +229,10 @@ struct map_spec {
 struct prog_spec {
 	uint32_t insn_count;
 	const uint8_t *insns;
+	uint32_t btf_len; /* 0: loaded without BTF */
+	const uint8_t *btf;
+	uint32_t func_info_count; /* struct bpf_func_info records, 8 bytes each */
+	const uint8_t *func_info;
 };
 
 struct slot_spec {
@@ -333,6 +337,15 @@ static void parse_job(struct cur *c, struct job_spec *j, uint32_t index)
 						k, imm, j->map_count);
 			k++; /* the second half of lddw */
 		}
+		ps->btf_len = get_u32(c, "btf length");
+		snprintf(what, sizeof(what), "job %u prog %u btf", index, p);
+		ps->btf = get_bytes(c, ps->btf_len, what);
+		ps->func_info_count = get_count(c, 8, "func_info_count");
+		snprintf(what, sizeof(what), "job %u prog %u func_info", index, p);
+		ps->func_info = get_bytes(c, (uint64_t)ps->func_info_count * 8, what);
+		if (!c->err[0] && !ps->btf_len != !ps->func_info_count)
+			return cur_fail(c, "job %u prog %u: %u bytes of btf with %u func_info records", index, p,
+					ps->btf_len, ps->func_info_count);
 	}
 	if (c->err[0])
 		return;
@@ -571,6 +584,31 @@ static int map_update(int fd, uint32_t key, const void *value)
 	return sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0 ? -errno : 0;
 }
 
+/* Load a program's BTF; on failure returns -errno and leaves the kernel's BTF log in vlog
+ * (the program is then reported as refused). */
+static int load_btf(const struct prog_spec *ps, uint32_t *log_len)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.btf = ptr64(ps->btf);
+	a.btf_size = ps->btf_len;
+	long fd = sys_bpf(BPF_BTF_LOAD, &a);
+	if (fd >= 0)
+		return (int)fd;
+	int err = errno;
+	static const char prefix[] = "jitdiff-agent: BPF_BTF_LOAD of the program's BTF failed:\n";
+	memcpy(vlog, prefix, sizeof(prefix));
+	a.btf_log_buf = ptr64(vlog + sizeof(prefix) - 1);
+	a.btf_log_size = VLOG_SIZE - sizeof(prefix);
+	a.btf_log_level = 1;
+	fd = sys_bpf(BPF_BTF_LOAD, &a);
+	if (fd >= 0)
+		close((int)fd);
+	vlog[VLOG_SIZE - 1] = 0;
+	*log_len = (uint32_t)strlen((char *)vlog);
+	return -err;
+}
+
 /* Load one program; on failure returns -errno and leaves the verifier log in vlog. */
 static int load_prog(const struct job_spec *j, const struct prog_spec *ps, const struct job_state *st,
 		     uint32_t *log_len)
@@ -593,8 +631,20 @@ static int load_prog(const struct job_spec *j, const struct prog_spec *ps, const
 		k++;
 	}
 	static const char license[] = "GPL";
+	int btf_fd = -1;
+	if (ps->btf_len) {
+		btf_fd = load_btf(ps, log_len);
+		if (btf_fd < 0)
+			return btf_fd;
+	}
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
+	if (btf_fd >= 0) {
+		a.prog_btf_fd = (uint32_t)btf_fd;
+		a.func_info_rec_size = 8;
+		a.func_info = ptr64(ps->func_info);
+		a.func_info_cnt = ps->func_info_count;
+	}
 	a.prog_type = j->prog_type;
 	a.expected_attach_type = j->attach_type;
 	a.prog_flags = j->prog_flags;
@@ -605,23 +655,25 @@ static int load_prog(const struct job_spec *j, const struct prog_spec *ps, const
 	 * to obtain the verifier's explanation (the outcome does not depend on
 	 * the log level, and a log that overflows would itself fail the load). */
 	long fd = sys_bpf(BPF_PROG_LOAD, &a);
-	if (fd >= 0)
-		return (int)fd;
 	int err = errno;
-	vlog[0] = 0;
-	a.log_level = 1;
-	a.log_size = VLOG_SIZE;
-	a.log_buf = ptr64(vlog);
-	fd = sys_bpf(BPF_PROG_LOAD, &a);
-	if (fd >= 0) {
-		close((int)fd);
-		snprintf((char *)vlog, VLOG_SIZE,
-			 "jitdiff-agent: load failed with errno %d but succeeded when loaded again with log_level 1",
-			 err);
+	if (fd < 0) {
+		vlog[0] = 0;
+		a.log_level = 1;
+		a.log_size = VLOG_SIZE;
+		a.log_buf = ptr64(vlog);
+		long again = sys_bpf(BPF_PROG_LOAD, &a);
+		if (again >= 0) {
+			close((int)again);
+			snprintf((char *)vlog, VLOG_SIZE,
+				 "jitdiff-agent: load failed with errno %d but succeeded when loaded again with log_level 1",
+				 err);
+		}
+		vlog[VLOG_SIZE - 1] = 0;
+		*log_len = (uint32_t)strlen((char *)vlog);
 	}
-	vlog[VLOG_SIZE - 1] = 0;
-	*log_len = (uint32_t)strlen((char *)vlog);
-	return -err;
+	if (btf_fd >= 0)
+		close(btf_fd); /* a loaded program holds its own reference */
+	return fd >= 0 ? (int)fd : -err;
 }
 
 static int prog_info(int fd, struct bpf_prog_info *info, void *jited, uint32_t jited_len, void *xlated,

@@ -55,8 +55,15 @@ static void seed(struct out *o)
 		static const uint8_t prog1[] = { 0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0 };
 		put32(o, sizeof(prog0) / 8);
 		put_bytes(o, prog0, sizeof(prog0));
+		put32(o, 0); /* no btf, no func_info */
+		put32(o, 0);
 		put32(o, sizeof(prog1) / 8);
 		put_bytes(o, prog1, sizeof(prog1));
+		put32(o, 8); /* 8 bytes standing for a btf, one func_info record */
+		put_bytes(o, (const uint8_t *)"\x9f\xeb\x01\x00btf!", 8);
+		put32(o, 1);
+		put32(o, 0);
+		put32(o, 3);
 		put32(o, 1); /* slot: map 0 key 1 prog 1 */
 		put32(o, 0);
 		put32(o, 1);

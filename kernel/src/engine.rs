@@ -8,11 +8,14 @@
 //!   size), written from the input before each run and read back after it; each program's
 //!   main function (the entry and every tail-call target, not subprograms) starts with
 //!   `r1 = buffer ll` (`lddw` of the map value). An input without a context gets `r1 = 0`.
-//! - `bpf_tail_call` needs the real context in R1: a program that makes tail calls first
-//!   stores R1 at `r10 - 512`, and every tail call is preceded by reloading it. Such a
-//!   program's main function must leave those 8 bytes alone (at most 504 bytes of stack).
+//! - `bpf_tail_call` needs the real context in R1: each function that makes tail calls, or
+//!   calls a subprogram that reaches one, keeps it in 8 bytes just below its own stack and
+//!   reloads it before those calls; such subprograms take it in R1 and then point R1 at the
+//!   buffer, which is what their callers passed ([`lower_program`]). A program with
+//!   subprograms is loaded with BTF for its functions, which the kernel wants for tail
+//!   calls in subprograms ([`crate::btf`]).
 //! - Jumps and calls are moved so that each reaches the same instruction (a jump to a tail
-//!   call reaches its reload); a jump to the first instruction does not re-run the
+//!   call reaches its reload, a call reaches its callee's prologue); a jump never re-runs a
 //!   prologue.
 //! - Prog arrays and array maps keep their order and indexes; the buffer map comes last.
 //!   `BPF_F_ANY_ALIGNMENT` is set, as our engines do not require aligned plain accesses.
@@ -27,23 +30,23 @@
 //! the kernel refuses is [`RunResult::Rejected`] with the verifier's log.
 
 use bpf::{
-    helpers, Call, Engine, Input as BpfInput, Insn, Observes, Outcome, ProgramSet, Reg, RunResult, Size,
+    helpers, Call, Engine, Fault, FaultKind, Input as BpfInput, Insn, Observes, Outcome, ProgramSet, Reg,
+    RunResult, Size,
 };
 
-use crate::{BufferMode, Guest, GuestError, Input, Job, JobResult, KernelImage, Map, Slot};
+use crate::{BufferMode, Guest, GuestError, Input, Job, JobResult, KernelImage, Map, ProgBtf, Slot};
 
 /// `BPF_F_ANY_ALIGNMENT`.
 const ANY_ALIGNMENT: u32 = 2;
 /// `BPF_PSEUDO_MAP_VALUE`: an `lddw` of a map value's address.
 const PSEUDO_MAP_VALUE: u8 = 2;
-/// Where a program that makes tail calls keeps the real context.
-const CTX_SLOT: i16 = -512;
 /// The packet XDP runs on (the kernel wants at least an Ethernet header).
 const PACKET: [u8; 14] = [0; 14];
 /// The most bytes a context buffer may have (the kernel's largest map value we use).
 pub const MAX_CTX: usize = 4096;
 
-/// Why a set cannot be run on the kernel, or `None` when it can.
+/// Why a set cannot be run on the kernel, or `None` when it can (what [`lower_all`] may
+/// still refuse is about a program's shape: see [`lower_program`]).
 pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
     if input.ctx.as_ref().is_some_and(|c| c.len() > MAX_CTX) {
         return Some(format!("a context of more than {MAX_CTX} bytes"));
@@ -67,59 +70,243 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
                 _ => {}
             }
         }
-        let tail_calls = p.prog.insns().iter().any(Insn::is_tail_call);
-        if tail_calls && p.prog.function_stack_depth(0) > (-(CTX_SLOT as i32) - 8) as u32 {
-            return Some(format!(
-                "program {} makes tail calls and its main function uses more than 504 bytes of stack, \
-                 where the kernel engine keeps the context",
-                p.name
-            ));
-        }
     }
     None
 }
 
-/// `insns` with `prologue` in front and `before(insn)` in front of each instruction, every
-/// jump and call moved to reach the same instruction (or what was put in front of it;
-/// never the prologue). `None` when an offset no longer fits.
-pub fn insert(insns: &[Insn], prologue: &[Insn], before: impl Fn(&Insn) -> Vec<Insn>) -> Option<Vec<Insn>> {
+/// Whether a verifier log says the kernel refused the program because it does not run
+/// programs that mix bpf2bpf calls and tail calls at all: its interpreter never does, and
+/// neither does a JIT without tail calls in subprograms (6.12's RV64 JIT). 6.12 says "tail_calls
+/// are not allowed in non-JITed programs with bpf-to-bpf calls", 7.x "mixing of tail_calls
+/// and bpf-to-bpf calls is not supported" (and the former when a JIT fails).
+pub fn refused_for_mixing(log: &str) -> bool {
+    log.contains("tail_calls are not allowed in non-JITed programs with bpf-to-bpf calls")
+        || log.contains("mixing of tail_calls and bpf-to-bpf calls is not supported")
+}
+
+/// A program with instructions put in front of some of its own (see [`insert`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    /// The new program.
+    pub insns: Vec<Insn>,
+    /// For each original instruction, the slot in [`Inserted::insns`] where what was put in
+    /// front of it begins (a call to it lands there).
+    pub starts: Vec<usize>,
+}
+
+/// `insns` with `entry(i)` and then `before(i)` put in front of each instruction `i`, every
+/// jump and call moved to reach the same instruction: a call reaches what `entry` put in
+/// front of it (a function's prologue), a jump what `before` put there (never the
+/// prologue). The program's own entry runs `entry(0)`. `None` when an offset no longer
+/// fits.
+pub fn insert(
+    insns: &[Insn],
+    entry: impl Fn(usize) -> Vec<Insn>,
+    before: impl Fn(usize) -> Vec<Insn>,
+) -> Option<Inserted> {
     let slots = |v: &[Insn]| v.iter().map(Insn::slots).sum::<usize>() as i64;
-    let mut group = Vec::with_capacity(insns.len() + 1); // new slot of each group's start
-    let mut at_insn = Vec::with_capacity(insns.len()); // new slot of each old instruction
-    let mut old_slot = Vec::with_capacity(insns.len() + 1);
-    let (mut new, mut old) = (slots(prologue), 0i64);
-    let befores: Vec<Vec<Insn>> = insns.iter().map(&before).collect();
-    for (insn, pre) in insns.iter().zip(&befores) {
-        group.push(new);
-        old_slot.push(old);
-        new += slots(pre);
+    let entries: Vec<Vec<Insn>> = (0..insns.len()).map(entry).collect();
+    let befores: Vec<Vec<Insn>> = (0..insns.len()).map(before).collect();
+    let n = insns.len() + 1;
+    // New slot of: each call target, each jump target, each old instruction; old slots.
+    let (mut call_at, mut jump_at, mut at_insn, mut old_slot) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut new, mut old) = (0i64, 0i64);
+    for (k, insn) in insns.iter().enumerate() {
+        call_at.push(new);
+        new += slots(&entries[k]);
+        jump_at.push(new);
+        new += slots(&befores[k]);
         at_insn.push(new);
+        old_slot.push(old);
         new += insn.slots() as i64;
         old += insn.slots() as i64;
     }
+    call_at.push(new);
+    jump_at.push(new);
     old_slot.push(old);
-    group.push(new);
     let index_at = |s: i64| old_slot.binary_search(&s).ok();
-    let mut out = prologue.to_vec();
-    for (i, (insn, pre)) in insns.iter().zip(&befores).enumerate() {
-        out.extend_from_slice(pre);
-        let retarget = |off: i64| -> Option<i64> {
+    let mut out = Vec::with_capacity(new as usize);
+    for (i, insn) in insns.iter().enumerate() {
+        out.extend_from_slice(&entries[i]);
+        out.extend_from_slice(&befores[i]);
+        let retarget = |off: i64, to: &[i64]| -> Option<i64> {
             let target = index_at(old_slot[i] + 1 + off)?;
-            Some(group[target] - at_insn[i] - 1)
+            Some(to[target] - at_insn[i] - 1)
         };
         out.push(match *insn {
-            Insn::Ja { off } => Insn::Ja { off: i16::try_from(retarget(off as i64)?).ok()? },
-            Insn::JaLong { off } => Insn::JaLong { off: i32::try_from(retarget(off as i64)?).ok()? },
+            Insn::Ja { off } => Insn::Ja { off: i16::try_from(retarget(off as i64, &jump_at)?).ok()? },
+            Insn::JaLong { off } => {
+                Insn::JaLong { off: i32::try_from(retarget(off as i64, &jump_at)?).ok()? }
+            }
             Insn::Jmp { width, cond, dst, src, off } => {
-                Insn::Jmp { width, cond, dst, src, off: i16::try_from(retarget(off as i64)?).ok()? }
+                Insn::Jmp { width, cond, dst, src, off: i16::try_from(retarget(off as i64, &jump_at)?).ok()? }
             }
             Insn::Call(Call::Local(off)) => {
-                Insn::Call(Call::Local(i32::try_from(retarget(off as i64)?).ok()?))
+                Insn::Call(Call::Local(i32::try_from(retarget(off as i64, &call_at)?).ok()?))
             }
             other => other,
         });
     }
-    Some(out)
+    let starts = call_at[..insns.len()].iter().map(|&s| s as usize).collect();
+    Some(Inserted { insns: out, starts })
+}
+
+/// The function of `prog` that instruction `i` calls, if it is a bpf2bpf call.
+fn callee_of(prog: &bpf::Program, funcs: &[std::ops::Range<usize>], i: usize) -> Option<usize> {
+    match prog.insns()[i] {
+        Insn::Call(Call::Local(_)) => prog.target_of(i).and_then(|t| funcs.iter().position(|r| r.start == t)),
+        _ => None,
+    }
+}
+
+/// For each function of `prog`, whether it makes tail calls or calls a function that
+/// reaches one (the kernel's "tail call reachable"): those keep the context.
+fn reaches_tail_calls(prog: &bpf::Program) -> Vec<bool> {
+    let (funcs, insns) = (prog.functions(), prog.insns());
+    let mut reach: Vec<bool> =
+        funcs.iter().map(|r| insns[r.clone()].iter().any(Insn::is_tail_call)).collect();
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (f, r) in funcs.iter().enumerate() {
+            if !reach[f] && r.clone().any(|i| callee_of(prog, &funcs, i).is_some_and(|g| reach[g])) {
+                reach[f] = true;
+                grew = true;
+            }
+        }
+    }
+    reach
+}
+
+/// The stack of function `f` of `prog` with the context's 8-byte slot below it.
+fn with_ctx_slot(prog: &bpf::Program, f: usize) -> u32 {
+    prog.function_stack_depth(f).next_multiple_of(8) + 8
+}
+
+/// The stack of program `index`'s main function as the kernel engine loads it: its own,
+/// and the context's slot below it when it makes or leads to tail calls.
+pub fn main_stack_depth(set: &ProgramSet, index: usize) -> u32 {
+    let prog = &set.progs()[index].prog;
+    if reaches_tail_calls(prog)[0] {
+        with_ctx_slot(prog, 0)
+    } else {
+        prog.function_stack_depth(0)
+    }
+}
+
+/// Whether, as the kernel engine loads `set`, a program that the entry reaches through
+/// tail calls uses more stack than the kernel's interpreter gives the entry. The
+/// interpreter runs a whole tail-call chain in the entry's frame, sized by the entry's
+/// stack (rounded up to 32 bytes); the verifier sets 512 bytes for every program that makes
+/// tail calls, but in 6.12 and 7.3 that is overwritten at the end of its fixups with the
+/// program's own depth (corpus/kernel/interp-tail-call-frame.s).
+pub fn overruns_interpreter_frame(set: &ProgramSet) -> bool {
+    let frame = main_stack_depth(set, 0).max(1).next_multiple_of(32);
+    let targets = |p: usize| -> Vec<usize> {
+        set.progs()[p]
+            .prog
+            .insns()
+            .iter()
+            .filter_map(|i| match *i {
+                Insn::LdImm64 { pseudo: bpf::PSEUDO_MAP_FD, imm, .. } => match set.map(imm) {
+                    Some(bpf::MapRef::ProgArray(m)) => {
+                        Some(m.slots.iter().flatten().copied().collect::<Vec<_>>())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    let mut seen = vec![false; set.progs().len()];
+    let mut todo = vec![0];
+    while let Some(p) = todo.pop() {
+        if std::mem::replace(&mut seen[p], true) {
+            continue;
+        }
+        if main_stack_depth(set, p) > frame {
+            return true;
+        }
+        todo.extend(targets(p));
+    }
+    false
+}
+
+/// Program `index` of `set` as the kernel engine loads it, with the BTF it needs, or why it
+/// cannot be loaded so. `set_r1` is the instruction that points R1 at the buffer.
+///
+/// Every main function starts with `set_r1`. `bpf_tail_call` wants the real context in R1,
+/// so each function that makes tail calls or calls one that does (the kernel's "tail call
+/// reachable") keeps the context in an 8-byte slot just below its own stack, reloads it
+/// before each tail call and each call of such a function, and, if a subprogram, takes it
+/// in R1, saves it and then sets R1 to the buffer. This changes nothing the program sees
+/// only where R1 holds the context at each of those calls ([`bpf::validate::context_in_r1`]):
+/// otherwise the program is refused. A program with subprograms is loaded with BTF for
+/// them ([`crate::btf`]), as the kernel wants for tail calls in subprograms.
+pub fn lower_program(
+    set: &ProgramSet,
+    index: usize,
+    ctx_size: usize,
+    set_r1: Insn,
+) -> Result<(Vec<Insn>, Option<ProgBtf>), String> {
+    let p = &set.progs()[index];
+    let (prog, insns) = (&p.prog, p.prog.insns());
+    let funcs = prog.functions();
+    let func_of =
+        |i: usize| funcs.iter().position(|r| r.contains(&i)).expect("every instruction is in a function");
+    let callee = |i: usize| callee_of(prog, &funcs, i);
+    let reach = reaches_tail_calls(prog);
+    let mut slot = vec![0i16; funcs.len()];
+    for f in (0..funcs.len()).filter(|&f| reach[f]) {
+        let depth = with_ctx_slot(prog, f);
+        if depth > bpf::MAX_STACK {
+            return Err(format!(
+                "program {}: function {f} makes or leads to tail calls and uses more than {} bytes of \
+                 stack, where the kernel engine keeps the context",
+                p.name,
+                bpf::MAX_STACK - 8
+            ));
+        }
+        slot[f] = -(depth as i16);
+    }
+    let gets_ctx = |i: usize| callee(i).is_some_and(|g| reach[g]);
+    if (0..insns.len()).any(gets_ctx) {
+        let ctx = bpf::validate::context_in_r1(set, index, Some(ctx_size)).map_err(|e| {
+            format!(
+                "program {}: its subprograms reach tail calls, so the kernel engine must pass them the \
+                 context, and it cannot follow the context through this program: {e}",
+                p.name
+            )
+        })?;
+        if let Some(i) = (0..insns.len()).find(|&i| gets_ctx(i) && !ctx[i]) {
+            return Err(format!(
+                "program {}: the call at pc {} passes r1 other than the context to a subprogram that \
+                 reaches tail calls; the kernel engine can only pass the context there",
+                p.name,
+                prog.pc_of(i)
+            ));
+        }
+    }
+    let save = |f: usize| Insn::Store { size: Size::DW, dst: Reg::R10, src: Reg::R1, off: slot[f] };
+    let reload =
+        |f: usize| Insn::Load { size: Size::DW, signed: false, dst: Reg::R1, src: Reg::R10, off: slot[f] };
+    let entry = |i: usize| match funcs.iter().position(|r| r.start == i) {
+        Some(0) if reach[0] => vec![save(0), set_r1],
+        Some(0) => vec![set_r1],
+        Some(f) if reach[f] => vec![save(f), set_r1],
+        _ => vec![],
+    };
+    let before =
+        |i: usize| if insns[i].is_tail_call() || gets_ctx(i) { vec![reload(func_of(i))] } else { vec![] };
+    let lowered = insert(insns, entry, before).ok_or_else(|| {
+        format!("program {}: a jump no longer reaches after the kernel engine's additions", p.name)
+    })?;
+    let btf = (funcs.len() > 1).then(|| {
+        crate::btf::for_functions(&funcs.iter().map(|r| lowered.starts[r.start] as u32).collect::<Vec<_>>())
+    });
+    Ok((lowered.insns, btf))
 }
 
 /// The job that runs `set` on `input` under the JIT or the interpreter; `Err` says why the
@@ -163,22 +350,14 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
             Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst: Reg::R1, src: bpf::Operand::Imm(0) }
         }
     };
-    let save = Insn::Store { size: Size::DW, dst: Reg::R10, src: Reg::R1, off: CTX_SLOT };
-    let reload = Insn::Load { size: Size::DW, signed: false, dst: Reg::R1, src: Reg::R10, off: CTX_SLOT };
     let mut progs = Vec::with_capacity(set.progs().len());
-    for p in set.progs() {
-        let insns = p.prog.insns();
-        let lowered = if insns.iter().any(Insn::is_tail_call) {
-            insert(insns, &[save, set_r1], |i| if i.is_tail_call() { vec![reload] } else { vec![] })
-        } else {
-            insert(insns, &[set_r1], |_| vec![])
-        }
-        .ok_or_else(|| {
-            format!("program {}: a jump no longer reaches after the kernel engine's additions", p.name)
-        })?;
+    let mut btf = Vec::with_capacity(set.progs().len());
+    for k in 0..set.progs().len() {
+        let (insns, b) = lower_program(set, k, ctx.map_or(0, <[u8]>::len), set_r1)?;
         progs.push(
-            bpf::encode_bytes(&lowered).chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect(),
+            bpf::encode_bytes(&insns).chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect(),
         );
+        btf.push(b);
     }
     let slots = set
         .maps()
@@ -197,6 +376,7 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
         buffer_mode: BufferMode::Data,
         maps,
         progs,
+        btf,
         slots,
         entry: 0,
         input_map: ctx.map(|_| buffer as u32),
@@ -411,7 +591,7 @@ impl KernelEngine {
     fn jited_listing(&mut self, set: &ProgramSet, input: &BpfInput) -> Result<String, String> {
         let mut job = lower(set, input, true)?;
         job.want_jited_image = true;
-        match self.run_job(&job)? {
+        match self.run_job(&job).map_err(|e| format!("the guest failed: {e}"))? {
             JobResult::Ran { entry, .. } if entry.jited && !entry.jited_image.is_empty() => Ok(format!(
                 "; the kernel's RV64 JIT: entry program {}, {} bytes, subprograms after it\n\
                  ; as the kernel engine loads it (its `r1 = buffer` prologue first); disassembled by \
@@ -432,26 +612,75 @@ impl KernelEngine {
         }
     }
 
-    /// Runs `job` alone in the guest: its result, or why there is none. A dead or hung
-    /// guest is dropped here and booted again for the next job.
-    fn run_job(&mut self, job: &Job) -> Result<JobResult, String> {
+    /// Runs `job` alone in the guest. A dead or hung guest is dropped here and booted
+    /// again for the next job.
+    fn run_job(&mut self, job: &Job) -> Result<JobResult, GuestError> {
         match self.guest().and_then(|g| g.run(std::slice::from_ref(job))) {
             Ok(mut results) if results.len() == 1 => Ok(results.pop().expect("one result")),
-            Ok(results) => Err(format!("the guest answered {} results for 1 job", results.len())),
+            Ok(results) => {
+                Err(GuestError::Protocol(format!("the guest answered {} results for 1 job", results.len())))
+            }
             Err(e) => {
                 self.guest = None;
-                Err(format!("the guest failed: {e}"))
+                Err(e)
             }
         }
     }
 
-    /// Runs `job` (for `set` on `inputs`) in the guest: one result per input.
+    /// Runs `job` (for `set` on `inputs`) in the guest: one result per input. When the
+    /// kernel crashes, each input is run again alone to find the ones that crash it.
     fn exchange(&mut self, set: &ProgramSet, inputs: &[BpfInput], job: Job) -> Vec<RunResult> {
         match self.run_job(&job) {
             Ok(result) => outcomes(set, inputs, self.jit, result),
-            Err(why) => vec![RunResult::CannotJudge(why); inputs.len()],
+            Err(GuestError::Died { console_tail, .. }) if kernel_crash(&console_tail).is_some() => {
+                if let [_] = inputs {
+                    let report = kernel_crash(&console_tail).expect("checked above");
+                    return vec![crashed(report)];
+                }
+                inputs
+                    .iter()
+                    .map(|input| match lower(set, input, self.jit) {
+                        Ok(job) => {
+                            self.exchange(set, std::slice::from_ref(input), job).pop().expect("one result")
+                        }
+                        Err(why) => RunResult::CannotJudge(format!("the kernel engine cannot run it: {why}")),
+                    })
+                    .collect()
+            }
+            Err(e) => vec![RunResult::CannotJudge(format!("the guest failed: {e}")); inputs.len()],
         }
     }
+}
+
+/// The outcome of a run that crashed the kernel: a [`FaultKind::KernelCrash`] with the
+/// kernel's report.
+fn crashed(report: String) -> RunResult {
+    RunResult::Ran(Outcome {
+        result: Err(Fault { kind: FaultKind::KernelCrash, pc: None, detail: report }),
+        ctx: Vec::new(),
+        r0_is_address: false,
+        tail_calls: 0,
+        helper_calls: Vec::new(),
+        arrays: Vec::new(),
+        observes: Observes { r0_bits: 32, tail_calls: false, helper_calls: false },
+    })
+}
+
+/// The kernel's own crash report in the end of a dead guest's log (from its first line
+/// saying so: an oops, a BUG, a paging fault, a panic), or `None` when the kernel did not
+/// crash by itself: the agent dying (the kernel then panics with "Attempted to kill
+/// init"), running out of memory, or qemu going away are the harness's failures, not the
+/// kernel's.
+pub fn kernel_crash(console: &str) -> Option<String> {
+    const HARNESS: [&str; 2] = ["Attempted to kill init", "Out of memory"];
+    const CRASH: [&str; 6] =
+        ["Unable to handle kernel", "Oops", "kernel BUG", "BUG: ", "Kernel panic", "stack-protector"];
+    if HARNESS.iter().any(|h| console.contains(h)) {
+        return None;
+    }
+    let lines: Vec<&str> = console.lines().collect();
+    let first = lines.iter().position(|l| CRASH.iter().any(|c| l.contains(c)))?;
+    Some(format!("the kernel crashed: {}", lines[first..].join("\n")))
 }
 
 #[cfg(test)]
@@ -463,27 +692,138 @@ mod tests {
     const MARK: Insn =
         Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst: Reg::R9, src: bpf::Operand::Imm(9) };
 
+    /// Instruction `i` of `insns` when it is a tail call: for `insert`'s `before`.
+    fn mark_tail_calls(insns: &[Insn]) -> impl Fn(usize) -> Vec<Insn> + '_ {
+        move |i| if insns[i].is_tail_call() { vec![MARK] } else { vec![] }
+    }
+
     #[test]
     fn insertions_keep_every_jump_on_its_instruction() {
         let set =
             parse_set("r0 = 0\nif r0 == 0 goto +1\ncall bpf_tail_call\nr0 = 1\ngoto -5\nexit\n").unwrap().set;
         let insns = set.entry().prog.insns();
-        let out =
-            insert(insns, &[MARK, MARK], |i| if i.is_tail_call() { vec![MARK] } else { vec![] }).unwrap();
+        let prologue = |i: usize| if i == 0 { vec![MARK, MARK] } else { vec![] };
+        let out = insert(insns, prologue, mark_tail_calls(insns)).unwrap();
         // prologue(2) r0=0 if mark tail r0=1 goto exit
-        assert_eq!(out.len(), 9);
+        assert_eq!(out.insns.len(), 9);
+        assert_eq!(out.starts, [0, 3, 4, 6, 7, 8]);
         // `if r0 == 0 goto +1` skipped the tail call; now it skips the reload and the call.
-        assert_eq!(out[3].jump_offset(), Some(2));
+        assert_eq!(out.insns[3].jump_offset(), Some(2));
         // `goto -5` went to `r0 = 0`; it still does (slot 2), not to the prologue.
-        assert_eq!(out[7].jump_offset(), Some(-6));
+        assert_eq!(out.insns[7].jump_offset(), Some(-6));
     }
 
     #[test]
     fn jumps_to_a_tail_call_reach_its_reload() {
         let set = parse_set("if r0 == 0 goto +0\ncall bpf_tail_call\nexit\n").unwrap().set;
-        let out =
-            insert(set.entry().prog.insns(), &[], |i| if i.is_tail_call() { vec![MARK] } else { vec![] });
-        assert_eq!(out.unwrap()[0].jump_offset(), Some(0));
+        let insns = set.entry().prog.insns();
+        let out = insert(insns, |_| vec![], mark_tail_calls(insns)).unwrap();
+        assert_eq!(out.insns[0].jump_offset(), Some(0));
+    }
+
+    #[test]
+    fn calls_reach_the_prologue_and_jumps_do_not() {
+        // main: call f; exit | f: r0 = 0; if r0 == 0 goto -2 (to f's first instruction); exit
+        let set = parse_set("call f\nexit\nf:\nr0 = 0\nif r0 != 0 goto -2\nexit\n").unwrap().set;
+        let insns = set.entry().prog.insns();
+        let out = insert(insns, |i| if i == 2 { vec![MARK, MARK] } else { vec![] }, |_| vec![]).unwrap();
+        // call f | exit | MARK MARK | r0 = 0 | if | exit
+        assert_eq!(out.insns[0], Insn::Call(Call::Local(1)));
+        assert_eq!(out.insns[5].jump_offset(), Some(-2));
+        assert_eq!(out.starts[2], 2);
+    }
+
+    /// The program `text` (with one array of `ctx` bytes as context) as lowered for the
+    /// kernel with `r1 = 0` standing for the buffer.
+    fn lowered(text: &str) -> Result<(Vec<Insn>, Option<ProgBtf>), String> {
+        let set = parse_set(text).unwrap().set;
+        lower_program(&set, 0, 64, mov(Reg::R1, 0))
+    }
+
+    fn mov(dst: Reg, imm: i32) -> Insn {
+        Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst, src: bpf::Operand::Imm(imm) }
+    }
+
+    #[test]
+    fn subprograms_that_reach_tail_calls_get_the_context() {
+        let set = ".map jmp 1\n.prog entry\n.stack 16\n*(u64 *)(r10 - 16) = 0\nr6 = r1\ncall mid\nr1 = r6\n\
+                   call leaf\nexit\nmid:\ncall tail\nr0 = 1\nexit\ntail:\nr2 = jmp ll\nr3 = 0\n\
+                   call bpf_tail_call\nr0 = 2\nexit\nleaf:\nr0 = 3\nexit\n";
+        let (insns, btf) = lowered(set).unwrap();
+        let st = |off| Insn::Store { size: Size::DW, dst: Reg::R10, src: Reg::R1, off };
+        let ld = |off| Insn::Load { size: Size::DW, signed: false, dst: Reg::R1, src: Reg::R10, off };
+        let r1 = mov(Reg::R1, 0);
+        // entry (16 bytes of stack: its context at r10 - 24): saved, reloaded before the
+        // call of `mid` (which reaches a tail call), not before the call of `leaf`.
+        assert_eq!(&insns[..4], &[st(-24), r1, insns[2], insns[3]]);
+        assert_eq!(insns[4], ld(-24));
+        assert!(matches!(insns[5], Insn::Call(Call::Local(_))));
+        assert!(matches!(insns[7], Insn::Call(Call::Local(_))));
+        // mid (no stack of its own: r10 - 8) and tail both take the context and set r1;
+        // each reloads it before the call that needs it. leaf is left alone.
+        assert_eq!(&insns[9..12], &[st(-8), r1, ld(-8)]);
+        assert_eq!(&insns[15..17], &[st(-8), r1]);
+        assert_eq!(insns[19], ld(-8));
+        assert!(insns[20].is_tail_call());
+        assert_eq!(insns[23], mov(Reg::R0, 3));
+        // Calls land on their callee's prologue: mid at slot 9, tail at 15, leaf at 24
+        // (tail's `lddw` takes two slots); the BTF records the same starts.
+        let calls: Vec<i32> = insns
+            .iter()
+            .filter_map(|i| match i {
+                Insn::Call(Call::Local(off)) => Some(*off),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(calls, [9 - 5 - 1, 24 - 7 - 1, 15 - 12 - 1]);
+        let starts: Vec<u32> = btf.unwrap().func_info.iter().map(|f| f.insn_off).collect();
+        assert_eq!(starts, [0, 9, 15, 24]);
+    }
+
+    #[test]
+    fn a_call_that_passes_another_r1_to_a_tail_calling_subprogram_is_refused() {
+        // The context reaches `tail` in r2, which the kernel engine cannot pass on.
+        let set = ".map jmp 1\n.prog entry\nr2 = r1\nr1 = 1\ncall tail\nexit\ntail:\nr1 = r2\n\
+                   r2 = jmp ll\nr3 = 0\ncall bpf_tail_call\nr0 = 2\nexit\n";
+        let why = lowered(set).unwrap_err();
+        assert!(why.contains("the call at pc 2 passes r1 other than the context"), "{why}");
+    }
+
+    #[test]
+    fn programs_without_subprograms_have_no_btf() {
+        let (insns, btf) =
+            lowered(".map jmp 1\n.prog entry\nr2 = jmp ll\nr3 = 0\ncall bpf_tail_call\nexit\n").unwrap();
+        assert_eq!(btf, None);
+        // The context at r10 - 8 (no stack of its own), reloaded before the tail call.
+        assert_eq!(insns[0], Insn::Store { size: Size::DW, dst: Reg::R10, src: Reg::R1, off: -8 });
+    }
+
+    #[test]
+    fn crashes_of_the_kernel_are_told_from_the_harness_s() {
+        let oops = "Run /init as init process\nUnable to handle kernel NULL pointer dereference at virtual \
+                    address 0000000000000000\nOops [#1]\nKernel panic - not syncing: Fatal exception";
+        let report = kernel_crash(oops).unwrap();
+        assert!(report.starts_with("the kernel crashed: Unable to handle kernel NULL pointer"), "{report}");
+        assert!(report.ends_with("Fatal exception"));
+        // The agent (init) exiting panics the kernel too, but that is the harness.
+        let init = "Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100";
+        assert_eq!(kernel_crash(init), None);
+        assert_eq!(kernel_crash("Run /init as init process\nrandom: crng init done"), None);
+    }
+
+    #[test]
+    fn a_tail_called_program_deeper_than_the_entry_overruns_the_interpreter_frame() {
+        // The entry keeps the context at r10 - 8 (a 32-byte interpreter frame).
+        let set = |target_stack: u32| {
+            let text = format!(
+                ".map jmp 1\n.slot jmp 0 target\n.prog entry\nr2 = jmp ll\nr3 = 0\ncall bpf_tail_call\nr0 = 1\n\
+                 exit\n.prog target\n*(u64 *)(r10 - {target_stack}) = 0\nr0 = 7\nexit\n"
+            );
+            parse_set(&text).unwrap().set
+        };
+        assert_eq!(main_stack_depth(&set(8), 0), 8);
+        assert!(!overruns_interpreter_frame(&set(32)));
+        assert!(overruns_interpreter_frame(&set(40)));
     }
 
     #[test]

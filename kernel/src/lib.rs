@@ -11,6 +11,7 @@
 //! emulated UART, written to a file. [`engine`] turns jitdiff's program sets into jobs and
 //! the results into outcomes: the engines `kernel-jit` and `kernel-interp`.
 
+pub mod btf;
 pub mod disasm;
 pub mod engine;
 mod guest;
@@ -179,6 +180,9 @@ pub struct Job {
     /// whose src_reg is 1 (`BPF_PSEUDO_MAP_FD`) or 2 (`BPF_PSEUDO_MAP_VALUE`), imm is an
     /// index into [`Job::maps`]; the agent replaces it with that map's fd.
     pub progs: Vec<Vec<[u8; 8]>>,
+    /// The BTF each program is loaded with, by index in [`Job::progs`]; programs past the
+    /// end of this list, and `None`s, are loaded without BTF.
+    pub btf: Vec<Option<ProgBtf>>,
     /// Prog-array slots filled after all programs are loaded.
     pub slots: Vec<Slot>,
     /// Index in [`Job::progs`] of the program that is run.
@@ -194,6 +198,27 @@ pub struct Job {
     /// Also return the entry's instructions as the verifier rewrote them
     /// ([`EntryInfo::xlated`]).
     pub want_xlated: bool,
+}
+
+/// The BTF a program is loaded with: `BPF_BTF_LOAD` of [`ProgBtf::btf`], then
+/// `BPF_PROG_LOAD` with that BTF and the [`ProgBtf::func_info`] records. The kernel wants it
+/// for a program whose subprograms make tail calls (see [`btf`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProgBtf {
+    /// Raw BTF: header, types and strings, as `BPF_BTF_LOAD` takes it; never empty.
+    pub btf: Vec<u8>,
+    /// One record per function of the program, in order, the first at instruction 0;
+    /// never empty.
+    pub func_info: Vec<FuncInfo>,
+}
+
+/// `struct bpf_func_info`: where a function starts and its `FUNC` type in the BTF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuncInfo {
+    /// The function's first instruction slot in the program.
+    pub insn_off: u32,
+    /// The id of its `BTF_KIND_FUNC` type.
+    pub type_id: u32,
 }
 
 /// One input of a [`Job`].

@@ -4,9 +4,11 @@
 use crate::{
     BufferMode, EntryInfo, GuestError, Job, JobResult, Map, OutputKind, RunOutput, MAX_REQUEST_BYTES,
 };
+#[cfg(test)]
+use crate::{FuncInfo, ProgBtf};
 
 /// Protocol version announced in the ready frame.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 pub(crate) const MAGIC_READY: [u8; 4] = *b"JDRY";
 pub(crate) const MAGIC_REQUEST: [u8; 4] = *b"JDRQ";
 pub(crate) const MAGIC_RESPONSE: [u8; 4] = *b"JDRS";
@@ -115,6 +117,24 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
         for insn in prog {
             out.extend_from_slice(insn);
         }
+        match job.btf.get(p).and_then(Option::as_ref) {
+            Some(b) if b.btf.is_empty() || b.func_info.is_empty() => {
+                return Err(bad(format!("prog {p}: BTF needs both the types and the func_info records")));
+            }
+            Some(b) => {
+                put_u32(out, count(j, "BTF bytes", b.btf.len())?);
+                out.extend_from_slice(&b.btf);
+                put_u32(out, count(j, "func_info records", b.func_info.len())?);
+                for f in &b.func_info {
+                    put_u32(out, f.insn_off);
+                    put_u32(out, f.type_id);
+                }
+            }
+            None => out.extend_from_slice(&[0; 8]),
+        }
+    }
+    if job.btf.len() > job.progs.len() {
+        return Err(bad(format!("BTF for {} programs, the job has {}", job.btf.len(), job.progs.len())));
     }
 
     put_u32(out, count(j, "slots", job.slots.len())?);
@@ -337,6 +357,33 @@ mod tests {
         j.progs[0].insert(0, [0x18, 0x11, 0, 0, 5, 0, 0, 0]);
         j.progs[0].insert(1, [0; 8]);
         assert!(matches!(encode_request(&[j]), Err(GuestError::InvalidJob { .. })));
+        let mut j = job();
+        j.btf = vec![Some(ProgBtf { btf: vec![1; 4], func_info: vec![] })];
+        assert!(matches!(encode_request(&[j]), Err(GuestError::InvalidJob { .. })));
+        let mut j = job();
+        j.btf = vec![None, None];
+        assert!(matches!(encode_request(&[j]), Err(GuestError::InvalidJob { .. })));
+    }
+
+    #[test]
+    fn btf_follows_its_program() {
+        let plain = encode_request(&[job()]).unwrap();
+        let mut j = job();
+        j.btf =
+            vec![Some(ProgBtf { btf: vec![7; 5], func_info: vec![FuncInfo { insn_off: 0, type_id: 3 }] })];
+        let with = encode_request(&[j]).unwrap();
+        // The two instructions end at the same place; then the BTF blob and one record
+        // replace the two zero counts.
+        let exit = [0x95, 0, 0, 0, 0, 0, 0, 0];
+        let at = plain.windows(8).position(|w| w == exit).unwrap() + 8;
+        assert_eq!(&plain[at..at + 8], &[0; 8]);
+        let mut want = 5u32.to_le_bytes().to_vec();
+        want.extend([7; 5]);
+        want.extend(1u32.to_le_bytes());
+        want.extend(0u32.to_le_bytes());
+        want.extend(3u32.to_le_bytes());
+        assert_eq!(&with[at..at + want.len()], &want[..]);
+        assert_eq!(with.len(), plain.len() - 8 + want.len());
     }
 
     #[test]

@@ -559,7 +559,14 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "kernel_ran": stats.kernel.ran.load(Relaxed),
                 "kernel_rejected": stats.kernel.rejected.load(Relaxed),
                 "kernel_rejected_mixed_calls_and_tail_calls": stats.kernel.rejected_mixed.load(Relaxed),
+                "kernel_mixing_unsupported": stats.kernel.mixing_unsupported.load(Relaxed),
                 "kernel_cannot_judge": stats.kernel.cannot_judge.load(Relaxed),
+                "kernel_by_shape": stats.kernel.by_shape().iter().map(|v| (v.shape.to_string(), serde_json::json!({
+                    "ran": v.ran,
+                    "rejected": v.rejected,
+                    "mixing_unsupported": v.mixing_unsupported,
+                    "cannot_judge": v.cannot_judge,
+                }))).collect::<serde_json::Map<_, _>>(),
             })
         );
     } else {
@@ -599,21 +606,30 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             let k = &stats.kernel;
             let _ = writeln!(
                 out,
-                "kernel verifier acceptance: {:.1}% ({} ran, {} rejected{}); {} refused for mixing bpf2bpf \
-                 calls and tail calls in one program (6.12 does not support it, and the kernel engine does \
-                 not yet give 7.x what it needs for it: those shapes run on our engines only); {} runs the \
-                 kernel engines could not judge",
+                "kernel verifier acceptance: {:.1}% ({} ran, {} rejected, {} of them mixing bpf2bpf calls and \
+                 tail calls{}); {} refused because that kernel does not run programs mixing bpf2bpf calls \
+                 and tail calls (its interpreter, 6.12's JIT); {} runs the kernel engines could not judge",
                 acceptance * 100.0,
                 k.ran.load(Relaxed),
                 k.rejected.load(Relaxed),
+                k.rejected_mixed.load(Relaxed),
                 if k.rejected.load(Relaxed) > 0 {
                     format!(", saved as rejected-* in {}", a.artifacts.display())
                 } else {
                     String::new()
                 },
-                k.rejected_mixed.load(Relaxed),
+                k.mixing_unsupported.load(Relaxed),
                 k.cannot_judge.load(Relaxed),
             );
+            let shapes: Vec<String> = k
+                .by_shape()
+                .iter()
+                .map(|v| {
+                    let asked = v.ran + v.rejected + v.mixing_unsupported + v.cannot_judge;
+                    format!("{} {:.0}%", v.shape, 100.0 * v.ran as f64 / asked as f64)
+                })
+                .collect();
+            let _ = writeln!(out, "kernel runs per call shape (ran / asked): {}", shapes.join(", "));
         }
     }
     u8::from(findings + invalid > 0)

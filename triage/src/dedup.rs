@@ -122,7 +122,7 @@ pub fn triage(
         let (config, run) = engines.get(c);
         let results = run.run_set(&g.set, &g.input);
         if let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) {
-            if let Some(k) = crate::known::explain(run, &results, &diffs) {
+            if let Some(k) = crate::known::explain(run, &g.set, &results, &diffs) {
                 t.known.push((path.clone(), k.name));
                 continue;
             }

@@ -192,6 +192,11 @@ impl Engines {
         Ok(Engines { engines, opts, kernel_versions, tracer: None })
     }
 
+    /// The engines' names, in order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.engines.iter().map(|e| e.name()).collect()
+    }
+
     /// The version of the kernel that kernel engine `name` runs (such as `6.12.118`), where
     /// its image records it.
     pub fn kernel_version(&self, name: &str) -> Option<&str> {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arbitrary::Unstructured;
+use bpf::gen::shapes::Shape;
 use bpf::gen::{generate, Config, Generated};
 
 use crate::compare::{compare, Verdict};
@@ -126,18 +127,51 @@ pub struct Stats {
     pub kernel: KernelVerdicts,
 }
 
-/// What the kernel engines said about the runs asked of them.
+/// What the kernel engines said about the runs asked of them, in all and per call shape.
 #[derive(Debug, Default)]
 pub struct KernelVerdicts {
     /// Loaded and ran.
     pub ran: AtomicU64,
-    /// Refused by the verifier, in shapes 6.12 supports.
+    /// Refused by the verifier in a shape the kernel supports: the generator or the
+    /// lowering made something the kernel does not accept (each one is worth a look).
     pub rejected: AtomicU64,
-    /// Refused, in a set that mixes bpf2bpf calls and tail calls in one program (6.12's
-    /// RV64 JIT and its interpreter refuse every such set).
+    /// Of [`KernelVerdicts::rejected`], those in sets that mix bpf2bpf calls and tail calls
+    /// in one program.
     pub rejected_mixed: AtomicU64,
+    /// Refused because that kernel does not run programs mixing bpf2bpf calls and tail
+    /// calls at all: its interpreter never does, nor a JIT without tail calls in
+    /// subprograms such as 6.12's RV64 JIT ([`kernel::engine::refused_for_mixing`]). Not
+    /// counted in the acceptance.
+    pub mixing_unsupported: AtomicU64,
     /// Not run: features the kernel engine cannot reproduce, or a guest failure.
     pub cannot_judge: AtomicU64,
+    /// Per call shape, in [`Shape::ALL`]'s order: runs of sets with that shape that the
+    /// kernel ran, rejected, refused for mixing, could not judge (the four counts above).
+    pub by_shape: [[AtomicU64; 4]; Shape::ALL.len()],
+}
+
+/// Which of the four counts of a [`KernelVerdicts`] a result goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KernelVerdict {
+    Ran,
+    Rejected,
+    MixingUnsupported,
+    CannotJudge,
+}
+
+/// The kernel's verdicts on the runs of sets with one call shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShapeVerdicts {
+    /// The shape's name ([`Shape::name`]).
+    pub shape: &'static str,
+    /// Runs the kernel loaded and ran.
+    pub ran: u64,
+    /// Runs its verifier refused, in a shape it supports.
+    pub rejected: u64,
+    /// Runs refused because the kernel does not run programs that mix calls and tail calls.
+    pub mixing_unsupported: u64,
+    /// Runs the kernel engine could not judge.
+    pub cannot_judge: u64,
 }
 
 impl KernelVerdicts {
@@ -148,21 +182,50 @@ impl KernelVerdicts {
         (total > 0).then(|| ran as f64 / total as f64)
     }
 
+    /// The verdicts per call shape, for the shapes that were asked of the kernel.
+    pub fn by_shape(&self) -> Vec<ShapeVerdicts> {
+        Shape::ALL
+            .iter()
+            .zip(&self.by_shape)
+            .map(|(s, c)| {
+                let [ran, rejected, mixing_unsupported, cannot_judge] =
+                    c.each_ref().map(|n| n.load(Ordering::Relaxed));
+                ShapeVerdicts { shape: s.name(), ran, rejected, mixing_unsupported, cannot_judge }
+            })
+            .filter(|v| v.ran + v.rejected + v.mixing_unsupported + v.cannot_judge > 0)
+            .collect()
+    }
+
     /// Counts one kernel engine's result for `set`; `Some(log)` for a rejection in a
     /// supported shape (worth a look: the generator made something the kernel refuses).
     fn record(&self, set: &bpf::ProgramSet, result: &bpf::RunResult) -> Option<String> {
-        match result {
-            bpf::RunResult::Ran(_) => self.ran.fetch_add(1, Ordering::Relaxed),
-            bpf::RunResult::CannotJudge(_) => self.cannot_judge.fetch_add(1, Ordering::Relaxed),
-            bpf::RunResult::Rejected(_) if mixes_calls_and_tail_calls(set) => {
-                self.rejected_mixed.fetch_add(1, Ordering::Relaxed)
+        let verdict = match result {
+            bpf::RunResult::Ran(_) => KernelVerdict::Ran,
+            bpf::RunResult::CannotJudge(_) => KernelVerdict::CannotJudge,
+            bpf::RunResult::Rejected(log) if kernel::engine::refused_for_mixing(log) => {
+                KernelVerdict::MixingUnsupported
             }
-            bpf::RunResult::Rejected(log) => {
-                self.rejected.fetch_add(1, Ordering::Relaxed);
-                return Some(log.clone());
-            }
+            bpf::RunResult::Rejected(_) => KernelVerdict::Rejected,
         };
-        None
+        let count = match verdict {
+            KernelVerdict::Ran => &self.ran,
+            KernelVerdict::Rejected => &self.rejected,
+            KernelVerdict::MixingUnsupported => &self.mixing_unsupported,
+            KernelVerdict::CannotJudge => &self.cannot_judge,
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        for shape in bpf::gen::shapes::shapes_of(set) {
+            self.by_shape[shape as usize][verdict as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        match (verdict, result) {
+            (KernelVerdict::Rejected, bpf::RunResult::Rejected(log)) => {
+                if mixes_calls_and_tail_calls(set) {
+                    self.rejected_mixed.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(log.clone())
+            }
+            _ => None,
+        }
     }
 }
 
@@ -274,13 +337,47 @@ pub const TEXT_MAGIC: &[u8] = b"; jitdiff program set\n";
 /// rejects gives `None`: libFuzzer's mutations of stored sets are mostly invalid
 /// programs, which say nothing about the JIT.
 pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
-    generate_for(bytes, false)
+    generate_for(bytes, KernelTarget::None)
 }
 
-/// [`generate_from`], for the kernel engines when `kernel`: only the kernel's helpers,
-/// and in three sets of four not both bpf2bpf calls and tail calls (the fourth keeps the
-/// shape 6.12 refuses, for our own engines).
-pub fn generate_for(bytes: &[u8], kernel: bool) -> Option<Generated> {
+/// Which kernel engines a session runs, as far as the generator cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelTarget {
+    /// No kernel engine: every shape, every helper.
+    None,
+    /// Kernel engines, one of them a JIT that runs programs mixing bpf2bpf calls and tail
+    /// calls (7.x's RV64 JIT): only the kernel's helpers, every shape.
+    Mixing,
+    /// Kernel engines none of which runs that mix (6.12, or interpreters only): only the
+    /// kernel's helpers, and in three sets of four not both bpf2bpf calls and tail calls
+    /// (the fourth keeps the shape for our own engines).
+    NotMixing,
+}
+
+impl KernelTarget {
+    /// What `engines` are: a kernel JIT of version 7 or later runs the mix.
+    pub fn of(engines: &Engines) -> KernelTarget {
+        let names = engines.names();
+        if !names.iter().any(|n| crate::engines::is_kernel(n)) {
+            return KernelTarget::None;
+        }
+        let mixing_jit = |n: &&str| {
+            kernel::engine::parse_engine_name(n).is_some_and(|(jit, _)| jit)
+                && engines
+                    .kernel_version(n)
+                    .and_then(|v| v.split('.').next()?.parse::<u32>().ok())
+                    .is_some_and(|m| m >= 7)
+        };
+        if names.iter().any(mixing_jit) {
+            KernelTarget::Mixing
+        } else {
+            KernelTarget::NotMixing
+        }
+    }
+}
+
+/// [`generate_from`] for a session with `kernel` engines (see [`KernelTarget`]).
+pub fn generate_for(bytes: &[u8], kernel: KernelTarget) -> Option<Generated> {
     if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
         let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
         let input = ctx_or_default(f.ctx);
@@ -289,11 +386,12 @@ pub fn generate_for(bytes: &[u8], kernel: bool) -> Option<Generated> {
     }
     let mut u = Unstructured::new(bytes);
     let mut cfg: Config = u.arbitrary().ok()?;
-    if kernel {
+    if kernel != KernelTarget::None {
         cfg.kernel_helpers = true;
         cfg.count_entries = true;
         cfg = cfg.sanitize();
-        if cfg.calls_enabled && cfg.tail_calls_enabled && !u.ratio(1, 4).ok()? {
+        let mix = kernel == KernelTarget::Mixing || u.ratio(1, 4).ok()?;
+        if cfg.calls_enabled && cfg.tail_calls_enabled && !mix {
             if u.arbitrary().ok()? {
                 cfg.calls_enabled = false;
             } else {
@@ -406,7 +504,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
             let (stats, stop, saved, all_forms) = (&stats, &stop, &saved, &all_forms);
             s.spawn(move || {
                 let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
-                let kernel = opts.engine_names.iter().any(|n| crate::engines::is_kernel(n));
+                let kernel = KernelTarget::of(&engines);
                 let seed = opts.seed.wrapping_add(k as u64);
                 let config = FindingConfig {
                     engines: opts.engine_names.clone(),
@@ -434,7 +532,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
                     stats.charge(Stage::Generate, t);
-                    if kernel {
+                    if kernel != KernelTarget::None {
                         let t = Instant::now();
                         engines.prepare(&g.set, &inputs);
                         stats.charge(Stage::Kernel, t);
@@ -474,7 +572,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 continue;
                             }
                             Verdict::Mismatch(diffs)
-                                if crate::known::explain(&engines, &results, &diffs).is_some() =>
+                                if crate::known::explain(&engines, &g.set, &results, &diffs).is_some() =>
                             {
                                 stats.known.fetch_add(1, Ordering::Relaxed);
                                 continue;
@@ -499,7 +597,11 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         // in the default generator mode; a variation, or a set made for the
                         // kernel engines, is saved as the text of its set, which
                         // reproduces it exactly.
-                        let saved_bytes = if k == 0 && !kernel { bytes.clone() } else { text_input(&case) };
+                        let saved_bytes = if k == 0 && kernel == KernelTarget::None {
+                            bytes.clone()
+                        } else {
+                            text_input(&case)
+                        };
                         let _guard = saved.lock().unwrap_or_else(|e| e.into_inner());
                         if let Err(e) =
                             save(&opts.artifacts, kind, n, &saved_bytes, &case, (&config, &report))
@@ -564,7 +666,7 @@ fn replay_corpus(
             stats.inconclusive.fetch_add(1, Ordering::Relaxed);
         }
         if let Verdict::Mismatch(diffs) = &verdict {
-            if crate::known::explain(&engines, &results, diffs).is_some() {
+            if crate::known::explain(&engines, &g.set, &results, diffs).is_some() {
                 stats.known.fetch_add(1, Ordering::Relaxed);
                 continue;
             }

@@ -105,7 +105,7 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                     Ok(v) if o.r0_is_address => (format!("{v:#x} (address)"), "-".to_string()),
                     Ok(v) if o.observes.r0_bits < 64 => (format!("{v:#x} (low 32)"), "-".to_string()),
                     Ok(v) => (format!("{v:#x}"), "-".to_string()),
-                    Err(f) => ("-".to_string(), f.to_string()),
+                    Err(f) => ("-".to_string(), f.to_string().lines().next().unwrap_or_default().to_string()),
                 };
                 let ctx = short_hex(&o.ctx);
                 let tail_calls = if o.observes.tail_calls { o.tail_calls.to_string() } else { "-".into() };
@@ -115,6 +115,12 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                 }
                 if !o.helper_calls.is_empty() {
                     s += &format!("  {:<w$} helpers: {}\n", "", helper_trace(&o.helper_calls));
+                }
+                // A fault's further lines (a kernel's crash report), indented under the row.
+                if let Err(f) = &o.result {
+                    for line in f.detail.lines().skip(1) {
+                        s += &format!("  {:<w$}   | {line}\n", "");
+                    }
                 }
             }
             RunResult::CannotJudge(why) => s += &format!("  {:<w$} cannot judge: {why}\n", r.engine),

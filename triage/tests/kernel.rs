@@ -207,32 +207,50 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
 }
 
 fn generated_sets_on(kernel: &'static str) {
-    use triage::fuzz::{Rng, INPUT_LEN};
+    use triage::fuzz::{mixes_calls_and_tail_calls, Rng, INPUT_LEN};
     let Some(mut engines) = engines(kernel) else { return };
-    let (mut agree, mut rejected, mut failures) = (0, 0, Vec::new());
-    // Runs where a kernel engine reported a tail-call count (the generator's entry
-    // counter), and of those, runs with tail calls.
-    let (mut counted, mut with_tail_calls) = (0, 0);
+    let target = triage::fuzz::KernelTarget::of(&engines);
+    assert_eq!(target == triage::fuzz::KernelTarget::Mixing, kernel == "7.3");
+    let (mut agree, mut known, mut refused_for_mixing, mut failures) = (0, 0, 0, Vec::new());
+    // Kernel runs in agreeing sets; those that reported a tail-call count (the generator's
+    // entry counter), and of those, runs with tail calls; runs of sets that mix bpf2bpf
+    // calls and tail calls.
+    let (mut kernel_runs, mut counted, mut with_tail_calls, mut mixed_runs) = (0, 0, 0, 0);
     for seed in 0..150u64 {
         let mut bytes = vec![0u8; INPUT_LEN];
         Rng::new(seed).fill(&mut bytes);
-        let Some(g) = triage::fuzz::generate_for(&bytes, true) else { continue };
+        let Some(g) = triage::fuzz::generate_for(&bytes, target) else { continue };
         let results = engines.run_set(&g.set, &g.input);
-        if results.iter().any(|r| matches!(r.result, RunResult::Rejected(_))) {
-            rejected += 1;
-            continue;
-        }
-        let verdict = compare(&results);
-        if verdict == Verdict::Agree {
-            for r in results.iter().filter(|r| r.engine != "reference") {
-                if let RunResult::Ran(o) = &r.result {
-                    counted += usize::from(o.observes.tail_calls);
-                    with_tail_calls += usize::from(o.observes.tail_calls && o.tail_calls > 0);
+        let mixed = mixes_calls_and_tail_calls(&g.set);
+        for r in &results {
+            match &r.result {
+                // The kernel's own limit (its interpreter; 6.12's JIT): not judged.
+                RunResult::Rejected(log) if mixed && kernel::engine::refused_for_mixing(log) => {
+                    refused_for_mixing += 1
                 }
+                RunResult::Rejected(log) => failures.push(format!(
+                    "seed {seed}: {} rejected it: {log}\n{}",
+                    r.engine,
+                    bpf::asm::print_set(&g.set, Some(&g.input))
+                )),
+                _ => {}
             }
         }
-        match verdict {
-            Verdict::Agree => agree += 1,
+        match compare(&results) {
+            Verdict::Agree => {
+                agree += 1;
+                for r in results.iter().filter(|r| r.engine != "reference") {
+                    if let RunResult::Ran(o) = &r.result {
+                        kernel_runs += 1;
+                        counted += usize::from(o.observes.tail_calls);
+                        with_tail_calls += usize::from(o.observes.tail_calls && o.tail_calls > 0);
+                        mixed_runs += usize::from(mixed);
+                    }
+                }
+            }
+            Verdict::Mismatch(d) if triage::known::explain(&engines, &g.set, &results, &d).is_some() => {
+                known += 1
+            }
             Verdict::Mismatch(d) => {
                 failures.push(format!("seed {seed}: {d:?}\n{}", bpf::asm::print_set(&g.set, Some(&g.input))))
             }
@@ -240,15 +258,22 @@ fn generated_sets_on(kernel: &'static str) {
         }
     }
     println!(
-        "Linux {kernel}: generated sets on the kernel engines: {agree} agree, {rejected} rejected; tail calls counted in \
-         {counted} kernel runs, {with_tail_calls} of them with tail calls"
+        "Linux {kernel}: generated sets on the kernel engines: {agree} agree ({kernel_runs} kernel runs, {mixed_runs} \
+         of sets that mix calls and tail calls), {known} known divergences, {refused_for_mixing} runs refused for \
+         mixing; tail calls counted in {counted} kernel runs, {with_tail_calls} of them with tail calls"
     );
-    // Every generated program starts with the entry counter, so every run is counted,
-    // and the counts were compared with the reference's.
-    assert_eq!(counted, 2 * agree, "every agreeing run on both kernel engines counts tail calls");
-    assert!(with_tail_calls > 0, "no run made a tail call");
     assert!(failures.is_empty(), "{}", failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n\n"));
+    // Every generated program starts with the entry counter, so every kernel run is
+    // counted, and the counts were compared with the reference's.
+    assert_eq!(counted, kernel_runs, "every kernel run of an agreeing set counts tail calls");
+    assert!(with_tail_calls > 0, "no run made a tail call");
     assert!(agree > 50, "only {agree} sets agreed");
+    // 7.3's JIT runs the mixed sets (and agrees); 6.12 runs none of them.
+    if kernel == "6.12" {
+        assert_eq!(mixed_runs, 0);
+    } else {
+        assert!(mixed_runs > 5, "7.3's JIT ran {mixed_runs} mixed sets");
+    }
 }
 
 #[test]
@@ -264,7 +289,7 @@ fn rv64_jit_of_6_12_does_not_count_an_empty_slot_in_a_program_that_calls() {
     // It is the known divergence of 6.12's RV64 JIT: fuzz and triage count it apart.
     let results = engines.run_set(&set, &input);
     let Verdict::Mismatch(diffs) = compare(&results) else { panic!("a mismatch on 6.12") };
-    let known = triage::known::explain(&engines, &results, &diffs).expect("explained");
+    let known = triage::known::explain(&engines, &set, &results, &diffs).expect("explained");
     assert_eq!(known.name, "rv64-6.12-empty-slot-tcc");
     // Reports show the kernel JIT's own code: there, the count is decremented into a6
     // (`addi a6, s6, -1`), which the empty-slot branch leaves without copying back.
@@ -305,38 +330,101 @@ fn empty_slot_entries(engines: &mut Engines) -> (bpf::ProgramSet, bpf::Input, Ve
 }
 
 #[test]
-fn selftest_shapes_of_corpus_tailcalls_on_7_3() {
-    // corpus/tailcalls/ holds the shapes of the kernel's tail-call selftests; tailcalls.rs
-    // checks our engines against the selftests' values. Here 7.3's JIT and interpreter
-    // must agree with the reference on every file they run. The files that mix bpf2bpf
-    // calls with tail calls are refused by 7.3 as the kernel engine lowers them today (no
-    // BTF func_info, and the tail-calling subprogram would need the real context in R1);
-    // two call jitdiff_counter, which the kernel lacks.
-    let Some(mut engines) = engines("7.3") else { return };
+fn only_7_3_s_jit_runs_the_selftest_shapes_that_mix_calls_and_tail_calls() {
+    // tailcalls.rs checks every selftest shape of corpus/tailcalls/ against the selftests'
+    // values on 7.3's JIT and interpreter. Here, the shapes that mix bpf2bpf calls and
+    // tail calls: 7.3's RV64 JIT runs them (tail calls in subprograms, with the BTF the
+    // kernel engine gives it); its interpreter and both of 6.12's engines refuse each one
+    // for the mix itself, which the fuzz summary counts apart from other rejections.
+    if kernel::KernelImage::cached("6.12").is_err() || kernel::KernelImage::cached("7.3").is_err() {
+        println!("skipped: no kernel image");
+        return;
+    }
+    let names = ["kernel-jit@7.3", "kernel-interp@7.3", "kernel-jit@6.12", "kernel-interp@6.12"];
+    let mut engines = Engines::try_with_options(&names, &Options::default()).expect("kernel engines");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tailcalls");
     let files = triage::fuzz::corpus_files(&dir).expect("corpus/tailcalls");
-    let (mut ran, mut refused, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    let mut mixed = Vec::new();
     for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let f = bpf::load::load_set_file(file).expect("a corpus file loads");
-        let input = triage::fuzz::ctx_or_default(f.ctx);
-        let results = engines.run_set(&f.set, &input);
-        let kernel: Vec<&RunResult> =
-            results.iter().filter(|r| r.engine != "reference").map(|r| &r.result).collect();
-        if kernel.iter().all(|r| matches!(r, RunResult::Rejected(log) if log.contains("tail_call is not allowed in subprogs without BTF"))) {
-            refused.push(name);
-        } else if kernel.iter().all(|r| matches!(r, RunResult::CannotJudge(why) if why.contains("jitdiff_counter"))) {
+        if !triage::fuzz::mixes_calls_and_tail_calls(&f.set) {
             continue;
-        } else {
-            match compare(&results) {
-                Verdict::Agree if kernel.iter().all(|r| matches!(r, RunResult::Ran(_))) => ran.push(name),
-                v => failures.push(format!("{name}: {v:?} {kernel:?}")),
-            }
         }
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let results = engines.run_set(&f.set, &triage::fuzz::ctx_or_default(f.ctx));
+        if results
+            .iter()
+            .all(|r| matches!(&r.result, RunResult::CannotJudge(w) if w.contains("jitdiff_counter")))
+        {
+            continue; // jitdiff's own helper, which no kernel has
+        }
+        let verdicts: Vec<&str> = results
+            .iter()
+            .map(|r| match &r.result {
+                RunResult::Ran(_) => "ran",
+                RunResult::Rejected(log) if kernel::engine::refused_for_mixing(log) => "refused for mixing",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            verdicts,
+            ["ran", "refused for mixing", "refused for mixing", "refused for mixing"],
+            "{name}: {results:?}"
+        );
+        mixed.push(name);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(ran, ["tailcall_1.s", "tailcall_2.s", "tailcall_3.s", "tailcall_6.s"]);
-    assert_eq!(refused.len(), 8, "the mixed shapes: {refused:?}");
+    assert_eq!(mixed.len(), 8, "the mixed shapes that use no jitdiff helper: {mixed:?}");
+}
+
+#[test]
+fn interpreters_crash_when_a_tail_called_program_needs_more_stack_than_the_entry() {
+    // corpus/kernel/interp-tail-call-frame.s: the entry uses 8 bytes of stack (a 32-byte
+    // interpreter frame) and tail-calls a program that writes 128. By the kernel's rules
+    // both run and R0 = 7 with two entries; 6.12's and 7.3's interpreters run the target in
+    // the entry's frame and crash. Within the frame (24 bytes) the interpreters are right.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/interp-tail-call-frame.s");
+    let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
+    let input = triage::fuzz::ctx_or_default(f.ctx.clone());
+    let text = std::fs::read_to_string(&file).expect("the corpus file");
+    let offset = |l: &str| l.trim().strip_prefix("*(u64 *)(r10 - ")?.split(')').next()?.parse::<u32>().ok();
+    let within: Vec<&str> = text.lines().filter(|l| offset(l).is_none_or(|o| o <= 24)).collect();
+    let within = within.join("\n");
+    let small = bpf::load::load_set_text("within the frame", &within).expect("the edited file loads").set;
+    assert!(
+        kernel::engine::overruns_interpreter_frame(&f.set)
+            && !kernel::engine::overruns_interpreter_frame(&small)
+    );
+    for kernel in KERNELS {
+        let Some(mut engines) = engines(kernel) else { return };
+        let results = engines.run_set(&f.set, &input);
+        let summary: Vec<(&str, Result<u64, bpf::FaultKind>, u64)> = results
+            .iter()
+            .map(|r| match &r.result {
+                RunResult::Ran(o) => {
+                    let entries =
+                        o.ctx.get(..8).map_or(0, |c| u64::from_le_bytes(c.try_into().expect("8 bytes")));
+                    (r.engine, o.result.as_ref().copied().map_err(|f| f.kind), entries)
+                }
+                other => panic!("Linux {kernel}: {}: {other:?}", r.engine),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("reference", Ok(7), 2),
+                ("kernel-jit", Ok(7), 2),
+                ("kernel-interp", Err(bpf::FaultKind::KernelCrash), 0)
+            ],
+            "Linux {kernel}"
+        );
+        let Verdict::Mismatch(diffs) = compare(&results) else {
+            panic!("Linux {kernel}: the interpreter is the odd one out")
+        };
+        let known = triage::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
+        assert_eq!(known.name, "interp-tail-call-frame");
+        let results = engines.run_set(&small, &input);
+        assert_eq!(compare(&results), Verdict::Agree, "Linux {kernel}: {results:?}");
+    }
 }
 
 #[test]
@@ -364,6 +452,6 @@ fn linux_6_12_and_7_3_differ_on_empty_slots_as_documented() {
         .collect();
     assert_eq!(entries, [("reference", 34), ("kernel-jit@6.12", 17), ("kernel-jit@7.3", 34)]);
     let Verdict::Mismatch(diffs) = compare(&results) else { panic!("6.12 is the odd one out") };
-    let known = triage::known::explain(&engines, &results, &diffs).expect("explained");
+    let known = triage::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
     assert_eq!(known.name, "6.12-counts-empty-slots");
 }

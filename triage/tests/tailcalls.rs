@@ -14,6 +14,11 @@
 //! 3. The limits: 8 frames, 512 bytes of stack, 33 tail calls, empty slots, indexes at
 //!    or past `max_entries` and indexes with the upper 32 bits set.
 //!
+//! Every case that finishes also runs on Linux 7.3's RV64 JIT and interpreter (the kernel
+//! engines, when scripts/test.sh has built the image), checked against the same
+//! expectation in what a kernel run shows; 7.3's interpreter refuses the shapes that mix
+//! bpf2bpf calls and tail calls, as the kernel says it must.
+//!
 //! Every case runs on four engine configurations, each under both empty-slot rules
 //! (today's, where a tail call through an empty slot costs nothing, and Linux 6.12's,
 //! where it costs one count; a case whose expectation differs says so):
@@ -260,7 +265,8 @@ impl Step {
     }
 }
 
-/// Runs every step on every configuration and panics once, listing every failure.
+/// Runs every step on every configuration, then on Linux 7.3's JIT and interpreter, and
+/// panics once, listing every failure.
 fn run_steps(file: &str, steps: &[Step]) {
     let mut failures = Vec::new();
     for config in CONFIGS {
@@ -270,7 +276,72 @@ fn run_steps(file: &str, steps: &[Step]) {
             failures.extend(check(config, &mut engines, &case, &s.set, &s.input, s.want(config)));
         }
     }
+    failures.extend(on_the_kernel(file, steps));
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// The kernel whose JIT and interpreter run the selftest shapes: the first with tail
+/// calls in subprograms on RV64, and today's count semantics.
+const KERNEL: &str = "7.3";
+
+/// Runs the steps that finish on `reference`, `kernel-jit` and `kernel-interp` of
+/// [`KERNEL`] and checks each kernel run against the kernel's expectation (global count,
+/// today's empty-slot rule) in what a kernel run shows: R0's low 32 bits, the context, and
+/// the tail calls only where counted. The interpreter refuses every program that mixes
+/// bpf2bpf calls and tail calls, as the kernel's verifier says it must; a set that calls
+/// jitdiff's own helpers cannot be judged there. Prints `skipped: no kernel image` without
+/// an image (scripts/test.sh builds one).
+fn on_the_kernel(file: &str, steps: &[Step]) -> Vec<String> {
+    if let Err(e) = kernel::KernelImage::cached(KERNEL) {
+        println!("skipped: no kernel image ({e})");
+        return Vec::new();
+    }
+    let opts = Options { kernel: Some(KERNEL), ..Options::default() };
+    let mut engines = Engines::try_with_options(&["reference", "kernel-jit", "kernel-interp"], &opts)
+        .expect("kernel engines");
+    let mut failures = Vec::new();
+    for s in steps {
+        let Want::Exit { r0, tail_calls, ctx, .. } = &s.global else { continue };
+        let at = format!("{file}: {} [Linux {KERNEL}]", s.what);
+        let results = engines.run_set(&s.set, &s.input);
+        let mixed = triage::fuzz::mixes_calls_and_tail_calls(&s.set);
+        let mut judged = 0;
+        for r in results.iter().filter(|r| r.engine != "reference") {
+            match &r.result {
+                RunResult::Ran(o) => {
+                    judged += 1;
+                    let got_r0 = o.result.as_ref().map(|v| *v & 0xffff_ffff);
+                    let ok = got_r0 == Ok(*r0 & 0xffff_ffff)
+                        && (!o.observes.tail_calls || o.tail_calls == *tail_calls)
+                        && words(&o.ctx) == *ctx;
+                    if !ok {
+                        failures.push(format!(
+                            "{at}: {} gave {}; expected {:?}",
+                            r.engine,
+                            render(o),
+                            s.global
+                        ));
+                    }
+                }
+                RunResult::Rejected(log)
+                    if r.engine == "kernel-interp" && mixed && kernel::engine::refused_for_mixing(log) => {}
+                RunResult::CannotJudge(why) if why.contains("jitdiff_counter") => {}
+                other => failures.push(format!("{at}: {}: {other:?}", r.engine)),
+            }
+        }
+        let verdict = compare(&results);
+        if judged > 0 && verdict != Verdict::Agree {
+            failures.push(format!("{at}: verdict {verdict:?}"));
+        }
+        if judged == 0
+            && !results
+                .iter()
+                .any(|r| matches!(&r.result, RunResult::CannotJudge(w) if w.contains("jitdiff_counter")))
+        {
+            failures.push(format!("{at}: the kernel ran it on neither engine"));
+        }
+    }
+    failures
 }
 
 fn corpus(file: &str) -> PathBuf {

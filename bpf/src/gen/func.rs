@@ -145,9 +145,12 @@ pub(super) fn program(cfg: &Config, shape: &Shape, u: &mut Unstructured<'_>) -> 
     }
     let mut bodies = Vec::with_capacity(n_funcs);
     let mut depths = Vec::with_capacity(n_funcs);
-    // A subprogram that makes tail calls needs its callers' frames (each rounded up to 32
-    // bytes) below 256 bytes: up to four functions may use 64 bytes each, more only 32.
-    let max_words = if n_funcs > 4 { 4 } else { 8 };
+    // A subprogram that makes tail calls needs its callers' frames below 256 bytes, each
+    // rounded up to 32 bytes by the kernel's interpreter (16 by its JIT), and the kernel
+    // engine keeps the context in 8 more bytes of each frame on the way: with up to four
+    // functions three callers may take 7 words each (64 bytes with the context), with up to
+    // eight seven callers 3 words (32 bytes).
+    let max_words = if n_funcs > 4 { 3 } else { 7 };
     for f in 0..n_funcs {
         let depth_bytes = 8 * u.int_in_range(1..=max_words)?;
         let (out, calls) = function(cfg, shape, u, &sigs, f, depth_bytes)?;
