@@ -49,6 +49,28 @@ fn generated_sets_are_valid_and_agree() {
 }
 
 #[test]
+fn fuzzing_reaches_every_call_shape() {
+    // What `jitdiff fuzz` prints as its reach, from the swarm configurations fuzzer bytes
+    // give, with and without the kernel engines' restrictions (7.x's JIT runs every shape).
+    // Chains of eight frames need every function to pass the context on to the next.
+    use bpf::gen::shapes::{shapes_of, Shape};
+    use triage::fuzz::{generate_for, KernelTarget};
+    for target in [KernelTarget::None, KernelTarget::Mixing] {
+        let mut seen = [0usize; Shape::ALL.len()];
+        for seed in 0..20_000u64 {
+            let Some(g) = generate_for(&bytes(seed, 4096), target) else { continue };
+            for s in shapes_of(&g.set) {
+                seen[s as usize] += 1;
+            }
+        }
+        // At least one set in 2,000 has each shape (eight frames, the rarest, about 1 in 600).
+        let rare: Vec<(&str, usize)> =
+            Shape::ALL.iter().map(|s| (s.name(), seen[*s as usize])).filter(|(_, n)| *n < 10).collect();
+        assert!(rare.is_empty(), "{target:?}: shapes in fewer than 10 of 20,000 sets: {rare:?}");
+    }
+}
+
+#[test]
 fn traces_of_a_correct_jit_never_diverge() {
     use triage::diverge::{Tracer, What};
     // The first-divergence finder must not invent a divergence: with a correct JIT the

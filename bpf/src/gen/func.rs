@@ -140,8 +140,11 @@ const MAX_CALL_SITES: usize = 3;
 pub(super) fn program(cfg: &Config, shape: &Shape, u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
     let n_funcs = if cfg.calls_enabled && cfg.max_funcs > 1 { u.int_in_range(2..=cfg.max_funcs)? } else { 1 };
     let mut sigs = vec![Sig { ctx_arg: true, args: 1 }];
-    for _ in 1..n_funcs {
-        sigs.push(Sig { ctx_arg: u.arbitrary()?, args: u.int_in_range(0..=5)? });
+    for f in 1..n_funcs {
+        // The context only travels down a chain: a function without it cannot call the
+        // next with it, so in a chain the functions that take it come first.
+        let ctx_arg = u.arbitrary()? && (!cfg.chain_calls || sigs[f - 1].ctx_arg);
+        sigs.push(Sig { ctx_arg, args: u.int_in_range(0..=5)? });
     }
     let mut bodies = Vec::with_capacity(n_funcs);
     let mut depths = Vec::with_capacity(n_funcs);
