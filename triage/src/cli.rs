@@ -551,6 +551,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "forms_total": stats.forms_seen().1,
                 "corpus": stats.corpus.load(Relaxed),
                 "known_divergences": stats.known.load(Relaxed),
+                "known_divergences_each": stats.known_seen().into_iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
                 "scheme": a.scheme.name(),
                 "seed": a.seed,
                 "jobs": a.jobs,
@@ -595,7 +596,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         );
         let known = stats.known.load(Relaxed);
         if known > 0 {
-            let names: Vec<&str> = crate::known::ALL.iter().map(|k| k.name).collect();
+            let names: Vec<String> = stats.known_seen().iter().map(|(k, n)| format!("{k}: {n}")).collect();
             let _ = writeln!(
                 out,
                 "{known} runs showed a known divergence of a kernel ({}; not counted as findings)",

@@ -121,6 +121,9 @@ pub struct Stats {
     /// Runs whose mismatch is a known divergence of a kernel ([`crate::known`]), counted
     /// here and not as findings.
     pub known: AtomicU64,
+    /// Of [`Stats::known`], the runs of each known divergence, in [`crate::known::ALL`]'s
+    /// order.
+    pub known_each: [AtomicU64; crate::known::ALL.len()],
     /// When the first finding was made: time since the start and runs made by then.
     pub first_finding: Mutex<Option<(Duration, u64)>>,
     /// Kernel engine runs, by what the kernel said (see [`KernelVerdicts`]).
@@ -244,6 +247,26 @@ impl Stats {
             forms: (0..bpf::gen::forms::all_forms().len()).map(|_| AtomicBool::new(false)).collect(),
             ..Stats::default()
         }
+    }
+
+    /// Counts a run that shows `known` (if it shows one); whether it did.
+    fn count_known(&self, known: Option<&'static crate::known::KnownDivergence>) -> bool {
+        let Some(k) = known else { return false };
+        self.known.fetch_add(1, Ordering::Relaxed);
+        if let Some(i) = crate::known::ALL.iter().position(|e| e.name == k.name) {
+            self.known_each[i].fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The known divergences runs showed, with their runs, in [`crate::known::ALL`]'s order.
+    pub fn known_seen(&self) -> Vec<(&'static str, u64)> {
+        crate::known::ALL
+            .iter()
+            .zip(&self.known_each)
+            .map(|(k, n)| (k.name, n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 
     /// How many instruction forms the sets used, and how many the ISA has.
@@ -572,9 +595,10 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 continue;
                             }
                             Verdict::Mismatch(diffs)
-                                if crate::known::explain(&engines, &g.set, &results, &diffs).is_some() =>
+                                if stats.count_known(crate::known::explain(
+                                    &engines, &g.set, &results, &diffs,
+                                )) =>
                             {
-                                stats.known.fetch_add(1, Ordering::Relaxed);
                                 continue;
                             }
                             Verdict::Mismatch(_) => {
@@ -666,8 +690,7 @@ fn replay_corpus(
             stats.inconclusive.fetch_add(1, Ordering::Relaxed);
         }
         if let Verdict::Mismatch(diffs) = &verdict {
-            if crate::known::explain(&engines, &g.set, &results, diffs).is_some() {
-                stats.known.fetch_add(1, Ordering::Relaxed);
+            if stats.count_known(crate::known::explain(&engines, &g.set, &results, diffs)) {
                 continue;
             }
             stats.findings.fetch_add(1, Ordering::Relaxed);
@@ -687,6 +710,16 @@ fn replay_corpus(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_divergences_are_counted_by_name() {
+        let stats = Stats::new();
+        let frame = crate::known::ALL.iter().find(|k| k.name == "interp-tail-call-frame").unwrap();
+        assert!(!stats.count_known(None));
+        assert!(stats.count_known(Some(frame)) && stats.count_known(Some(frame)));
+        assert_eq!(stats.known.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.known_seen(), [("interp-tail-call-frame", 2)]);
+    }
 
     #[test]
     fn seeds_name_their_inputs() {
