@@ -8,6 +8,11 @@
 //!
 //! `bpf_tail_call` (id 12) is not a function here: engines treat `call 12` exactly like
 //! the kernel-internal tail-call instruction the verifier rewrites it into.
+//!
+//! jitdiff also offers kfuncs of its own (`call kfunc:N`, BPF_PSEUDO_KFUNC_CALL), with ids
+//! no kernel BTF id and no helper id reaches: they take scalars like the helpers, and the
+//! engines call them the way the kernel's JITs call kfuncs, so that how a JIT keeps the
+//! tail-call count across them is tested as it is across helpers.
 
 use std::fmt;
 
@@ -37,7 +42,26 @@ pub const MIX: i32 = 0x10000;
 /// jitdiff's per-run counter: 1, 2, 3, ... on successive calls within one run.
 pub const COUNTER: i32 = 0x10001;
 
-/// What a helper takes.
+/// jitdiff's kfunc `jitdiff_kmix`: a pure function of R1 to R5, another than the helper
+/// `jitdiff_mix`.
+pub const KFUNC_MIX: i32 = 0x20000;
+/// jitdiff's kfunc `jitdiff_kcounter`: 1, 2, 3, ... on successive calls within one run,
+/// counted apart from the helper `jitdiff_counter`.
+pub const KFUNC_COUNTER: i32 = 0x20001;
+
+/// Every kfunc id engines offer.
+pub const KFUNCS: [i32; 2] = [KFUNC_MIX, KFUNC_COUNTER];
+
+/// The prototype of jitdiff's kfunc `id`, or `None` for an id no engine offers.
+pub fn kfunc_prototype(id: i32) -> Option<Prototype> {
+    match id {
+        KFUNC_MIX => Some(Prototype { name: "jitdiff_kmix", scalar_args: 5 }),
+        KFUNC_COUNTER => Some(Prototype { name: "jitdiff_kcounter", scalar_args: 0 }),
+        _ => None,
+    }
+}
+
+/// What a helper or a kfunc takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prototype {
     /// Its name.
@@ -77,11 +101,13 @@ pub const ALL: [i32; 9] = [
     COUNTER,
 ];
 
-/// One helper call as every engine records it.
+/// One helper or kfunc call as every engine records it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HelperCall {
-    /// The helper id.
+    /// The helper id, or the kfunc id when [`HelperCall::kfunc`].
     pub id: i32,
+    /// A kfunc call (`call kfunc:N`), not a helper call.
+    pub kfunc: bool,
     /// The scalar arguments it read (as many as its prototype says).
     pub args: Vec<u64>,
     /// What it returned in R0.
@@ -90,9 +116,11 @@ pub struct HelperCall {
 
 impl fmt::Display for HelperCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = prototype(self.id).map_or("?", |p| p.name);
+        let (kind, proto) =
+            if self.kfunc { ("kfunc ", kfunc_prototype(self.id)) } else { ("", prototype(self.id)) };
+        let name = proto.map_or("?", |p| p.name);
         let args: Vec<String> = self.args.iter().map(|a| format!("{a:#x}")).collect();
-        write!(f, "{name}({}) = {:#x}", args.join(", "), self.ret)
+        write!(f, "{kind}{name}({}) = {:#x}", args.join(", "), self.ret)
     }
 }
 
@@ -101,6 +129,7 @@ impl fmt::Display for HelperCall {
 pub struct Helpers {
     clock: u64,
     counter: u64,
+    kfunc_counter: u64,
     trace: Vec<HelperCall>,
 }
 
@@ -138,7 +167,22 @@ impl Helpers {
                 self.clock
             }
         };
-        self.trace.push(HelperCall { id, args: regs[..proto.scalar_args].to_vec(), ret });
+        self.trace.push(HelperCall { id, kfunc: false, args: regs[..proto.scalar_args].to_vec(), ret });
+        Some(ret)
+    }
+
+    /// Calls jitdiff's kfunc `id` with R1..R5 = `regs`, records the call, and returns R0;
+    /// `None` for an id no engine offers.
+    pub fn call_kfunc(&mut self, id: i32, regs: [u64; 5]) -> Option<u64> {
+        let proto = kfunc_prototype(id)?;
+        let ret = match id {
+            KFUNC_MIX => mix(regs).rotate_left(17) ^ 0x6a09_e667_f3bc_c908,
+            _ => {
+                self.kfunc_counter += 1;
+                self.kfunc_counter
+            }
+        };
+        self.trace.push(HelperCall { id, kfunc: true, args: regs[..proto.scalar_args].to_vec(), ret });
         Some(ret)
     }
 
@@ -147,6 +191,7 @@ impl Helpers {
     pub fn record_lookup(&mut self, array: usize, key: u32, found: bool) {
         self.trace.push(HelperCall {
             id: MAP_LOOKUP_ELEM,
+            kfunc: false,
             args: vec![array as u64, key as u64],
             ret: found as u64,
         });
@@ -183,9 +228,27 @@ mod tests {
         assert_eq!(h.call(MAP_LOOKUP_ELEM, [0; 5]), None, "engines perform lookups themselves");
         assert_eq!(h.call(99, [0; 5]), None);
         assert_eq!(h.trace().len(), 6);
-        assert_eq!(h.trace()[5], HelperCall { id: MIX, args: vec![1, 2, 3, 4, 5], ret: m });
+        assert_eq!(h.trace()[5], HelperCall { id: MIX, kfunc: false, args: vec![1, 2, 3, 4, 5], ret: m });
         h.record_lookup(0, 7, false);
         assert_eq!(h.trace()[6].to_string(), "map_lookup_elem(0x0, 0x7) = 0x0");
         assert_eq!(h.trace()[0].to_string(), "jitdiff_counter() = 0x1");
+    }
+
+    #[test]
+    fn kfuncs_are_apart_from_helpers() {
+        let mut h = Helpers::new();
+        assert_eq!(h.call(COUNTER, [0; 5]), Some(1));
+        // The kfunc counter counts on its own.
+        assert_eq!(h.call_kfunc(KFUNC_COUNTER, [0; 5]), Some(1));
+        assert_eq!(h.call_kfunc(KFUNC_COUNTER, [0; 5]), Some(2));
+        let k = h.call_kfunc(KFUNC_MIX, [1, 2, 3, 4, 5]).unwrap();
+        assert_eq!(Helpers::new().call_kfunc(KFUNC_MIX, [1, 2, 3, 4, 5]), Some(k), "a pure function");
+        assert_ne!(Helpers::new().call(MIX, [1, 2, 3, 4, 5]), Some(k), "not the helper's mix");
+        assert_ne!(Helpers::new().call_kfunc(KFUNC_MIX, [1, 2, 3, 4, 0]), Some(k), "it reads R5");
+        // Ids are looked up by kind: no kfunc has a helper's id, and the other way round.
+        assert_eq!(h.call_kfunc(MIX, [0; 5]), None);
+        assert_eq!(h.call(KFUNC_MIX, [0; 5]), None);
+        assert_eq!(h.trace()[1].to_string(), "kfunc jitdiff_kcounter() = 0x1");
+        assert!(h.trace()[3].kfunc && !h.trace()[0].kfunc);
     }
 }

@@ -630,7 +630,11 @@ impl<'a> Validator<'a> {
             Insn::Call(Call::Helper(TAIL_CALL)) | Insn::TailCall => self.tail_call(i, &mut st)?,
             Insn::Call(Call::Helper(id)) => self.helper(i, id, &mut st, depth)?,
             Insn::Call(Call::Kfunc(id)) => {
-                return Err(self.err(i, Rule::Unsupported, format!("kfunc call {id}")));
+                let Some(proto) = helpers::kfunc_prototype(id) else {
+                    let why = format!("kfunc {id}: only jitdiff's own kfuncs are modelled, not a kernel's");
+                    return Err(self.err(i, Rule::Unsupported, why));
+                };
+                self.scalar_call(i, proto, &mut st)?;
             }
             Insn::Exit => {
                 self.scalar(i, &st, Reg::R0, Rule::PointerReturn, "r0 at exit")?;
@@ -869,13 +873,20 @@ impl<'a> Validator<'a> {
             }
             self.memory(i, st, Reg::R2, 0, Size::W, Access::Read, depth)?;
             st.regs[0] = Val::ValueOrNull { array, id: i };
+            st.clobber(1..6, Why::Clobbered(pc));
+            Ok(())
         } else {
-            for r in &Reg::ALL[1..=proto.scalar_args] {
-                self.scalar(i, st, *r, Rule::HelperArgument, &format!("{} argument", proto.name))?;
-            }
-            st.regs[0] = Val::Scalar;
+            self.scalar_call(i, proto, st)
         }
-        st.clobber(1..6, Why::Clobbered(pc));
+    }
+
+    /// A helper or kfunc call that takes scalars and returns one.
+    fn scalar_call(&self, i: usize, proto: helpers::Prototype, st: &mut State) -> Res<()> {
+        for r in &Reg::ALL[1..=proto.scalar_args] {
+            self.scalar(i, st, *r, Rule::HelperArgument, &format!("{} argument", proto.name))?;
+        }
+        st.regs[0] = Val::Scalar;
+        st.clobber(1..6, Why::Clobbered(self.p().pc_of(i)));
         Ok(())
     }
 
@@ -1035,6 +1046,11 @@ mod tests {
     fn helper_and_tail_call_rules() {
         rejects("call 99\nexit\n", Rule::UnknownHelper, 0);
         rejects("call kfunc:1234\nexit\n", Rule::Unsupported, 0);
+        accepts("r1 = 1\nr2 = 2\nr3 = 3\nr4 = 4\nr5 = 5\ncall kfunc:jitdiff_kmix\nexit\n");
+        accepts("call kfunc:jitdiff_kcounter\nexit\n");
+        // kfunc arguments are scalars, and R1-R5 are clobbered like after a helper.
+        rejects("r2 = 2\nr3 = 3\nr4 = 4\nr5 = 5\ncall kfunc:jitdiff_kmix\nexit\n", Rule::HelperArgument, 4);
+        rejects("call kfunc:jitdiff_kcounter\nr0 = r1\nexit\n", Rule::UninitRegister, 1);
         accepts(".map m 1\nr2 = m ll\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n");
         rejects(".map m 1\nr2 = 1\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n", Rule::TailCallArgs, 2);
         rejects(

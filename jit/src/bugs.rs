@@ -49,6 +49,8 @@ pub enum Bug {
     TccOffByOne,
     /// The tail-call counter not saved across helper calls.
     TccLostAcrossHelpers,
+    /// The tail-call counter saved across helper calls but not across kfunc calls.
+    TccLostAcrossKfuncs,
     /// `writeback` scheme: `a6` not reloaded from the frame slot before a bpf2bpf call.
     TccNotReloadedBeforeCall,
     /// `writeback` scheme: the callee's count not written back into the caller's slot.
@@ -160,6 +162,11 @@ catalogue! {
         "The counter lives in a caller-saved register (a6); the JIT forgets to keep it in a \
          callee-saved one across helper calls, so a tail call after a helper call sees \
          whatever the helper left there.";
+    TccLostAcrossKfuncs, "tcc-lost-across-kfuncs", None,
+        "The JIT keeps the counter in a callee-saved register across helper calls but \
+         emits kfunc calls (BPF_PSEUDO_KFUNC_CALL) by another path that forgets to, so a \
+         tail call after a kfunc call sees whatever the kfunc left in a6 (the review of the \
+         RV64 series asks for the same treatment of both).";
     TccNotReloadedBeforeCall, "tcc-not-reloaded-before-call", None,
         "`writeback` scheme: a bpf2bpf call passes `a6` as it is instead of reloading it from \
          the frame slot; after a helper call (which may clobber `a6`) the callee starts from a \
@@ -205,7 +212,9 @@ impl Bug {
     /// it); `None` when any scheme's can.
     pub fn scheme(self) -> Option<crate::Scheme> {
         match self {
-            Bug::TccLostAcrossHelpers | Bug::StackRestoreInRegisterScheme => Some(crate::Scheme::Register),
+            Bug::TccLostAcrossHelpers | Bug::TccLostAcrossKfuncs | Bug::StackRestoreInRegisterScheme => {
+                Some(crate::Scheme::Register)
+            }
             Bug::TccNotReloadedBeforeCall | Bug::TccNotWrittenBackAfterCall => Some(crate::Scheme::Writeback),
             _ => None,
         }

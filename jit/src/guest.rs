@@ -5,8 +5,9 @@ use bpf::helpers;
 
 /// The page the entry program returns to; reaching it ends a run.
 pub const EXIT_ADDR: u64 = 0x1000;
-/// Helper trap addresses: helper `helpers::ALL[k]` is called at `HELPERS_ADDR + 4k`,
-/// where a `ret` waits; the runner services the call when execution reaches it.
+/// Helper trap addresses: helper `helpers::ALL[k]` is called at `HELPERS_ADDR + 4k` (the
+/// kfuncs follow, see [`kfunc_addr`]), where a `ret` waits; the runner services the call
+/// when execution reaches it.
 pub const HELPERS_ADDR: u64 = 0x2000;
 /// Where the programs' code is written, one after another on 4 KiB boundaries.
 pub const CODE_ADDR: u64 = 0x4000_0000;
@@ -31,6 +32,19 @@ pub fn helper_at(addr: u64) -> Option<i32> {
     addr.is_multiple_of(4).then(|| helpers::ALL.get(k as usize).copied()).flatten()
 }
 
+/// The trap address of jitdiff's kfunc `id`: after the helpers', `helpers::KFUNCS[k]` at
+/// `HELPERS_ADDR + 4 (helpers::ALL.len() + k)`.
+pub fn kfunc_addr(id: i32) -> Option<u64> {
+    let k = helpers::KFUNCS.iter().position(|&f| f == id)?;
+    Some(HELPERS_ADDR + 4 * (helpers::ALL.len() + k) as u64)
+}
+
+/// The kfunc whose trap address is `addr`.
+pub fn kfunc_at(addr: u64) -> Option<i32> {
+    let k = (addr.checked_sub(HELPERS_ADDR)? / 4).checked_sub(helpers::ALL.len() as u64)?;
+    addr.is_multiple_of(4).then(|| helpers::KFUNCS.get(k as usize).copied()).flatten()
+}
+
 /// Program `p`'s descriptor address.
 pub fn prog_addr(p: usize) -> u64 {
     PROGS_ADDR + 16 * p as u64
@@ -47,5 +61,11 @@ mod tests {
         }
         assert_eq!(helper_addr(helpers::TAIL_CALL), None);
         assert_eq!(helper_at(HELPERS_ADDR + 2), None);
+        for id in helpers::KFUNCS {
+            let addr = kfunc_addr(id).unwrap();
+            assert_eq!((kfunc_at(addr), helper_at(addr)), (Some(id), None));
+        }
+        assert_eq!(kfunc_at(helper_addr(helpers::MIX).unwrap()), None);
+        assert_eq!(kfunc_addr(helpers::MIX), None);
     }
 }

@@ -26,7 +26,8 @@ use bpf::trace::{Step, Trace};
 
 use crate::compile::{map_reg, CompiledSet};
 use crate::guest::{
-    helper_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR, STACK_SIZE, STACK_TOP,
+    helper_at, kfunc_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR, STACK_SIZE,
+    STACK_TOP,
 };
 use crate::watchdog::Watchdog;
 
@@ -227,16 +228,20 @@ impl Runner {
         )
         .map_err(err)?;
         emu.add_code_hook(HELPERS_ADDR, HELPERS_ADDR + PAGE - 1, |uc: &mut Unicorn<'_, Data>, addr, _| {
-            let Some(id) = helper_at(addr) else { return };
+            let (helper, kfunc) = (helper_at(addr), kfunc_at(addr));
+            if helper.is_none() && kfunc.is_none() {
+                return;
+            }
             let mut args = [0u64; 5];
             for (k, a) in args.iter_mut().enumerate() {
                 *a = uc.reg_read(x(10 + k as u32)).unwrap_or(0);
             }
-            // The compiler only calls known helpers, so `call` always answers.
-            let ret = if id == MAP_LOOKUP_ELEM {
-                lookup(uc, args[0], args[1])
-            } else {
-                uc.get_data_mut().helpers.call(id, args).unwrap_or(0)
+            // The compiler only calls known helpers and kfuncs, so the calls always answer.
+            let ret = match (helper, kfunc) {
+                (Some(MAP_LOOKUP_ELEM), _) => lookup(uc, args[0], args[1]),
+                (Some(id), _) => uc.get_data_mut().helpers.call(id, args).unwrap_or(0),
+                (None, Some(id)) => uc.get_data_mut().helpers.call_kfunc(id, args).unwrap_or(0),
+                (None, None) => unreachable!("returned above"),
             };
             let _ = uc.reg_write(x(10), ret);
             for n in CALLER_SAVED {

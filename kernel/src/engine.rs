@@ -66,7 +66,13 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
                         p.name
                     ));
                 }
-                Insn::Call(Call::Kfunc(_)) => return Some(format!("program {} calls a kfunc", p.name)),
+                Insn::Call(Call::Kfunc(id)) => {
+                    let name = helpers::kfunc_prototype(id).map_or(id.to_string(), |p| p.name.to_string());
+                    return Some(format!(
+                        "program {} calls kfunc {name}, which the kernel does not have",
+                        p.name
+                    ));
+                }
                 _ => {}
             }
         }
@@ -846,5 +852,10 @@ mod tests {
         assert!(why.contains("jitdiff_mix"), "{why}");
         let ok = parse_set("call get_numa_node_id\nexit\n").unwrap().set;
         assert_eq!(unsupported(&ok, &BpfInput::none()), None);
+        let kfunc = parse_set("call kfunc:jitdiff_kcounter\nexit\n").unwrap().set;
+        assert_eq!(
+            unsupported(&kfunc, &BpfInput::none()).unwrap(),
+            "program entry calls kfunc jitdiff_kcounter, which the kernel does not have"
+        );
     }
 }

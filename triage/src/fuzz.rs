@@ -112,6 +112,8 @@ pub struct Stats {
     pub with_tail_calls: AtomicU64,
     /// Sets with a bpf2bpf call.
     pub with_subprograms: AtomicU64,
+    /// Sets with a kfunc call.
+    pub with_kfuncs: AtomicU64,
     /// Which call shapes ([`bpf::gen::shapes::Shape::ALL`]) the sets had.
     pub shapes: [AtomicBool; bpf::gen::shapes::Shape::ALL.len()],
     /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
@@ -309,6 +311,9 @@ impl Stats {
         }
         if shapes.iter().any(|s| matches!(s, Shape::TailCallFromMain | Shape::TailCallFromSubprogram)) {
             self.with_tail_calls.fetch_add(1, Ordering::Relaxed);
+        }
+        if shapes.contains(&Shape::Kfunc) {
+            self.with_kfuncs.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -28,8 +28,11 @@ fn outcome_json(o: &Outcome) -> Value {
         m.insert("tail_calls".into(), json!(o.tail_calls));
     }
     if o.observes.helper_calls {
-        let calls: Vec<Value> =
-            o.helper_calls.iter().map(|c| json!({"id": c.id, "args": c.args, "ret": c.ret})).collect();
+        let calls: Vec<Value> = o
+            .helper_calls
+            .iter()
+            .map(|c| json!({"id": c.id, "kfunc": c.kfunc, "args": c.args, "ret": c.ret}))
+            .collect();
         m.insert("helpers".into(), Value::Array(calls));
     }
     if o.observes.r0_bits < 64 {

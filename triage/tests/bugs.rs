@@ -16,13 +16,17 @@ fn expected(bug: Bug) -> &'static [Field] {
     const VALUE: &[Field] = &[R0, Ctx, TailCalls, Helpers, Arrays];
     const TAIL_CALLS: &[Field] = &[TailCalls, R0, Ctx, Helpers, Arrays];
     match bug {
-        Bug::A0NotSignExtended | Bug::TailCallSkipOffset | Bug::TailCallNoRestore => &[Error],
+        Bug::A0NotSignExtended | Bug::TailCallSkipOffset => &[Error],
+        // From the main function the native caller's registers are lost (an ABI fault);
+        // from a subprogram, the BPF caller's R6-R9, which then compute a wrong value.
+        Bug::TailCallNoRestore => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
         Bug::TailCallIndexSigned => &[Error, TailCalls],
         // A wrong address or a landing one instruction off reads or computes the wrong
         // value, or faults.
         Bug::LargeOffsetTruncated | Bug::BranchRelaxOffset => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
         Bug::TccOffByOne
         | Bug::TccLostAcrossHelpers
+        | Bug::TccLostAcrossKfuncs
         | Bug::TailCallIndexNotZext
         | Bug::StackRestoreInRegisterScheme
         | Bug::TccKeptBeforeSlotCheck

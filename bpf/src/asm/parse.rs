@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::lex::{lex, Kind, Token};
-use super::print::helper_id;
+use super::print::{helper_id, kfunc_id};
 use super::set::{Mode, Source};
 use super::AsmError;
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
@@ -799,6 +799,11 @@ impl<'a> Parser<'_, 'a> {
             }
             Some(t) if t.text == "kfunc" && next == Some(":") => {
                 self.i += 2;
+                if let Some(id) = self.peek().filter(|t| t.kind == Kind::Ident).and_then(|t| kfunc_id(t.text))
+                {
+                    self.i += 1;
+                    return Ok((Insn::Call(Call::Kfunc(id)), None));
+                }
                 let n = self.number()?;
                 Ok((Insn::Call(Call::Kfunc(self.in_range(n, I32, "kfunc id")? as i32)), None))
             }

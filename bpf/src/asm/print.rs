@@ -24,6 +24,11 @@ pub(super) fn helper_id(name: &str) -> Option<i32> {
         .find(|&id| helper_name(id).is_some_and(|n| n == name || bare == Some(n)))
 }
 
+/// The kfunc id of a name `call kfunc:NAME` accepts (jitdiff's own kfuncs).
+pub(super) fn kfunc_id(name: &str) -> Option<i32> {
+    helpers::KFUNCS.into_iter().find(|&id| helpers::kfunc_prototype(id).is_some_and(|p| p.name == name))
+}
+
 /// A register spelled for a width: `r3` or `w3`.
 struct R(Reg, bool);
 
@@ -170,7 +175,10 @@ impl fmt::Display for Insn {
                 None => write!(f, "call {id}"),
             },
             Insn::Call(Call::Local(off)) => write!(f, "call pc{}", Off(off.into())),
-            Insn::Call(Call::Kfunc(id)) => write!(f, "call kfunc:{id}"),
+            Insn::Call(Call::Kfunc(id)) => match helpers::kfunc_prototype(id) {
+                Some(p) => write!(f, "call kfunc:{}", p.name),
+                None => write!(f, "call kfunc:{id}"),
+            },
             Insn::TailCall => f.write_str("tail_call"),
             Insn::Exit => f.write_str("exit"),
         }

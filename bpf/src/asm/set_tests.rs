@@ -244,6 +244,20 @@ fn names_that_cannot_be_printed_are_replaced() {
 }
 
 #[test]
+fn kfuncs_by_name_and_by_id() {
+    let k = |id| vec![Insn::Call(Call::Kfunc(id))];
+    assert_eq!(parse("call kfunc:jitdiff_kmix").unwrap(), k(helpers::KFUNC_MIX));
+    assert_eq!(parse("call kfunc:jitdiff_kcounter").unwrap(), k(helpers::KFUNC_COUNTER));
+    assert_eq!(parse("call kfunc:131072").unwrap(), k(helpers::KFUNC_MIX));
+    assert_eq!(parse("call kfunc:77").unwrap(), k(77));
+    assert_eq!(Insn::Call(Call::Kfunc(helpers::KFUNC_MIX)).to_string(), "call kfunc:jitdiff_kmix");
+    assert_eq!(Insn::Call(Call::Kfunc(77)).to_string(), "call kfunc:77");
+    // The raw form: src_reg 2 (BPF_PSEUDO_KFUNC_CALL), imm the id.
+    let raw = crate::encode_bytes(&k(helpers::KFUNC_COUNTER));
+    assert_eq!(raw, [0x85, 0x20, 0, 0, 0x01, 0, 0x02, 0]);
+}
+
+#[test]
 fn helpers_by_name() {
     let cases = [
         ("call bpf_tail_call", helpers::TAIL_CALL),

@@ -49,6 +49,9 @@ pub struct Config {
     pub calls_enabled: bool,
     /// Helper calls. Defaults to true.
     pub helpers_enabled: bool,
+    /// Calls of jitdiff's own kfuncs ([`crate::helpers::KFUNCS`]); never with
+    /// [`Config::kernel_helpers`]. Defaults to true.
+    pub kfuncs_enabled: bool,
     /// Tail calls through prog arrays. Defaults to true.
     pub tail_calls_enabled: bool,
     /// Array maps and lookups. Defaults to true.
@@ -86,6 +89,7 @@ impl Default for Config {
             loops_enabled: true,
             calls_enabled: true,
             helpers_enabled: true,
+            kfuncs_enabled: true,
             tail_calls_enabled: true,
             arrays_enabled: true,
             edge_bias: 60,
@@ -107,6 +111,8 @@ impl Config {
         if !self.alu32_enabled && !self.alu64_enabled {
             self.alu64_enabled = true;
         }
+        // A kernel has none of jitdiff's kfuncs.
+        self.kfuncs_enabled &= !self.kernel_helpers;
         self
     }
 }
@@ -146,6 +152,7 @@ impl<'a> Arbitrary<'a> for Config {
             tail_calls_enabled: u.ratio(7, 8)?,
             arrays_enabled: u.arbitrary()?,
             edge_bias: u.int_in_range(0..=100)?,
+            kfuncs_enabled: u.arbitrary()?,
             kernel_helpers: false,
             count_entries: false,
         }

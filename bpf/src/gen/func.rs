@@ -271,6 +271,7 @@ enum Step {
     Loop,
     Call,
     Helper,
+    Kfunc,
     Lookup,
     TailCall,
 }
@@ -356,6 +357,9 @@ impl Gen<'_, '_, '_> {
                     v.extend([Step::Call, Step::Call, Step::Call]);
                 }
             }
+            if c.kfuncs_enabled {
+                v.push(Step::Kfunc);
+            }
             if c.helpers_enabled {
                 v.push(Step::Helper);
                 if !self.shape.arrays.is_empty() {
@@ -394,6 +398,7 @@ impl Gen<'_, '_, '_> {
                 Step::Loop => self.counted_loop(depth)?,
                 Step::Call => self.call()?,
                 Step::Helper => self.helper()?,
+                Step::Kfunc => self.kfunc()?,
                 Step::Lookup => self.lookup()?,
                 Step::TailCall => self.tail_call()?,
             }
@@ -672,6 +677,20 @@ impl Gen<'_, '_, '_> {
             self.emit(Insn::Call(Call::Helper(MIX)));
         } else {
             self.emit(Insn::Call(Call::Helper(COUNTER)));
+        }
+        self.after_call();
+        Ok(())
+    }
+
+    /// Calls one of jitdiff's kfuncs: `jitdiff_kmix` of five scalars or `jitdiff_kcounter`.
+    fn kfunc(&mut self) -> arbitrary::Result<()> {
+        if self.u.arbitrary()? {
+            for r in [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
+                self.ensure_scalar(r)?;
+            }
+            self.emit(Insn::Call(Call::Kfunc(crate::helpers::KFUNC_MIX)));
+        } else {
+            self.emit(Insn::Call(Call::Kfunc(crate::helpers::KFUNC_COUNTER)));
         }
         self.after_call();
         Ok(())

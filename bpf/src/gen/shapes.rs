@@ -11,6 +11,8 @@ use crate::set::PSEUDO_MAP_FD;
 pub enum Shape {
     /// A call of a shared helper.
     Helper,
+    /// A call of one of jitdiff's kfuncs (`call kfunc:...`).
+    Kfunc,
     /// An array-map lookup.
     MapLookup,
     /// A bpf2bpf call of a subprogram.
@@ -37,8 +39,9 @@ pub enum Shape {
 
 impl Shape {
     /// Every shape.
-    pub const ALL: [Shape; 12] = [
+    pub const ALL: [Shape; 13] = [
         Shape::Helper,
+        Shape::Kfunc,
         Shape::MapLookup,
         Shape::Subprogram,
         Shape::NestedCall,
@@ -56,6 +59,7 @@ impl Shape {
     pub const fn name(self) -> &'static str {
         match self {
             Shape::Helper => "helper",
+            Shape::Kfunc => "kfunc",
             Shape::MapLookup => "map-lookup",
             Shape::Subprogram => "subprogram",
             Shape::NestedCall => "nested-call",
@@ -157,6 +161,7 @@ pub fn shapes_of(set: &ProgramSet) -> Vec<Shape> {
                     }
                 }
                 Insn::Call(Call::Helper(_)) => mark(Shape::Helper),
+                Insn::Call(Call::Kfunc(_)) => mark(Shape::Kfunc),
                 _ => {}
             }
         }

@@ -15,7 +15,7 @@ use bpf::exec::{map_addr, MAP_PTRS_OFFSET};
 use bpf::{helpers, Call, EmptySlotRule, Insn, Operand, Program, ProgramSet, Reg, PSEUDO_MAP_FD};
 
 use crate::bugs::{Bug, Bugs};
-use crate::guest::{helper_addr, CODE_ADDR, MAX_MAPS};
+use crate::guest::{helper_addr, kfunc_addr, CODE_ADDR, MAX_MAPS};
 use crate::rv64::{BranchOp, Imm12, Inst, LoadOp, ROp, ShiftOp, XReg};
 
 pub use layout::LayoutError;
@@ -294,7 +294,13 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
                     scheme.emit_after_helper(&mut l);
                     l.push(Inst::mv(regs::map(Reg::R0), XReg::A0));
                 }
-                Insn::Call(Call::Kfunc(id)) => return Err(unsupported(&format!("kfunc call {id}"))),
+                Insn::Call(Call::Kfunc(id)) => {
+                    let addr = kfunc_addr(id).ok_or_else(|| unsupported(&format!("kfunc {id}")))?;
+                    scheme.emit_before_kfunc(&mut l);
+                    l.call(Label::Abs(addr));
+                    scheme.emit_after_kfunc(&mut l);
+                    l.push(Inst::mv(regs::map(Reg::R0), XReg::A0));
+                }
                 Insn::Exit => {
                     if i + 1 != range.end {
                         l.jump(Label::Epilogue(f));

@@ -160,6 +160,21 @@ impl Scheme {
         }
     }
 
+    /// Emits what precedes a kfunc call: the kernel's JITs call kfuncs as they call helpers,
+    /// so the count is kept the same way.
+    pub fn emit_before_kfunc(self, l: &mut Layout) {
+        if !l.bugs.has(crate::bugs::Bug::TccLostAcrossKfuncs) {
+            self.emit_before_helper(l);
+        }
+    }
+
+    /// Emits what follows a kfunc call (see [`Scheme::emit_before_kfunc`]).
+    pub fn emit_after_kfunc(self, l: &mut Layout) {
+        if !l.bugs.has(crate::bugs::Bug::TccLostAcrossKfuncs) {
+            self.emit_after_helper(l);
+        }
+    }
+
     /// Emits the count check of a tail call: the decremented counter into `t0`, and a jump
     /// to `out` when no tail call is left. Keeps nothing: see [`Scheme::emit_tail_count_keep`].
     pub fn emit_tail_count_check(self, l: &mut Layout, out: Label) {

@@ -599,7 +599,12 @@ fn expand(
             out.push(Piece::plain(insn));
         }
         Insn::Call(Call::Kfunc(id)) => {
-            return cannot(&format!("kfunc call {id}"), "jitdiff's engines offer no kfuncs")
+            if bpf::helpers::kfunc_prototype(id).is_none() {
+                return cannot(&format!("kfunc call {id}"), "not one of jitdiff's kfuncs");
+            }
+            // rbpf has no kfuncs: the kfunc becomes the helper of the same id, which the
+            // runner registers to forward to the shared kfunc (no helper has its id).
+            out.push(Piece::plain(Insn::Call(Call::Helper(id))));
         }
     }
     Ok(())

@@ -20,7 +20,7 @@
 //! | LD_IMM64 ignores src (pseudo loads) | a prog array's reference loads [`bpf::exec::map_addr`]; an array map's, and other pseudo loads: cannot judge (array maps are not modelled; a run that references none reports them unchanged) |
 //! | local calls: 256 stack bytes per frame unless told | frame sizes are the declared per-function depths (a stack-usage calculator) |
 //! | up to 9 frames; recursion runs until they are gone | a call graph that recurses or nests more than 8 frames (the kernel's limit): cannot judge |
-//! | no helpers | every helper of [`bpf::helpers::ALL`], forwarding to one shared [`Helpers`](bpf::helpers::Helpers) per run; `map_lookup_elem`, other ids and kfuncs: cannot judge |
+//! | no helpers | every helper of [`bpf::helpers::ALL`], forwarding to one shared [`Helpers`](bpf::helpers::Helpers) per run; jitdiff's kfuncs as helpers of the same ids; `map_lookup_elem`, other ids and other kfuncs: cannot judge |
 //! | no tail calls (`0x8d` rejected, `0xf5` unknown) | a helper call that runs the target in a nested VM (see *Tail calls*) |
 //! | R1 = 0 when the context is empty | a synthetic `lddw r1, <ctx>` first |
 //! | one 512-byte stack, all of it valid below R10, whatever the depth | a synthetic `lddw r10, <top>` points R10 into a stack the engine provides, passed as rbpf's "mbuff" area (see *Memory*) |

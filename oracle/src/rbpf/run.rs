@@ -242,6 +242,15 @@ fn shared_helper<const K: usize>(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) ->
         .unwrap_or_else(|| panic!("bpf::helpers::ALL lists helper {id}, which Helpers::call does not know"))
 }
 
+/// The helper registered for jitdiff's kfunc `ID` (the lowering calls a kfunc as the
+/// rbpf helper of the same id; no helper has a kfunc's id): forwards to the run's
+/// [`Helpers::call_kfunc`], which records the call as a kfunc's.
+fn shared_kfunc<const ID: i32>(r1: u64, r2: u64, r3: u64, r4: u64, r5: u64) -> u64 {
+    with_run(|run| run.helpers.call_kfunc(ID, [r1, r2, r3, r4, r5])).unwrap_or_else(|| {
+        panic!("bpf::helpers::KFUNCS lists kfunc {ID}, which Helpers::call_kfunc does not know")
+    })
+}
+
 type HelperFn = fn(u64, u64, u64, u64, u64) -> u64;
 
 /// One forwarding function per position of [`ALL`] (rbpf's helpers cannot know their id).
@@ -354,6 +363,10 @@ impl Vm {
                 TICK_HELPER => tick,
                 TAIL_HELPER => tail_call,
                 FETCH_HELPER => fetch,
+                _ if bpf::helpers::KFUNCS.contains(&(id as i32)) => match id as i32 {
+                    bpf::helpers::KFUNC_MIX => shared_kfunc::<{ bpf::helpers::KFUNC_MIX }>,
+                    _ => shared_kfunc::<{ bpf::helpers::KFUNC_COUNTER }>,
+                },
                 _ => match ALL.iter().position(|&h| h as u32 == id) {
                     Some(k) => SHARED_HELPERS[k],
                     // The lowering emits no other call; rbpf would stop on it as unknown.

@@ -223,6 +223,7 @@ fn every_helper_returns_its_value_into_r0_and_is_traced() {
         .zip(want)
         .map(|((id, _), ret)| HelperCall {
             id: *id,
+            kfunc: false,
             args: if *id == MIX { vec![1, 2, 3, 4, 5] } else { vec![] },
             ret,
         })

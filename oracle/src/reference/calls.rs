@@ -293,7 +293,7 @@ impl Run<'_> {
                 Stop::Exit { r0, r0_mark } if self.frames.len() <= 1 => return Ok((r0, r0_mark)),
                 Stop::Exit { r0, r0_mark } => self.ret(m, r0, r0_mark),
                 Stop::Call { index, target } => self.call(m, index, target)?,
-                Stop::Helper { index, id } => self.helper(m, index, id)?,
+                Stop::Helper { index, id, kfunc } => self.helper(m, index, id, kfunc)?,
                 Stop::TailCall { index } => self.tail_call(m, index)?,
                 Stop::Undefined { index, reg } => {
                     let detail = self.undefined(reg);
@@ -453,13 +453,15 @@ impl Run<'_> {
         m.pc = callee.ret;
     }
 
-    /// A helper call at `index`.
-    fn helper(&mut self, m: &mut Machine<'_>, index: usize, id: i32) -> Result<(), Fault> {
-        if id == helpers::MAP_LOOKUP_ELEM {
+    /// A helper call at `index`, or a kfunc call when `kfunc`.
+    fn helper(&mut self, m: &mut Machine<'_>, index: usize, id: i32, kfunc: bool) -> Result<(), Fault> {
+        if id == helpers::MAP_LOOKUP_ELEM && !kfunc {
             return self.lookup(m, index);
         }
-        let Some(proto) = helpers::prototype(id) else {
-            return Err(self.verifier(index, format!("unknown helper {id}")));
+        let (what, proto) =
+            if kfunc { ("kfunc", helpers::kfunc_prototype(id)) } else { ("helper", helpers::prototype(id)) };
+        let Some(proto) = proto else {
+            return Err(self.verifier(index, format!("unknown {what} {id}")));
         };
         for r in 1..=proto.scalar_args.min(5) as u8 {
             if m.undef & bit(r) != 0 {
@@ -471,8 +473,9 @@ impl Run<'_> {
             }
         }
         let args = [1, 2, 3, 4, 5].map(|r| m.regs.get(r));
-        let Some(ret) = self.helpers.call(id, args) else {
-            return Err(self.verifier(index, format!("unknown helper {id}")));
+        let ret = if kfunc { self.helpers.call_kfunc(id, args) } else { self.helpers.call(id, args) };
+        let Some(ret) = ret else {
+            return Err(self.verifier(index, format!("unknown {what} {id}")));
         };
         m.regs.set(0, ret, 0);
         m.undef &= !bit(0);
@@ -1111,30 +1114,31 @@ mod tests {
 
     // ---- helpers ----
 
+    /// `r1 = 1` to `r5 = 5`: the arguments of the mixing functions in these tests.
+    fn args_1_to_5() -> Vec<Insn> {
+        (1..=5u8).map(|r| mov64(Reg::ALL[r as usize], r as i32)).collect()
+    }
+
     #[test]
     fn every_helper_runs_and_is_traced() {
         use helpers::*;
-        let out = go1(vec![vec![
-            helper(KTIME_GET_NS),
-            helper(GET_NUMA_NODE_ID),
-            helper(JIFFIES64),
-            helper(KTIME_GET_BOOT_NS),
-            helper(KTIME_GET_COARSE_NS),
-            helper(TEST_FUNC),
-            mov64(Reg::R1, 1),
-            mov64(Reg::R2, 2),
-            mov64(Reg::R3, 3),
-            mov64(Reg::R4, 4),
-            mov64(Reg::R5, 5),
-            helper(MIX),
-            helper(COUNTER),
-            helper(COUNTER),
-            Insn::Exit,
-        ]]);
+        let out = go1(vec![[
+            vec![
+                helper(KTIME_GET_NS),
+                helper(GET_NUMA_NODE_ID),
+                helper(JIFFIES64),
+                helper(KTIME_GET_BOOT_NS),
+                helper(KTIME_GET_COARSE_NS),
+                helper(TEST_FUNC),
+            ],
+            args_1_to_5(),
+            vec![helper(MIX), helper(COUNTER), helper(COUNTER), Insn::Exit],
+        ]
+        .concat()]);
         // The clock advances by 1000 per read; numa node and bpf_test_func return 0; the
         // counter counts 1, 2. mix is the shared implementation's, on (1, 2, 3, 4, 5).
         let mixed = Helpers::new().call(MIX, [1, 2, 3, 4, 5]).expect("mix exists");
-        let call = |id, args: Vec<u64>, ret| HelperCall { id, args, ret };
+        let call = |id, args: Vec<u64>, ret| HelperCall { id, kfunc: false, args, ret };
         assert_eq!(out.result, Ok(2));
         assert_eq!(
             out.helper_calls,
@@ -1162,6 +1166,42 @@ mod tests {
         let s = set(vec![vec![helper(COUNTER), Insn::Exit]], vec![]);
         assert_eq!(run_with(&mut engine, &s, Input::none()).result, Ok(1));
         assert_eq!(run_with(&mut engine, &s, Input::none()).result, Ok(1));
+    }
+
+    #[test]
+    fn kfuncs_run_and_are_traced_apart_from_helpers() {
+        use helpers::*;
+        let kfunc = |id| Insn::Call(Call::Kfunc(id));
+        let out = go1(vec![[
+            vec![kfunc(KFUNC_COUNTER), helper(COUNTER)],
+            args_1_to_5(),
+            vec![kfunc(KFUNC_MIX), kfunc(KFUNC_COUNTER), Insn::Exit],
+        ]
+        .concat()]);
+        let kmix = Helpers::new().call_kfunc(KFUNC_MIX, [1, 2, 3, 4, 5]).expect("kmix exists");
+        let call = |id, kfunc, args: Vec<u64>, ret| HelperCall { id, kfunc, args, ret };
+        // The kfunc counter counts its own calls: 1, then 2; the helper's is 1.
+        assert_eq!(out.result, Ok(2));
+        assert_eq!(
+            out.helper_calls,
+            vec![
+                call(KFUNC_COUNTER, true, vec![], 1),
+                call(COUNTER, false, vec![], 1),
+                call(KFUNC_MIX, true, vec![1, 2, 3, 4, 5], kmix),
+                call(KFUNC_COUNTER, true, vec![], 2),
+            ]
+        );
+        // Like a helper's, a kfunc's arguments are scalars, and R1-R5 are gone after it.
+        let fault = verifier(go1(vec![vec![
+            mov64(Reg::R2, 2),
+            mov64(Reg::R3, 3),
+            mov64(Reg::R4, 4),
+            mov64(Reg::R5, 5),
+            Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: Reg::R1, src: Operand::Reg(Reg::R10) },
+            kfunc(KFUNC_MIX),
+            Insn::Exit,
+        ]]));
+        assert!(fault.detail.contains("jitdiff_kmix: R1 is an address"), "{}", fault.detail);
     }
 
     #[test]
@@ -1600,7 +1640,7 @@ mod tests {
 
     /// The trace entry of a lookup in array `array` (its index among the array maps).
     fn traced(array: u64, key: u64, found: bool) -> HelperCall {
-        HelperCall { id: helpers::MAP_LOOKUP_ELEM, args: vec![array, key], ret: found as u64 }
+        HelperCall { id: helpers::MAP_LOOKUP_ELEM, kfunc: false, args: vec![array, key], ret: found as u64 }
     }
 
     #[test]
@@ -1667,7 +1707,7 @@ mod tests {
         assert_eq!(
             out.helper_calls,
             vec![
-                HelperCall { id: helpers::COUNTER, args: vec![], ret: 1 },
+                HelperCall { id: helpers::COUNTER, kfunc: false, args: vec![], ret: 1 },
                 traced(1, 2, true),
                 traced(0, 2, false),
             ]

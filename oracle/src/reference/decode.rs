@@ -137,6 +137,8 @@ pub(super) mod code {
     pub const TAIL_CALL: u8 = OTHER + 37;
     /// Something the reference does not model; `unsupported_reason` says what.
     pub const UNSUPPORTED: u8 = OTHER + 38;
+    /// kfunc call; `imm` is the kfunc id (sign-extended).
+    pub const KFUNC: u8 = OTHER + 39;
 }
 
 /// The code of a binary ALU operation: `op * 4 + (64-bit) * 2 + (register form)`, 0 to 55.
@@ -282,7 +284,11 @@ fn decode_one(prog: &Program, maps: usize, index: usize, insn: &Insn) -> Op {
                 None => Op { imm, ..Op::new(code::NO_MAP, dst.num(), 0) },
             }
         }
-        Insn::LdImm64 { .. } | Insn::Call(Call::Kfunc(_)) => unsupported,
+        Insn::LdImm64 { .. } => unsupported,
+        Insn::Call(Call::Kfunc(id)) if bpf::helpers::kfunc_prototype(id).is_some() => {
+            Op { imm: id as i64 as u64, ..Op::new(code::KFUNC, 0, 0) }
+        }
+        Insn::Call(Call::Kfunc(_)) => unsupported,
         Insn::Call(Call::Local(_)) => Op { aux: target(prog, index), ..Op::new(code::CALL, 0, 0) },
         Insn::Call(Call::Helper(bpf::helpers::TAIL_CALL)) | Insn::TailCall => Op::new(code::TAIL_CALL, 0, 0),
         Insn::Call(Call::Helper(id)) => Op { imm: id as i64 as u64, ..Op::new(code::HELPER, 0, 0) },
@@ -363,7 +369,7 @@ pub(super) fn atomic_op(op: &Op) -> Option<AtomicOp> {
 pub(super) fn unsupported_reason(insn: &Insn, pc: usize) -> String {
     let what = match *insn {
         Insn::Call(Call::Kfunc(id)) => {
-            format!("call of kfunc {id}: kernel functions are not modelled (no engine offers any)")
+            format!("call of kfunc {id}: only jitdiff's own kfuncs are modelled, not a kernel's")
         }
         Insn::LdImm64 { pseudo, .. } => format!(
             "lddw with pseudo source {pseudo}: only plain constants (0) and map references ({}) are modelled",

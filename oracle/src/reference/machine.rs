@@ -137,12 +137,14 @@ pub(super) enum Stop {
         /// The instruction index it calls.
         target: usize,
     },
-    /// A helper call at `index`.
+    /// A helper or kfunc call at `index`.
     Helper {
         /// The instruction index of the call.
         index: usize,
-        /// The helper id.
+        /// The helper id, or the kfunc id when `kfunc`.
         id: i32,
+        /// A kfunc call (`call kfunc:N`).
+        kfunc: bool,
     },
     /// A tail call at `index` (`call 12` or `BPF_TAIL_CALL`).
     TailCall {
@@ -511,7 +513,8 @@ impl Machine<'_> {
                 code::NO_MAP => break no_map(at, k),
                 code::EXIT => break Stop::Exit { r0: r.get(0), r0_mark: r.mark_of(0) },
                 code::CALL => break Stop::Call { index: at, target: op.aux as usize },
-                code::HELPER => break Stop::Helper { index: at, id: k as i32 },
+                code::HELPER => break Stop::Helper { index: at, id: k as i32, kfunc: false },
+                code::KFUNC => break Stop::Helper { index: at, id: k as i32, kfunc: true },
                 code::TAIL_CALL => break Stop::TailCall { index: at },
                 // UNSUPPORTED, and any code without an arm.
                 _ => break Stop::Unsupported { index: at },
@@ -724,9 +727,9 @@ mod tests {
     }
 
     #[test]
-    fn kfuncs_and_unmodelled_instructions_cannot_be_judged() {
+    fn kernel_kfuncs_and_unmodelled_instructions_cannot_be_judged() {
         let why = cannot_judge(vec![Insn::Call(Call::Kfunc(3)), Insn::Exit]);
-        assert_eq!(why, "pc 0: call of kfunc 3: kernel functions are not modelled (no engine offers any)");
+        assert_eq!(why, "pc 0: call of kfunc 3: only jitdiff's own kfuncs are modelled, not a kernel's");
         let why = cannot_judge(vec![Insn::LdImm64 { dst: Reg::R1, pseudo: 2, imm: 0 }, Insn::Exit]);
         assert!(why.starts_with("pc 0: lddw with pseudo source 2: only plain constants"), "{why}");
         // Insn values the wire format cannot express.

@@ -42,7 +42,8 @@
 //! - Faults carry the slot pc of the faulting instruction (in a program other than the
 //!   entry, the detail starts with "in program NAME (#i): "); the outcome's `ctx` is the
 //!   context as the run left it, after a fault too.
-//! - Kfunc calls and `lddw` with a pseudo source other than 0 and
+//! - jitdiff's kfuncs ([`bpf::helpers::KFUNCS`]) are called like helpers (and traced as
+//!   kfunc calls); other kfunc ids and `lddw` with a pseudo source other than 0 and
 //!   [`PSEUDO_MAP_FD`](bpf::PSEUDO_MAP_FD) are not modelled: a run that reaches one is
 //!   [`RunResult::CannotJudge`], as is one that reaches an `Insn` the wire format cannot
 //!   express (`movsx` 32-bit from 32 bits, a byte swap to another width than 16/32/64, a
