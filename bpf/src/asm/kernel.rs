@@ -93,6 +93,11 @@ pub fn insn_macro(insn: &Insn) -> String {
         }
         Insn::Call(Call::Helper(id)) => format!("BPF_RAW_INSN(BPF_JMP | BPF_CALL, 0, 0, 0, {id})"),
         Insn::Call(Call::Local(off)) => format!("BPF_CALL_REL({off})"),
+        Insn::Call(Call::Kfunc(id)) => {
+            let name =
+                crate::helpers::kfunc_prototype(id).map_or(String::new(), |p| format!(" /* {} */", p.name));
+            format!("BPF_RAW_INSN(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, {id}{name})")
+        }
         Insn::Exit => "BPF_EXIT_INSN()".into(),
         _ => {
             let raw = insn.encode();
@@ -145,5 +150,15 @@ mod tests {
         );
         let prog = Program::new(insns).unwrap();
         assert!(program_macros(&prog).starts_with("\tBPF_MOV64_IMM(BPF_REG_0, 1),\t/* r0 = 1 */\n"));
+        // A kfunc call: src_reg BPF_PSEUDO_KFUNC_CALL, the kfunc's id as imm.
+        let k = parse("call kfunc:jitdiff_kcounter\ncall kfunc:7\n").unwrap();
+        let lines: Vec<String> = k.iter().map(insn_macro).collect();
+        assert_eq!(
+            lines,
+            [
+                "BPF_RAW_INSN(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, 131073 /* jitdiff_kcounter */)",
+                "BPF_RAW_INSN(BPF_JMP | BPF_CALL, 0, BPF_PSEUDO_KFUNC_CALL, 0, 7)",
+            ]
+        );
     }
 }
