@@ -26,8 +26,13 @@
 //!     (`.values = { [2] = (void *)&prog }`: relocations in `.rel.maps`); a legacy
 //!     map's slots are empty.
 //!
+//!   - a call relocated against an extern function (`extern ... __ksym`, as clang emits
+//!     a kfunc call: `call -1` against the undefined symbol) becomes a kfunc call
+//!     (`src` = 2, `BPF_PSEUDO_KFUNC_CALL`) when the extern is one of jitdiff's kfuncs
+//!     ([`crate::helpers::KFUNCS`]), found by name as libbpf finds a kernel's.
+//!
 //!   Anything else a loader would have to provide is an error naming the section and
-//!   offset: a reference to a global variable, `.rodata` or an extern, a map that is not
+//!   offset: a reference to a global variable, `.rodata` or another extern, a map that is not
 //!   a prog array, a call that leaves its program for anything but a `.text` function.
 //!   An object without program sections is not a set: [`load_elf_set`] returns `None`,
 //!   and its `.text` is the program, as [`load_elf`] reads it.
@@ -483,6 +488,22 @@ impl Linker<'_> {
                             )));
                         }
                     },
+                    // A call of an extern (`__ksym`): one of jitdiff's kfuncs, by name, as
+                    // libbpf resolves a kernel's.
+                    (Insn::Call(Call::Local(_)), Some((_, Some(sym)))) if sym.section.is_none() => {
+                        let Some(id) = crate::helpers::kfunc_named(&sym.name) else {
+                            let known: Vec<&str> = crate::helpers::KFUNCS
+                                .iter()
+                                .filter_map(|&k| crate::helpers::kfunc_prototype(k).map(|p| p.name))
+                                .collect();
+                            return Err(fail(format!(
+                                "call to {}, which is not defined here and is not one of jitdiff's kfuncs ({})",
+                                sym_name(Some(sym)),
+                                known.join(", ")
+                            )));
+                        };
+                        insn = Insn::Call(Call::Kfunc(id));
+                    }
                     (Insn::Call(Call::Local(imm)), reloc) => {
                         let (section, target) = match reloc {
                             Some((_, Some(sym))) => match sym.section {

@@ -61,6 +61,11 @@ pub fn kfunc_prototype(id: i32) -> Option<Prototype> {
     }
 }
 
+/// The id of jitdiff's kfunc called `name`.
+pub fn kfunc_named(name: &str) -> Option<i32> {
+    KFUNCS.into_iter().find(|&id| kfunc_prototype(id).is_some_and(|p| p.name == name))
+}
+
 /// What a helper or a kfunc takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prototype {

@@ -1,7 +1,8 @@
 //! Program sets from files: the set text format, and clang objects with several program
 //! sections and prog-array maps.
 //!
-//! `fixtures/tailcalls.c` and `fixtures/global.c` were compiled once with clang 14 (the
+//! `fixtures/tailcalls.c`, `fixtures/global.c` and `fixtures/kfuncs.c` were compiled once
+//! with clang 14 (the
 //! commands are in the files); the objects are checked in, so nothing is compiled at
 //! test time.
 
@@ -132,6 +133,40 @@ fn globals_are_not_supported() {
     assert_eq!(
         msg,
         "global.o: section socket, offset 0x0 (slot 0): lddw refers to `counter` in section .bss: only prog-array maps can be referred to in a program set (no global variables)"
+    );
+}
+
+#[test]
+fn externs_that_are_jitdiff_kfuncs_become_kfunc_calls() {
+    // clang emits `call -1` (src_reg 1) relocated against the undefined symbol; the loader
+    // names the kfunc as libbpf would resolve a kernel's, by name.
+    let set = load_elf_set(&read("kfuncs.o")).unwrap().unwrap();
+    let calls: Vec<Call> = set.progs()[0]
+        .prog
+        .insns()
+        .iter()
+        .filter_map(|i| match i {
+            Insn::Call(c) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [Call::Kfunc(bpf::helpers::KFUNC_COUNTER), Call::Kfunc(bpf::helpers::KFUNC_MIX), Call::Helper(12)]
+    );
+    // The same object calling an extern that is not one of jitdiff's kfuncs (renamed
+    // wherever the name occurs: symbol table, BTF and debug strings).
+    let mut b = read("kfuncs.o");
+    let name = b"jitdiff_kmix\0";
+    for at in 0..b.len() - name.len() {
+        if &b[at..at + name.len()] == name {
+            b[at + 11] = b'y';
+        }
+    }
+    let msg = load_set_bytes("kfuncs.o", &b).unwrap_err().to_string();
+    assert!(
+        msg.contains("call to `jitdiff_kmiy`, which is not defined here and is not one of jitdiff's kfuncs (jitdiff_kmix, jitdiff_kcounter)"),
+        "{msg}"
     );
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::lex::{lex, Kind, Token};
-use super::print::{helper_id, kfunc_id};
+use super::print::helper_id;
 use super::set::{Mode, Source};
 use super::AsmError;
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
@@ -799,7 +799,10 @@ impl<'a> Parser<'_, 'a> {
             }
             Some(t) if t.text == "kfunc" && next == Some(":") => {
                 self.i += 2;
-                if let Some(id) = self.peek().filter(|t| t.kind == Kind::Ident).and_then(|t| kfunc_id(t.text))
+                if let Some(id) = self
+                    .peek()
+                    .filter(|t| t.kind == Kind::Ident)
+                    .and_then(|t| crate::helpers::kfunc_named(t.text))
                 {
                     self.i += 1;
                     return Ok((Insn::Call(Call::Kfunc(id)), None));

@@ -24,11 +24,6 @@ pub(super) fn helper_id(name: &str) -> Option<i32> {
         .find(|&id| helper_name(id).is_some_and(|n| n == name || bare == Some(n)))
 }
 
-/// The kfunc id of a name `call kfunc:NAME` accepts (jitdiff's own kfuncs).
-pub(super) fn kfunc_id(name: &str) -> Option<i32> {
-    helpers::KFUNCS.into_iter().find(|&id| helpers::kfunc_prototype(id).is_some_and(|p| p.name == name))
-}
-
 /// A register spelled for a width: `r3` or `w3`.
 struct R(Reg, bool);
 
