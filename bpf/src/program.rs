@@ -229,6 +229,24 @@ impl Program {
         starts.iter().copied().zip(ends).map(|(s, e)| s..e).collect()
     }
 
+    /// Per function (in [`Program::functions`]' order), the bpf2bpf calls it makes: the
+    /// instruction index of each call and the function it enters.
+    pub fn calls(&self) -> Vec<Vec<(usize, usize)>> {
+        let funcs = self.functions();
+        funcs
+            .iter()
+            .map(|r| {
+                r.clone()
+                    .filter(|&i| matches!(self.insns[i], Insn::Call(Call::Local(_))))
+                    .filter_map(|i| {
+                        let t = self.target_of(i)?;
+                        Some((i, funcs.iter().position(|f| f.start == t)?))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Bytes of stack below r10 the program may use (at most [`MAX_STACK`]).
     pub fn stack_depth(&self) -> u32 {
         self.stack_depths[0]

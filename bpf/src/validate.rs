@@ -310,20 +310,7 @@ struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     fn new(set: &'a ProgramSet, prog: &'a SetProgram, ctx_size: Option<usize>) -> Validator<'a> {
-        let p = &prog.prog;
-        let funcs = p.functions();
-        let calls = funcs
-            .iter()
-            .map(|r| {
-                r.clone()
-                    .filter(|&i| matches!(p.insns()[i], Insn::Call(Call::Local(_))))
-                    .filter_map(|i| {
-                        let t = p.target_of(i)?;
-                        Some((i, funcs.iter().position(|f| f.start == t)?))
-                    })
-                    .collect()
-            })
-            .collect();
+        let (funcs, calls) = (prog.prog.functions(), prog.prog.calls());
         Validator { set, prog, ctx_size, funcs, calls }
     }
 

@@ -158,25 +158,18 @@ pub fn insert(
     Some(Inserted { insns: out, starts })
 }
 
-/// The function of `prog` that instruction `i` calls, if it is a bpf2bpf call.
-fn callee_of(prog: &bpf::Program, funcs: &[std::ops::Range<usize>], i: usize) -> Option<usize> {
-    match prog.insns()[i] {
-        Insn::Call(Call::Local(_)) => prog.target_of(i).and_then(|t| funcs.iter().position(|r| r.start == t)),
-        _ => None,
-    }
-}
-
 /// For each function of `prog`, whether it makes tail calls or calls a function that
-/// reaches one (the kernel's "tail call reachable"): those keep the context.
-fn reaches_tail_calls(prog: &bpf::Program) -> Vec<bool> {
-    let (funcs, insns) = (prog.functions(), prog.insns());
+/// reaches one (the kernel's "tail call reachable"): those keep the context. `calls` is
+/// [`bpf::Program::calls`].
+fn reaches_tail_calls(prog: &bpf::Program, calls: &[Vec<(usize, usize)>]) -> Vec<bool> {
+    let insns = prog.insns();
     let mut reach: Vec<bool> =
-        funcs.iter().map(|r| insns[r.clone()].iter().any(Insn::is_tail_call)).collect();
+        prog.functions().into_iter().map(|r| insns[r].iter().any(Insn::is_tail_call)).collect();
     let mut grew = true;
     while grew {
         grew = false;
-        for (f, r) in funcs.iter().enumerate() {
-            if !reach[f] && r.clone().any(|i| callee_of(prog, &funcs, i).is_some_and(|g| reach[g])) {
+        for (f, fc) in calls.iter().enumerate() {
+            if !reach[f] && fc.iter().any(|&(_, g)| reach[g]) {
                 reach[f] = true;
                 grew = true;
             }
@@ -194,7 +187,7 @@ fn with_ctx_slot(prog: &bpf::Program, f: usize) -> u32 {
 /// and the context's slot below it when it makes or leads to tail calls.
 pub fn main_stack_depth(set: &ProgramSet, index: usize) -> u32 {
     let prog = &set.progs()[index].prog;
-    if reaches_tail_calls(prog)[0] {
+    if reaches_tail_calls(prog, &prog.calls())[0] {
         with_ctx_slot(prog, 0)
     } else {
         prog.function_stack_depth(0)
@@ -262,8 +255,9 @@ pub fn lower_program(
     let funcs = prog.functions();
     let func_of =
         |i: usize| funcs.iter().position(|r| r.contains(&i)).expect("every instruction is in a function");
-    let callee = |i: usize| callee_of(prog, &funcs, i);
-    let reach = reaches_tail_calls(prog);
+    let calls = prog.calls();
+    let callee: std::collections::HashMap<usize, usize> = calls.iter().flatten().copied().collect();
+    let reach = reaches_tail_calls(prog, &calls);
     let mut slot = vec![0i16; funcs.len()];
     for f in (0..funcs.len()).filter(|&f| reach[f]) {
         let depth = with_ctx_slot(prog, f);
@@ -277,7 +271,7 @@ pub fn lower_program(
         }
         slot[f] = -(depth as i16);
     }
-    let gets_ctx = |i: usize| callee(i).is_some_and(|g| reach[g]);
+    let gets_ctx = |i: usize| callee.get(&i).is_some_and(|&g| reach[g]);
     if (0..insns.len()).any(gets_ctx) {
         let ctx = bpf::validate::context_in_r1(set, index, Some(ctx_size)).map_err(|e| {
             format!(
@@ -638,23 +632,30 @@ impl KernelEngine {
     fn exchange(&mut self, set: &ProgramSet, inputs: &[BpfInput], job: Job) -> Vec<RunResult> {
         match self.run_job(&job) {
             Ok(result) => outcomes(set, inputs, self.jit, result),
-            Err(GuestError::Died { console_tail, .. }) if kernel_crash(&console_tail).is_some() => {
-                if let [_] = inputs {
-                    let report = kernel_crash(&console_tail).expect("checked above");
-                    return vec![crashed(report)];
+            Err(e) => {
+                let report = match &e {
+                    GuestError::Died { console_tail, .. } => kernel_crash(console_tail),
+                    _ => None,
+                };
+                match report {
+                    None => vec![RunResult::CannotJudge(format!("the guest failed: {e}")); inputs.len()],
+                    Some(report) if inputs.len() == 1 => vec![crashed(report)],
+                    Some(_) => self.rerun_one_by_one(set, inputs),
                 }
-                inputs
-                    .iter()
-                    .map(|input| match lower(set, input, self.jit) {
-                        Ok(job) => {
-                            self.exchange(set, std::slice::from_ref(input), job).pop().expect("one result")
-                        }
-                        Err(why) => RunResult::CannotJudge(format!("the kernel engine cannot run it: {why}")),
-                    })
-                    .collect()
             }
-            Err(e) => vec![RunResult::CannotJudge(format!("the guest failed: {e}")); inputs.len()],
         }
+    }
+
+    /// Runs `set` on each of `inputs` in a job of its own: after a kernel crash, which of
+    /// them crash it.
+    fn rerun_one_by_one(&mut self, set: &ProgramSet, inputs: &[BpfInput]) -> Vec<RunResult> {
+        inputs
+            .iter()
+            .map(|input| match lower(set, input, self.jit) {
+                Ok(job) => self.exchange(set, std::slice::from_ref(input), job).pop().expect("one result"),
+                Err(why) => RunResult::CannotJudge(format!("the kernel engine cannot run it: {why}")),
+            })
+            .collect()
     }
 }
 

@@ -201,9 +201,10 @@ impl KernelVerdicts {
             .collect()
     }
 
-    /// Counts one kernel engine's result for `set`; `Some(log)` for a rejection in a
-    /// supported shape (worth a look: the generator made something the kernel refuses).
-    fn record(&self, set: &bpf::ProgramSet, result: &bpf::RunResult) -> Option<String> {
+    /// Counts one kernel engine's result for `set`, whose call shapes are `shapes`;
+    /// `Some(log)` for a rejection in a supported shape (worth a look: the generator made
+    /// something the kernel refuses).
+    fn record(&self, set: &bpf::ProgramSet, shapes: &[Shape], result: &bpf::RunResult) -> Option<String> {
         let verdict = match result {
             bpf::RunResult::Ran(_) => KernelVerdict::Ran,
             bpf::RunResult::CannotJudge(_) => KernelVerdict::CannotJudge,
@@ -219,7 +220,7 @@ impl KernelVerdicts {
             KernelVerdict::CannotJudge => &self.cannot_judge,
         };
         count.fetch_add(1, Ordering::Relaxed);
-        for shape in bpf::gen::shapes::shapes_of(set) {
+        for &shape in shapes {
             self.by_shape[shape as usize][verdict as usize].fetch_add(1, Ordering::Relaxed);
         }
         match (verdict, result) {
@@ -300,9 +301,9 @@ impl Stats {
             .collect()
     }
 
-    fn record_shapes(&self, set: &bpf::ProgramSet) {
-        use bpf::gen::shapes::{shapes_of, Shape};
-        let shapes = shapes_of(set);
+    /// Records the call shapes of `set` and returns them.
+    fn record_shapes(&self, set: &bpf::ProgramSet) -> Vec<Shape> {
+        let shapes = bpf::gen::shapes::shapes_of(set);
         for s in &shapes {
             self.shapes[*s as usize].store(true, Ordering::Relaxed);
         }
@@ -315,6 +316,7 @@ impl Stats {
         if shapes.contains(&Shape::Kfunc) {
             self.with_kfuncs.fetch_add(1, Ordering::Relaxed);
         }
+        shapes
     }
 
     fn record_forms(&self, set: &bpf::ProgramSet, all: &[bpf::gen::forms::Form]) {
@@ -557,7 +559,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     }
                     stats.sets.fetch_add(1, Ordering::Relaxed);
                     stats.insns.fetch_add(g.set.insn_count() as u64, Ordering::Relaxed);
-                    stats.record_shapes(&g.set);
+                    let shapes = stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
                     stats.charge(Stage::Generate, t);
                     if kernel != KernelTarget::None {
@@ -579,7 +581,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         });
                         let t = Instant::now();
                         for r in results.iter().filter(|r| crate::engines::is_kernel(r.engine)) {
-                            let log = stats.kernel.record(&g.set, &r.result);
+                            let log = stats.kernel.record(&g.set, &shapes, &r.result);
                             // The first rejections are kept for a look; a flood is not.
                             if let Some(log) =
                                 log.filter(|_| stats.kernel.rejected.load(Ordering::Relaxed) <= 50)
