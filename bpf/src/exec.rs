@@ -192,11 +192,43 @@ pub struct Observes {
     pub tail_calls: bool,
     /// Whether [`Outcome::helper_calls`] is observed.
     pub helper_calls: bool,
+    /// Whether [`Outcome::attachments`] is observed.
+    pub attachments: bool,
 }
 
 impl Observes {
     /// Every field, all 64 bits of R0.
-    pub const ALL: Observes = Observes { r0_bits: 64, tail_calls: true, helper_calls: true };
+    pub const ALL: Observes =
+        Observes { r0_bits: 64, tail_calls: true, helper_calls: true, attachments: true };
+}
+
+/// The most fexit return values an [`AttachmentSeen`] keeps.
+pub const MAX_SEEN_RETURNS: usize = 64;
+
+/// What one attachment (fentry or fexit program) of the set saw in a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttachmentSeen {
+    /// How many times the trampoline ran it.
+    pub runs: u32,
+    /// For fexit: the traced function's return value at each run (R0's low 32 bits,
+    /// sign-extended), the first [`MAX_SEEN_RETURNS`] of them.
+    pub returns: Vec<u64>,
+    /// Whether some return value was derived from a stack or context address (only the
+    /// reference interpreter tracks this): engines place those differently, so the
+    /// return values are then not compared, the runs still are.
+    pub address_returns: bool,
+}
+
+impl AttachmentSeen {
+    /// Records one run, with the traced function's return value for fexit.
+    pub fn record(&mut self, ret: Option<u64>) {
+        self.runs = self.runs.saturating_add(1);
+        if let Some(r) = ret {
+            if self.returns.len() < MAX_SEEN_RETURNS {
+                self.returns.push(r);
+            }
+        }
+    }
 }
 
 impl Default for Observes {
@@ -222,6 +254,8 @@ pub struct Outcome {
     pub helper_calls: Vec<HelperCall>,
     /// The contents of every array map after the run, in the set's order.
     pub arrays: Vec<Vec<u8>>,
+    /// What each of the set's attachments saw, in the set's order (empty without them).
+    pub attachments: Vec<AttachmentSeen>,
     /// Which of these fields the engine observes.
     pub observes: Observes,
 }
@@ -236,6 +270,7 @@ impl Outcome {
             tail_calls: 0,
             helper_calls: Vec::new(),
             arrays: Vec::new(),
+            attachments: Vec::new(),
             observes: Observes::ALL,
         }
     }

@@ -27,8 +27,13 @@ pub mod set;
 pub mod trace;
 pub mod validate;
 
-pub use exec::{EmptySlotRule, Engine, Fault, FaultKind, Input, Observes, Outcome, RunResult};
+pub use exec::{
+    AttachmentSeen, EmptySlotRule, Engine, Fault, FaultKind, Input, Observes, Outcome, RunResult,
+};
 pub use insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 pub use program::{Program, ProgramError, MAX_STACK};
 pub use raw::{decode, decode_bytes, encode_bytes, DecodeError, RawInsn};
-pub use set::{ArrayMap, MapRef, ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD};
+pub use set::{
+    ArrayMap, AttachKind, AttachTarget, Attachment, MapRef, ProgArray, ProgramSet, SetError, SetProgram,
+    PSEUDO_MAP_FD,
+};

@@ -79,6 +79,74 @@ pub struct SetProgram {
     pub prog: Program,
 }
 
+/// When a tracing program runs around the function it is attached to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttachKind {
+    /// Before the function's body (`BPF_TRACE_FENTRY`): sees its arguments.
+    Fentry,
+    /// After the function returns (`BPF_TRACE_FEXIT`): sees its arguments and its return
+    /// value.
+    Fexit,
+}
+
+impl AttachKind {
+    /// The kind's name, as in the text directive (`fentry`, `fexit`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            AttachKind::Fentry => "fentry",
+            AttachKind::Fexit => "fexit",
+        }
+    }
+
+    /// Bytes of the tracing program's context: [`ATTACH_ARGS`] u64 arguments, and the
+    /// return value after them for fexit.
+    pub const fn ctx_size(self) -> usize {
+        match self {
+            AttachKind::Fentry => 8 * ATTACH_ARGS,
+            AttachKind::Fexit => 8 * (ATTACH_ARGS + 1),
+        }
+    }
+}
+
+/// How many arguments a trampoline saves for a BPF function: R1-R5, as u64. This is the
+/// kernel's model of a function whose BTF prototype it cannot trust (a subprogram called
+/// with values its prototype does not describe, a main program whose prototype is not
+/// `int (ctx *)`): `MAX_BPF_FUNC_REG_ARGS` u64 arguments, all saved and restored.
+pub const ATTACH_ARGS: usize = 5;
+
+/// The most tracing programs a set may attach.
+pub const MAX_ATTACHMENTS: usize = 8;
+
+/// The function an attachment traces: function `func` (0 = the main function, then the
+/// subprograms in the order they start) of program `prog` of the set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttachTarget {
+    /// Index of the program in the set.
+    pub prog: usize,
+    /// Index of the function in that program.
+    pub func: usize,
+}
+
+/// A tracing program (fentry or fexit) attached to a function of the set, as the kernel
+/// runs it through a BPF trampoline: every time the function is entered by a call (a
+/// bpf2bpf call, or the run of the entry program itself; a tail call enters past the
+/// trampoline's patch site, so it never triggers one), each fentry runs with R1 pointing to
+/// the function's arguments, then the function, then each fexit with the arguments and the
+/// return value (R0's low 32 bits, sign-extended, as the JIT hands it over in `a0`). The
+/// tail-call count passes through the trampoline unchanged.
+///
+/// Its program is one function: no bpf2bpf calls and no tail calls; it may call helpers and
+/// kfuncs and use the set's array maps. Its return value is ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// fentry or fexit.
+    pub kind: AttachKind,
+    /// The traced function.
+    pub target: AttachTarget,
+    /// The tracing program, with its name.
+    pub program: SetProgram,
+}
+
 /// Why a program set is inconsistent.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SetError {
@@ -116,6 +184,24 @@ pub enum SetError {
     /// [`crate::exec::MAX_MAP_ENTRIES`].
     #[error("map {0} has {1} slots (1 to {max} allowed)", max = crate::exec::MAX_MAP_ENTRIES)]
     SlotCount(String, usize),
+    /// An attachment names a program or function that does not exist.
+    #[error("{kind} {name}: program {prog} has no function {func}")]
+    NoSuchTarget {
+        /// fentry or fexit.
+        kind: &'static str,
+        /// The attachment's name.
+        name: String,
+        /// The program index it names.
+        prog: usize,
+        /// The function index it names.
+        func: usize,
+    },
+    /// An attachment's program is not one function without bpf2bpf calls and tail calls.
+    #[error("{0} {1}: a tracing program is one function without bpf2bpf calls or tail calls")]
+    AttachmentShape(&'static str, String),
+    /// More attachments than [`MAX_ATTACHMENTS`].
+    #[error("{0} attachments (at most {MAX_ATTACHMENTS})")]
+    TooManyAttachments(usize),
 }
 
 /// A consistent program set: every map reference names a map, every slot a program.
@@ -124,6 +210,7 @@ pub struct ProgramSet {
     progs: Vec<SetProgram>,
     maps: Vec<ProgArray>,
     arrays: Vec<ArrayMap>,
+    attachments: Vec<Attachment>,
 }
 
 impl ProgramSet {
@@ -133,6 +220,7 @@ impl ProgramSet {
             progs: vec![SetProgram { name: "entry".into(), prog }],
             maps: Vec::new(),
             arrays: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 
@@ -180,20 +268,47 @@ impl ProgramSet {
             }
         }
         for p in &progs {
-            for (i, insn) in p.prog.insns().iter().enumerate() {
-                if let Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } = *insn {
-                    if imm >= map_count as u64 {
-                        return Err(SetError::NoSuchMap {
-                            prog: p.name.clone(),
-                            pc: p.prog.pc_of(i),
-                            map: imm,
-                            count: map_count,
-                        });
-                    }
-                }
-            }
+            check_map_refs(p, map_count)?;
         }
-        Ok(ProgramSet { progs, maps, arrays })
+        Ok(ProgramSet { progs, maps, arrays, attachments: Vec::new() })
+    }
+
+    /// The set with `attachments` instead of its own: each must trace a function of the
+    /// set, be one function without bpf2bpf calls or tail calls, and name only existing
+    /// maps; at most [`MAX_ATTACHMENTS`].
+    pub fn with_attachments(mut self, attachments: Vec<Attachment>) -> Result<ProgramSet, SetError> {
+        if attachments.len() > MAX_ATTACHMENTS {
+            return Err(SetError::TooManyAttachments(attachments.len()));
+        }
+        let map_count = self.maps.len() + self.arrays.len();
+        for a in &attachments {
+            let AttachTarget { prog, func } = a.target;
+            let kind = a.kind.name();
+            if self.progs.get(prog).is_none_or(|p| func >= p.prog.function_starts().len()) {
+                return Err(SetError::NoSuchTarget { kind, name: a.program.name.clone(), prog, func });
+            }
+            let code = &a.program.prog;
+            if code.function_starts().len() != 1 || code.insns().iter().any(|i| i.is_tail_call()) {
+                return Err(SetError::AttachmentShape(kind, a.program.name.clone()));
+            }
+            check_map_refs(&a.program, map_count)?;
+        }
+        self.attachments = attachments;
+        Ok(self)
+    }
+
+    /// Every attachment, in the order they run at the same function.
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// The indexes of the attachments of `kind` that trace `target`, in order.
+    pub fn attached(&self, target: AttachTarget, kind: AttachKind) -> impl Iterator<Item = usize> + '_ {
+        self.attachments
+            .iter()
+            .enumerate()
+            .filter(move |(_, a)| a.target == target && a.kind == kind)
+            .map(|(i, _)| i)
     }
 
     /// BPF instructions in all the programs (a `lddw` counts once).
@@ -233,10 +348,27 @@ impl ProgramSet {
         }
     }
 
-    /// Whether this is one program without maps.
+    /// Whether this is one program without maps or attachments.
     pub fn is_single(&self) -> bool {
-        self.progs.len() == 1 && self.maps.is_empty() && self.arrays.is_empty()
+        self.progs.len() == 1 && self.maps.is_empty() && self.arrays.is_empty() && self.attachments.is_empty()
     }
+}
+
+/// Checks that every `lddw rN, map` of `p` names one of `map_count` maps.
+fn check_map_refs(p: &SetProgram, map_count: usize) -> Result<(), SetError> {
+    for (i, insn) in p.prog.insns().iter().enumerate() {
+        if let Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } = *insn {
+            if imm >= map_count as u64 {
+                return Err(SetError::NoSuchMap {
+                    prog: p.name.clone(),
+                    pc: p.prog.pc_of(i),
+                    map: imm,
+                    count: map_count,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

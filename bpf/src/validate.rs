@@ -143,9 +143,18 @@ impl std::error::Error for ValidateError {}
 /// Checks every program of `set` against the rules of the [module documentation](self).
 /// `ctx_size` bounds accesses through the context pointer; `None` leaves them unbounded
 /// above (pass `Some(0)` for runs without a context).
+///
+/// Attachments are checked as the kernel checks tracing programs: their context is the
+/// traced function's arguments (and return value, for fexit), read-only, read 8 bytes at a
+/// time at multiples of 8.
 pub fn validate(set: &ProgramSet, ctx_size: Option<usize>) -> Result<(), ValidateError> {
     for prog in set.progs() {
         Validator::new(set, prog, ctx_size).run()?;
+    }
+    for a in set.attachments() {
+        let mut v = Validator::new(set, &a.program, Some(a.kind.ctx_size()));
+        v.tracing = true;
+        v.run()?;
     }
     Ok(())
 }
@@ -306,12 +315,15 @@ struct Validator<'a> {
     funcs: Vec<Range<usize>>,
     /// Per function: (instruction index, callee function) of every bpf2bpf call.
     calls: Vec<Vec<(usize, usize)>>,
+    /// Whether the program is a tracing program (an attachment): its context is
+    /// read-only u64 arguments.
+    tracing: bool,
 }
 
 impl<'a> Validator<'a> {
     fn new(set: &'a ProgramSet, prog: &'a SetProgram, ctx_size: Option<usize>) -> Validator<'a> {
         let (funcs, calls) = (prog.prog.functions(), prog.prog.calls());
-        Validator { set, prog, ctx_size, funcs, calls }
+        Validator { set, prog, ctx_size, funcs, calls, tracing: false }
     }
 
     /// Checks every rule; the state before each instruction.
@@ -767,6 +779,17 @@ impl<'a> Validator<'a> {
                         i,
                         Rule::CtxBounds,
                         format!("{n} bytes at context offset {a} outside the {size} context"),
+                    ));
+                }
+                if self.tracing && (access != Access::Read || n != 8 || a % 8 != 0) {
+                    return Err(self.err(
+                        i,
+                        Rule::CtxBounds,
+                        format!(
+                            "{n} bytes at context offset {a}: a tracing program's context (the traced \
+                             function's u64 arguments) is read-only and read 8 bytes at a time at \
+                             multiples of 8"
+                        ),
                     ));
                 }
                 aligned(a)?;

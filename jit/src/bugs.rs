@@ -70,6 +70,8 @@ pub enum Bug {
     /// The `stack` scheme's reload of the counter before bpf2bpf calls applied in the
     /// `register` scheme, where nothing was stored.
     StackRestoreInRegisterScheme,
+    /// The trampoline does not reload the tail-call count around the programs it runs.
+    TrampolineLosesTcc,
 }
 
 /// What the catalogue says about a bug.
@@ -195,6 +197,12 @@ catalogue! {
         "The `stack` scheme reloads the counter from its stack slot before every bpf2bpf call; \
          applied in the `register` scheme, which never stores it there, the counter becomes \
          whatever the slot holds (zero) and tail calls after a call fail.";
+    TrampolineLosesTcc, "trampoline-loses-tcc", None,
+        "An fentry/fexit trampoline saves the tail-call count (a6) on entry but does not \
+         reload it before it calls the traced function or before it returns, so the traced \
+         function starts from, and its caller goes on with, whatever the tracing programs left \
+         in a6 (their own fresh count): the count must survive trampolines \
+         (BPF_TRAMP_F_TAIL_CALL_CTX).";
 }
 
 impl Bug {

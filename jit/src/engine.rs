@@ -127,6 +127,7 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
         tail_calls: n.tail_calls,
         helper_calls: n.helper_calls,
         arrays: n.arrays,
+        attachments: n.attachments,
         observes: bpf::exec::Observes::ALL,
     }
 }
@@ -206,6 +207,7 @@ mod tests {
             tail_calls: 0,
             helper_calls: vec![],
             arrays: vec![],
+            attachments: vec![],
         }
     }
 

@@ -22,7 +22,9 @@ use unicorn_engine::{RegisterRISCV, UcHookId, Unicorn};
 use std::collections::HashMap;
 use std::time::Duration;
 
+use bpf::set::ATTACH_ARGS;
 use bpf::trace::{Step, Trace};
+use bpf::{AttachKind, AttachmentSeen};
 
 use crate::compile::{map_reg, CompiledSet};
 use crate::guest::{
@@ -96,6 +98,8 @@ pub struct Native {
     pub helper_calls: Vec<HelperCall>,
     /// Every array map's values after the run.
     pub arrays: Vec<Vec<u8>>,
+    /// What each attachment's program was handed, in the set's order.
+    pub attachments: Vec<AttachmentSeen>,
 }
 
 /// Where an array map lives in guest memory, for lookups.
@@ -123,6 +127,8 @@ struct Data {
     helpers: Helpers,
     tail_calls: u32,
     arrays: Vec<ArrayInfo>,
+    /// What each attachment was handed so far.
+    seen: Vec<AttachmentSeen>,
     /// Present during a traced run.
     tracing: Option<Box<Tracing>>,
 }
@@ -492,6 +498,7 @@ impl Runner {
         }
         *self.emu.get_data_mut() = Data {
             arrays: Runner::array_infos(set),
+            seen: vec![AttachmentSeen::default(); set.attachments().len()],
             block_limit: self.limit as u64,
             tracing,
             ..Data::default()
@@ -502,6 +509,25 @@ impl Runner {
                 .emu
                 .add_code_hook(site, site, |uc: &mut Unicorn<'_, Data>, _, _| {
                     uc.get_data_mut().tail_calls += 1
+                })
+                .map_err(err)?;
+            hooks.push(h);
+        }
+        // Each attachment's program is entered only from its trampoline, with a0 pointing
+        // to the arguments and, for fexit, the return value after them.
+        for (k, (c, a)) in compiled.attachments.iter().zip(set.attachments()).enumerate() {
+            let fexit = a.kind == AttachKind::Fexit;
+            let h = self
+                .emu
+                .add_code_hook(c.base, c.base, move |uc: &mut Unicorn<'_, Data>, _, _| {
+                    let ret = fexit.then(|| {
+                        let at = uc.reg_read(RegisterRISCV::X10).unwrap_or(0) + 8 * ATTACH_ARGS as u64;
+                        uc.mem_read_as_vec(at, 8)
+                            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+                    });
+                    if let Some(seen) = uc.get_data_mut().seen.get_mut(k) {
+                        seen.record(ret);
+                    }
                 })
                 .map_err(err)?;
             hooks.push(h);
@@ -575,6 +601,7 @@ impl Runner {
             tail_calls: data.tail_calls,
             helper_calls: data.helpers.trace().to_vec(),
             arrays,
+            attachments: data.seen,
         };
         Ok((native, stopped, data.tracing))
     }

@@ -51,6 +51,13 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
     if input.ctx.as_ref().is_some_and(|c| c.len() > MAX_CTX) {
         return Some(format!("a context of more than {MAX_CTX} bytes"));
     }
+    if let Some(a) = set.attachments().first() {
+        return Some(format!(
+            "{} {} is attached to the set: the kernel engines do not load tracing programs yet",
+            a.kind.name(),
+            a.program.name
+        ));
+    }
     for p in set.progs() {
         for insn in p.prog.insns() {
             match *insn {
@@ -448,8 +455,14 @@ fn run_outcome(set: &ProgramSet, input: &BpfInput, run: crate::RunOutput) -> Run
         r0_is_address: false,
         tail_calls: counted.unwrap_or(0),
         helper_calls: Vec::new(),
+        attachments: Vec::new(),
         arrays,
-        observes: Observes { r0_bits: 32, tail_calls: counted.is_some(), helper_calls: false },
+        observes: Observes {
+            r0_bits: 32,
+            tail_calls: counted.is_some(),
+            helper_calls: false,
+            attachments: false,
+        },
     })
 }
 
@@ -669,7 +682,8 @@ fn crashed(report: String) -> RunResult {
         tail_calls: 0,
         helper_calls: Vec::new(),
         arrays: Vec::new(),
-        observes: Observes { r0_bits: 32, tail_calls: false, helper_calls: false },
+        attachments: Vec::new(),
+        observes: Observes { r0_bits: 32, tail_calls: false, helper_calls: false, attachments: false },
     })
 }
 

@@ -545,6 +545,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "share_with_tail_calls": stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
                 "share_with_subprograms": stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
                 "share_with_kfuncs": stats.with_kfuncs.load(Relaxed) as f64 / sets.max(1) as f64,
+                "share_with_attachments": stats.with_attachments.load(Relaxed) as f64 / sets.max(1) as f64,
                 "shapes_seen": bpf::gen::shapes::Shape::ALL.len() - stats.shapes_missing().len(),
                 "shapes_total": bpf::gen::shapes::Shape::ALL.len(),
                 "shapes_missing": stats.shapes_missing().iter().map(|s| s.name()).collect::<Vec<_>>(),
@@ -588,13 +589,14 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let missing: Vec<&str> = stats.shapes_missing().iter().map(|s| s.name()).collect();
         let _ = writeln!(
             out,
-            "reach: {seen} of {total} instruction forms; {} of {} call shapes{}; {:.0}% of sets with bpf2bpf calls, {:.0}% with tail calls, {:.0}% with kfunc calls",
+            "reach: {seen} of {total} instruction forms; {} of {} call shapes{}; {:.0}% of sets with bpf2bpf calls, {:.0}% with tail calls, {:.0}% with kfunc calls, {:.0}% with fentry/fexit attachments",
             bpf::gen::shapes::Shape::ALL.len() - missing.len(),
             bpf::gen::shapes::Shape::ALL.len(),
             if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(", ")) },
             100.0 * stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_kfuncs.load(Relaxed) as f64 / sets.max(1) as f64,
+            100.0 * stats.with_attachments.load(Relaxed) as f64 / sets.max(1) as f64,
         );
         let known = stats.known.load(Relaxed);
         if known > 0 {

@@ -10,8 +10,9 @@
 //!    misaligned atomic access): the program is invalid, and nothing is compared.
 //! 4. Otherwise the fault class, R0 (unless the reference says it holds an address, which
 //!    differs between engines by construction), the context memory, the number of
-//!    successful tail calls, the helper-call trace and the array maps' values are
-//!    compared. For
+//!    successful tail calls, the helper-call trace, the array maps' values and what each
+//!    attachment saw (its runs, and for fexit the return values, unless the reference says
+//!    one was derived from an address) are compared. For
 //!    every field that differs, the engine whose value stands alone is named as the odd
 //!    one out; with only two engines, the one that is not the reference is.
 
@@ -44,6 +45,8 @@ pub enum Field {
     Helpers,
     /// The array maps' values after the run.
     Arrays,
+    /// What each attachment (fentry/fexit program) saw: its runs and return values.
+    Attachments,
 }
 
 impl Field {
@@ -56,6 +59,7 @@ impl Field {
             Field::TailCalls => "tail_calls",
             Field::Helpers => "helpers",
             Field::Arrays => "arrays",
+            Field::Attachments => "attachments",
         }
     }
 }
@@ -238,11 +242,41 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     let arrays: Vec<_> = finished.iter().map(|(e, o)| (*e, o.arrays.as_slice())).collect();
     diffs
         .extend(differ(Field::Arrays, &arrays, |a| a.iter().map(|v| hex(v)).collect::<Vec<_>>().join(" | ")));
+    let hidden: Vec<bool> =
+        reference.map(|o| o.attachments.iter().map(|a| a.address_returns).collect()).unwrap_or_default();
+    let seen: Vec<_> = finished
+        .iter()
+        .filter(|(_, o)| o.observes.attachments)
+        .map(|(e, o)| {
+            let each: Vec<(u32, Option<&[u64]>)> = o
+                .attachments
+                .iter()
+                .enumerate()
+                .map(|(k, a)| {
+                    (a.runs, (!hidden.get(k).copied().unwrap_or(false)).then_some(a.returns.as_slice()))
+                })
+                .collect();
+            (*e, each)
+        })
+        .collect();
+    diffs.extend(differ(Field::Attachments, &seen, |each| attachments_seen(each)));
     if diffs.is_empty() {
         Verdict::Agree
     } else {
         Verdict::Mismatch(diffs)
     }
+}
+
+/// What the attachments saw, one `#k: N runs, returned [...]` per attachment.
+pub fn attachments_seen(each: &[(u32, Option<&[u64]>)]) -> String {
+    let one = |(k, (runs, returns)): (usize, &(u32, Option<&[u64]>))| match returns {
+        Some(r) if !r.is_empty() => {
+            let values: Vec<String> = r.iter().map(|v| format!("{:#x}", v)).collect();
+            format!("#{k}: {runs} runs, returned [{}]", values.join(", "))
+        }
+        _ => format!("#{k}: {runs} runs"),
+    };
+    each.iter().enumerate().map(one).collect::<Vec<_>>().join("; ")
 }
 
 #[cfg(test)]
@@ -340,7 +374,8 @@ mod tests {
         let partial = |engine, r0: u64, tail_calls| {
             let mut r = ok(engine, r0 & 0xffff_ffff);
             if let RunResult::Ran(o) = &mut r.result {
-                o.observes = bpf::Observes { r0_bits: 32, tail_calls: false, helper_calls: false };
+                o.observes =
+                    bpf::Observes { r0_bits: 32, tail_calls: false, helper_calls: false, attachments: false };
                 o.tail_calls = tail_calls;
             }
             r

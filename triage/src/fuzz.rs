@@ -114,6 +114,8 @@ pub struct Stats {
     pub with_subprograms: AtomicU64,
     /// Sets with a kfunc call.
     pub with_kfuncs: AtomicU64,
+    /// Sets with an fentry or fexit attachment.
+    pub with_attachments: AtomicU64,
     /// Which call shapes ([`bpf::gen::shapes::Shape::ALL`]) the sets had.
     pub shapes: [AtomicBool; bpf::gen::shapes::Shape::ALL.len()],
     /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
@@ -316,6 +318,9 @@ impl Stats {
         if shapes.contains(&Shape::Kfunc) {
             self.with_kfuncs.fetch_add(1, Ordering::Relaxed);
         }
+        if !set.attachments().is_empty() {
+            self.with_attachments.fetch_add(1, Ordering::Relaxed);
+        }
         shapes
     }
 
@@ -419,6 +424,8 @@ pub fn generate_for(bytes: &[u8], kernel: KernelTarget) -> Option<Generated> {
     if kernel != KernelTarget::None {
         cfg.kernel_helpers = true;
         cfg.count_entries = true;
+        // The kernel engines do not load tracing programs yet.
+        cfg.attachments_enabled = false;
         cfg = cfg.sanitize();
         let mix = kernel == KernelTarget::Mixing || u.ratio(1, 4).ok()?;
         if cfg.calls_enabled && cfg.tail_calls_enabled && !mix {

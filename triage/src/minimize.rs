@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use bpf::{Call, FaultKind, Input, Insn, Operand, Program, ProgramSet, RunResult};
+use bpf::{AttachTarget, Attachment, Call, FaultKind, Input, Insn, Operand, Program, ProgramSet, RunResult};
 
 use crate::compare::{compare, EngineResult, Field, Verdict};
 use crate::engines::Engines;
@@ -192,7 +192,47 @@ fn with_insns(set: &ProgramSet, p: usize, insns: Vec<Insn>) -> Option<ProgramSet
     }
     let mut progs = set.progs().to_vec();
     progs[p].prog = prog;
-    ProgramSet::with_arrays(progs, set.maps().to_vec(), set.arrays().to_vec()).ok()
+    let c = ProgramSet::with_arrays(progs, set.maps().to_vec(), set.arrays().to_vec()).ok()?;
+    reattach(set, c, Some)
+}
+
+/// `candidate` (made from `set` with programs moved: `moved` gives a program's new
+/// index, `None` when it is gone) with `set`'s attachments on the same functions; those
+/// whose program or function is gone are dropped.
+fn reattach(
+    set: &ProgramSet,
+    candidate: ProgramSet,
+    moved: impl Fn(usize) -> Option<usize>,
+) -> Option<ProgramSet> {
+    if set.attachments().is_empty() {
+        return Some(candidate);
+    }
+    let kept = set
+        .attachments()
+        .iter()
+        .filter_map(|a| {
+            let prog = moved(a.target.prog)?;
+            let functions = candidate.progs().get(prog)?.prog.function_starts().len();
+            (a.target.func < functions)
+                .then(|| Attachment { target: AttachTarget { prog, func: a.target.func }, ..a.clone() })
+        })
+        .collect();
+    candidate.with_attachments(kept).ok()
+}
+
+/// Drops attachments, last first.
+fn drop_attachments(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
+    let mut k = set.attachments().len();
+    while k > 0 {
+        k -= 1;
+        let mut kept = set.attachments().to_vec();
+        kept.remove(k);
+        if let Ok(c) = set.clone().with_attachments(kept) {
+            if s.reproduces(&c, input) {
+                *set = c;
+            }
+        }
+    }
 }
 
 /// `insns` without the instructions `lo..hi`, with every pc-relative jump and call
@@ -289,6 +329,7 @@ pub fn minimize(
     let size_before = set.insn_count();
     loop {
         let before = (set.clone(), input.clone());
+        drop_attachments(&mut s, &mut set, &input);
         promote_programs(&mut s, &mut set, &input);
         drop_programs(&mut s, &mut set, &input);
         clear_slots(&mut s, &mut set, &input);
@@ -330,7 +371,15 @@ fn drop_programs(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
                 };
             }
         }
-        if let Ok(c) = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec()) {
+        let moved = |q: usize| match q {
+            q if q == p => None,
+            q if q > p => Some(q - 1),
+            q => Some(q),
+        };
+        if let Some(c) = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec())
+            .ok()
+            .and_then(|c| reattach(set, c, moved))
+        {
             if s.reproduces(&c, input) {
                 *set = c;
             }
@@ -346,7 +395,8 @@ fn clear_slots(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
             }
             let mut maps = set.maps().to_vec();
             maps[m].slots[k] = None;
-            if let Ok(c) = ProgramSet::with_arrays(set.progs().to_vec(), maps, set.arrays().to_vec()) {
+            let c = ProgramSet::with_arrays(set.progs().to_vec(), maps, set.arrays().to_vec()).ok();
+            if let Some(c) = c.and_then(|c| reattach(set, c, Some)) {
                 if s.reproduces(&c, input) {
                     *set = c;
                 }
@@ -464,7 +514,8 @@ fn promote_programs(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
                 *slot = pos(*slot);
             }
         }
-        if let Ok(c) = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec()) {
+        let c = ProgramSet::with_arrays(progs, maps, set.arrays().to_vec()).ok();
+        if let Some(c) = c.and_then(|c| reattach(set, c, |j| Some(pos(j)))) {
             if s.reproduces(&c, input) {
                 *set = c;
                 return;
@@ -510,7 +561,14 @@ fn drop_unused_maps(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
         k -= 1;
         let refers = |insn: &Insn, k: u64| matches!(*insn, Insn::LdImm64 { pseudo: bpf::PSEUDO_MAP_FD, imm, .. } if imm == k);
         let used = set.progs().iter().any(|p| p.prog.insns().iter().any(|i| refers(i, k as u64)));
-        if used {
+        // Attachments' map references are not renumbered: a set whose attachments refer to
+        // this map or a later one keeps it.
+        let attached = set.attachments().iter().any(|a| {
+            a.program.prog.insns().iter().any(
+                |i| matches!(*i, Insn::LdImm64 { pseudo: bpf::PSEUDO_MAP_FD, imm, .. } if imm >= k as u64),
+            )
+        });
+        if used || attached {
             continue;
         }
         let mut progs = set.progs().to_vec();
@@ -543,7 +601,8 @@ fn drop_unused_maps(s: &mut Search<'_>, set: &mut ProgramSet, input: &Input) {
         } else {
             arrays.remove(k - maps.len());
         }
-        if let (true, Ok(c)) = (ok, ProgramSet::with_arrays(progs, maps, arrays)) {
+        let c = ProgramSet::with_arrays(progs, maps, arrays).ok().and_then(|c| reattach(set, c, Some));
+        if let (true, Some(c)) = (ok, c) {
             if s.reproduces(&c, input) {
                 *set = c;
             }

@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use bpf::{Outcome, RunResult};
 
-use crate::compare::{helper_trace, hex, EngineResult, Verdict};
+use crate::compare::{attachments_seen, helper_trace, hex, EngineResult, Verdict};
 
 fn outcome_json(o: &Outcome) -> Value {
     let mut m = Map::new();
@@ -39,6 +39,14 @@ fn outcome_json(o: &Outcome) -> Value {
         m.insert("r0_bits".into(), json!(o.observes.r0_bits));
     }
     m.insert("arrays".into(), json!(o.arrays.iter().map(|a| hex(a)).collect::<Vec<_>>()));
+    if o.observes.attachments && !o.attachments.is_empty() {
+        let seen: Vec<Value> = o
+            .attachments
+            .iter()
+            .map(|a| json!({"runs": a.runs, "returns": a.returns, "address_returns": a.address_returns}))
+            .collect();
+        m.insert("attachments".into(), Value::Array(seen));
+    }
     Value::Object(m)
 }
 
@@ -118,6 +126,11 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                 }
                 if !o.helper_calls.is_empty() {
                     s += &format!("  {:<w$} helpers: {}\n", "", helper_trace(&o.helper_calls));
+                }
+                if o.observes.attachments && !o.attachments.is_empty() {
+                    let each: Vec<_> =
+                        o.attachments.iter().map(|a| (a.runs, Some(a.returns.as_slice()))).collect();
+                    s += &format!("  {:<w$} attachments: {}\n", "", attachments_seen(&each));
                 }
                 // A fault's further lines (a kernel's crash report), indented under the row.
                 if let Err(f) = &o.result {

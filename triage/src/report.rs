@@ -21,6 +21,7 @@ class!(mismatch_ctx, "mismatch in the context memory");
 class!(mismatch_tail_calls, "mismatch in the tail-call count");
 class!(mismatch_helpers, "mismatch in the helper-call trace");
 class!(mismatch_arrays, "mismatch in the array maps");
+class!(mismatch_attachments, "mismatch in what the fentry/fexit programs saw");
 class!(generator_invalid, "the generator made a program the reference rejects");
 
 /// Compares `results` (of `set` on `input`) and panics as [`panic_on_finding`] does,
@@ -53,6 +54,7 @@ pub fn panic_on_finding(verdict: &Verdict, details: impl FnOnce() -> String) {
             Some(Field::Ctx) => mismatch_ctx(details),
             Some(Field::TailCalls) => mismatch_tail_calls(details),
             Some(Field::Helpers) => mismatch_helpers(details),
+            Some(Field::Attachments) => mismatch_attachments(details),
             Some(Field::Arrays) | None => mismatch_arrays(details),
         },
         Verdict::Invalid(_) => generator_invalid(details),

@@ -13,14 +13,20 @@ use triage::engines::{Engines, Options, ALL};
 /// return register shows as an ABI fault or a crash.
 fn expected(bug: Bug) -> &'static [Field] {
     use Field::*;
-    const VALUE: &[Field] = &[R0, Ctx, TailCalls, Helpers, Arrays];
-    const TAIL_CALLS: &[Field] = &[TailCalls, R0, Ctx, Helpers, Arrays];
+    // A value an fexit program sees (a subprogram's return value) may be the only one
+    // that is wrong.
+    const VALUE: &[Field] = &[R0, Ctx, TailCalls, Helpers, Arrays, Attachments];
+    const TAIL_CALLS: &[Field] = &[TailCalls, R0, Ctx, Helpers, Arrays, Attachments];
     match bug {
         Bug::A0NotSignExtended | Bug::TailCallSkipOffset => &[Error],
         // From the main function the native caller's registers are lost (an ABI fault);
         // from a subprogram, the BPF caller's R6-R9, which then compute a wrong value.
         Bug::TailCallNoRestore => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
         Bug::TailCallIndexSigned => &[Error, TailCalls],
+        // A traced function that starts from the tracing program's fresh count makes more
+        // tail calls, until the native stack runs out (an error) or the count shows; a
+        // pointer-scheme count that is not a pointer faults.
+        Bug::TrampolineLosesTcc => &[Error, TailCalls, R0, Ctx, Helpers, Arrays, Attachments],
         // A wrong address or a landing one instruction off reads or computes the wrong
         // value, or faults.
         Bug::LargeOffsetTruncated | Bug::BranchRelaxOffset => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],

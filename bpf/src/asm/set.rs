@@ -1,4 +1,5 @@
-//! Program sets as text: the directives `.ctx`, `.map`, `.array`, `.slot`, `.prog` and `.stack`
+//! Program sets as text: the directives `.ctx`, `.map`, `.array`, `.slot`, `.prog`, `.fentry`,
+//! `.fexit` and `.stack`
 //! (see [`crate::asm`] for the format), [`parse_set`] and [`print_set`].
 //!
 //! Every text, set or not, is read here line by line: directives are handled here and
@@ -12,7 +13,9 @@ use super::AsmError;
 use crate::exec::{Input, MAX_ARRAY_BYTES, MAX_MAP_ENTRIES};
 use crate::insn::Insn;
 use crate::program::{Program, ProgramError, MAX_STACK};
-use crate::set::{ArrayMap, ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD};
+use crate::set::{
+    ArrayMap, AttachKind, AttachTarget, Attachment, ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD,
+};
 
 /// The largest context `.ctx` may declare, in bytes.
 pub const MAX_CTX_SIZE: usize = 65536;
@@ -22,7 +25,8 @@ pub const DEFAULT_PROG_NAME: &str = "entry";
 
 /// jitdiff's own directives; every other line starting with `.` is an assembler
 /// directive (`.text`, `.globl f`, ...) and is ignored.
-pub(super) const DIRECTIVES: [&str; 6] = [".ctx", ".map", ".array", ".slot", ".prog", ".stack"];
+pub(super) const DIRECTIVES: [&str; 8] =
+    [".ctx", ".map", ".array", ".slot", ".prog", ".fentry", ".fexit", ".stack"];
 
 /// A program set read from text, with the context its `.ctx` directive declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +58,14 @@ pub fn parse_set(text: &str) -> Result<SetFile, AsmError> {
     Source::run(text, Mode::Set)?.into_set()
 }
 
+/// An attachment declared by `.fentry`/`.fexit`: its kind, the program it traces (name,
+/// line, column), and the function's number there.
+struct AttachDecl {
+    kind: AttachKind,
+    target: (String, usize, usize),
+    func: usize,
+}
+
 /// A map declared by `.map`.
 struct MapDecl {
     line: usize,
@@ -73,6 +85,8 @@ pub(super) struct Source {
     ctx: Option<(Input, usize)>,
     /// Whether the first program is the implicit `entry` (instructions before any `.prog`).
     implicit_entry: bool,
+    /// For each code that `.fentry`/`.fexit` started, its index and declaration.
+    attach_decls: Vec<(usize, AttachDecl)>,
 }
 
 /// The words of a line with their 1-based character columns.
@@ -137,6 +151,7 @@ impl Source {
             map_decls: Vec::new(),
             ctx: None,
             implicit_entry: false,
+            attach_decls: Vec::new(),
         };
         for (n, raw) in text.lines().enumerate() {
             s.line(n + 1, raw)?;
@@ -344,6 +359,37 @@ impl Source {
                 *entry = Some((prog.to_string(), lineno, pcol));
                 Ok(())
             }
+            ".fentry" | ".fexit" => {
+                let [(prog, pcol), (target, tcol)] = *args else {
+                    return Err(malformed(&format!("{name} NAME PROG[:FUNCTION]")));
+                };
+                if self.codes.is_empty() {
+                    return Err(err(
+                        lineno,
+                        col,
+                        format!("`{name}` cannot start a set: the first program is the entry, attachments come after it"),
+                    ));
+                }
+                let (target_prog, func) = match target.split_once(':') {
+                    None => (target, 0),
+                    Some((p, f)) => match f.parse::<usize>() {
+                        Ok(f) => (p, f),
+                        Err(_) => {
+                            return Err(err(
+                                lineno,
+                                tcol,
+                                format!("malformed `{name}` target {target:?}: expected PROG or PROG:FUNCTION (a function number, 0 = main)"),
+                            ))
+                        }
+                    },
+                };
+                self.check_name(lineno, tcol, target_prog, "program")?;
+                self.directive(lineno, &format!("{}.prog {prog}", " ".repeat(pcol.saturating_sub(7))))?;
+                let kind = if name == ".fentry" { AttachKind::Fentry } else { AttachKind::Fexit };
+                let decl = AttachDecl { kind, target: (target_prog.to_string(), lineno, tcol), func };
+                self.attach_decls.push((self.codes.len() - 1, decl));
+                Ok(())
+            }
             ".prog" => {
                 let [(prog, pcol)] = *args else {
                     return Err(malformed(".prog NAME"));
@@ -471,7 +517,14 @@ impl Source {
         if self.codes.is_empty() {
             return Err(err(1, 1, ProgramError::Empty.to_string()));
         }
-        let names: Vec<String> = self.codes.iter().map(|c| c.name.clone()).collect();
+        let attached: Vec<usize> = self.attach_decls.iter().map(|(c, _)| *c).collect();
+        let names: Vec<String> = self
+            .codes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !attached.contains(i))
+            .map(|(_, c)| c.name.clone())
+            .collect();
         let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let mut maps = Vec::with_capacity(self.map_decls.len());
         for (decl, name) in self.map_decls.iter().zip(&self.maps.names) {
@@ -508,7 +561,8 @@ impl Source {
             .collect();
         let map_count = maps.len() + arrays.len();
         let mut progs = Vec::with_capacity(self.codes.len());
-        for code in self.codes {
+        let mut attachment_progs = Vec::new();
+        for (i, code) in self.codes.into_iter().enumerate() {
             let mut pc = 0;
             for insn in &code.insns {
                 if let Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } = *insn {
@@ -529,9 +583,57 @@ impl Source {
             if code.insns.is_empty() {
                 return Err(err(code.line, code.col, format!("program `{}` has no instructions", code.name)));
             }
-            progs.push(SetProgram { name: code.name.clone(), prog: code.program()? });
+            let (line, col) = (code.line, code.col);
+            let program = SetProgram { name: code.name.clone(), prog: code.program()? };
+            match attached.contains(&i) {
+                true => attachment_progs.push((program, line, col)),
+                false => progs.push(program),
+            }
         }
-        let set = ProgramSet::with_arrays(progs, maps, arrays).map_err(|e| err(1, 1, e.to_string()))?;
+        let mut attachments = Vec::with_capacity(attachment_progs.len());
+        for ((program, line, col), (_, decl)) in attachment_progs.into_iter().zip(self.attach_decls) {
+            let (target, tline, tcol) = decl.target;
+            let Some(&prog) = index.get(target.as_str()) else {
+                return Err(err(
+                    tline,
+                    tcol,
+                    format!("unknown program `{target}` (the set's programs: {})", names.join(", ")),
+                ));
+            };
+            let functions = progs[prog].prog.function_starts().len();
+            if decl.func >= functions {
+                return Err(err(
+                    tline,
+                    tcol,
+                    format!(
+                        "program `{target}` has {functions} function(s) (0 = main); there is no function {}",
+                        decl.func
+                    ),
+                ));
+            }
+            let shape = Program::new(program.prog.insns().to_vec()).ok();
+            if shape
+                .is_none_or(|p| p.function_starts().len() != 1 || p.insns().iter().any(Insn::is_tail_call))
+            {
+                return Err(err(
+                    line,
+                    col,
+                    format!(
+                        "{} {}: a tracing program is one function without bpf2bpf calls or tail calls",
+                        decl.kind.name(),
+                        program.name
+                    ),
+                ));
+            }
+            attachments.push(Attachment {
+                kind: decl.kind,
+                target: AttachTarget { prog, func: decl.func },
+                program,
+            });
+        }
+        let set = ProgramSet::with_arrays(progs, maps, arrays)
+            .and_then(|s| s.with_attachments(attachments))
+            .map_err(|e| err(1, 1, e.to_string()))?;
         Ok(SetFile { set, ctx: self.ctx.map(|(input, _)| input) })
     }
 }
@@ -607,7 +709,11 @@ fn ctx_args(input: &Input) -> String {
 /// and unique among programs (maps); other names are printed as `prog<N>` or `map<N>`
 /// (`N` its index), and a context larger than [`MAX_CTX_SIZE`] does not read back.
 pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
-    let prog_names = printable_names(set.progs().iter().map(|p| p.name.as_str()), "prog");
+    let all_names = printable_names(
+        set.progs().iter().chain(set.attachments().iter().map(|a| &a.program)).map(|p| p.name.as_str()),
+        "prog",
+    );
+    let (prog_names, attach_names) = all_names.split_at(set.progs().len());
     let map_names = printable_names(
         set.maps().iter().map(|m| m.name.as_str()).chain(set.arrays().iter().map(|a| a.name.as_str())),
         "map",
@@ -638,14 +744,22 @@ pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
         }
         out.push('\n');
     }
-    let explicit = !(set.progs().len() == 1 && prog_names[0] == DEFAULT_PROG_NAME);
+    let explicit =
+        !(set.progs().len() == 1 && prog_names[0] == DEFAULT_PROG_NAME && set.attachments().is_empty());
     let indent = if explicit { "    " } else { "" };
-    for (i, (p, name)) in set.progs().iter().zip(&prog_names).enumerate() {
+    let headed = set.progs().iter().zip(prog_names).map(|(p, name)| (format!(".prog {name}"), p)).chain(
+        set.attachments().iter().zip(attach_names).map(|(a, name)| {
+            let target = prog_names.get(a.target.prog).map_or("?", String::as_str);
+            let func = if a.target.func == 0 { String::new() } else { format!(":{}", a.target.func) };
+            (format!(".{} {name} {target}{func}", a.kind.name()), &a.program)
+        }),
+    );
+    for (i, (header, p)) in headed.enumerate() {
         if i > 0 || !out.is_empty() {
             out.push('\n');
         }
         if explicit {
-            let _ = writeln!(out, ".prog {name}");
+            let _ = writeln!(out, "{header}");
         }
         let prog = &p.prog;
         let inferred = Program::new(prog.insns().to_vec()).ok();

@@ -5,7 +5,7 @@ use crate::exec::{Input, MAX_MAP_ENTRIES};
 use crate::helpers;
 use crate::insn::{AluOp, Call, Insn, Operand, Reg, Size, Width};
 use crate::program::Program;
-use crate::set::{ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD};
+use crate::set::{AttachKind, ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD};
 
 fn mov(dst: Reg, imm: i32) -> Insn {
     Insn::Alu { width: Width::W64, op: AluOp::Mov, dst, src: Operand::Imm(imm) }
@@ -554,4 +554,79 @@ fn array_maps_parse_print_and_number_after_prog_arrays() {
     assert!(slot.message.contains("only prog arrays have slots"), "{slot}");
     let big = parse_set(".array a 4096 100\nr0 = 0\nexit\n").unwrap_err();
     assert!(big.message.contains("max_entries"), "{big}");
+}
+
+const TRACED: &str = "
+.array counts 8 1
+.prog entry
+    r1 = 1
+    call sub
+    exit
+sub:
+    r0 = r1
+    exit
+.fentry seen_entry entry
+    r0 = 0
+    exit
+.fexit seen_sub entry:1
+    r2 = *(u64 *)(r1 + 40)
+    r0 = 0
+    exit
+";
+
+#[test]
+fn attachments_are_read_and_printed_back() {
+    let f = parse_set(TRACED).unwrap();
+    let a = f.set.attachments();
+    assert_eq!(a.len(), 2);
+    assert_eq!((a[0].kind, a[0].target.prog, a[0].target.func), (AttachKind::Fentry, 0, 0));
+    assert_eq!((a[1].kind, a[1].target.prog, a[1].target.func), (AttachKind::Fexit, 0, 1));
+    assert_eq!((a[0].program.name.as_str(), a[1].program.name.as_str()), ("seen_entry", "seen_sub"));
+    assert_eq!(f.set.progs().len(), 1, "attachments are not programs of the set");
+    let text = round_trip(&f.set, None);
+    assert!(
+        text.contains(".fentry seen_entry entry\n") && text.contains(".fexit seen_sub entry:1\n"),
+        "{text}"
+    );
+    assert!(!f.set.is_single());
+}
+
+#[test]
+fn bad_attachments_are_named() {
+    let e = set_error(".fentry f entry\n r0 = 0\n exit\n");
+    assert!(e.message.contains("cannot start a set"), "{e}");
+    let e = set_error(&TRACED.replace("seen_sub entry:1", "seen_sub nothing:1"));
+    assert!(e.message.contains("unknown program `nothing`"), "{e}");
+    let e = set_error(&TRACED.replace("seen_sub entry:1", "seen_sub entry:2"));
+    assert!(e.message.contains("has 2 function(s)") && e.message.contains("no function 2"), "{e}");
+    let e = set_error(&TRACED.replace("seen_sub entry:1", "seen_sub entry:x"));
+    assert!(e.message.contains("PROG:FUNCTION"), "{e}");
+    let e = set_error(
+        &TRACED.replace("    r2 = *(u64 *)(r1 + 40)\n", "    call inner\n    r0 = 0\n    exit\ninner:\n"),
+    );
+    assert!(e.message.contains("one function without bpf2bpf calls or tail calls"), "{e}");
+    let e = set_error(&TRACED.replace("seen_sub entry:1", "entry entry:1"));
+    assert!(e.message.contains("duplicate program `entry`"), "{e}");
+}
+
+#[test]
+fn a_tracing_program_only_reads_its_arguments_whole() {
+    let check = |line: &str| {
+        let set = parse_set(&TRACED.replace("    r2 = *(u64 *)(r1 + 40)\n", line)).unwrap().set;
+        crate::validate::validate(&set, Some(8))
+    };
+    assert_eq!(check("    r2 = *(u64 *)(r1 + 40)\n"), Ok(()));
+    for bad in ["    r2 = *(u32 *)(r1 + 0)\n", "    *(u64 *)(r1 + 0) = 1\n", "    r2 = *(u64 *)(r1 + 48)\n"] {
+        let e = check(bad).unwrap_err();
+        assert_eq!((e.prog.as_str(), e.rule), ("seen_sub", crate::validate::Rule::CtxBounds), "{bad}: {e}");
+    }
+    let fentry_reads_return = TRACED
+        .replace("    r0 = 0\n    exit\n.fexit", "    r2 = *(u64 *)(r1 + 40)\n    r0 = 0\n    exit\n.fexit");
+    let set = parse_set(&fentry_reads_return).unwrap().set;
+    let e = crate::validate::validate(&set, Some(8)).unwrap_err();
+    assert_eq!(
+        (e.prog.as_str(), e.rule),
+        ("seen_entry", crate::validate::Rule::CtxBounds),
+        "an fentry has no return value: {e}"
+    );
 }

@@ -56,6 +56,9 @@ pub struct Config {
     pub tail_calls_enabled: bool,
     /// Array maps and lookups. Defaults to true.
     pub arrays_enabled: bool,
+    /// fentry and fexit programs attached to functions of the set (half of the sets get
+    /// one to three). Defaults to true.
+    pub attachments_enabled: bool,
     /// Percent of immediates drawn from the edge-value list. Defaults to 60.
     pub edge_bias: u8,
     /// Helper calls use only helpers a real kernel has and answers deterministically
@@ -92,6 +95,7 @@ impl Default for Config {
             kfuncs_enabled: true,
             tail_calls_enabled: true,
             arrays_enabled: true,
+            attachments_enabled: true,
             edge_bias: 60,
             kernel_helpers: false,
             count_entries: false,
@@ -153,6 +157,7 @@ impl<'a> Arbitrary<'a> for Config {
             arrays_enabled: u.arbitrary()?,
             edge_bias: u.int_in_range(0..=100)?,
             kfuncs_enabled: u.arbitrary()?,
+            attachments_enabled: u.arbitrary()?,
             kernel_helpers: false,
             count_entries: false,
         }

@@ -22,6 +22,7 @@
 //! assert!(!g.set.progs().is_empty());
 //! ```
 
+mod attach;
 mod config;
 pub mod forms;
 mod func;
@@ -132,6 +133,7 @@ pub fn generate(config: &Config, u: &mut Unstructured<'_>) -> arbitrary::Result<
             if chance(u, cfg.edge_bias as u32, 100)? { *u.choose(&EDGE_U64)? } else { u.arbitrary()? };
         chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
     }
+    let set = attach::attach(&cfg, set, u)?;
     Ok(Generated { set, input: Input::with_ctx(ctx) })
 }
 

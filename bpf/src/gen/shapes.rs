@@ -3,8 +3,8 @@
 
 use crate::helpers::MAP_LOOKUP_ELEM;
 use crate::insn::{AluOp, Call, Insn, Operand, Reg, Width};
-use crate::set::ProgramSet;
 use crate::set::PSEUDO_MAP_FD;
+use crate::set::{AttachKind, ProgramSet};
 
 /// A call or tail-call shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,11 +35,18 @@ pub enum Shape {
     IndexOutOfRange,
     /// A tail call with an index whose upper 32 bits are set.
     Index64Bit,
+    /// An fentry program attached to a function of the set.
+    Fentry,
+    /// An fexit program attached to a function of the set.
+    Fexit,
+    /// An attachment on a function that makes tail calls: the count must get through
+    /// the trampoline.
+    TracedTailCaller,
 }
 
 impl Shape {
     /// Every shape.
-    pub const ALL: [Shape; 13] = [
+    pub const ALL: [Shape; 16] = [
         Shape::Helper,
         Shape::Kfunc,
         Shape::MapLookup,
@@ -53,6 +60,9 @@ impl Shape {
         Shape::EmptySlot,
         Shape::IndexOutOfRange,
         Shape::Index64Bit,
+        Shape::Fentry,
+        Shape::Fexit,
+        Shape::TracedTailCaller,
     ];
 
     /// A short stable name.
@@ -71,6 +81,9 @@ impl Shape {
             Shape::EmptySlot => "empty-slot",
             Shape::IndexOutOfRange => "index-out-of-range",
             Shape::Index64Bit => "index-64-bit",
+            Shape::Fentry => "fentry",
+            Shape::Fexit => "fexit",
+            Shape::TracedTailCaller => "traced-tail-caller",
         }
     }
 }
@@ -164,6 +177,16 @@ pub fn shapes_of(set: &ProgramSet) -> Vec<Shape> {
                 Insn::Call(Call::Kfunc(_)) => mark(Shape::Kfunc),
                 _ => {}
             }
+        }
+    }
+    for a in set.attachments() {
+        mark(match a.kind {
+            AttachKind::Fentry => Shape::Fentry,
+            AttachKind::Fexit => Shape::Fexit,
+        });
+        let code = &set.progs()[a.target.prog].prog;
+        if code.functions()[a.target.func].clone().any(|i| code.insns()[i].is_tail_call()) {
+            mark(Shape::TracedTailCaller);
         }
     }
     // A cycle through two or more programs.
@@ -269,6 +292,33 @@ r0 = 1
 exit
 ";
         assert_eq!(shapes(text), vec![Shape::TailCallFromMain, Shape::MutualTailCalls]);
+    }
+
+    #[test]
+    fn attachments_and_what_they_trace() {
+        let text = "\
+.map jmp 1
+.prog entry
+call pc+2
+r0 = 0
+exit
+r2 = jmp ll
+r3 = 0
+call bpf_tail_call
+r0 = 0
+exit
+.fentry before entry
+r0 = 0
+exit
+";
+        let on_main = shapes(text);
+        assert!(
+            on_main.contains(&Shape::Fentry) && !on_main.contains(&Shape::TracedTailCaller),
+            "{on_main:?}"
+        );
+        let on_sub = shapes(&text.replace(".fentry before entry", ".fexit after entry:1"));
+        assert!(on_sub.contains(&Shape::Fexit) && on_sub.contains(&Shape::TracedTailCaller), "{on_sub:?}");
+        assert!(!on_sub.contains(&Shape::Fentry));
     }
 
     #[test]

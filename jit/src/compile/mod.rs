@@ -8,11 +8,15 @@ mod frame;
 mod layout;
 mod regs;
 mod scheme;
+mod trampoline;
 
 use std::ops::Range;
 
 use bpf::exec::{map_addr, MAP_PTRS_OFFSET};
-use bpf::{helpers, Call, EmptySlotRule, Insn, Operand, Program, ProgramSet, Reg, PSEUDO_MAP_FD};
+use bpf::{
+    helpers, AttachKind, AttachTarget, Call, EmptySlotRule, Insn, Operand, Program, ProgramSet, Reg,
+    PSEUDO_MAP_FD,
+};
 
 use crate::bugs::{Bug, Bugs};
 use crate::guest::{helper_addr, kfunc_addr, CODE_ADDR, MAX_MAPS};
@@ -44,6 +48,20 @@ pub enum CompileError {
     /// The code is too large to lay out.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A trampoline lies beyond the reach of its patch site.
+    #[error("the trampoline of program {0}, function {1} is out of reach of its patch site")]
+    TrampolineReach(usize, usize),
+}
+
+/// The trampoline of one traced function.
+#[derive(Clone, Debug)]
+pub struct Trampoline {
+    /// The traced function.
+    pub target: AttachTarget,
+    /// Guest address of its code.
+    pub base: u64,
+    /// Its instructions.
+    pub insts: Vec<Inst>,
 }
 
 /// One compiled program (all its functions, in one piece of code).
@@ -91,10 +109,15 @@ impl Compiled {
 pub struct CompiledSet {
     /// The scheme the code keeps the tail-call counter with.
     pub scheme: Scheme,
-    /// The programs, in the set's order.
+    /// The programs, in the set's order, with the patch sites of traced functions
+    /// rewritten to call their trampolines.
     pub progs: Vec<Compiled>,
-    /// The code region's contents from [`CODE_ADDR`]: every program at its base, zeros
-    /// between them.
+    /// The attachments' programs, in the set's order.
+    pub attachments: Vec<Compiled>,
+    /// One trampoline per traced function.
+    pub trampolines: Vec<Trampoline>,
+    /// The code region's contents from [`CODE_ADDR`]: every program, attachment and
+    /// trampoline at its base, zeros between them.
     pub image: Vec<u8>,
 }
 
@@ -175,21 +198,53 @@ pub fn compile_set_with(set: &ProgramSet, codegen: Codegen) -> Result<CompiledSe
         return Err(CompileError::TooManyMaps(set.maps().len()));
     }
     let mut base = CODE_ADDR;
+    let next = |base: u64, len: usize| base + (len as u64).div_ceil(0x1000) * 0x1000;
     let mut progs = Vec::with_capacity(set.progs().len());
     for (p, sp) in set.progs().iter().enumerate() {
         let c = compile_prog(&sp.prog, p, codegen, base)?;
-        base += (c.len() as u64).div_ceil(0x1000) * 0x1000;
+        base = next(base, c.len());
         progs.push(c);
     }
-    let span = progs.last().map_or(0, |c| c.base + c.len() as u64 - CODE_ADDR) as usize;
+    let mut attachments = Vec::with_capacity(set.attachments().len());
+    for (k, a) in set.attachments().iter().enumerate() {
+        let c = compile_prog(&a.program.prog, set.progs().len() + k, codegen, base)?;
+        base = next(base, c.len());
+        attachments.push(c);
+    }
+    let mut trampolines: Vec<Trampoline> = Vec::new();
+    for a in set.attachments() {
+        if trampolines.iter().any(|t| t.target == a.target) {
+            continue;
+        }
+        let entries = |kind| set.attached(a.target, kind).map(|k| attachments[k].base).collect::<Vec<_>>();
+        let mut l = Layout::default();
+        l.bugs = codegen.bugs;
+        trampoline::emit_trampoline(&mut l, &entries(AttachKind::Fentry), &entries(AttachKind::Fexit));
+        let insts = l.finish(base)?.insts;
+        let (AttachTarget { prog, func }, at) = (a.target, base);
+        base = next(base, insts.len() * 4);
+        let traced = &mut progs[prog];
+        let site = traced.entries[func];
+        let patch = trampoline::patch_site(traced.base + site as u64, at)
+            .ok_or(CompileError::TrampolineReach(prog, func))?;
+        traced.insts[site / 4..site / 4 + 2].copy_from_slice(&patch);
+        trampolines.push(Trampoline { target: a.target, base: at, insts });
+    }
+    let pieces = progs
+        .iter()
+        .chain(&attachments)
+        .map(|c| (c.base, c.insts.as_slice()))
+        .chain(trampolines.iter().map(|t| (t.base, t.insts.as_slice())));
+    let span =
+        pieces.clone().map(|(b, insts)| b + 4 * insts.len() as u64 - CODE_ADDR).max().unwrap_or(0) as usize;
     let mut image = vec![0u8; span];
-    for c in &progs {
-        let at = (c.base - CODE_ADDR) as usize;
-        for (k, inst) in c.insts.iter().enumerate() {
+    for (b, insts) in pieces {
+        let at = (b - CODE_ADDR) as usize;
+        for (k, inst) in insts.iter().enumerate() {
             image[at + 4 * k..at + 4 * k + 4].copy_from_slice(&inst.encode().to_le_bytes());
         }
     }
-    Ok(CompiledSet { scheme, progs, image })
+    Ok(CompiledSet { scheme, progs, attachments, trampolines, image })
 }
 
 /// What one function needs from its frame.

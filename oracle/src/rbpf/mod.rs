@@ -268,6 +268,13 @@ impl Engine for Rbpf {
                     .into(),
             );
         }
+        if let Some(a) = set.attachments().first() {
+            return RunResult::CannotJudge(format!(
+                "{} {} is attached to the set: rbpf has no trampolines to run tracing programs around                  a function",
+                a.kind.name(),
+                a.program.name
+            ));
+        }
         let maps = MapCounts::of(set);
         let prog = &set.entry().prog;
         let mut built = match self.last.take() {
@@ -348,6 +355,7 @@ impl Engine for Rbpf {
             // No program that ran could reach an array map (references to them cannot be
             // judged), so they hold what they held.
             arrays: set.arrays().iter().map(|a| a.values.clone()).collect(),
+            attachments: Vec::new(),
             observes: bpf::exec::Observes::ALL,
         })
     }

@@ -12,8 +12,12 @@ use bpf::exec::{
     map_addr, EmptySlotRule, ARRAY_VALUES_OFFSET, MAPS_ADDR, MAP_STRIDE, MAX_CALL_FRAMES, MAX_TAIL_CALL_CNT,
 };
 use bpf::helpers::{self, Helpers};
+use bpf::set::ATTACH_ARGS;
 use bpf::trace::{Step, Trace};
-use bpf::{Fault, FaultKind, Input, Insn, MapRef, Outcome, Program, ProgramSet, RunResult, MAX_STACK};
+use bpf::{
+    AttachKind, AttachTarget, AttachmentSeen, Fault, FaultKind, Input, Insn, MapRef, Outcome, Program,
+    ProgramSet, RunResult, MAX_STACK,
+};
 
 use super::decode::{self, Op};
 use super::layout::{entry_registers, frame_top};
@@ -101,6 +105,20 @@ pub(super) struct Frame {
     saved_causes: [Cause; 11],
     /// The tail-call count of this frame ([`TailCallSemantics::PerFrame`]).
     count: u32,
+    /// The function the frame was entered at through a trampoline with fexit programs,
+    /// and the arguments they will see: they run when the frame returns, whatever
+    /// program a tail call put in it meanwhile.
+    traced: Option<Traced>,
+}
+
+/// A value with its provenance mark.
+type Marked = (u64, u8);
+
+/// What a trampoline keeps for the fexit programs of the function it called.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Traced {
+    target: AttachTarget,
+    args: [Marked; ATTACH_ARGS],
 }
 
 impl Frame {
@@ -116,6 +134,7 @@ impl Frame {
             saved_undef: 0,
             saved_causes: [Cause::DEFINED; 11],
             count: 0,
+            traced: None,
         }
     }
 }
@@ -131,6 +150,8 @@ pub(super) struct Buffers {
     pub memory: Memory,
     /// The live frames, outermost first.
     pub frames: Vec<Frame>,
+    /// Decoded instructions of each attachment's program.
+    pub attachments: Vec<Vec<Op>>,
 }
 
 /// The state of one run besides the running frame's.
@@ -149,6 +170,12 @@ struct Run<'s> {
     tail_calls: u32,
     /// Frames made so far (their stacks' addresses come from it).
     serial: u64,
+    /// Decoded instructions of each attachment.
+    att_ops: &'s [Vec<Op>],
+    /// What each attachment saw.
+    seen: Vec<AttachmentSeen>,
+    /// The attachment whose program is running, if one is.
+    in_attachment: Option<usize>,
 }
 
 /// Runs `code` one instruction at a time, recording each in `t`, until a stop other than
@@ -203,7 +230,11 @@ pub(super) fn run_set(
     trace: Option<&mut Trace>,
 ) -> RunResult {
     let progs = set.progs();
-    let Buffers { ops, funcs, memory, frames } = buffers;
+    let Buffers { ops, funcs, memory, frames, attachments } = buffers;
+    attachments.resize_with(set.attachments().len(), Vec::new);
+    for (a, ops) in set.attachments().iter().zip(attachments.iter_mut()) {
+        decode::decode_into(&a.program.prog, set.maps().len() + set.arrays().len(), ops);
+    }
     ops.resize_with(progs.len(), Vec::new);
     funcs.resize_with(progs.len(), Vec::new);
     for ((p, ops), funcs) in progs.iter().zip(ops.iter_mut()).zip(funcs.iter_mut()) {
@@ -236,8 +267,11 @@ pub(super) fn run_set(
         count: 0,
         tail_calls: 0,
         serial: 0,
+        att_ops: attachments,
+        seen: vec![AttachmentSeen::default(); set.attachments().len()],
+        in_attachment: None,
     };
-    let end = run.execute(&mut m, ops, trace);
+    let end = run.enter_entry(&mut m).and_then(|()| run.execute(&mut m, ops, trace));
     let ctx = m.mem.ctx_bytes().to_vec();
     let arrays = m.mem.array_bytes();
     if end.is_ok() {
@@ -267,6 +301,7 @@ pub(super) fn run_set(
         tail_calls: run.tail_calls,
         helper_calls: run.helpers.take_trace(),
         arrays,
+        attachments: run.seen,
         observes: bpf::exec::Observes::ALL,
     })
 }
@@ -290,8 +325,13 @@ impl Run<'_> {
                 Some(t) => step(m, code, prog, t),
             };
             match stop {
-                Stop::Exit { r0, r0_mark } if self.frames.len() <= 1 => return Ok((r0, r0_mark)),
-                Stop::Exit { r0, r0_mark } => self.ret(m, r0, r0_mark),
+                Stop::Exit { r0, r0_mark } if self.frames.len() <= 1 => {
+                    if let Some(traced) = self.frames.first().and_then(|f| f.traced) {
+                        self.fexits(m, traced, (r0, r0_mark))?;
+                    }
+                    return Ok((r0, r0_mark));
+                }
+                Stop::Exit { r0, r0_mark } => self.ret(m, r0, r0_mark)?,
                 Stop::Call { index, target } => self.call(m, index, target)?,
                 Stop::Helper { index, id, kfunc } => self.helper(m, index, id, kfunc)?,
                 Stop::TailCall { index } => self.tail_call(m, index)?,
@@ -329,8 +369,13 @@ impl Run<'_> {
         }
     }
 
-    /// A fault at instruction `index` of program `prog`.
+    /// A fault at instruction `index` of program `prog` (of the running attachment's
+    /// program while one runs).
     fn fault(&self, prog: usize, index: usize, kind: FaultKind, detail: String) -> Fault {
+        if let Some(a) = self.in_attachment.and_then(|a| self.set.attachments().get(a)) {
+            let pc = pc_of(&a.program.prog, index);
+            return Fault { kind, pc, detail: format!("in {} {}: {detail}", a.kind.name(), a.program.name) };
+        }
         let pc = self.set.progs().get(prog).and_then(|p| pc_of(&p.prog, index));
         Fault { kind, pc, detail: self.in_program(prog) + &detail }
     }
@@ -343,10 +388,14 @@ impl Run<'_> {
     /// The account of reading undefined register `reg` in the running frame.
     fn undefined(&self, reg: u8) -> String {
         let cause = self.causes.get(reg as usize).copied().unwrap_or(Cause::DEFINED);
-        let pc =
-            self.set.progs().get(cause.prog).and_then(|p| pc_of(&p.prog, cause.index)).unwrap_or(cause.index);
+        let attachment = self.in_attachment.and_then(|a| self.set.attachments().get(a));
+        let code = match attachment {
+            Some(a) => Some(&a.program.prog),
+            None => self.set.progs().get(cause.prog).map(|p| &p.prog),
+        };
+        let pc = code.and_then(|p| pc_of(p, cause.index)).unwrap_or(cause.index);
         let of = match self.set.progs().get(cause.prog) {
-            Some(p) if cause.prog != self.prog() => format!(" of program {}", p.name),
+            Some(p) if attachment.is_none() && cause.prog != self.prog() => format!(" of program {}", p.name),
             _ => String::new(),
         };
         let why = match cause.why {
@@ -433,17 +482,140 @@ impl Run<'_> {
             saved_undef: m.undef,
             saved_causes: self.causes,
             count: cur.count,
+            traced: None,
         });
         self.clobber(m, &[0, 6, 7, 8, 9], Why::SubprogEntry, index);
         m.regs.set(10, top, MARK_ADDR);
         m.undef &= !bit(10);
         m.pc = target;
+        let args = [1, 2, 3, 4, 5].map(|r| Run::argument(m, r));
+        self.trampoline(m, AttachTarget { prog: cur.prog, func: f }, args)
+    }
+
+    /// Register `r` as a trampoline saves it: its value and mark, or, when the verifier
+    /// would call it undefined, a value that differs between engines (marked as an address).
+    fn argument(m: &Machine<'_>, r: u8) -> Marked {
+        if m.undef & bit(r) != 0 {
+            (0, MARK_ADDR)
+        } else {
+            (m.regs.get(r), m.regs.mark_of(r))
+        }
+    }
+
+    /// The run of the entry program reaches its main function through the trampoline
+    /// of any attachment to it. R2-R5 are what the kernel's caller left in `a1`-`a4`
+    /// (the instructions' address, leftovers): engine-dependent.
+    fn enter_entry(&mut self, m: &mut Machine<'_>) -> Result<(), End> {
+        let args = [Run::argument(m, 1), (0, MARK_ADDR), (0, MARK_ADDR), (0, MARK_ADDR), (0, MARK_ADDR)];
+        self.trampoline(m, AttachTarget { prog: 0, func: 0 }, args).map_err(End::from)
+    }
+
+    /// A function was entered by a call, in the running frame: runs the fentry programs
+    /// attached to `target` and leaves what its fexit programs need in the frame.
+    fn trampoline(
+        &mut self,
+        m: &mut Machine<'_>,
+        target: AttachTarget,
+        args: [Marked; ATTACH_ARGS],
+    ) -> Result<(), Fault> {
+        let set = self.set;
+        if set.attachments().is_empty() {
+            return Ok(());
+        }
+        for a in set.attached(target, AttachKind::Fentry) {
+            self.run_attachment(m, a, args, None).map_err(|e| match e {
+                End::Fault(f) => f,
+                End::CannotJudge(why) => Fault { kind: FaultKind::Host, pc: None, detail: why },
+            })?;
+        }
+        if set.attached(target, AttachKind::Fexit).next().is_some() {
+            if let Some(f) = self.frames.last_mut() {
+                f.traced = Some(Traced { target, args });
+            }
+        }
         Ok(())
     }
 
-    /// The running frame (not the entry frame) exits with R0 = `r0`: back to its caller.
-    fn ret(&mut self, m: &mut Machine<'_>, r0: u64, r0_mark: u8) {
-        let Some(callee) = self.frames.pop() else { return };
+    /// The function a trampoline called returned `ret` (R0 and its mark): its fexit
+    /// programs run with the low 32 bits sign-extended, as the JIT leaves them in `a0`.
+    fn fexits(&mut self, m: &mut Machine<'_>, traced: Traced, ret: Marked) -> Result<(), End> {
+        let ret = (ret.0 as i32 as i64 as u64, ret.1);
+        for a in self.set.attached(traced.target, AttachKind::Fexit) {
+            self.run_attachment(m, a, traced.args, Some(ret))?;
+        }
+        Ok(())
+    }
+
+    /// Runs attachment `a`'s program with R1 pointing to `args` (and `ret` after them),
+    /// each in a frame of its own, and puts the running frame back as it was.
+    fn run_attachment(
+        &mut self,
+        m: &mut Machine<'_>,
+        a: usize,
+        args: [Marked; ATTACH_ARGS],
+        ret: Option<Marked>,
+    ) -> Result<(), End> {
+        let set = self.set;
+        let (Some(att), Some(code)) = (set.attachments().get(a), self.att_ops.get(a)) else {
+            return Err(self.fault(0, 0, FaultKind::Host, format!("no attachment {a}")).into());
+        };
+        if let Some(seen) = self.seen.get_mut(a) {
+            seen.record(ret.map(|r| r.0));
+            seen.address_returns |= ret.is_some_and(|r| r.1 != 0);
+        }
+        let saved = (m.regs, m.undef, m.pc, self.causes, self.in_attachment);
+        let size = att.kind.ctx_size();
+        self.serial = self.serial.wrapping_add(1);
+        let args_top = frame_top(self.serial);
+        m.mem.push_frame(args_top, size as u32);
+        let base = args_top - size as u64;
+        for (k, (v, mark)) in args.into_iter().chain(ret).enumerate() {
+            m.mem.store::<8>(base + 8 * k as u64, v, mark, false);
+        }
+        self.serial = self.serial.wrapping_add(1);
+        let top = frame_top(self.serial);
+        m.mem.push_frame(top, att.program.prog.stack_depth());
+        let mut regs = [0u64; 11];
+        (regs[1], regs[10]) = (base, top);
+        (m.regs, m.undef, m.pc) = (Regs::new(regs, &[1, 10]), 0, 0);
+        self.causes = [Cause::DEFINED; 11];
+        self.in_attachment = Some(a);
+        let end = loop {
+            let stop = m.run(code);
+            let step = match stop {
+                Stop::Exit { .. } => break Ok(()),
+                Stop::Helper { index, id, kfunc } => self.helper(m, index, id, kfunc).map_err(End::from),
+                Stop::Undefined { index, reg } => {
+                    let detail = self.undefined(reg);
+                    Err(self.fault(0, index, FaultKind::Verifier, detail).into())
+                }
+                Stop::Fault { kind, index, detail } => Err(self.fault(0, index, kind, detail).into()),
+                Stop::Unsupported { index } => {
+                    let insn = att.program.prog.insns().get(index);
+                    let reason = match (insn, pc_of(&att.program.prog, index)) {
+                        (Some(insn), Some(pc)) => decode::unsupported_reason(insn, pc),
+                        _ => format!("instruction {index} is not modelled"),
+                    };
+                    Err(End::CannotJudge(format!("in {} {}: {reason}", att.kind.name(), att.program.name)))
+                }
+                Stop::Call { index, .. } | Stop::TailCall { index } => {
+                    Err(self.fault(0, index, FaultKind::Host, "a tracing program made a call".into()).into())
+                }
+            };
+            if step.is_err() {
+                break step;
+            }
+        };
+        m.mem.pop_frame();
+        m.mem.pop_frame();
+        (m.regs, m.undef, m.pc, self.causes, self.in_attachment) = saved;
+        end
+    }
+
+    /// The running frame (not the entry frame) exits with R0 = `r0`: back to its caller,
+    /// through the fexit programs of the function the frame was entered at.
+    fn ret(&mut self, m: &mut Machine<'_>, r0: u64, r0_mark: u8) -> Result<(), End> {
+        let Some(callee) = self.frames.pop() else { return Ok(()) };
         m.mem.pop_frame();
         m.regs = callee.saved;
         m.regs.set(0, r0, r0_mark);
@@ -451,6 +623,10 @@ impl Run<'_> {
         self.causes = callee.saved_causes;
         self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, callee.call);
         m.pc = callee.ret;
+        match callee.traced {
+            Some(traced) => self.fexits(m, traced, (r0, r0_mark)),
+            None => Ok(()),
+        }
     }
 
     /// A helper call at `index`, or a kfunc call when `kfunc`.
