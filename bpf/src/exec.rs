@@ -192,14 +192,21 @@ pub struct Observes {
     pub tail_calls: bool,
     /// Whether [`Outcome::helper_calls`] is observed.
     pub helper_calls: bool,
-    /// Whether [`Outcome::attachments`] is observed.
+    /// Whether [`Outcome::attachments`] is observed (each attachment's runs).
     pub attachments: bool,
+    /// Whether the return values in [`Outcome::attachments`] are observed too.
+    pub attachment_returns: bool,
 }
 
 impl Observes {
     /// Every field, all 64 bits of R0.
-    pub const ALL: Observes =
-        Observes { r0_bits: 64, tail_calls: true, helper_calls: true, attachments: true };
+    pub const ALL: Observes = Observes {
+        r0_bits: 64,
+        tail_calls: true,
+        helper_calls: true,
+        attachments: true,
+        attachment_returns: true,
+    };
 }
 
 /// The most fexit return values an [`AttachmentSeen`] keeps.

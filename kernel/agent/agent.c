@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTO_VERSION 2u
+#define PROTO_VERSION 3u
 #define MAGIC_READY 0x5952444au   /* "JDRY" as little-endian u32 */
 #define MAGIC_REQUEST 0x5152444au /* "JDRQ" */
 #define MAGIC_RESPONSE 0x5352444au /* "JDRS" */
@@ -235,6 +235,19 @@ struct prog_spec {
 	const uint8_t *func_info;
 };
 
+/* A tracing program attached to a function of one of the job's programs. */
+#define ATTACH_FENTRY 0
+#define ATTACH_FEXIT 1
+#define MAX_ATTACH 64
+
+struct attach_spec {
+	uint8_t kind;    /* ATTACH_FENTRY or ATTACH_FEXIT */
+	uint32_t target; /* index of the traced program */
+	uint32_t btf_id; /* the traced function's FUNC in that program's BTF */
+	uint32_t insn_count;
+	const uint8_t *insns;
+};
+
 struct slot_spec {
 	uint32_t map, key, prog;
 };
@@ -251,11 +264,12 @@ struct input_spec {
 struct job_spec {
 	uint8_t jit, flags, buffer_mode;
 	uint32_t prog_type, attach_type, prog_flags, input_map;
-	uint32_t map_count, prog_count, slot_count, input_count, entry;
+	uint32_t map_count, prog_count, slot_count, input_count, entry, attach_count;
 	struct map_spec *maps;
 	struct prog_spec *progs;
 	struct slot_spec *slots;
 	struct input_spec *inputs;
+	struct attach_spec *attaches;
 };
 
 static void free_jobs(struct job_spec *jobs, uint32_t n)
@@ -267,6 +281,7 @@ static void free_jobs(struct job_spec *jobs, uint32_t n)
 		free(jobs[i].progs);
 		free(jobs[i].slots);
 		free(jobs[i].inputs);
+		free(jobs[i].attaches);
 	}
 	free(jobs);
 }
@@ -277,6 +292,23 @@ static void *alloc_items(struct cur *c, uint32_t n, size_t size)
 	if (!p)
 		cur_fail(c, "out of memory");
 	return p;
+}
+
+/* Map references in lddw (src_reg 1, map fd, or 2, map value) must name a map of the job. */
+static void check_map_refs(struct cur *c, const struct job_spec *j, const uint8_t *insns, uint32_t n,
+			   const char *what)
+{
+	for (uint32_t k = 0; insns && k < n && !c->err[0]; k++) {
+		const uint8_t *insn = insns + 8 * (size_t)k;
+		if (insn[0] != 0x18)
+			continue;
+		uint8_t src = insn[1] >> 4;
+		uint32_t imm = (uint32_t)insn[4] | (uint32_t)insn[5] << 8 | (uint32_t)insn[6] << 16 |
+			       (uint32_t)insn[7] << 24;
+		if ((src == 1 || src == 2) && imm >= j->map_count)
+			cur_fail(c, "%s insn %u: lddw names map %u, the job has %u", what, k, imm, j->map_count);
+		k++; /* the second half of lddw */
+	}
 }
 
 static void parse_job(struct cur *c, struct job_spec *j, uint32_t index)
@@ -324,19 +356,8 @@ static void parse_job(struct cur *c, struct job_spec *j, uint32_t index)
 		ps->insn_count = get_u32(c, "insn_count");
 		snprintf(what, sizeof(what), "job %u prog %u instructions", index, p);
 		ps->insns = get_bytes(c, (uint64_t)ps->insn_count * 8, what);
-		/* map references in lddw: src_reg 1 (map fd) or 2 (map value) */
-		for (uint32_t k = 0; ps->insns && k < ps->insn_count; k++) {
-			const uint8_t *insn = ps->insns + 8 * (size_t)k;
-			if (insn[0] != 0x18)
-				continue;
-			uint8_t src = insn[1] >> 4;
-			uint32_t imm = (uint32_t)insn[4] | (uint32_t)insn[5] << 8 | (uint32_t)insn[6] << 16 |
-				       (uint32_t)insn[7] << 24;
-			if ((src == 1 || src == 2) && imm >= j->map_count)
-				return cur_fail(c, "job %u prog %u insn %u: lddw names map %u, the job has %u", index, p,
-						k, imm, j->map_count);
-			k++; /* the second half of lddw */
-		}
+		snprintf(what, sizeof(what), "job %u prog %u", index, p);
+		check_map_refs(c, j, ps->insns, ps->insn_count, what);
 		ps->btf_len = get_u32(c, "btf length");
 		snprintf(what, sizeof(what), "job %u prog %u btf", index, p);
 		ps->btf = get_bytes(c, ps->btf_len, what);
@@ -370,6 +391,30 @@ static void parse_job(struct cur *c, struct job_spec *j, uint32_t index)
 	j->entry = get_u32(c, "entry");
 	if (!c->err[0] && j->entry >= j->prog_count)
 		return cur_fail(c, "job %u: entry %u out of range (%u progs)", index, j->entry, j->prog_count);
+
+	j->attach_count = get_count(c, 13, "attach_count");
+	if (!c->err[0] && j->attach_count > MAX_ATTACH)
+		return cur_fail(c, "job %u: %u attachments, at most %u", index, j->attach_count, MAX_ATTACH);
+	if (c->err[0] || !(j->attaches = alloc_items(c, j->attach_count, sizeof(*j->attaches))))
+		return;
+	for (uint32_t a = 0; a < j->attach_count && !c->err[0]; a++) {
+		struct attach_spec *as = &j->attaches[a];
+		as->kind = get_u8(c, "attach kind");
+		as->target = get_u32(c, "attach target");
+		as->btf_id = get_u32(c, "attach btf_id");
+		as->insn_count = get_u32(c, "attach insn_count");
+		snprintf(what, sizeof(what), "job %u attachment %u instructions", index, a);
+		as->insns = get_bytes(c, (uint64_t)as->insn_count * 8, what);
+		if (c->err[0])
+			return;
+		if (as->kind > ATTACH_FEXIT)
+			return cur_fail(c, "job %u attachment %u: unknown kind %u", index, a, as->kind);
+		if (as->target >= j->prog_count)
+			return cur_fail(c, "job %u attachment %u: target %u out of range (%u progs)", index, a,
+					as->target, j->prog_count);
+		snprintf(what, sizeof(what), "job %u attachment %u", index, a);
+		check_map_refs(c, j, as->insns, as->insn_count, what);
+	}
 
 	if (j->input_map != NO_MAP && (j->input_map >= j->map_count || j->maps[j->input_map].kind != 1))
 		return cur_fail(c, "job %u: input_map %u is not an array map of the job", index, j->input_map);
@@ -434,6 +479,8 @@ static int set_jit(int on)
 struct job_state {
 	int *map_fds;
 	int *prog_fds;
+	int *att_fds;  /* per attachment: its tracing program */
+	int *link_fds; /* per attachment: the link that attaches it */
 	uint8_t **values; /* per array map: its mmap()ed values (BPF_F_MMAPABLE) */
 	size_t *mapped;   /* per array map: length of that mapping */
 	uint8_t *insns;   /* scratch for patching */
@@ -538,6 +585,12 @@ static int empty_prog_array(const struct job_spec *j, uint32_t m, int fd)
 
 static void close_all(const struct job_spec *j, struct job_state *st)
 {
+	for (uint32_t i = 0; st->link_fds && i < j->attach_count; i++)
+		if (st->link_fds[i] >= 0)
+			close(st->link_fds[i]);
+	for (uint32_t i = 0; st->att_fds && i < j->attach_count; i++)
+		if (st->att_fds[i] >= 0)
+			close(st->att_fds[i]);
 	for (uint32_t i = 0; st->prog_fds && i < j->prog_count; i++)
 		if (st->prog_fds[i] >= 0)
 			close(st->prog_fds[i]);
@@ -552,6 +605,8 @@ static void close_all(const struct job_spec *j, struct job_state *st)
 	}
 	free(st->map_fds);
 	free(st->prog_fds);
+	free(st->att_fds);
+	free(st->link_fds);
 	free(st->values);
 	free(st->mapped);
 	free(st->insns);
@@ -609,9 +664,14 @@ static int load_btf(const struct prog_spec *ps, uint32_t *log_len)
 	return -err;
 }
 
+/* How a program is loaded: the job's type, or a tracing program attached to another. */
+struct load_as {
+	uint32_t prog_type, attach_type, attach_prog_fd, attach_btf_id;
+};
+
 /* Load one program; on failure returns -errno and leaves the verifier log in vlog. */
-static int load_prog(const struct job_spec *j, const struct prog_spec *ps, const struct job_state *st,
-		     uint32_t *log_len)
+static int load_prog(const struct job_spec *j, const struct load_as *as, const struct prog_spec *ps,
+		     const struct job_state *st, uint32_t *log_len)
 {
 	memcpy(st->insns, ps->insns, (size_t)ps->insn_count * 8);
 	for (uint32_t k = 0; k < ps->insn_count; k++) {
@@ -645,8 +705,10 @@ static int load_prog(const struct job_spec *j, const struct prog_spec *ps, const
 		a.func_info = ptr64(ps->func_info);
 		a.func_info_cnt = ps->func_info_count;
 	}
-	a.prog_type = j->prog_type;
-	a.expected_attach_type = j->attach_type;
+	a.prog_type = as->prog_type;
+	a.expected_attach_type = as->attach_type;
+	a.attach_prog_fd = as->attach_prog_fd;
+	a.attach_btf_id = as->attach_btf_id;
 	a.prog_flags = j->prog_flags;
 	a.insn_cnt = ps->insn_count;
 	a.insns = ptr64(st->insns);
@@ -813,6 +875,32 @@ static void run_input(struct out *o, const struct job_spec *j, int prog_fd, cons
 	}
 }
 
+/* Run counts of programs are kept while this fd is open (BPF_ENABLE_STATS). */
+static int stats_fd = -1;
+
+static int enable_stats(void)
+{
+	if (stats_fd >= 0)
+		return 0;
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.enable_stats.type = BPF_STATS_RUN_TIME;
+	long fd = sys_bpf(BPF_ENABLE_STATS, &a);
+	if (fd < 0)
+		return -errno;
+	stats_fd = (int)fd;
+	return 0;
+}
+
+/* How many times program `fd` has run (its run_cnt). */
+static int run_count(int fd, uint64_t *count)
+{
+	struct bpf_prog_info info;
+	int e = prog_info(fd, &info, NULL, 0, NULL, 0);
+	*count = info.run_cnt;
+	return e;
+}
+
 static void setup_failed(struct out *o, size_t start, int err, const char *fmt, ...)
 {
 	char msg[256];
@@ -836,17 +924,23 @@ static void run_job(struct out *o, const struct job_spec *j)
 	for (uint32_t p = 0; p < j->prog_count; p++)
 		if (j->progs[p].insn_count > max_insns)
 			max_insns = j->progs[p].insn_count;
+	for (uint32_t a = 0; a < j->attach_count; a++)
+		if (j->attaches[a].insn_count > max_insns)
+			max_insns = j->attaches[a].insn_count;
 	for (uint32_t i = 0; i < j->input_count; i++)
 		if (j->inputs[i].len > max_input)
 			max_input = j->inputs[i].len;
 
 	st.map_fds = malloc(sizeof(int) * (j->map_count + 1));
 	st.prog_fds = malloc(sizeof(int) * (j->prog_count + 1));
+	st.att_fds = malloc(sizeof(int) * (j->attach_count + 1));
+	st.link_fds = malloc(sizeof(int) * (j->attach_count + 1));
 	st.values = calloc(j->map_count + 1, sizeof(uint8_t *));
 	st.mapped = calloc(j->map_count + 1, sizeof(size_t));
 	st.insns = malloc((size_t)max_insns * 8);
 	ctx_copy = malloc(max_input);
-	if (!st.map_fds || !st.prog_fds || !st.values || !st.mapped || !st.insns || !ctx_copy) {
+	if (!st.map_fds || !st.prog_fds || !st.att_fds || !st.link_fds || !st.values || !st.mapped || !st.insns ||
+	    !ctx_copy) {
 		setup_failed(o, start, ENOMEM, "agent out of memory");
 		goto done;
 	}
@@ -854,6 +948,8 @@ static void run_job(struct out *o, const struct job_spec *j)
 		st.map_fds[i] = -1;
 	for (uint32_t i = 0; i < j->prog_count; i++)
 		st.prog_fds[i] = -1;
+	for (uint32_t i = 0; i < j->attach_count; i++)
+		st.att_fds[i] = st.link_fds[i] = -1;
 
 	int e = set_jit(j->jit);
 	if (e) {
@@ -885,9 +981,10 @@ static void run_job(struct out *o, const struct job_spec *j)
 			st.mapped[m] = len;
 		}
 	}
+	struct load_as own = { j->prog_type, j->attach_type, 0, 0 };
 	for (uint32_t p = 0; p < j->prog_count; p++) {
 		uint32_t log_len = 0;
-		int fd = load_prog(j, &j->progs[p], &st, &log_len);
+		int fd = load_prog(j, &own, &j->progs[p], &st, &log_len);
 		if (fd < 0) {
 			o->len = start;
 			put_u8(o, OUTCOME_REJECTED);
@@ -910,6 +1007,44 @@ static void run_job(struct out *o, const struct job_spec *j)
 		}
 	}
 
+	if (j->attach_count) {
+		e = enable_stats();
+		if (e) {
+			setup_failed(o, start, -e, "BPF_ENABLE_STATS (the tracing programs' run counts)");
+			goto done;
+		}
+	}
+	for (uint32_t a = 0; a < j->attach_count; a++) {
+		const struct attach_spec *as = &j->attaches[a];
+		struct prog_spec ps = { as->insn_count, as->insns, 0, NULL, 0, NULL };
+		struct load_as tracing = { BPF_PROG_TYPE_TRACING,
+					   as->kind == ATTACH_FENTRY ? BPF_TRACE_FENTRY : BPF_TRACE_FEXIT,
+					   (uint32_t)st.prog_fds[as->target], as->btf_id };
+		uint32_t log_len = 0;
+		int fd = load_prog(j, &tracing, &ps, &st, &log_len);
+		if (fd < 0) {
+			o->len = start;
+			put_u8(o, OUTCOME_REJECTED);
+			put_u32(o, j->prog_count + a);
+			put_u32(o, (uint32_t)-fd);
+			uint32_t skip = log_len > VLOG_REPORT_MAX ? log_len - VLOG_REPORT_MAX : 0;
+			put_blob(o, vlog + skip, log_len - skip);
+			goto done;
+		}
+		st.att_fds[a] = fd;
+		union bpf_attr la;
+		memset(&la, 0, sizeof(la));
+		la.link_create.prog_fd = (uint32_t)fd;
+		la.link_create.attach_type = tracing.attach_type;
+		long link = sys_bpf(BPF_LINK_CREATE, &la);
+		if (link < 0) {
+			setup_failed(o, start, errno, "attaching tracing program %u to program %u (btf id %u)", a,
+				     as->target, as->btf_id);
+			goto done;
+		}
+		st.link_fds[a] = (int)link;
+	}
+
 	put_u8(o, OUTCOME_RAN);
 	e = report_entry(o, j, st.prog_fds[j->entry]);
 	if (e) {
@@ -918,9 +1053,23 @@ static void run_job(struct out *o, const struct job_spec *j)
 	}
 	put_u32(o, j->input_count);
 	for (uint32_t i = 0; i < j->input_count; i++) {
+		uint64_t before[MAX_ATTACH];
+		for (uint32_t a = 0; a < j->attach_count; a++)
+			if ((e = run_count(st.att_fds[a], &before[a])))
+				break;
 		reset_arrays(j, &st, &j->inputs[i]);
 		run_input(o, j, st.prog_fds[j->entry], &j->inputs[i], ctx_copy);
 		read_maps(o, j, &st);
+		put_u32(o, j->attach_count);
+		for (uint32_t a = 0; a < j->attach_count && !e; a++) {
+			uint64_t after = 0;
+			e = run_count(st.att_fds[a], &after);
+			put_u32(o, (uint32_t)(after - before[a]));
+		}
+		if (e) {
+			setup_failed(o, start, -e, "BPF_OBJ_GET_INFO_BY_FD on a tracing program (its run count)");
+			goto done;
+		}
 	}
 done:
 	close_all(j, &st);

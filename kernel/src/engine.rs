@@ -51,13 +51,6 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
     if input.ctx.as_ref().is_some_and(|c| c.len() > MAX_CTX) {
         return Some(format!("a context of more than {MAX_CTX} bytes"));
     }
-    if let Some(a) = set.attachments().first() {
-        return Some(format!(
-            "{} {} is attached to the set: the kernel engines do not load tracing programs yet",
-            a.kind.name(),
-            a.program.name
-        ));
-    }
     for p in set.progs() {
         for insn in p.prog.insns() {
             match *insn {
@@ -310,7 +303,8 @@ pub fn lower_program(
     let lowered = insert(insns, entry, before).ok_or_else(|| {
         format!("program {}: a jump no longer reaches after the kernel engine's additions", p.name)
     })?;
-    let btf = (funcs.len() > 1).then(|| {
+    let traced = set.attachments().iter().any(|a| a.target.prog == index);
+    let btf = (funcs.len() > 1 || traced).then(|| {
         crate::btf::for_functions(&funcs.iter().map(|r| lowered.starts[r.start] as u32).collect::<Vec<_>>())
     });
     Ok((lowered.insns, btf))
@@ -332,6 +326,14 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
     }
     if let Some(why) = unsupported(set, first) {
         return Err(why);
+    }
+    if let (false, Some(a)) = (jit, set.attachments().first()) {
+        return Err(format!(
+            "{} {} is attached to the set, and the kernel attaches tracing programs only to \
+             JIT-compiled programs (its verifier says \"Can attach to only JITed progs\")",
+            a.kind.name(),
+            a.program.name
+        ));
     }
     let buffer = (set.maps().len() + set.arrays().len()) as u64;
     let mut maps: Vec<Map> =
@@ -366,6 +368,19 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
         );
         btf.push(b);
     }
+    let encode = |insns: &[Insn]| -> Vec<[u8; 8]> {
+        bpf::encode_bytes(insns).chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect()
+    };
+    let attachments = set
+        .attachments()
+        .iter()
+        .map(|a| crate::JobAttachment {
+            fexit: a.kind == bpf::AttachKind::Fexit,
+            target: a.target.prog as u32,
+            btf_id: crate::btf::func_type_id(a.target.func),
+            insns: encode(a.program.prog.insns()),
+        })
+        .collect();
     let slots = set
         .maps()
         .iter()
@@ -386,6 +401,7 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
         btf,
         slots,
         entry: 0,
+        attachments,
         input_map: ctx.map(|_| buffer as u32),
         inputs: inputs.iter().map(job_input).collect(),
         ..Job::default()
@@ -403,8 +419,16 @@ pub fn outcomes(set: &ProgramSet, inputs: &[BpfInput], jit: bool, result: JobRes
     let (entry, runs) = match result {
         JobResult::Ran { entry, runs } => (entry, runs),
         JobResult::Rejected { prog, errno, log } => {
-            let name = set.progs().get(prog as usize).map_or("?", |p| p.name.as_str());
-            return all(RunResult::Rejected(format!("program {name}: errno {errno}\n{log}")));
+            let n = set.progs().len();
+            let name = match (
+                set.progs().get(prog as usize),
+                set.attachments().get((prog as usize).wrapping_sub(n)),
+            ) {
+                (Some(p), _) => format!("program {}", p.name),
+                (None, Some(a)) => format!("{} {}", a.kind.name(), a.program.name),
+                (None, None) => "program ?".to_string(),
+            };
+            return all(RunResult::Rejected(format!("{name}: errno {errno}\n{log}")));
         }
         JobResult::SetupFailed { errno, message } => {
             return all(RunResult::CannotJudge(format!(
@@ -455,13 +479,19 @@ fn run_outcome(set: &ProgramSet, input: &BpfInput, run: crate::RunOutput) -> Run
         r0_is_address: false,
         tail_calls: counted.unwrap_or(0),
         helper_calls: Vec::new(),
-        attachments: Vec::new(),
+        attachments: run
+            .attachment_runs
+            .iter()
+            .map(|&runs| bpf::AttachmentSeen { runs, ..bpf::AttachmentSeen::default() })
+            .collect(),
         arrays,
+        // The kernel counts each attachment's runs; what it saw stays in the guest.
         observes: Observes {
             r0_bits: 32,
             tail_calls: counted.is_some(),
             helper_calls: false,
-            attachments: false,
+            attachments: true,
+            attachment_returns: false,
         },
     })
 }
@@ -683,7 +713,13 @@ fn crashed(report: String) -> RunResult {
         helper_calls: Vec::new(),
         arrays: Vec::new(),
         attachments: Vec::new(),
-        observes: Observes { r0_bits: 32, tail_calls: false, helper_calls: false, attachments: false },
+        observes: Observes {
+            r0_bits: 32,
+            tail_calls: false,
+            helper_calls: false,
+            attachments: false,
+            attachment_returns: false,
+        },
     })
 }
 

@@ -187,6 +187,9 @@ pub struct Job {
     pub slots: Vec<Slot>,
     /// Index in [`Job::progs`] of the program that is run.
     pub entry: u32,
+    /// Tracing programs loaded after the slots are filled, each attached with a link to a
+    /// function of one of [`Job::progs`]; their run counts are reported per input.
+    pub attachments: Vec<JobAttachment>,
     /// With `Some(m)`, [`Job::maps`]`[m]` must be a [`Map::Array`]: before each run, after the
     /// reset, each input's [`Input::map_overlay`] is written over the start of its contents.
     /// This lets the programs' buffer be an array map value (see `kernel/PROTOCOL.md`).
@@ -198,6 +201,22 @@ pub struct Job {
     /// Also return the entry's instructions as the verifier rewrote them
     /// ([`EntryInfo::xlated`]).
     pub want_xlated: bool,
+}
+
+/// A tracing program (`BPF_PROG_TYPE_TRACING`) attached to a function of a program of the
+/// job: loaded with `attach_prog_fd` = that program and `attach_btf_id` = the function's
+/// `FUNC` in its BTF (which it must have been loaded with), then attached with
+/// `BPF_LINK_CREATE`. The kernel attaches tracing programs only to JIT-compiled programs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobAttachment {
+    /// `BPF_TRACE_FEXIT` when true, else `BPF_TRACE_FENTRY`.
+    pub fexit: bool,
+    /// Index in [`Job::progs`] of the traced program.
+    pub target: u32,
+    /// The traced function's `FUNC` type id in the traced program's BTF.
+    pub btf_id: u32,
+    /// Its instructions, with map references as in [`Job::progs`].
+    pub insns: Vec<[u8; 8]>,
 }
 
 /// The BTF a program is loaded with: `BPF_BTF_LOAD` of [`ProgBtf::btf`], then
@@ -285,6 +304,9 @@ pub struct RunOutput {
     /// After the run, one entry per map of the job, in order: the whole contents of each
     /// [`Map::Array`] (`value_size * max_entries` bytes), empty for a prog array.
     pub maps: Vec<Vec<u8>>,
+    /// How many times each of [`Job::attachments`] ran during this run (the kernel's
+    /// `run_cnt`, counted while `BPF_ENABLE_STATS` is on).
+    pub attachment_runs: Vec<u32>,
 }
 
 /// The outcome of one [`Job`].
@@ -297,9 +319,11 @@ pub enum JobResult {
         /// One output per input.
         runs: Vec<RunOutput>,
     },
-    /// `BPF_PROG_LOAD` failed for `prog` (programs are loaded in order; none ran).
+    /// `BPF_PROG_LOAD` failed for `prog` (programs are loaded in order, then the
+    /// attachments; none ran).
     Rejected {
-        /// Index in [`Job::progs`] of the refused program.
+        /// Index in [`Job::progs`] of the refused program, or `progs.len() + k` for
+        /// attachment `k`.
         prog: u32,
         /// errno of the load (13 EACCES and 22 EINVAL are the verifier's usual ones; 524
         /// ENOTSUPP e.g. when the JIT refuses a feature mix).

@@ -8,7 +8,7 @@ use crate::{
 use crate::{FuncInfo, ProgBtf};
 
 /// Protocol version announced in the ready frame.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 pub(crate) const MAGIC_READY: [u8; 4] = *b"JDRY";
 pub(crate) const MAGIC_REQUEST: [u8; 4] = *b"JDRQ";
 pub(crate) const MAGIC_RESPONSE: [u8; 4] = *b"JDRS";
@@ -39,6 +39,27 @@ pub(crate) fn encode_request(jobs: &[Job]) -> Result<Vec<u8>, GuestError> {
     let len = (out.len() - 8) as u32;
     out[4..8].copy_from_slice(&len.to_le_bytes());
     Ok(out)
+}
+
+/// The most attachments a job may have (the agent's limit).
+const MAX_ATTACHMENTS: usize = 64;
+
+/// Checks that every `lddw` map reference (src_reg 1 or 2) of `insns` names one of `maps`
+/// maps; the error says which instruction does not.
+fn check_map_refs(insns: &[[u8; 8]], maps: usize) -> Result<(), String> {
+    let mut k = 0;
+    while k < insns.len() {
+        let insn = insns[k];
+        let src = insn[1] >> 4;
+        if insn[0] == 0x18 && (src == 1 || src == 2) {
+            let idx = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
+            if idx as usize >= maps {
+                return Err(format!("insn {k}: lddw names map {idx}, the job has {maps}"));
+            }
+        }
+        k += if insn[0] == 0x18 { 2 } else { 1 };
+    }
+    Ok(())
 }
 
 fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> {
@@ -99,21 +120,7 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
     put_u32(out, count(j, "programs", job.progs.len())?);
     for (p, prog) in job.progs.iter().enumerate() {
         put_u32(out, count(j, "instructions", prog.len())?);
-        let mut k = 0;
-        while k < prog.len() {
-            let insn = prog[k];
-            let src = insn[1] >> 4;
-            if insn[0] == 0x18 && (src == 1 || src == 2) {
-                let idx = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
-                if idx as usize >= job.maps.len() {
-                    return Err(bad(format!(
-                        "prog {p} insn {k}: lddw names map {idx}, the job has {}",
-                        job.maps.len()
-                    )));
-                }
-            }
-            k += if insn[0] == 0x18 { 2 } else { 1 };
-        }
+        check_map_refs(prog, job.maps.len()).map_err(|e| bad(format!("prog {p} {e}")))?;
         for insn in prog {
             out.extend_from_slice(insn);
         }
@@ -155,6 +162,26 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
         return Err(bad(format!("entry {} out of range ({} programs)", job.entry, job.progs.len())));
     }
     put_u32(out, job.entry);
+    if job.attachments.len() > MAX_ATTACHMENTS {
+        return Err(bad(format!("{} attachments, at most {MAX_ATTACHMENTS}", job.attachments.len())));
+    }
+    put_u32(out, job.attachments.len() as u32);
+    for (a, att) in job.attachments.iter().enumerate() {
+        if att.target as usize >= job.progs.len() {
+            return Err(bad(format!("attachment {a}: target {} out of range", att.target)));
+        }
+        if job.btf.get(att.target as usize).is_none_or(Option::is_none) {
+            return Err(bad(format!("attachment {a}: program {} has no BTF to attach to", att.target)));
+        }
+        check_map_refs(&att.insns, job.maps.len()).map_err(|e| bad(format!("attachment {a} {e}")))?;
+        out.push(att.fexit as u8);
+        put_u32(out, att.target);
+        put_u32(out, att.btf_id);
+        put_u32(out, count(j, "instructions", att.insns.len())?);
+        for insn in &att.insns {
+            out.extend_from_slice(insn);
+        }
+    }
     put_u32(out, count(j, "inputs", job.inputs.len())?);
     for (i, input) in job.inputs.iter().enumerate() {
         put_u32(out, count(j, "input bytes", input.data.len())?);
@@ -299,7 +326,24 @@ fn decode_job(r: &mut Reader<'_>, job: &Job) -> Result<JobResult, GuestError> {
                 for _ in 0..map_count {
                     maps.push(r.blob("map contents")?.to_vec());
                 }
-                runs.push(RunOutput { errno, retval, duration_ns, output_kind, output, maps });
+                let attached = r.u32("attachment count")? as usize;
+                if attached != job.attachments.len() {
+                    return Err(GuestError::Protocol(format!(
+                        "{attached} attachment run counts for {} attachments",
+                        job.attachments.len()
+                    )));
+                }
+                let attachment_runs =
+                    (0..attached).map(|_| r.u32("attachment runs")).collect::<Result<Vec<_>, _>>()?;
+                runs.push(RunOutput {
+                    errno,
+                    retval,
+                    duration_ns,
+                    output_kind,
+                    output,
+                    maps,
+                    attachment_runs,
+                });
             }
             Ok(JobResult::Ran { entry, runs })
         }

@@ -789,6 +789,17 @@ pub fn listing(set: &bpf::ProgramSet, compiled: &jit::compile::CompiledSet) -> S
         s += &format!("; program {} at {:#x} ({} scheme)\n", sp.name, c.base, compiled.scheme);
         s += &program_listing(sp, c, 0..c.len(), None);
     }
+    for (a, c) in set.attachments().iter().zip(&compiled.attachments) {
+        s += &format!("; {} program {} at {:#x}\n", a.kind.name(), a.program.name, c.base);
+        s += &program_listing(&a.program, c, 0..c.len(), None);
+    }
+    for t in &compiled.trampolines {
+        let target = set.progs().get(t.target.prog).map_or("?", |p| p.name.as_str());
+        s += &format!("; trampoline of function {} of program {target} at {:#x}\n", t.target.func, t.base);
+        for (k, inst) in t.insts.iter().enumerate() {
+            s += &format!("  {:#x}: {inst}\n", t.base + 4 * k as u64);
+        }
+    }
     s
 }
 

@@ -242,24 +242,28 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     let arrays: Vec<_> = finished.iter().map(|(e, o)| (*e, o.arrays.as_slice())).collect();
     diffs
         .extend(differ(Field::Arrays, &arrays, |a| a.iter().map(|v| hex(v)).collect::<Vec<_>>().join(" | ")));
+    // The attachments' runs among every engine that counts them; then, if those agree, the
+    // return values too among the engines that see them, except where the reference says
+    // one was an address.
     let hidden: Vec<bool> =
         reference.map(|o| o.attachments.iter().map(|a| a.address_returns).collect()).unwrap_or_default();
-    let seen: Vec<_> = finished
-        .iter()
-        .filter(|(_, o)| o.observes.attachments)
-        .map(|(e, o)| {
-            let each: Vec<(u32, Option<&[u64]>)> = o
-                .attachments
-                .iter()
-                .enumerate()
-                .map(|(k, a)| {
-                    (a.runs, (!hidden.get(k).copied().unwrap_or(false)).then_some(a.returns.as_slice()))
-                })
-                .collect();
-            (*e, each)
-        })
-        .collect();
-    diffs.extend(differ(Field::Attachments, &seen, |each| attachments_seen(each)));
+    let seen = |returns: bool| -> Vec<(&'static str, Vec<(u32, Option<&[u64]>)>)> {
+        finished
+            .iter()
+            .filter(|(_, o)| o.observes.attachments && (!returns || o.observes.attachment_returns))
+            .map(|(e, o)| {
+                let each = o.attachments.iter().enumerate().map(|(k, a)| {
+                    let shown = returns && !hidden.get(k).copied().unwrap_or(false);
+                    (a.runs, shown.then_some(a.returns.as_slice()))
+                });
+                (*e, each.collect())
+            })
+            .collect()
+    };
+    match differ(Field::Attachments, &seen(false), |each| attachments_seen(each)) {
+        Some(d) => diffs.push(d),
+        None => diffs.extend(differ(Field::Attachments, &seen(true), |each| attachments_seen(each))),
+    }
     if diffs.is_empty() {
         Verdict::Agree
     } else {
@@ -369,13 +373,59 @@ mod tests {
     }
 
     #[test]
+    fn attachment_runs_are_compared_with_every_engine_and_returns_with_those_that_see_them() {
+        let seen = |engine, runs: u32, returns: Vec<u64>, sees_returns: bool| {
+            let mut r = ok(engine, 1);
+            if let RunResult::Ran(o) = &mut r.result {
+                o.attachments = vec![bpf::AttachmentSeen { runs, returns, address_returns: false }];
+                o.observes.attachment_returns = sees_returns;
+            }
+            r
+        };
+        // A kernel counts runs only: agreeing runs are agreement.
+        let agree = [
+            seen("reference", 2, vec![1, 1], true),
+            seen("jit", 2, vec![1, 1], true),
+            seen("kernel-jit", 2, vec![], false),
+        ];
+        assert_eq!(compare(&agree), Verdict::Agree);
+        let Verdict::Mismatch(d) = compare(&[
+            seen("reference", 2, vec![1, 1], true),
+            seen("jit", 2, vec![1, 1], true),
+            seen("kernel-jit", 3, vec![], false),
+        ]) else {
+            panic!("a different run count is a mismatch")
+        };
+        assert_eq!((d[0].field, d[0].odd_one_out), (Field::Attachments, Some("kernel-jit")));
+        let Verdict::Mismatch(d) = compare(&[
+            seen("reference", 2, vec![1, 1], true),
+            seen("jit", 2, vec![1, 7], true),
+            seen("kernel-jit", 2, vec![], false),
+        ]) else {
+            panic!("a different return value is a mismatch")
+        };
+        assert_eq!((d[0].field, d[0].odd_one_out), (Field::Attachments, Some("jit")));
+        // A return value the reference derived from an address is not compared.
+        let mut address = seen("reference", 2, vec![1, 1], true);
+        if let RunResult::Ran(o) = &mut address.result {
+            o.attachments[0].address_returns = true;
+        }
+        assert_eq!(compare(&[address, seen("jit", 2, vec![1, 7], true)]), Verdict::Agree);
+    }
+
+    #[test]
     fn fields_an_engine_does_not_observe_are_not_compared_with_it() {
         // A kernel-like engine: R0's low 32 bits, no tail-call count, no helper trace.
         let partial = |engine, r0: u64, tail_calls| {
             let mut r = ok(engine, r0 & 0xffff_ffff);
             if let RunResult::Ran(o) = &mut r.result {
-                o.observes =
-                    bpf::Observes { r0_bits: 32, tail_calls: false, helper_calls: false, attachments: false };
+                o.observes = bpf::Observes {
+                    r0_bits: 32,
+                    tail_calls: false,
+                    helper_calls: false,
+                    attachments: false,
+                    attachment_returns: false,
+                };
                 o.tail_calls = tail_calls;
             }
             r

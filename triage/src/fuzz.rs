@@ -424,8 +424,6 @@ pub fn generate_for(bytes: &[u8], kernel: KernelTarget) -> Option<Generated> {
     if kernel != KernelTarget::None {
         cfg.kernel_helpers = true;
         cfg.count_entries = true;
-        // The kernel engines do not load tracing programs yet.
-        cfg.attachments_enabled = false;
         cfg = cfg.sanitize();
         let mix = kernel == KernelTarget::Mixing || u.ratio(1, 4).ok()?;
         if cfg.calls_enabled && cfg.tail_calls_enabled && !mix {

@@ -71,6 +71,20 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
         macros += &bpf::asm::kernel::program_macros(&p.prog);
         macros += "};\n";
     }
+    for a in m.set.attachments() {
+        let target = m.set.progs().get(a.target.prog).map_or("?", |p| p.name.as_str());
+        let _ = writeln!(
+            macros,
+            "/* {} program {}, attached to function {} of program {target} (BPF_PROG_TYPE_TRACING, \
+             attach_prog_fd = {target}, attach_btf_id = that function's BTF id) */\nstruct bpf_insn {}[] = {{",
+            a.kind.name(),
+            a.program.name,
+            a.target.func,
+            c_name(&a.program.name)
+        );
+        macros += &bpf::asm::kernel::program_macros(&a.program.prog);
+        macros += "};\n";
+    }
     let compiled = jit::compile::compile_set_with(
         &m.set,
         jit::compile::Codegen { scheme: opts.scheme, empty_slot: opts.empty_slot_rule(), bugs: opts.bugs },

@@ -64,9 +64,8 @@ fn fuzzing_reaches_every_call_shape() {
             }
         }
         // At least one set in 2,000 has each shape (eight frames, the rarest, about 1 in 600).
-        // No kernel has jitdiff's kfuncs, and the kernel engines do not load tracing programs
-        // yet: with kernel engines the generator makes neither.
-        let for_our_engines = [Shape::Kfunc, Shape::Fentry, Shape::Fexit, Shape::TracedTailCaller];
+        // No kernel has jitdiff's kfuncs: with kernel engines the generator calls none.
+        let for_our_engines = [Shape::Kfunc];
         let expected = |s: &Shape| target == KernelTarget::None || !for_our_engines.contains(s);
         let rare: Vec<(&str, usize)> = Shape::ALL
             .iter()
