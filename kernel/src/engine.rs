@@ -670,10 +670,35 @@ impl KernelEngine {
         }
     }
 
+    /// [`KernelEngine::run_job`], where a tracing program attached to a function the
+    /// verifier removed as dead code ("Subprog fN doesn't exist": the function can never
+    /// run, so neither can the program) is left out and reported with no runs.
+    fn run_job_attached(&mut self, job: &Job) -> Result<JobResult, GuestError> {
+        let n = job.progs.len();
+        match self.run_job(job)? {
+            JobResult::Rejected { prog, log, .. }
+                if (n..n + job.attachments.len()).contains(&(prog as usize))
+                    && log.contains("doesn't exist") =>
+            {
+                let k = prog as usize - n;
+                let mut fewer = job.clone();
+                fewer.attachments.remove(k);
+                let mut result = self.run_job_attached(&fewer)?;
+                if let JobResult::Ran { runs, .. } = &mut result {
+                    for run in runs {
+                        run.attachment_runs.insert(k.min(run.attachment_runs.len()), 0);
+                    }
+                }
+                Ok(result)
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Runs `job` (for `set` on `inputs`) in the guest: one result per input. When the
     /// kernel crashes, each input is run again alone to find the ones that crash it.
     fn exchange(&mut self, set: &ProgramSet, inputs: &[BpfInput], job: Job) -> Vec<RunResult> {
-        match self.run_job(&job) {
+        match self.run_job_attached(&job) {
             Ok(result) => outcomes(set, inputs, self.jit, result),
             Err(e) => {
                 let report = match &e {

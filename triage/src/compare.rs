@@ -247,7 +247,7 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     // one was an address.
     let hidden: Vec<bool> =
         reference.map(|o| o.attachments.iter().map(|a| a.address_returns).collect()).unwrap_or_default();
-    let seen = |returns: bool| -> Vec<(&'static str, Vec<(u32, Option<&[u64]>)>)> {
+    let seen = |returns: bool| -> Vec<(&'static str, Vec<Seen<'_>>)> {
         finished
             .iter()
             .filter(|(_, o)| o.observes.attachments && (!returns || o.observes.attachment_returns))
@@ -271,9 +271,13 @@ pub fn compare(results: &[EngineResult]) -> Verdict {
     }
 }
 
+/// What one attachment saw, as compared: its runs, and its return values where they are
+/// compared.
+pub type Seen<'a> = (u32, Option<&'a [u64]>);
+
 /// What the attachments saw, one `#k: N runs, returned [...]` per attachment.
-pub fn attachments_seen(each: &[(u32, Option<&[u64]>)]) -> String {
-    let one = |(k, (runs, returns)): (usize, &(u32, Option<&[u64]>))| match returns {
+pub fn attachments_seen(each: &[Seen<'_>]) -> String {
+    let one = |(k, (runs, returns)): (usize, &Seen<'_>)| match returns {
         Some(r) if !r.is_empty() => {
             let values: Vec<String> = r.iter().map(|v| format!("{:#x}", v)).collect();
             format!("#{k}: {runs} runs, returned [{}]", values.join(", "))

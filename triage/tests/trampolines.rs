@@ -166,3 +166,46 @@ fn an_fexit_sees_the_low_32_bits_of_r0_sign_extended() {
     assert_eq!(o.result, Ok(0x1_8000_0002));
     assert_eq!(o.attachments[0].returns, vec![0xffff_ffff_8000_0002]);
 }
+
+#[test]
+fn an_attachment_to_a_function_the_verifier_removes_never_runs() {
+    // The call is dead (R0 is 0 at the branch), so the kernel's verifier removes the
+    // subprogram with its BTF and refuses the fentry ("Subprog f1 doesn't exist"): it can
+    // never run, and the kernel engine reports it with no runs, as the other engines see it.
+    let text = "
+        .ctx 8
+        .prog entry
+            r0 = 0
+            if r0 == 0 goto skip
+            call sub
+        skip:
+            exit
+        sub:
+            r0 = 1
+            exit
+        .fentry never entry:1
+            r0 = 0
+            exit
+        .fexit always entry
+            r0 = 0
+            exit
+    ";
+    let f = bpf::load::load_set_text("dead.s", text).unwrap_or_else(|e| panic!("{e}"));
+    let (set, input) = (f.set, f.ctx.unwrap_or_else(Input::none));
+    let want = Want { r0: 0, tail_calls: 0, count: 0, runs: vec![0, 1], returns: vec![vec![], vec![0]] };
+    for (engine, mut e) in engines(EmptySlotRule::Free) {
+        let RunResult::Ran(o) = e.run_set(&set, &input) else { panic!("{engine} could not run it") };
+        assert_eq!(o.attachments.iter().map(|a| a.runs).collect::<Vec<_>>(), want.runs, "{engine}");
+        assert_eq!(o.attachments[1].returns, vec![0], "{engine}: the fexit on main saw R0");
+    }
+    if kernel::KernelImage::cached(KERNEL).is_err() {
+        println!("skipped: no kernel image");
+        return;
+    }
+    let opts = Options { kernel: Some(KERNEL), ..Options::default() };
+    let mut engines = Engines::try_with_options(&["reference", "kernel-jit"], &opts).expect("kernel engines");
+    let results = engines.run_set(&set, &input);
+    let RunResult::Ran(o) = &results[1].result else { panic!("kernel-jit: {:?}", results[1].result) };
+    assert_eq!(o.attachments.iter().map(|a| a.runs).collect::<Vec<_>>(), vec![0, 1], "kernel-jit");
+    assert_eq!(compare(&results), Verdict::Agree);
+}

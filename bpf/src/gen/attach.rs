@@ -20,8 +20,26 @@ use crate::set::{AttachKind, AttachTarget, Attachment, ProgramSet, SetProgram, P
 /// The most attachments a generated set gets.
 const MAX_GENERATED: usize = 3;
 
-/// `set` with up to [`MAX_GENERATED`] attachments (none for half of the sets), half of them
-/// on functions that make tail calls when there are such functions.
+/// The functions of `prog` that its main function reaches by calls, main first. The kernel's
+/// verifier removes the others as dead code, with their BTF, so nothing can attach to them.
+fn called(prog: &Program) -> Vec<usize> {
+    let calls = prog.calls();
+    let mut reached = vec![0];
+    let mut k = 0;
+    while let Some(&f) = reached.get(k) {
+        for &(_, g) in calls.get(f).map(Vec::as_slice).unwrap_or_default() {
+            if !reached.contains(&g) {
+                reached.push(g);
+            }
+        }
+        k += 1;
+    }
+    reached
+}
+
+/// `set` with up to [`MAX_GENERATED`] attachments (none for half of the sets) on functions
+/// that are called, half of them on functions that make tail calls when there are such
+/// functions.
 pub(super) fn attach(
     cfg: &Config,
     set: ProgramSet,
@@ -34,9 +52,7 @@ pub(super) fn attach(
         .progs()
         .iter()
         .enumerate()
-        .flat_map(|(prog, p)| {
-            (0..p.prog.function_starts().len()).map(move |func| AttachTarget { prog, func })
-        })
+        .flat_map(|(prog, p)| called(&p.prog).into_iter().map(move |func| AttachTarget { prog, func }))
         .collect();
     let tail_callers: Vec<AttachTarget> = functions
         .iter()
