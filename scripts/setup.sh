@@ -12,7 +12,8 @@
 #                    $JITDIFF_KERNEL_TARBALL names (kernel/test-vectors.sh reads it)
 #   --kernel-tools   what kernel/build.sh uses: a riscv64 cross compiler that links
 #                    static programs, qemu-system-riscv64 with its firmware, make, flex,
-#                    bison, bc, xz and the OpenSSL headers
+#                    bison, bc, xz, the OpenSSL headers and pahole (the guest kernels'
+#                    BTF, which kfunc calls need)
 #   --kernel         both of the above
 #   --quiet          say nothing when nothing was missing
 # Prints what it found and what it installed in one short block on stderr.
@@ -189,6 +190,12 @@ probe_kernel() {
         found+=("OpenSSL headers")
     else
         packages+=(libssl-dev) needs+=("the OpenSSL headers")
+    fi
+    # CONFIG_DEBUG_INFO_BTF wants pahole 1.22 or later (Debian 12 has 1.24).
+    if command -v pahole >/dev/null 2>&1; then
+        found+=("pahole $(version_of pahole --version)")
+    else
+        packages+=(dwarves) needs+=("pahole")
     fi
 }
 

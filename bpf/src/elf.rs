@@ -28,7 +28,7 @@
 //!
 //!   - a call relocated against an extern function (`extern ... __ksym`, as clang emits
 //!     a kfunc call: `call -1` against the undefined symbol) becomes a kfunc call
-//!     (`src` = 2, `BPF_PSEUDO_KFUNC_CALL`) when the extern is one of jitdiff's kfuncs
+//!     (`src` = 2, `BPF_PSEUDO_KFUNC_CALL`) when the extern is one of the kfuncs jitdiff models
 //!     ([`crate::helpers::KFUNCS`]), found by name as libbpf finds a kernel's.
 //!
 //!   Anything else a loader would have to provide is an error naming the section and
@@ -488,7 +488,7 @@ impl Linker<'_> {
                             )));
                         }
                     },
-                    // A call of an extern (`__ksym`): one of jitdiff's kfuncs, by name, as
+                    // A call of an extern (`__ksym`): one of the kfuncs jitdiff models, by name, as
                     // libbpf resolves a kernel's.
                     (Insn::Call(Call::Local(_)), Some((_, Some(sym)))) if sym.section.is_none() => {
                         let Some(id) = crate::helpers::kfunc_named(&sym.name) else {
@@ -497,7 +497,7 @@ impl Linker<'_> {
                                 .filter_map(|&k| crate::helpers::kfunc_prototype(k).map(|p| p.name))
                                 .collect();
                             return Err(fail(format!(
-                                "call to {}, which is not defined here and is not one of jitdiff's kfuncs ({})",
+                                "call to {}, which is not defined here and is not one of the kfuncs jitdiff models ({})",
                                 sym_name(Some(sym)),
                                 known.join(", ")
                             )));

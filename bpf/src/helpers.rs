@@ -49,14 +49,43 @@ pub const KFUNC_MIX: i32 = 0x20000;
 /// counted apart from the helper `jitdiff_counter`.
 pub const KFUNC_COUNTER: i32 = 0x20001;
 
-/// Every kfunc id engines offer.
-pub const KFUNCS: [i32; 2] = [KFUNC_MIX, KFUNC_COUNTER];
+/// The kernel's `bpf_rcu_read_lock()`: enters an RCU read-side section; returns nothing.
+pub const KFUNC_RCU_READ_LOCK: i32 = 0x20002;
+/// The kernel's `bpf_rcu_read_unlock()`: leaves it; returns nothing.
+pub const KFUNC_RCU_READ_UNLOCK: i32 = 0x20003;
+/// The kernel's `bpf_preempt_disable()`; returns nothing.
+pub const KFUNC_PREEMPT_DISABLE: i32 = 0x20004;
+/// The kernel's `bpf_preempt_enable()`; returns nothing.
+pub const KFUNC_PREEMPT_ENABLE: i32 = 0x20005;
 
-/// The prototype of jitdiff's kfunc `id`, or `None` for an id no engine offers.
+/// Every kfunc id engines offer: jitdiff's own, then the kernel's ([`KERNEL_KFUNCS`]).
+pub const KFUNCS: [i32; 6] = [
+    KFUNC_MIX,
+    KFUNC_COUNTER,
+    KFUNC_RCU_READ_LOCK,
+    KFUNC_RCU_READ_UNLOCK,
+    KFUNC_PREEMPT_DISABLE,
+    KFUNC_PREEMPT_ENABLE,
+];
+
+/// The kfuncs a real kernel has too, by the kernel's name: Linux 6.12 and 7.3 let every
+/// program type call them (the `common_btf_ids` set), they take nothing and return
+/// nothing, and what they do (an RCU read-side section, preemption off) changes no value a
+/// program sees, so every engine agrees on them. Each comes in pairs: the verifier refuses
+/// a program that exits inside the section.
+pub const KERNEL_KFUNCS: [i32; 4] =
+    [KFUNC_RCU_READ_LOCK, KFUNC_RCU_READ_UNLOCK, KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE];
+
+/// The prototype of kfunc `id`, or `None` for an id no engine offers.
 pub fn kfunc_prototype(id: i32) -> Option<Prototype> {
+    let void = |name| Some(Prototype { name, scalar_args: 0, returns: false });
     match id {
-        KFUNC_MIX => Some(Prototype { name: "jitdiff_kmix", scalar_args: 5 }),
-        KFUNC_COUNTER => Some(Prototype { name: "jitdiff_kcounter", scalar_args: 0 }),
+        KFUNC_MIX => Some(Prototype { name: "jitdiff_kmix", scalar_args: 5, returns: true }),
+        KFUNC_COUNTER => Some(Prototype { name: "jitdiff_kcounter", scalar_args: 0, returns: true }),
+        KFUNC_RCU_READ_LOCK => void("bpf_rcu_read_lock"),
+        KFUNC_RCU_READ_UNLOCK => void("bpf_rcu_read_unlock"),
+        KFUNC_PREEMPT_DISABLE => void("bpf_preempt_disable"),
+        KFUNC_PREEMPT_ENABLE => void("bpf_preempt_enable"),
         _ => None,
     }
 }
@@ -73,12 +102,15 @@ pub struct Prototype {
     pub name: &'static str,
     /// How many of R1..R5 it reads; each must be a scalar.
     pub scalar_args: usize,
+    /// Whether it returns a value in R0 (a kernel function returning `void` leaves R0
+    /// undefined, as the verifier sees it).
+    pub returns: bool,
 }
 
 /// The prototype of helper `id`, or `None` for an id no engine offers (tail calls
 /// included: they are not helpers).
 pub fn prototype(id: i32) -> Option<Prototype> {
-    let p = |name, scalar_args| Some(Prototype { name, scalar_args });
+    let p = |name, scalar_args| Some(Prototype { name, scalar_args, returns: true });
     match id {
         KTIME_GET_NS => p("ktime_get_ns", 0),
         GET_NUMA_NODE_ID => p("get_numa_node_id", 0),
@@ -182,10 +214,11 @@ impl Helpers {
         let proto = kfunc_prototype(id)?;
         let ret = match id {
             KFUNC_MIX => mix(regs).rotate_left(17) ^ 0x6a09_e667_f3bc_c908,
-            _ => {
+            KFUNC_COUNTER => {
                 self.kfunc_counter += 1;
                 self.kfunc_counter
             }
+            _ => 0,
         };
         self.trace.push(HelperCall { id, kfunc: true, args: regs[..proto.scalar_args].to_vec(), ret });
         Some(ret)

@@ -178,6 +178,7 @@ enum Why {
     SubprogEntry,
     NotPassed,
     Clobbered(usize),
+    ReturnsNothing(usize),
     TailCall(usize),
 }
 
@@ -188,6 +189,7 @@ impl fmt::Display for Why {
             Why::SubprogEntry => write!(f, "a subprogram starts with r0 and r6-r9 undefined"),
             Why::NotPassed => write!(f, "not every call of this subprogram defines it"),
             Why::Clobbered(pc) => write!(f, "R1-R5 are clobbered by the call at pc {pc}"),
+            Why::ReturnsNothing(pc) => write!(f, "the function called at pc {pc} returns nothing"),
             Why::TailCall(pc) => write!(f, "R0-R5 are clobbered by the tail call at pc {pc}"),
         }
     }
@@ -630,7 +632,7 @@ impl<'a> Validator<'a> {
             Insn::Call(Call::Helper(id)) => self.helper(i, id, &mut st, depth)?,
             Insn::Call(Call::Kfunc(id)) => {
                 let Some(proto) = helpers::kfunc_prototype(id) else {
-                    let why = format!("kfunc {id}: only jitdiff's own kfuncs are modelled, not a kernel's");
+                    let why = format!("kfunc {id}: only the kfuncs in bpf::helpers::KFUNCS are modelled");
                     return Err(self.err(i, Rule::Unsupported, why));
                 };
                 self.scalar_call(i, proto, &mut st)?;
@@ -890,13 +892,18 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// A helper or kfunc call that takes scalars and returns one.
+    /// A helper or kfunc call that takes scalars and returns one (or nothing: R0 is then
+    /// undefined).
     fn scalar_call(&self, i: usize, proto: helpers::Prototype, st: &mut State) -> Res<()> {
         for r in &Reg::ALL[1..=proto.scalar_args] {
             self.scalar(i, st, *r, Rule::HelperArgument, &format!("{} argument", proto.name))?;
         }
+        let pc = self.p().pc_of(i);
         st.regs[0] = Val::Scalar;
-        st.clobber(1..6, Why::Clobbered(self.p().pc_of(i)));
+        st.clobber(1..6, Why::Clobbered(pc));
+        if !proto.returns {
+            st.clobber(0..1, Why::ReturnsNothing(pc));
+        }
         Ok(())
     }
 

@@ -165,7 +165,11 @@ fn externs_that_are_jitdiff_kfuncs_become_kfunc_calls() {
     }
     let msg = load_set_bytes("kfuncs.o", &b).unwrap_err().to_string();
     assert!(
-        msg.contains("call to `jitdiff_kmiy`, which is not defined here and is not one of jitdiff's kfuncs (jitdiff_kmix, jitdiff_kcounter)"),
+        msg.contains(
+            "call to `jitdiff_kmiy`, which is not defined here and is not one of the kfuncs jitdiff models \
+             (jitdiff_kmix, jitdiff_kcounter, bpf_rcu_read_lock, bpf_rcu_read_unlock, bpf_preempt_disable, \
+             bpf_preempt_enable)"
+        ),
         "{msg}"
     );
 }

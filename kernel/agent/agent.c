@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROTO_VERSION 3u
+#define PROTO_VERSION 4u
 #define MAGIC_READY 0x5952444au   /* "JDRY" as little-endian u32 */
 #define MAGIC_REQUEST 0x5152444au /* "JDRQ" */
 #define MAGIC_RESPONSE 0x5352444au /* "JDRS" */
@@ -44,6 +44,9 @@
 #define MAX_IMAGE (4u << 20)        /* cap on JITed / xlated dumps */
 
 #define CONSOLE_CHANNEL "/dev/hvc0"
+#define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
+#define MAX_KFUNCS 64
+#define MAX_KFUNC_NAME 128
 #define JIT_SYSCTL "/proc/sys/net/core/bpf_jit_enable"
 
 /* job flags */
@@ -264,12 +267,13 @@ struct input_spec {
 struct job_spec {
 	uint8_t jit, flags, buffer_mode;
 	uint32_t prog_type, attach_type, prog_flags, input_map;
-	uint32_t map_count, prog_count, slot_count, input_count, entry, attach_count;
+	uint32_t map_count, prog_count, slot_count, input_count, entry, attach_count, kfunc_count;
 	struct map_spec *maps;
 	struct prog_spec *progs;
 	struct slot_spec *slots;
 	struct input_spec *inputs;
 	struct attach_spec *attaches;
+	char (*kfuncs)[MAX_KFUNC_NAME]; /* names of the kernel functions the programs call */
 };
 
 static void free_jobs(struct job_spec *jobs, uint32_t n)
@@ -282,6 +286,7 @@ static void free_jobs(struct job_spec *jobs, uint32_t n)
 		free(jobs[i].slots);
 		free(jobs[i].inputs);
 		free(jobs[i].attaches);
+		free(jobs[i].kfuncs);
 	}
 	free(jobs);
 }
@@ -294,17 +299,39 @@ static void *alloc_items(struct cur *c, uint32_t n, size_t size)
 	return p;
 }
 
-/* Map references in lddw (src_reg 1, map fd, or 2, map value) must name a map of the job. */
+static uint32_t insn_imm(const uint8_t *insn)
+{
+	return (uint32_t)insn[4] | (uint32_t)insn[5] << 8 | (uint32_t)insn[6] << 16 | (uint32_t)insn[7] << 24;
+}
+
+static void set_insn_imm(uint8_t *insn, uint32_t v)
+{
+	insn[4] = (uint8_t)v;
+	insn[5] = (uint8_t)(v >> 8);
+	insn[6] = (uint8_t)(v >> 16);
+	insn[7] = (uint8_t)(v >> 24);
+}
+
+/* A kfunc call: `call` (0x85) with src_reg 2 (BPF_PSEUDO_KFUNC_CALL). */
+static int is_kfunc_call(const uint8_t *insn)
+{
+	return insn[0] == 0x85 && insn[1] >> 4 == 2;
+}
+
+/* Map references in lddw (src_reg 1, map fd, or 2, map value) must name a map of the job,
+ * kfunc calls one of its kfunc names. */
 static void check_map_refs(struct cur *c, const struct job_spec *j, const uint8_t *insns, uint32_t n,
 			   const char *what)
 {
 	for (uint32_t k = 0; insns && k < n && !c->err[0]; k++) {
 		const uint8_t *insn = insns + 8 * (size_t)k;
+		if (is_kfunc_call(insn) && insn_imm(insn) >= j->kfunc_count)
+			cur_fail(c, "%s insn %u: a kfunc call names kfunc %u, the job has %u", what, k, insn_imm(insn),
+				 j->kfunc_count);
 		if (insn[0] != 0x18)
 			continue;
 		uint8_t src = insn[1] >> 4;
-		uint32_t imm = (uint32_t)insn[4] | (uint32_t)insn[5] << 8 | (uint32_t)insn[6] << 16 |
-			       (uint32_t)insn[7] << 24;
+		uint32_t imm = insn_imm(insn);
 		if ((src == 1 || src == 2) && imm >= j->map_count)
 			cur_fail(c, "%s insn %u: lddw names map %u, the job has %u", what, k, imm, j->map_count);
 		k++; /* the second half of lddw */
@@ -329,6 +356,23 @@ static void parse_job(struct cur *c, struct job_spec *j, uint32_t index)
 		return cur_fail(c, "job %u: unknown flags 0x%x", index, j->flags);
 	if (j->buffer_mode > BUF_CTX_IN_PLACE)
 		return cur_fail(c, "job %u: buffer_mode must be 0, 1 or 2, got %u", index, j->buffer_mode);
+
+	j->kfunc_count = get_count(c, 4, "kfunc_count");
+	if (!c->err[0] && j->kfunc_count > MAX_KFUNCS)
+		return cur_fail(c, "job %u: %u kfuncs, at most %u", index, j->kfunc_count, MAX_KFUNCS);
+	if (c->err[0] || !(j->kfuncs = alloc_items(c, j->kfunc_count, sizeof(*j->kfuncs))))
+		return;
+	for (uint32_t f = 0; f < j->kfunc_count && !c->err[0]; f++) {
+		uint32_t len = get_u32(c, "kfunc name length");
+		const uint8_t *name = get_bytes(c, len, "kfunc name");
+		if (c->err[0])
+			return;
+		if (len == 0 || len >= MAX_KFUNC_NAME || memchr(name, 0, len))
+			return cur_fail(c, "job %u kfunc %u: a name of 1 to %u bytes without NUL expected", index, f,
+					MAX_KFUNC_NAME - 1);
+		memcpy(j->kfuncs[f], name, len);
+		j->kfuncs[f][len] = 0;
+	}
 
 	j->map_count = get_count(c, 5, "map_count");
 	if (c->err[0] || !(j->maps = alloc_items(c, j->map_count, sizeof(*j->maps))))
@@ -459,6 +503,97 @@ static struct job_spec *parse_request(struct cur *c, uint32_t *count)
 /* ---------------------------------------------------------------------------
  * Executing one job
  */
+/* ---------------------------------------------------------------------------
+ * The kernel's BTF, read once: kfunc calls name a kernel function by its BTF id.
+ */
+static uint8_t *vmlinux_btf;
+static size_t vmlinux_btf_len;
+static uint32_t le32(const uint8_t *b);
+
+static int read_vmlinux_btf(void)
+{
+	if (vmlinux_btf)
+		return 0;
+	int fd = open(VMLINUX_BTF, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 1 << 20, len = 0;
+	uint8_t *buf = malloc(cap);
+	for (;;) {
+		if (!buf) {
+			close(fd);
+			return -ENOMEM;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			return -e;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == cap) {
+			cap *= 2;
+			uint8_t *grown = realloc(buf, cap);
+			if (!grown)
+				free(buf);
+			buf = grown;
+		}
+	}
+	close(fd);
+	vmlinux_btf = buf;
+	vmlinux_btf_len = len;
+	return 0;
+}
+
+/* Bytes that follow a struct btf_type of `kind` with `vlen` members (btf.rst). */
+static long btf_extra(uint32_t kind, uint32_t vlen)
+{
+	switch (kind) {
+	case 1: case 14: case 17: return 4;                 /* INT, VAR, DECL_TAG */
+	case 2: case 7: case 8: case 9: case 10: case 11:   /* PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT */
+	case 12: case 16: case 18: return 0;                /* FUNC, FLOAT, TYPE_TAG */
+	case 3: return 12;                                  /* ARRAY */
+	case 4: case 5: case 15: case 19: return 12L * vlen; /* STRUCT, UNION, DATASEC, ENUM64 */
+	case 6: case 13: return 8L * vlen;                  /* ENUM, FUNC_PROTO */
+	default: return -1;
+	}
+}
+
+/* The BTF id of the kernel function `name` (a BTF_KIND_FUNC of vmlinux). */
+static int kfunc_btf_id(const char *name, uint32_t *id)
+{
+	int e = read_vmlinux_btf();
+	if (e)
+		return e;
+	const uint8_t *b = vmlinux_btf;
+	if (vmlinux_btf_len < 24 || b[0] != 0x9f || b[1] != 0xeb)
+		return -EINVAL;
+	uint32_t hdr = le32(b + 4), type_off = le32(b + 8), type_len = le32(b + 12), str_off = le32(b + 16),
+		 str_len = le32(b + 20);
+	if ((uint64_t)hdr + type_off + type_len > vmlinux_btf_len || (uint64_t)hdr + str_off + str_len > vmlinux_btf_len)
+		return -EINVAL;
+	const uint8_t *t = b + hdr + type_off, *end = t + type_len;
+	const char *strs = (const char *)b + hdr + str_off;
+	for (uint32_t next = 1; t + 12 <= end; next++) {
+		uint32_t name_off = le32(t), info = le32(t + 4);
+		uint32_t kind = (info >> 24) & 0x1f, vlen = info & 0xffff;
+		long extra = btf_extra(kind, vlen);
+		if (extra < 0)
+			return -EINVAL;
+		if (kind == 12 && name_off < str_len && !strncmp(strs + name_off, name, str_len - name_off)) {
+			*id = next;
+			return 0;
+		}
+		t += 12 + extra;
+	}
+	return -ENOENT;
+}
+
 static int set_jit(int on)
 {
 	if (jit_state == on)
@@ -481,6 +616,7 @@ struct job_state {
 	int *prog_fds;
 	int *att_fds;  /* per attachment: its tracing program */
 	int *link_fds; /* per attachment: the link that attaches it */
+	uint32_t *kfunc_ids; /* per kfunc name: its BTF id in vmlinux */
 	uint8_t **values; /* per array map: its mmap()ed values (BPF_F_MMAPABLE) */
 	size_t *mapped;   /* per array map: length of that mapping */
 	uint8_t *insns;   /* scratch for patching */
@@ -607,6 +743,7 @@ static void close_all(const struct job_spec *j, struct job_state *st)
 	free(st->prog_fds);
 	free(st->att_fds);
 	free(st->link_fds);
+	free(st->kfunc_ids);
 	free(st->values);
 	free(st->mapped);
 	free(st->insns);
@@ -676,6 +813,10 @@ static int load_prog(const struct job_spec *j, const struct load_as *as, const s
 	memcpy(st->insns, ps->insns, (size_t)ps->insn_count * 8);
 	for (uint32_t k = 0; k < ps->insn_count; k++) {
 		uint8_t *insn = st->insns + 8 * (size_t)k;
+		if (is_kfunc_call(insn)) {
+			set_insn_imm(insn, st->kfunc_ids[insn_imm(insn)]);
+			continue;
+		}
 		if (insn[0] != 0x18)
 			continue;
 		uint8_t src = insn[1] >> 4;
@@ -935,12 +1076,13 @@ static void run_job(struct out *o, const struct job_spec *j)
 	st.prog_fds = malloc(sizeof(int) * (j->prog_count + 1));
 	st.att_fds = malloc(sizeof(int) * (j->attach_count + 1));
 	st.link_fds = malloc(sizeof(int) * (j->attach_count + 1));
+	st.kfunc_ids = calloc(j->kfunc_count + 1, sizeof(uint32_t));
 	st.values = calloc(j->map_count + 1, sizeof(uint8_t *));
 	st.mapped = calloc(j->map_count + 1, sizeof(size_t));
 	st.insns = malloc((size_t)max_insns * 8);
 	ctx_copy = malloc(max_input);
-	if (!st.map_fds || !st.prog_fds || !st.att_fds || !st.link_fds || !st.values || !st.mapped || !st.insns ||
-	    !ctx_copy) {
+	if (!st.map_fds || !st.prog_fds || !st.att_fds || !st.link_fds || !st.kfunc_ids || !st.values ||
+	    !st.mapped || !st.insns || !ctx_copy) {
 		setup_failed(o, start, ENOMEM, "agent out of memory");
 		goto done;
 	}
@@ -955,6 +1097,13 @@ static void run_job(struct out *o, const struct job_spec *j)
 	if (e) {
 		setup_failed(o, start, -e, "writing %d to %s", j->jit, JIT_SYSCTL);
 		goto done;
+	}
+	for (uint32_t f = 0; f < j->kfunc_count; f++) {
+		e = kfunc_btf_id(j->kfuncs[f], &st.kfunc_ids[f]);
+		if (e) {
+			setup_failed(o, start, -e, "looking up kernel function %s in %s", j->kfuncs[f], VMLINUX_BTF);
+			goto done;
+		}
 	}
 	for (uint32_t m = 0; m < j->map_count; m++) {
 		const struct map_spec *ms = &j->maps[m];
@@ -1315,6 +1464,7 @@ static int read_jit_sysctl(void)
 int main(void)
 {
 	mount_fs("proc", "/proc", "proc");
+	mount_fs("sysfs", "/sys", "sysfs");
 	mount_fs("devtmpfs", "/dev", "devtmpfs");
 	vlog = malloc(VLOG_SIZE);
 	outbuf = malloc(OUT_SIZE);

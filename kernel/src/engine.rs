@@ -51,7 +51,7 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
     if input.ctx.as_ref().is_some_and(|c| c.len() > MAX_CTX) {
         return Some(format!("a context of more than {MAX_CTX} bytes"));
     }
-    for p in set.progs() {
+    for p in set.progs().iter().chain(set.attachments().iter().map(|a| &a.program)) {
         for insn in p.prog.insns() {
             match *insn {
                 Insn::Call(Call::Helper(id))
@@ -66,7 +66,7 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
                         p.name
                     ));
                 }
-                Insn::Call(Call::Kfunc(id)) => {
+                Insn::Call(Call::Kfunc(id)) if !helpers::KERNEL_KFUNCS.contains(&id) => {
                     let name = helpers::kfunc_prototype(id).map_or(id.to_string(), |p| p.name.to_string());
                     return Some(format!(
                         "program {} calls kfunc {name}, which the kernel does not have",
@@ -327,6 +327,15 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
     if let Some(why) = unsupported(set, first) {
         return Err(why);
     }
+    let calls_kfuncs =
+        |p: &bpf::SetProgram| p.prog.insns().iter().any(|i| matches!(i, Insn::Call(Call::Kfunc(_))));
+    if let (false, Some(p)) = (jit, set.progs().iter().find(|p| calls_kfuncs(p))) {
+        return Err(format!(
+            "program {} calls a kernel function, and the kernel does that only from JIT-compiled \
+             programs (its verifier says \"JIT is required for calling kernel function\")",
+            p.name
+        ));
+    }
     if let (false, Some(a)) = (jit, set.attachments().first()) {
         return Err(format!(
             "{} {} is attached to the set, and the kernel attaches tracing programs only to \
@@ -359,18 +368,30 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
             Insn::Alu { width: bpf::Width::W64, op: bpf::AluOp::Mov, dst: Reg::R1, src: bpf::Operand::Imm(0) }
         }
     };
+    // Kernel functions by name; a kfunc call's imm becomes the name's index, which the
+    // agent replaces with the function's BTF id in the guest kernel.
+    let mut kfuncs: Vec<String> = Vec::new();
+    let mut encode = |insns: &[Insn]| -> Vec<[u8; 8]> {
+        let mut out: Vec<[u8; 8]> =
+            bpf::encode_bytes(insns).chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect();
+        for insn in out.iter_mut().filter(|i| i[0] == 0x85 && i[1] >> 4 == 2) {
+            let id = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
+            let name = helpers::kfunc_prototype(id).map_or(String::new(), |p| p.name.to_string());
+            let k = kfuncs.iter().position(|n| *n == name).unwrap_or_else(|| {
+                kfuncs.push(name);
+                kfuncs.len() - 1
+            });
+            insn[4..8].copy_from_slice(&(k as u32).to_le_bytes());
+        }
+        out
+    };
     let mut progs = Vec::with_capacity(set.progs().len());
     let mut btf = Vec::with_capacity(set.progs().len());
     for k in 0..set.progs().len() {
         let (insns, b) = lower_program(set, k, ctx.map_or(0, <[u8]>::len), set_r1)?;
-        progs.push(
-            bpf::encode_bytes(&insns).chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect(),
-        );
+        progs.push(encode(&insns));
         btf.push(b);
     }
-    let encode = |insns: &[Insn]| -> Vec<[u8; 8]> {
-        bpf::encode_bytes(insns).chunks_exact(8).map(|c| c.try_into().expect("8 bytes")).collect()
-    };
     let attachments = set
         .attachments()
         .iter()
@@ -396,6 +417,7 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
         prog_type: crate::prog_type::XDP,
         prog_flags: ANY_ALIGNMENT,
         buffer_mode: BufferMode::Data,
+        kfuncs,
         maps,
         progs,
         btf,

@@ -174,6 +174,10 @@ pub struct Job {
     pub prog_flags: u32,
     /// How the inputs are passed and the output is read back.
     pub buffer_mode: BufferMode,
+    /// Kernel functions the programs call: a kfunc call (`call` with src_reg 2,
+    /// `BPF_PSEUDO_KFUNC_CALL`) has as imm an index into this list, which the agent replaces
+    /// with the function's BTF id in the guest kernel's `/sys/kernel/btf/vmlinux`.
+    pub kfuncs: Vec<String>,
     /// Maps, created in order before the programs are loaded.
     pub maps: Vec<Map>,
     /// Programs as raw 8-byte instructions, loaded in order. In an `lddw` (opcode `0x18`)

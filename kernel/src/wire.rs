@@ -5,10 +5,10 @@ use crate::{
     BufferMode, EntryInfo, GuestError, Job, JobResult, Map, OutputKind, RunOutput, MAX_REQUEST_BYTES,
 };
 #[cfg(test)]
-use crate::{FuncInfo, ProgBtf};
+use crate::{FuncInfo, JobAttachment, ProgBtf};
 
 /// Protocol version announced in the ready frame.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 pub(crate) const MAGIC_READY: [u8; 4] = *b"JDRY";
 pub(crate) const MAGIC_REQUEST: [u8; 4] = *b"JDRQ";
 pub(crate) const MAGIC_RESPONSE: [u8; 4] = *b"JDRS";
@@ -43,13 +43,21 @@ pub(crate) fn encode_request(jobs: &[Job]) -> Result<Vec<u8>, GuestError> {
 
 /// The most attachments a job may have (the agent's limit).
 const MAX_ATTACHMENTS: usize = 64;
+/// The most kfunc names a job may have, and the agent's limit on a name's bytes (plus NUL).
+const MAX_KFUNCS: usize = 64;
+const MAX_KFUNC_NAME: usize = 128;
 
 /// Checks that every `lddw` map reference (src_reg 1 or 2) of `insns` names one of `maps`
-/// maps; the error says which instruction does not.
-fn check_map_refs(insns: &[[u8; 8]], maps: usize) -> Result<(), String> {
+/// maps and every kfunc call one of `kfuncs` names; the error says which instruction does
+/// not.
+fn check_refs(insns: &[[u8; 8]], maps: usize, kfuncs: usize) -> Result<(), String> {
     let mut k = 0;
     while k < insns.len() {
         let insn = insns[k];
+        let imm = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
+        if insn[0] == 0x85 && insn[1] >> 4 == 2 && imm as usize >= kfuncs {
+            return Err(format!("insn {k}: a kfunc call names kfunc {imm}, the job has {kfuncs}"));
+        }
         let src = insn[1] >> 4;
         if insn[0] == 0x18 && (src == 1 || src == 2) {
             let idx = u32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);
@@ -91,6 +99,17 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
         },
     };
 
+    if job.kfuncs.len() > MAX_KFUNCS {
+        return Err(bad(format!("{} kfuncs, at most {MAX_KFUNCS}", job.kfuncs.len())));
+    }
+    put_u32(out, job.kfuncs.len() as u32);
+    for (f, name) in job.kfuncs.iter().enumerate() {
+        if name.is_empty() || name.len() >= MAX_KFUNC_NAME || name.contains('\0') {
+            return Err(bad(format!("kfunc {f}: a name of 1 to {} bytes without NUL", MAX_KFUNC_NAME - 1)));
+        }
+        put_u32(out, name.len() as u32);
+        out.extend_from_slice(name.as_bytes());
+    }
     put_u32(out, count(j, "maps", job.maps.len())?);
     for (m, map) in job.maps.iter().enumerate() {
         match map {
@@ -120,7 +139,7 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
     put_u32(out, count(j, "programs", job.progs.len())?);
     for (p, prog) in job.progs.iter().enumerate() {
         put_u32(out, count(j, "instructions", prog.len())?);
-        check_map_refs(prog, job.maps.len()).map_err(|e| bad(format!("prog {p} {e}")))?;
+        check_refs(prog, job.maps.len(), job.kfuncs.len()).map_err(|e| bad(format!("prog {p} {e}")))?;
         for insn in prog {
             out.extend_from_slice(insn);
         }
@@ -173,7 +192,8 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
         if job.btf.get(att.target as usize).is_none_or(Option::is_none) {
             return Err(bad(format!("attachment {a}: program {} has no BTF to attach to", att.target)));
         }
-        check_map_refs(&att.insns, job.maps.len()).map_err(|e| bad(format!("attachment {a} {e}")))?;
+        check_refs(&att.insns, job.maps.len(), job.kfuncs.len())
+            .map_err(|e| bad(format!("attachment {a} {e}")))?;
         out.push(att.fexit as u8);
         put_u32(out, att.target);
         put_u32(out, att.btf_id);
@@ -407,6 +427,68 @@ mod tests {
         let mut j = job();
         j.btf = vec![None, None];
         assert!(matches!(encode_request(&[j]), Err(GuestError::InvalidJob { .. })));
+        // A kfunc call naming a kfunc the job does not list; an attachment to a program
+        // without BTF.
+        let mut j = job();
+        j.progs[0].insert(0, [0x85, 0x20, 0, 0, 0, 0, 0, 0]);
+        assert!(matches!(encode_request(&[j.clone()]), Err(GuestError::InvalidJob { .. })));
+        j.kfuncs = vec!["bpf_rcu_read_lock".into()];
+        assert!(encode_request(&[j]).is_ok());
+        let mut j = job();
+        j.attachments = vec![JobAttachment {
+            fexit: false,
+            target: 0,
+            btf_id: 4,
+            insns: vec![[0x95, 0, 0, 0, 0, 0, 0, 0]],
+        }];
+        assert!(matches!(encode_request(&[j]), Err(GuestError::InvalidJob { .. })));
+    }
+
+    #[test]
+    fn attachments_and_kfunc_names_are_sent_and_their_runs_read_back() {
+        let mut j = job();
+        j.kfuncs = vec!["bpf_preempt_disable".into()];
+        j.btf =
+            vec![Some(ProgBtf { btf: vec![7; 5], func_info: vec![FuncInfo { insn_off: 0, type_id: 4 }] })];
+        let exit = [0x95, 0, 0, 0, 0, 0, 0, 0];
+        j.attachments = vec![JobAttachment { fexit: true, target: 0, btf_id: 4, insns: vec![exit] }];
+        let frame = encode_request(&[j.clone()]).unwrap();
+        // The kfunc names come before the maps: count, then length and bytes.
+        let mut names = 1u32.to_le_bytes().to_vec();
+        names.extend(19u32.to_le_bytes());
+        names.extend(b"bpf_preempt_disable");
+        assert!(frame.windows(names.len()).any(|w| w == names), "kfunc names in the request");
+        // The attachment after the entry: count, kind 1 (fexit), target 0, btf id 4, one instruction.
+        let mut att = 0u32.to_le_bytes().to_vec(); // entry
+        att.extend(1u32.to_le_bytes());
+        att.push(1);
+        att.extend(0u32.to_le_bytes());
+        att.extend(4u32.to_le_bytes());
+        att.extend(1u32.to_le_bytes());
+        att.extend(exit);
+        assert!(frame.windows(att.len()).any(|w| w == att), "the attachment in the request");
+        // A run reports the attachment's runs after the maps.
+        let mut p = vec![0u8];
+        p.extend(1u32.to_le_bytes());
+        p.push(0);
+        p.push(1);
+        p.extend([0; 16]); // jited_len, xlated_len, two empty blobs
+        p.extend(1u32.to_le_bytes());
+        p.extend([0; 12]); // errno, retval, duration
+        p.push(0);
+        p.extend(0u32.to_le_bytes());
+        p.extend(1u32.to_le_bytes());
+        p.extend(8u32.to_le_bytes());
+        p.extend([1, 0, 0, 0, 2, 0, 0, 0]);
+        p.extend(1u32.to_le_bytes());
+        p.extend(33u32.to_le_bytes());
+        let r = decode_response(&p, std::slice::from_ref(&j)).unwrap();
+        assert_eq!(r[0].runs().unwrap()[0].attachment_runs, vec![33]);
+        // A count that does not match the job's attachments is a protocol error.
+        let mut wrong = p.clone();
+        let n = wrong.len();
+        wrong[n - 8..n - 4].copy_from_slice(&2u32.to_le_bytes());
+        assert!(decode_response(&wrong, &[j]).is_err());
     }
 
     #[test]
@@ -452,7 +534,8 @@ mod tests {
         p.extend(1u32.to_le_bytes());
         p.extend(8u32.to_le_bytes());
         p.extend([1, 0, 0, 0, 2, 0, 0, 0]);
-        // rejected
+        p.extend(0u32.to_le_bytes()); // no attachments
+                                      // rejected
         p.push(1);
         p.extend(0u32.to_le_bytes());
         p.extend(13u32.to_le_bytes());

@@ -455,3 +455,29 @@ fn linux_6_12_and_7_3_differ_on_empty_slots_as_documented() {
     let known = triage::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
     assert_eq!(known.name, "6.12-counts-empty-slots");
 }
+
+#[test]
+fn the_kernels_own_kfuncs_keep_the_tail_call_count_on_7_3_s_jit() {
+    // corpus/kfuncs/kernel_kfuncs_around_tail_calls.s: kfunc calls into the kernel in the
+    // entry and in a subprogram that tail-calls; the file says why 34 entries and R0 = 7.
+    // The interpreter cannot call kernel functions, in the kernel's own words.
+    let Some(mut engines) = engines("7.3") else { return };
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kfuncs/kernel_kfuncs_around_tail_calls.s");
+    let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
+    let input = triage::fuzz::ctx_or_default(f.ctx);
+    let results = engines.run_set(&f.set, &input);
+    for r in &results {
+        match (r.engine, &r.result) {
+            ("kernel-interp", RunResult::CannotJudge(why)) => {
+                assert!(why.contains("JIT is required for calling kernel function"), "{why}")
+            }
+            (_, RunResult::Ran(o)) if r.engine != "kernel-interp" => {
+                assert_eq!(o.result.as_ref().map(|v| v & 0xffff_ffff), Ok(7), "{}", r.engine);
+                assert_eq!(u64::from_le_bytes(o.ctx[..8].try_into().expect("8 bytes")), 34, "{}", r.engine);
+            }
+            (e, other) => panic!("{e}: {other:?}"),
+        }
+    }
+    assert_eq!(compare(&results), Verdict::Agree);
+}

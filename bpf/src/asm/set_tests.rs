@@ -630,3 +630,21 @@ fn a_tracing_program_only_reads_its_arguments_whole() {
         "an fentry has no return value: {e}"
     );
 }
+
+#[test]
+fn the_kernels_kfuncs_return_nothing() {
+    // bpf_preempt_disable returns void: the verifier leaves R0 unreadable after it.
+    let set = parse_set("call kfunc:bpf_preempt_disable\ncall kfunc:bpf_preempt_enable\nexit\n").unwrap().set;
+    let e = crate::validate::validate(&set, Some(0)).unwrap_err();
+    assert_eq!(e.rule, crate::validate::Rule::UninitRegister, "{e}");
+    assert!(e.detail.contains("returns nothing"), "{e}");
+    let ok = parse_set("call kfunc:bpf_rcu_read_lock\ncall kfunc:bpf_rcu_read_unlock\nr0 = 0\nexit\n")
+        .unwrap()
+        .set;
+    assert_eq!(crate::validate::validate(&ok, Some(0)), Ok(()));
+    assert_eq!(
+        ok.entry().prog.insns()[0],
+        Insn::Call(Call::Kfunc(helpers::KFUNC_RCU_READ_LOCK)),
+        "the kernel's name reads as the kfunc"
+    );
+}

@@ -12,7 +12,7 @@
 use arbitrary::Unstructured;
 
 use super::{chance, Config};
-use crate::helpers::{COUNTER, KFUNC_COUNTER, MAP_LOOKUP_ELEM};
+use crate::helpers::{COUNTER, KFUNC_COUNTER, KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE, MAP_LOOKUP_ELEM};
 use crate::insn::{AluOp, AtomicOp, Call, Cond, Insn, Operand, Reg, Size, Width};
 use crate::program::Program;
 use crate::set::{AttachKind, AttachTarget, Attachment, ProgramSet, SetProgram, PSEUDO_MAP_FD};
@@ -94,7 +94,12 @@ fn program(
         insns.push(Insn::Call(Call::Helper(COUNTER)));
     }
     if cfg.kfuncs_enabled && chance(u, 1, 3)? {
-        insns.push(Insn::Call(Call::Kfunc(KFUNC_COUNTER)));
+        // A kernel has none of jitdiff's kfuncs, but every program type may call these.
+        match cfg.kernel_helpers {
+            true => insns
+                .extend([KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE].map(|k| Insn::Call(Call::Kfunc(k)))),
+            false => insns.push(Insn::Call(Call::Kfunc(KFUNC_COUNTER))),
+        }
     }
     if !set.arrays().is_empty() {
         let a = u.int_in_range(0..=set.arrays().len() - 1)?;

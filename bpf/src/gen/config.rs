@@ -49,8 +49,9 @@ pub struct Config {
     pub calls_enabled: bool,
     /// Helper calls. Defaults to true.
     pub helpers_enabled: bool,
-    /// Calls of jitdiff's own kfuncs ([`crate::helpers::KFUNCS`]); never with
-    /// [`Config::kernel_helpers`]. Defaults to true.
+    /// kfunc calls ([`crate::helpers::KFUNCS`]): jitdiff's own, and pairs of the kernel's
+    /// ([`crate::helpers::KERNEL_KFUNCS`]), only those with [`Config::kernel_helpers`].
+    /// Defaults to true.
     pub kfuncs_enabled: bool,
     /// Tail calls through prog arrays. Defaults to true.
     pub tail_calls_enabled: bool,
@@ -115,8 +116,6 @@ impl Config {
         if !self.alu32_enabled && !self.alu64_enabled {
             self.alu64_enabled = true;
         }
-        // A kernel has none of jitdiff's kfuncs.
-        self.kfuncs_enabled &= !self.kernel_helpers;
         self
     }
 }

@@ -682,8 +682,26 @@ impl Gen<'_, '_, '_> {
         Ok(())
     }
 
-    /// Calls one of jitdiff's kfuncs: `jitdiff_kmix` of five scalars or `jitdiff_kcounter`.
+    /// Calls a kfunc: `jitdiff_kmix` of five scalars or `jitdiff_kcounter`, or a pair of the
+    /// kernel's (the only kind with [`Config::kernel_helpers`]).
     fn kfunc(&mut self) -> arbitrary::Result<()> {
+        use crate::helpers::{
+            KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE, KFUNC_RCU_READ_LOCK, KFUNC_RCU_READ_UNLOCK,
+        };
+        // The kernel's kfuncs, in pairs (its verifier refuses an exit inside the section);
+        // a kernel has none of jitdiff's own.
+        if self.cfg.kernel_helpers || self.u.ratio(1, 3)? {
+            let (enter, leave) = if self.u.arbitrary()? {
+                (KFUNC_RCU_READ_LOCK, KFUNC_RCU_READ_UNLOCK)
+            } else {
+                (KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE)
+            };
+            self.emit(Insn::Call(Call::Kfunc(enter)));
+            self.emit(Insn::Call(Call::Kfunc(leave)));
+            self.st.clobber_call();
+            self.st.kind[0] = Kind::Undef;
+            return Ok(());
+        }
         if self.u.arbitrary()? {
             for r in [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
                 self.ensure_scalar(r)?;

@@ -202,9 +202,18 @@ mod tests {
                 assert_eq!(insns[2], Insn::Store { size: Size::DW, dst: Reg::R1, src: Reg::R0, off: 0 });
                 // (That nothing else touches the counter's word is checked where it matters:
                 // triage/tests/kernel.rs compares the counted tail calls with the reference's.)
-                // Only the helpers a kernel has.
+                // Only the helpers and kfuncs a kernel has.
                 assert!(insns.iter().all(|i| !matches!(i, Insn::Call(crate::Call::Helper(h))
                     if *h == crate::helpers::MIX || *h == crate::helpers::COUNTER)));
+                assert!(insns.iter().all(|i| !matches!(i, Insn::Call(crate::Call::Kfunc(k))
+                    if !crate::helpers::KERNEL_KFUNCS.contains(k))));
+            }
+            for a in g.set.attachments() {
+                assert!(a.program.prog.insns().iter().all(|i| match i {
+                    Insn::Call(crate::Call::Helper(h)) => *h == crate::helpers::MAP_LOOKUP_ELEM,
+                    Insn::Call(crate::Call::Kfunc(k)) => crate::helpers::KERNEL_KFUNCS.contains(k),
+                    _ => true,
+                }));
             }
         }
     }

@@ -11,7 +11,7 @@ use crate::set::{AttachKind, ProgramSet};
 pub enum Shape {
     /// A call of a shared helper.
     Helper,
-    /// A call of one of jitdiff's kfuncs (`call kfunc:...`).
+    /// A kfunc call (`call kfunc:...`), jitdiff's own or the kernel's.
     Kfunc,
     /// An array-map lookup.
     MapLookup,

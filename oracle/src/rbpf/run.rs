@@ -365,7 +365,17 @@ impl Vm {
                 FETCH_HELPER => fetch,
                 _ if bpf::helpers::KFUNCS.contains(&(id as i32)) => match id as i32 {
                     bpf::helpers::KFUNC_MIX => shared_kfunc::<{ bpf::helpers::KFUNC_MIX }>,
-                    _ => shared_kfunc::<{ bpf::helpers::KFUNC_COUNTER }>,
+                    bpf::helpers::KFUNC_COUNTER => shared_kfunc::<{ bpf::helpers::KFUNC_COUNTER }>,
+                    bpf::helpers::KFUNC_RCU_READ_LOCK => {
+                        shared_kfunc::<{ bpf::helpers::KFUNC_RCU_READ_LOCK }>
+                    }
+                    bpf::helpers::KFUNC_RCU_READ_UNLOCK => {
+                        shared_kfunc::<{ bpf::helpers::KFUNC_RCU_READ_UNLOCK }>
+                    }
+                    bpf::helpers::KFUNC_PREEMPT_DISABLE => {
+                        shared_kfunc::<{ bpf::helpers::KFUNC_PREEMPT_DISABLE }>
+                    }
+                    _ => shared_kfunc::<{ bpf::helpers::KFUNC_PREEMPT_ENABLE }>,
                 },
                 _ => match ALL.iter().position(|&h| h as u32 == id) {
                     Some(k) => SHARED_HELPERS[k],

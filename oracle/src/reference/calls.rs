@@ -64,6 +64,8 @@ enum Why {
     Clobbered,
     /// A tail call failed: R0-R5 are clobbered.
     FailedTailCall,
+    /// The function called returns nothing: R0 is undefined.
+    ReturnsNothing,
     /// A subprogram starts with R0 and R6-R9 undefined.
     SubprogEntry,
     /// A tail-call target starts with only R1 and R10 defined.
@@ -402,6 +404,7 @@ impl Run<'_> {
             Why::Defined => "the verifier has not seen it written".to_string(),
             Why::Clobbered => format!("R1-R5 are clobbered by the call at pc {pc}{of}"),
             Why::FailedTailCall => format!("R0-R5 are clobbered by the tail call at pc {pc}{of}, which failed"),
+            Why::ReturnsNothing => format!("the function called at pc {pc}{of} returns nothing"),
             Why::SubprogEntry => {
                 format!("a subprogram starts with R0 and R6-R9 undefined (this one was called at pc {pc}{of})")
             }
@@ -656,6 +659,9 @@ impl Run<'_> {
         m.regs.set(0, ret, 0);
         m.undef &= !bit(0);
         self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, index);
+        if !proto.returns {
+            self.clobber(m, &[0], Why::ReturnsNothing, index);
+        }
         Ok(())
     }
 
@@ -1378,6 +1384,25 @@ mod tests {
             Insn::Exit,
         ]]));
         assert!(fault.detail.contains("jitdiff_kmix: R1 is an address"), "{}", fault.detail);
+        // The kernel's kfuncs return nothing: traced with 0, R0 undefined after them.
+        let out = go1(vec![vec![
+            kfunc(KFUNC_PREEMPT_DISABLE),
+            kfunc(KFUNC_PREEMPT_ENABLE),
+            mov64(Reg::R0, 3),
+            Insn::Exit,
+        ]]);
+        assert_eq!(out.result, Ok(3));
+        assert_eq!(
+            out.helper_calls,
+            vec![call(KFUNC_PREEMPT_DISABLE, true, vec![], 0), call(KFUNC_PREEMPT_ENABLE, true, vec![], 0)]
+        );
+        let fault =
+            verifier(go1(vec![vec![kfunc(KFUNC_RCU_READ_LOCK), kfunc(KFUNC_RCU_READ_UNLOCK), Insn::Exit]]));
+        assert!(
+            fault.detail.contains("R0 is undefined: the function called at pc 1 returns nothing"),
+            "{}",
+            fault.detail
+        );
     }
 
     #[test]
