@@ -37,6 +37,9 @@ static void seed(struct out *o)
 		put32(o, 0);
 		put_u8(o, 0);
 		put32(o, input_map);
+		put32(o, 1); /* one kernel function name */
+		put32(o, 17);
+		put_bytes(o, (const uint8_t *)"bpf_rcu_read_lock", 17);
 		put32(o, 2);
 		put_u8(o, 0); /* prog array */
 		put32(o, 4);
@@ -52,7 +55,11 @@ static void seed(struct out *o)
 			0xb7, 0, 0, 0, 1, 0, 0, 0,			       /* r0 = 1 */
 			0x95, 0, 0, 0, 0, 0, 0, 0,			       /* exit */
 		};
-		static const uint8_t prog1[] = { 0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0 };
+		static const uint8_t prog1[] = {
+			0x85, 0x20, 0, 0, 0, 0, 0, 0, /* call kfunc 0 */
+			0xb7, 0, 0, 0, 2, 0, 0, 0,    /* r0 = 2 */
+			0x95, 0, 0, 0, 0, 0, 0, 0,    /* exit */
+		};
 		put32(o, sizeof(prog0) / 8);
 		put_bytes(o, prog0, sizeof(prog0));
 		put32(o, 0); /* no btf, no func_info */
@@ -69,6 +76,12 @@ static void seed(struct out *o)
 		put32(o, 1);
 		put32(o, 1);
 		put32(o, 0); /* entry */
+		put32(o, 1); /* an fexit on prog 1's function with BTF id 3 */
+		put_u8(o, 1);
+		put32(o, 1);
+		put32(o, 3);
+		put32(o, sizeof(prog1) / 8);
+		put_bytes(o, prog1, sizeof(prog1));
 		put32(o, 2);
 		for (int i = 0; i < 2; i++) {
 			put32(o, 14);

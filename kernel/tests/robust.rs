@@ -48,6 +48,7 @@ fn malformed_requests_get_error_responses() {
     p.extend([6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // prog_type, attach type, prog_flags
     p.push(0); // buffer mode
     p.extend(u32::MAX.to_le_bytes()); // no input map
+    p.extend(0u32.to_le_bytes()); // kfunc names
     p.extend(0u32.to_le_bytes()); // maps
     p.extend(1u32.to_le_bytes()); // progs
     p.extend(1000u32.to_le_bytes()); // insn_count
