@@ -314,3 +314,48 @@ fn array_values_of_odd_size() {
         }
     }
 }
+
+#[test]
+fn tracing_programs_and_kernel_functions_need_the_jit() {
+    // An fentry attached to a JIT-compiled program runs once per run and is counted; the
+    // same job with the interpreter is refused by the kernel itself, as is a call of a
+    // kernel function (found by name in the guest's BTF) from an interpreted program.
+    let traced = vec![mov_imm(0, 5), exit()];
+    let btf = kernel::btf::for_functions(&[0]);
+    let attachment = kernel::JobAttachment {
+        fexit: false,
+        target: 0,
+        btf_id: kernel::btf::func_type_id(0),
+        insns: vec![mov_imm(0, 0), exit()],
+    };
+    let mut with_fentry = job(true, XDP, vec![traced], vec![packet(), packet()]);
+    with_fentry.btf = vec![Some(btf)];
+    with_fentry.attachments = vec![attachment];
+    let mut interpreted = with_fentry.clone();
+    interpreted.jit = false;
+    let kfunc_call = insn(0x85, 0, 2, 0, 0); // call kfunc 0 (BPF_PSEUDO_KFUNC_CALL)
+    let calls = vec![kfunc_call, insn(0x85, 0, 2, 0, 1), mov_imm(0, 6), exit()];
+    let mut kfuncs = job(true, XDP, vec![calls], vec![packet()]);
+    kfuncs.kfuncs = vec!["bpf_preempt_disable".into(), "bpf_preempt_enable".into()];
+    let mut kfuncs_interpreted = kfuncs.clone();
+    kfuncs_interpreted.jit = false;
+    let Some(r) = run(&[with_fentry, interpreted, kfuncs, kfuncs_interpreted]) else { return };
+    let runs = ran(&r[0]);
+    assert_eq!(
+        runs.iter().map(|o| (o.retval, o.attachment_runs.clone())).collect::<Vec<_>>(),
+        [(5, vec![1]), (5, vec![1])]
+    );
+    match &r[1] {
+        JobResult::Rejected { prog: 1, log, .. } => {
+            assert!(log.contains("Can attach to only JITed progs"), "{log}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ran(&r[2])[0].retval, 6);
+    match &r[3] {
+        JobResult::Rejected { prog: 0, log, .. } => {
+            assert!(log.contains("JIT is required for calling kernel function"), "{log}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
