@@ -26,6 +26,10 @@
 //!     (`.values = { [2] = (void *)&prog }`: relocations in `.rel.maps`); a legacy
 //!     map's slots are empty.
 //!
+//!   - a program section named `fentry/NAME` or `fexit/NAME` holds a tracing program: an
+//!     attachment ([`crate::set::Attachment`]) to the function NAME of the set, a program
+//!     (its main function) or a `.text` function (in the first program, in set order, that
+//!     calls it); libbpf would look NAME up in the kernel, jitdiff in the object;
 //!   - a call relocated against an extern function (`extern ... __ksym`, as clang emits
 //!     a kfunc call: `call -1` against the undefined symbol) becomes a kfunc call
 //!     (`src` = 2, `BPF_PSEUDO_KFUNC_CALL`) when the extern is one of the kfuncs jitdiff models
@@ -48,7 +52,9 @@ use crate::exec::MAX_MAP_ENTRIES;
 use crate::insn::{Call, Insn};
 use crate::program::{Program, ProgramError};
 use crate::raw::{decode_bytes, DecodeError};
-use crate::set::{ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD};
+use crate::set::{
+    AttachKind, AttachTarget, Attachment, ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD,
+};
 
 /// `e_machine` of BPF objects (`EM_BPF`).
 pub const EM_BPF: u16 = 247;
@@ -366,17 +372,59 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
     let section_names = file.sections().map(|s| (s.index().0, s.name().unwrap_or("?"))).collect();
     let linker = Linker { codes, units, text, syms, relocs, map_of_sym, section_names };
 
+    // Tracing programs: units of `fentry/NAME` and `fexit/NAME` sections.
+    let tracing = |u: usize| -> Option<(AttachKind, &str)> {
+        let section = linker.codes[&linker.units[u].section].name;
+        let (kind, target) = section.split_once('/')?;
+        match kind {
+            "fentry" => Some((AttachKind::Fentry, target)),
+            "fexit" => Some((AttachKind::Fexit, target)),
+            _ => None,
+        }
+    };
     // Programs in file order, a program named `entry` first.
-    let mut order: Vec<usize> = (0..prog_units).collect();
+    let mut order: Vec<usize> = (0..prog_units).filter(|&u| tracing(u).is_none()).collect();
     if let Some(k) = order.iter().position(|&u| linker.units[u].name == crate::asm::DEFAULT_PROG_NAME) {
         let u = order.remove(k);
         order.insert(0, u);
     }
     let mut progs = Vec::with_capacity(order.len());
+    let mut bases = Vec::with_capacity(order.len());
     for &u in &order {
         let name = linker.units[u].name.clone();
-        let prog = linker.link(u)?;
+        let (prog, base) = linker.link(u)?;
         progs.push(SetProgram { name, prog });
+        bases.push(base);
+    }
+    let mut attachments = Vec::new();
+    for u in (0..prog_units).filter(|&u| tracing(u).is_some()) {
+        let (kind, target) = tracing(u).expect("filtered");
+        let section = linker.codes[&linker.units[u].section].name;
+        // The program named so (its main function), else the first program whose code
+        // has the `.text` function named so.
+        let found =
+            order.iter().position(|&p| linker.units[p].name == target).map(|p| (p, 0)).or_else(|| {
+                let t = (prog_units..linker.units.len()).find(|&t| linker.units[t].name == target)?;
+                bases.iter().enumerate().find_map(|(p, base)| {
+                    let slot = *base.get(&t)?;
+                    let prog = &progs[p].prog;
+                    let func = prog.function_starts().iter().position(|&i| prog.pc_of(i) == slot)?;
+                    Some((p, func))
+                })
+            });
+        let Some((prog, func)) = found else {
+            return Err(ElfError::Malformed(format!(
+                "section {section}: the set has no function `{target}` to attach to (a program, or a .text \
+                 function a program calls)"
+            )));
+        };
+        let (program, _) = linker.link(u)?;
+        let name = linker.units[u].name.clone();
+        attachments.push(Attachment {
+            kind,
+            target: AttachTarget { prog, func },
+            program: SetProgram { name, prog: program },
+        });
     }
     let mut arrays = Vec::with_capacity(maps.len());
     for (_, m) in &maps {
@@ -435,7 +483,7 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
             arrays[m].slots[slot as usize] = Some(p);
         }
     }
-    Ok(Some(ProgramSet::new(progs, arrays)?))
+    Ok(Some(ProgramSet::new(progs, arrays)?.with_attachments(attachments)?))
 }
 
 impl Linker<'_> {
@@ -444,8 +492,9 @@ impl Linker<'_> {
         self.units.iter().position(|u| u.section == section && (u.start..u.end).contains(&offset))
     }
 
-    /// Program `unit` with every `.text` function it calls appended, relocated.
-    fn link(&self, unit: usize) -> Result<Program, ElfError> {
+    /// Program `unit` with every `.text` function it calls appended, relocated, and the
+    /// slot where each unit's code starts in it.
+    fn link(&self, unit: usize) -> Result<(Program, HashMap<usize, usize>), ElfError> {
         let mut order = vec![unit];
         let mut base = HashMap::new();
         let mut insns = Vec::new();
@@ -565,7 +614,8 @@ impl Linker<'_> {
             };
             insns[i] = Insn::Call(Call::Local(off));
         }
-        Program::new(insns).map_err(|e| ElfError::Program { name: name.clone(), source: e })
+        let prog = Program::new(insns).map_err(|e| ElfError::Program { name: name.clone(), source: e })?;
+        Ok((prog, base))
     }
 
     fn section_name(&self, section: usize) -> Option<&str> {

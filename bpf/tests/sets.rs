@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use bpf::asm::{parse_set, print_set, SetFile};
 use bpf::elf::{load_elf, load_elf_set, ElfError};
 use bpf::load::{load_bytes, load_file, load_set_bytes, load_set_file, load_set_text};
-use bpf::{Call, Input, Insn, ProgramSet, Reg, PSEUDO_MAP_FD};
+use bpf::{AttachKind, Call, Input, Insn, ProgramSet, Reg, PSEUDO_MAP_FD};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -286,4 +286,26 @@ fn set_text_files_load_and_errors_name_the_file() {
     );
     let msg = load_set_bytes("x.s", b"r0 = \xff\nexit\n").unwrap_err().to_string();
     assert_eq!(msg, "x.s: not UTF-8 text (invalid byte at offset 5); binary bytecode needs a .bin name");
+}
+
+#[test]
+fn fentry_and_fexit_sections_become_attachments() {
+    // fentry.o: `entry` calls the .text function `subprog_tail`; `fentry/subprog_tail` and
+    // `fexit/entry` hold tracing programs.
+    let set = load_elf_set(&read("fentry.o")).unwrap().unwrap();
+    assert_eq!(set.progs().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["entry"]);
+    let a = set.attachments();
+    assert_eq!(a.len(), 2);
+    assert_eq!(
+        (a[0].kind, a[0].target.prog, a[0].target.func, a[0].program.name.as_str()),
+        (AttachKind::Fentry, 0, 1, "before")
+    );
+    assert_eq!(
+        (a[1].kind, a[1].target.prog, a[1].target.func, a[1].program.name.as_str()),
+        (AttachKind::Fexit, 0, 0, "after")
+    );
+    assert_eq!(a[0].program.prog.insns()[0], Insn::Call(Call::Kfunc(bpf::helpers::KFUNC_COUNTER)));
+    // A tracing section naming a function the object does not have.
+    let msg = load_set_bytes("fentry_missing.o", &read("fentry_missing.o")).unwrap_err().to_string();
+    assert!(msg.contains("section fentry/nowhere: the set has no function `nowhere` to attach to"), "{msg}");
 }

@@ -209,3 +209,28 @@ fn an_attachment_to_a_function_the_verifier_removes_never_runs() {
     assert_eq!(o.attachments.iter().map(|a| a.runs).collect::<Vec<_>>(), vec![0, 1], "kernel-jit");
     assert_eq!(compare(&results), Verdict::Agree);
 }
+
+#[test]
+fn a_clang_object_with_fentry_and_fexit_sections() {
+    // bpf/tests/fixtures/fentry.c: `entry` adds one to context word 0 and calls
+    // subprog_tail, which tail-calls `entry` (slot 0) and returns 1 when that fails. The
+    // fentry on subprog_tail runs at each of the 34 calls (1 run of `entry` + 33 tail calls);
+    // the fexit on `entry` runs once, for the run of the entry (tail calls skip the
+    // trampoline), and sees the 1 that comes back through every frame. Each tracing program
+    // calls jitdiff_kcounter once per run: 35 calls.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bpf/tests/fixtures/fentry.o");
+    let f = load_set_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let input = Input::with_ctx(vec![0; 8]);
+    for rule in EmptySlotRule::ALL {
+        for (engine, mut e) in engines(rule) {
+            let RunResult::Ran(o) = e.run_set(&f.set, &input) else { panic!("{engine} could not run it") };
+            let what = format!("fentry.o on {engine} (empty slot {rule})");
+            assert_eq!(o.result, Ok(1), "{what}");
+            assert_eq!(u64::from_le_bytes(o.ctx[..8].try_into().expect("8 bytes")), 34, "{what}");
+            let seen: Vec<(u32, Vec<u64>)> =
+                o.attachments.iter().map(|a| (a.runs, a.returns.clone())).collect();
+            assert_eq!(seen, [(34, vec![]), (1, vec![1])], "{what}");
+            assert_eq!(o.helper_calls.len(), 35, "{what}");
+        }
+    }
+}

@@ -270,7 +270,7 @@ impl Engine for Rbpf {
         }
         if let Some(a) = set.attachments().first() {
             return RunResult::CannotJudge(format!(
-                "{} {} is attached to the set: rbpf has no trampolines to run tracing programs around                  a function",
+                "{} {} is attached to the set: rbpf has no trampolines to run tracing programs around a function",
                 a.kind.name(),
                 a.program.name
             ));
