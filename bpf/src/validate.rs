@@ -6,7 +6,8 @@
 //!   [`MAX_CALL_FRAMES`](crate::exec::MAX_CALL_FRAMES) frames deep, at most
 //!   [`MAX_STACK`] bytes of combined stack (each function's depth rounded up to 16), and a
 //!   subprogram that makes tail calls called only while its callers use under 256 bytes;
-//! - **termination**: every backward jump closes a counted loop of the generator's form
+//! - **termination**: every backward jump that closes a cycle (its target leads back to it;
+//!   a jump back to an `exit` does not) closes a counted loop of the generator's form
 //!   `rC = N (N > 0); L: ...; rC -= 1; if rC != 0 goto L`, where nothing in the body writes
 //!   `rC`, the body is entered only through its head, the decrement is not jumped over,
 //!   and loops nest properly;
@@ -423,9 +424,25 @@ impl<'a> Validator<'a> {
                 edges.push((i, i + 1, true));
             }
         }
+        // A backward jump makes a loop only when its target leads back to it; one that does
+        // not (a jump back to an `exit`, say) is a plain jump, as the kernel's verifier
+        // sees it (it rejects back edges of the control-flow graph, not backward offsets).
+        let closes_cycle = |j: usize, t: usize| {
+            let mut seen = vec![false; range.len()];
+            let mut todo = vec![t];
+            while let Some(x) = todo.pop() {
+                if x == j {
+                    return true;
+                }
+                if !std::mem::replace(&mut seen[x - range.start], true) {
+                    todo.extend(edges.iter().filter(|e| e.0 == x).map(|e| e.1));
+                }
+            }
+            false
+        };
         let mut loops: Vec<(usize, usize)> = Vec::new();
         for &(j, t, fall) in &edges {
-            if fall || t > j {
+            if fall || t > j || !closes_cycle(j, t) {
                 continue;
             }
             let bad = |why: String| self.err(j, Rule::UnboundedLoop, format!("backward jump: {why}"));
@@ -1130,6 +1147,10 @@ mod tests {
             Rule::UnboundedLoop,
             4,
         );
+        // A backward jump that closes no cycle is no loop: here both go back to an `exit`.
+        accepts("goto start\nout:\nexit\nstart:\nr0 = 2\nr2 = *(u64 *)(r1 + 0)\nif r2 == 0 goto out\nr0 = 3\ngoto out\n");
+        // But one whose target leads back to it is, whatever lies between.
+        rejects("r0 = 0\nl:\nif r0 == 0 goto +1\nr0 += 1\ngoto l\n", Rule::UnboundedLoop, 3);
         // Nested loops are fine; the fixpoint joins the stack state.
         accepts(
             "r0 = 0\nr7 = 2\nl:\nr8 = 3\nm:\n*(u64 *)(r10 - 8) = r0\nr0 += 1\nr8 -= 1\nif r8 != 0 goto m\n\
