@@ -821,13 +821,7 @@ static int load_prog(const struct job_spec *j, const struct load_as *as, const s
 			continue;
 		uint8_t src = insn[1] >> 4;
 		if (src == 1 || src == 2) {
-			uint32_t idx = (uint32_t)insn[4] | (uint32_t)insn[5] << 8 | (uint32_t)insn[6] << 16 |
-				       (uint32_t)insn[7] << 24;
-			uint32_t fd = (uint32_t)st->map_fds[idx];
-			insn[4] = (uint8_t)fd;
-			insn[5] = (uint8_t)(fd >> 8);
-			insn[6] = (uint8_t)(fd >> 16);
-			insn[7] = (uint8_t)(fd >> 24);
+			set_insn_imm(insn, (uint32_t)st->map_fds[insn_imm(insn)]);
 		}
 		k++;
 	}
