@@ -334,7 +334,11 @@ impl Run<'_> {
                     return Ok((r0, r0_mark));
                 }
                 Stop::Exit { r0, r0_mark } => self.ret(m, r0, r0_mark)?,
-                Stop::Call { index, target } => self.call(m, index, target)?,
+                Stop::Call { index, target } => {
+                    let entered = self.call(m, index, target)?;
+                    let args = [1, 2, 3, 4, 5].map(|r| Run::argument(m, r));
+                    self.trampoline(m, entered, args)?;
+                }
                 Stop::Helper { index, id, kfunc } => self.helper(m, index, id, kfunc)?,
                 Stop::TailCall { index } => self.tail_call(m, index)?,
                 Stop::Undefined { index, reg } => {
@@ -429,8 +433,8 @@ impl Run<'_> {
     }
 
     /// A bpf-to-bpf call at `index` to instruction `target`: checks the verifier's limits
-    /// and pushes a frame.
-    fn call(&mut self, m: &mut Machine<'_>, index: usize, target: usize) -> Result<(), Fault> {
+    /// and pushes a frame; the function entered, for its trampoline.
+    fn call(&mut self, m: &mut Machine<'_>, index: usize, target: usize) -> Result<AttachTarget, Fault> {
         let Some(&cur) = self.frames.last() else {
             return Err(self.fault(0, index, FaultKind::Host, "no running frame".into()));
         };
@@ -491,8 +495,7 @@ impl Run<'_> {
         m.regs.set(10, top, MARK_ADDR);
         m.undef &= !bit(10);
         m.pc = target;
-        let args = [1, 2, 3, 4, 5].map(|r| Run::argument(m, r));
-        self.trampoline(m, AttachTarget { prog: cur.prog, func: f }, args)
+        Ok(AttachTarget { prog: cur.prog, func: f })
     }
 
     /// Register `r` as a trampoline saves it: its value and mark, or, when the verifier
@@ -510,7 +513,7 @@ impl Run<'_> {
     /// (the instructions' address, leftovers): engine-dependent.
     fn enter_entry(&mut self, m: &mut Machine<'_>) -> Result<(), End> {
         let args = [Run::argument(m, 1), (0, MARK_ADDR), (0, MARK_ADDR), (0, MARK_ADDR), (0, MARK_ADDR)];
-        self.trampoline(m, AttachTarget { prog: 0, func: 0 }, args).map_err(End::from)
+        self.trampoline(m, AttachTarget { prog: 0, func: 0 }, args)
     }
 
     /// A function was entered by a call, in the running frame: runs the fentry programs
@@ -520,16 +523,13 @@ impl Run<'_> {
         m: &mut Machine<'_>,
         target: AttachTarget,
         args: [Marked; ATTACH_ARGS],
-    ) -> Result<(), Fault> {
+    ) -> Result<(), End> {
         let set = self.set;
         if set.attachments().is_empty() {
             return Ok(());
         }
         for a in set.attached(target, AttachKind::Fentry) {
-            self.run_attachment(m, a, args, None).map_err(|e| match e {
-                End::Fault(f) => f,
-                End::CannotJudge(why) => Fault { kind: FaultKind::Host, pc: None, detail: why },
-            })?;
+            self.run_attachment(m, a, args, None)?;
         }
         if set.attached(target, AttachKind::Fexit).next().is_some() {
             if let Some(f) = self.frames.last_mut() {
