@@ -326,6 +326,19 @@ impl ProgramSet {
         &self.progs
     }
 
+    /// Sets the stack depth of every function of program `prog` (see
+    /// [`Program::set_stack_depths`]); an error leaves the set as it was.
+    pub fn set_stack_depths(
+        &mut self,
+        prog: usize,
+        depths: Vec<u32>,
+    ) -> Result<(), crate::program::ProgramError> {
+        match self.progs.get_mut(prog) {
+            Some(p) => p.prog.set_stack_depths(depths),
+            None => Err(crate::program::ProgramError::StackDepthCount { functions: 0, depths: depths.len() }),
+        }
+    }
+
     /// Every prog-array map.
     pub fn maps(&self) -> &[ProgArray] {
         &self.maps

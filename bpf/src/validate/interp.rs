@@ -1,0 +1,615 @@
+//! The validator's abstract interpretation: each function run to a fixpoint over its
+//! instructions, each subprogram entered from every call with that call's state (its
+//! registers, and the stacks of every frame of the chain), returning to the caller what
+//! holds at all its exits.
+
+use std::collections::BTreeSet;
+
+use super::value::{self, Bounds, Off, State, Val, Why, Written};
+use super::{Res, Rule, Validator};
+use crate::helpers::{self, MAP_LOOKUP_ELEM, TAIL_CALL};
+use crate::insn::{AluOp, AtomicOp, Call, Cond, Insn, Operand, Reg, Size, Width};
+use crate::set::{MapRef, PSEUDO_MAP_FD};
+
+/// Instructions the interpretation may step through, over all functions and contexts:
+/// the kernel verifier's own limit (`BPF_COMPLEXITY_LIMIT_INSNS`).
+pub(super) const STEP_LIMIT: usize = 1_000_000;
+
+/// After this many changes of the state before one instruction, the ranges that still
+/// grow are widened (so that every loop reaches a fixpoint).
+const WIDEN_AFTER: u16 = 64;
+
+/// The largest scalar a pointer may move by when it is not a constant (the kernel's
+/// `BPF_MAX_VAR_OFF`).
+const MAX_VAR_OFF: u64 = 1 << 29;
+
+/// What a subprogram leaves its caller: R0 and the stacks of the frames below it, joined
+/// over all its exits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(in crate::validate) struct Summary {
+    r0: Val,
+    stacks: Vec<Written>,
+}
+
+/// Where an instruction leads.
+enum Next {
+    /// To instruction `0` with state `1`.
+    Goto(usize, State),
+    /// Out of the subprogram, in this state.
+    Return(State),
+}
+
+/// How an instruction uses memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    Atomic,
+}
+
+impl Validator<'_> {
+    /// Interprets the program from its main function.
+    pub(super) fn interpret(&mut self) -> Res<()> {
+        let mut regs = [Val::Undef(Why::Entry); 11];
+        regs[1] = Val::Ctx(Off::at(0));
+        regs[10] = Val::Stack { frame: 0, off: Off::at(0) };
+        self.function(&[0], State { regs, stacks: vec![Written::default()] })?;
+        Ok(())
+    }
+
+    /// Runs the last function of `chain` (called through the others) from `entry` to a
+    /// fixpoint; what it returns, or `None` when no path returns.
+    fn function(&mut self, chain: &[usize], entry: State) -> Res<Option<Summary>> {
+        let f = *chain.last().expect("a call chain has a function");
+        let start = self.funcs[f].start;
+        let n = self.p().insns().len();
+        let mut states: Vec<Option<State>> = vec![None; n];
+        let mut changes = vec![0u16; n];
+        states[start] = Some(entry);
+        let mut work = BTreeSet::from([start]);
+        let mut exit: Option<Summary> = None;
+        while let Some(i) = work.pop_first() {
+            let st = states[i].clone().expect("queued instructions have a state");
+            self.steps += 1;
+            if self.steps > super::interp::STEP_LIMIT {
+                let detail = format!(
+                    "the analysis took more than {STEP_LIMIT} steps (the kernel's verifier stops at as many: \
+                     \"BPF program is too large\")"
+                );
+                return Err(self.err(i, Rule::TooComplex, detail));
+            }
+            let r1_ctx = st.regs[1] == Val::Ctx(Off::at(0));
+            self.ctx_in_r1[i] = Some(self.ctx_in_r1[i].unwrap_or(true) && r1_ctx);
+            for next in self.step(chain, i, st)? {
+                match next {
+                    Next::Goto(j, s) => {
+                        let new = match &states[j] {
+                            None => s,
+                            Some(old) if changes[j] >= WIDEN_AFTER => old.widen(&s),
+                            Some(old) => old.join(&s),
+                        };
+                        if states[j].as_ref() != Some(&new) {
+                            changes[j] = changes[j].saturating_add(1);
+                            states[j] = Some(new);
+                            work.insert(j);
+                        }
+                    }
+                    Next::Return(s) => {
+                        let own = chain.len() - 1;
+                        let out = Summary { r0: s.regs[0], stacks: s.stacks[..own].to_vec() };
+                        exit = Some(match exit {
+                            None => out,
+                            Some(e) => Summary {
+                                r0: e.r0.join(out.r0),
+                                stacks: e.stacks.iter().zip(&out.stacks).map(|(a, b)| a.meet(*b)).collect(),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        Ok(exit)
+    }
+
+    /// Checks instruction `i` of the last function of `chain` in state `st`; where it
+    /// leads.
+    fn step(&mut self, chain: &[usize], i: usize, mut st: State) -> Res<Vec<Next>> {
+        let insn = self.p().insns()[i];
+        let frame = chain.len() - 1;
+        match insn {
+            Insn::Alu { .. } | Insn::Neg { .. } | Insn::MovSx { .. } | Insn::End { .. } => {
+                self.alu(i, &insn, &mut st, frame)?
+            }
+            Insn::LdImm64 { dst, pseudo, imm } => {
+                st.regs[dst.idx()] = match pseudo {
+                    0 => Val::konst(imm),
+                    PSEUDO_MAP_FD => match self.set.map(imm) {
+                        Some(MapRef::ProgArray(_)) => Val::ProgArray,
+                        Some(MapRef::Array(a, _)) => Val::ArrayRef(a),
+                        None => unreachable!("a checked set's map references exist"),
+                    },
+                    _ => {
+                        return Err(self.err(
+                            i,
+                            Rule::Unsupported,
+                            format!("lddw with pseudo source {pseudo}"),
+                        ))
+                    }
+                }
+            }
+            Insn::Load { size, signed, dst, src, off } => {
+                self.memory(i, &mut st, chain, src, off, size, Access::Read)?;
+                let bits = size.bytes() * 8;
+                st.regs[dst.idx()] = Val::Scalar(if signed { Bounds::ANY } else { Bounds::bits(bits) });
+            }
+            Insn::StoreImm { size, dst, off, .. } => {
+                self.memory(i, &mut st, chain, dst, off, size, Access::Write)?
+            }
+            Insn::Store { size, dst, src, off } => {
+                self.scalar(i, &st, src, Rule::PointerStore, "stored value", frame)?;
+                self.memory(i, &mut st, chain, dst, off, size, Access::Write)?;
+            }
+            Insn::Atomic { size, op, dst, src, off } => {
+                self.scalar(i, &st, src, Rule::PointerStore, "atomic operand", frame)?;
+                if op == AtomicOp::Cmpxchg {
+                    self.scalar(i, &st, Reg::R0, Rule::PointerComparison, "cmpxchg's expected value", frame)?;
+                }
+                self.memory(i, &mut st, chain, dst, off, size, Access::Atomic)?;
+                if let Some(w) = insn.written_reg() {
+                    st.regs[w.idx()] = Val::SCALAR;
+                }
+            }
+            Insn::Ja { .. } | Insn::JaLong { .. } => return Ok(vec![Next::Goto(self.target(i), st)]),
+            Insn::Jmp { .. } => return self.jump(i, st, frame),
+            Insn::Call(Call::Local(_)) => return self.call(chain, i, st),
+            Insn::Call(Call::Helper(TAIL_CALL)) | Insn::TailCall => self.tail_call(i, &mut st, frame)?,
+            Insn::Call(Call::Helper(id)) => self.helper(i, id, &mut st, chain)?,
+            Insn::Call(Call::Kfunc(id)) => {
+                let Some(proto) = helpers::kfunc_prototype(id) else {
+                    let why = format!("kfunc {id}: only the kfuncs in bpf::helpers::KFUNCS are modelled");
+                    return Err(self.err(i, Rule::Unsupported, why));
+                };
+                self.scalar_call(i, proto, &mut st, frame)?;
+            }
+            Insn::Exit if frame == 0 => {
+                self.scalar(i, &st, Reg::R0, Rule::PointerReturn, "r0 at exit", frame)?;
+                return Ok(vec![]);
+            }
+            Insn::Exit => {
+                if matches!(st.regs[0], Val::Stack { frame: f, .. } if f as usize == frame) {
+                    let detail = "r0 at a subprogram's exit points into its own stack, which the exit frees";
+                    return Err(self.err(i, Rule::PointerReturn, detail));
+                }
+                return Ok(vec![Next::Return(st)]);
+            }
+        }
+        Ok(vec![Next::Goto(i + 1, st)])
+    }
+
+    fn target(&self, i: usize) -> usize {
+        self.p().target_of(i).expect("a checked program's jumps have targets")
+    }
+
+    /// Reads `r`: it must be defined.
+    fn read(&self, i: usize, st: &State, r: Reg) -> Res<Val> {
+        match st.regs[r.idx()] {
+            Val::Undef(why) => Err(self.err(
+                i,
+                Rule::UninitRegister,
+                format!("{r} is read but not defined on every path ({why})"),
+            )),
+            v => Ok(v),
+        }
+    }
+
+    /// Reads `r`, which must be a scalar (its range); a pointer breaks `rule`.
+    fn scalar(&self, i: usize, st: &State, r: Reg, rule: Rule, what: &str, frame: usize) -> Res<Bounds> {
+        match self.read(i, st, r)? {
+            Val::Scalar(b) => Ok(b),
+            v => Err(self.err(
+                i,
+                rule,
+                format!("{what} {r} must be a scalar, but holds {}", v.describe(frame)),
+            )),
+        }
+    }
+
+    /// The value of an operand (an immediate sign-extended to 64 bits, or zero-extended
+    /// from 32 for 32-bit instructions).
+    fn operand(&self, i: usize, st: &State, src: Operand, width: Width) -> Res<Val> {
+        match src {
+            Operand::Reg(s) => self.read(i, st, s),
+            Operand::Imm(k) if width == Width::W64 => Ok(Val::konst(k as i64 as u64)),
+            Operand::Imm(k) => Ok(Val::konst(k as u32 as u64)),
+        }
+    }
+
+    /// ALU instructions: scalars (their ranges), pointer ± bounded scalar, 64-bit moves.
+    fn alu(&self, i: usize, insn: &Insn, st: &mut State, frame: usize) -> Res<()> {
+        let describe = |v: Val| v.describe(frame);
+        let (dst, val) = match *insn {
+            Insn::Alu { width, op: AluOp::Mov, dst, src } => {
+                match (width, self.operand(i, st, src, width)?) {
+                    (Width::W64, v) => (dst, v),
+                    (Width::W32, Val::Scalar(b)) => (dst, Val::Scalar(value::alu(AluOp::Mov, width, b, b))),
+                    (Width::W32, v) => {
+                        let detail =
+                            format!("32-bit move source must be a scalar, but holds {}", describe(v));
+                        return Err(self.err(i, Rule::PointerArithmetic, detail));
+                    }
+                }
+            }
+            Insn::Alu { width, op, dst, src } => {
+                let bits = if width == Width::W64 { 64 } else { 32 };
+                match (op, src) {
+                    (AluOp::Div | AluOp::Sdiv | AluOp::Mod | AluOp::Smod, Operand::Imm(0)) => {
+                        return Err(self.err(
+                            i,
+                            Rule::BadImmediate,
+                            "division by the constant 0 (the kernel: \"div by zero\")",
+                        ));
+                    }
+                    (AluOp::Lsh | AluOp::Rsh | AluOp::Arsh, Operand::Imm(k)) if !(0..bits).contains(&k) => {
+                        return Err(self.err(
+                            i,
+                            Rule::BadImmediate,
+                            format!("shift by {k} in {bits} bits (the kernel: \"invalid shift {k}\")"),
+                        ));
+                    }
+                    _ => {}
+                }
+                let d = self.read(i, st, dst)?;
+                let s = self.operand(i, st, src, width)?;
+                let val = match (d, s) {
+                    (Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(value::alu(op, width, a, b)),
+                    (p, Val::Scalar(b)) if width == Width::W64 && matches!(op, AluOp::Add | AluOp::Sub) => {
+                        self.moved(i, p, b, op == AluOp::Sub, frame)?
+                    }
+                    (Val::Scalar(b), p) if width == Width::W64 && op == AluOp::Add => {
+                        self.moved(i, p, b, false, frame)?
+                    }
+                    (d, s) => {
+                        let culprit = if matches!(d, Val::Scalar(_)) { s } else { d };
+                        let detail = format!(
+                            "operand {} holds {}: only adding a bounded scalar to a pointer or subtracting one \
+                             from it, in 64 bits, is allowed",
+                            match (d, src) {
+                                (Val::Scalar(_), Operand::Reg(r)) => r,
+                                _ => dst,
+                            },
+                            describe(culprit)
+                        );
+                        return Err(self.err(i, Rule::PointerArithmetic, detail));
+                    }
+                };
+                (dst, val)
+            }
+            Insn::Neg { width, dst } => {
+                let a = self.scalar(i, st, dst, Rule::PointerArithmetic, "operand", frame)?;
+                (dst, Val::Scalar(value::neg(width, a)))
+            }
+            Insn::End { order, bits, dst } => {
+                let a = self.scalar(i, st, dst, Rule::PointerArithmetic, "operand", frame)?;
+                (dst, Val::Scalar(value::end(order, bits, a)))
+            }
+            Insn::MovSx { width, from, dst, src } => {
+                let a = self.scalar(i, st, src, Rule::PointerArithmetic, "sign-extended source", frame)?;
+                (dst, Val::Scalar(value::sign_extend(width, from, a)))
+            }
+            _ => unreachable!("alu() is called for ALU instructions only"),
+        };
+        st.regs[dst.idx()] = val;
+        Ok(())
+    }
+
+    /// Pointer `p` moved by a scalar in `by` (subtracted when `minus`).
+    fn moved(&self, i: usize, p: Val, by: Bounds, minus: bool, frame: usize) -> Res<Val> {
+        let delta = match by.konst() {
+            Some(k) => Off::at(k as i64),
+            None if by.hi < MAX_VAR_OFF => Off { lo: by.lo as i64, hi: by.hi as i64 },
+            None => {
+                let detail = format!(
+                    "{} moved by a scalar of range {by}: a variable offset must be below {MAX_VAR_OFF} (the \
+                     kernel: \"math between pointer and register with unbounded min value is not allowed\")",
+                    p.describe(frame)
+                );
+                return Err(self.err(i, Rule::PointerArithmetic, detail));
+            }
+        };
+        Ok(match p {
+            Val::Ctx(off) => Val::Ctx(off.moved(delta, minus)),
+            Val::Stack { frame, off } => Val::Stack { frame, off: off.moved(delta, minus) },
+            Val::Value { array, off } => Val::Value { array, off: off.moved(delta, minus) },
+            v => {
+                let hint = if matches!(v, Val::ValueOrNull { .. }) {
+                    ": check the lookup's result against NULL first"
+                } else {
+                    ""
+                };
+                return Err(self.err(
+                    i,
+                    Rule::PointerArithmetic,
+                    format!("arithmetic on {}{hint}", v.describe(frame)),
+                ));
+            }
+        })
+    }
+
+    /// A load, store or atomic of `size` at `base + off`.
+    #[allow(clippy::too_many_arguments)]
+    fn memory(
+        &mut self,
+        i: usize,
+        st: &mut State,
+        chain: &[usize],
+        base: Reg,
+        off: i16,
+        size: Size,
+        access: Access,
+    ) -> Res<()> {
+        let frame = chain.len() - 1;
+        let n = size.bytes() as i64;
+        let aligned = |this: &Self, at: Off| {
+            let err = |rule, detail: String| this.err(i, rule, detail);
+            if access != Access::Atomic {
+                Ok(())
+            } else if at.konst().is_none() {
+                Err(err(Rule::MisalignedAtomic, format!("{n}-byte atomic at a variable offset{at}")))
+            } else if at.lo.rem_euclid(n) != 0 {
+                Err(err(Rule::MisalignedAtomic, format!("{n}-byte atomic at offset {}", at.lo)))
+            } else {
+                Ok(())
+            }
+        };
+        let v = self.read(i, st, base)?;
+        match v {
+            Val::Stack { frame: k, off: o } => {
+                let at = o.moved(Off::at(off as i64), false);
+                let owner = chain[k as usize];
+                let depth = self.depth(owner);
+                let whose =
+                    if k as usize == frame { "the function's".to_string() } else { format!("frame {k}'s") };
+                if at.lo < -depth || at.hi + n > 0 {
+                    return Err(self.err(
+                        i,
+                        Rule::StackBounds,
+                        format!("{n} bytes at r10{at} outside {whose} {depth}-byte stack"),
+                    ));
+                }
+                self.deepest[owner] = self.deepest[owner].max(-at.lo);
+                aligned(self, at)?;
+                let stack = &mut st.stacks[k as usize];
+                if access != Access::Write && !stack.all(at.lo, at.hi + n - at.lo) {
+                    return Err(self.err(
+                        i,
+                        Rule::UninitStack,
+                        format!("{n} bytes at r10{at} are read but not written on every path"),
+                    ));
+                }
+                // A write at a variable offset may leave any of its bytes as they were.
+                if at.konst().is_some() {
+                    stack.set(at.lo, n);
+                }
+            }
+            Val::Ctx(o) => {
+                let at = o.moved(Off::at(off as i64), false);
+                let Some(a) = at.konst() else {
+                    return Err(self.err(
+                        i,
+                        Rule::CtxBounds,
+                        format!(
+                            "context access at a variable offset{at} (the kernel: \"variable ctx access var_off \
+                             disallowed\")"
+                        ),
+                    ));
+                };
+                if a < 0 || self.ctx_size.is_some_and(|c| a + n > c as i64) {
+                    let size = self.ctx_size.map_or("unbounded".into(), |c| format!("{c}-byte"));
+                    return Err(self.err(
+                        i,
+                        Rule::CtxBounds,
+                        format!("{n} bytes at context offset {a} outside the {size} context"),
+                    ));
+                }
+                if self.tracing && (access != Access::Read || n != 8 || a % 8 != 0) {
+                    return Err(self.err(
+                        i,
+                        Rule::CtxBounds,
+                        format!(
+                            "{n} bytes at context offset {a}: a tracing program's context (the traced \
+                             function's u64 arguments) is read-only and read 8 bytes at a time at \
+                             multiples of 8"
+                        ),
+                    ));
+                }
+                aligned(self, at)?;
+            }
+            Val::Value { array, off: o } => {
+                let at = o.moved(Off::at(off as i64), false);
+                let vs = self.set.arrays()[array].value_size as i64;
+                if at.lo < 0 || at.hi + n > vs {
+                    return Err(self.err(
+                        i,
+                        Rule::MapValueBounds,
+                        format!("{n} bytes at offset{at} of a {vs}-byte map value"),
+                    ));
+                }
+                aligned(self, at)?;
+            }
+            Val::ValueOrNull { .. } => {
+                return Err(self.err(
+                    i,
+                    Rule::NullCheck,
+                    format!("{base} may be NULL: compare it with 0 before using it"),
+                ));
+            }
+            v => {
+                return Err(self.err(
+                    i,
+                    Rule::BadMemoryBase,
+                    format!("memory accessed through {base}, which holds {}", v.describe(frame)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Conditional jumps: scalar operands (a jump the ranges decide goes one way; each way
+    /// narrows the ranges), or a map value pointer's NULL check.
+    fn jump(&self, i: usize, st: State, frame: usize) -> Res<Vec<Next>> {
+        let Insn::Jmp { width, cond, dst, src, .. } = self.p().insns()[i] else {
+            unreachable!("jump() is called for conditional jumps only")
+        };
+        let d = self.read(i, &st, dst)?;
+        let s = self.operand(i, &st, src, width)?;
+        let (taken, fall) = (self.target(i), i + 1);
+        if let (Val::ValueOrNull { array, id }, Width::W64, Operand::Imm(0), Cond::Eq | Cond::Ne) =
+            (d, width, src, cond)
+        {
+            let (mut null, mut found) = (st.clone(), st);
+            for r in 0..11 {
+                if matches!(null.regs[r], Val::ValueOrNull { id: x, .. } if x == id) {
+                    null.regs[r] = Val::konst(0);
+                    found.regs[r] = Val::Value { array, off: Off::at(0) };
+                }
+            }
+            return Ok(if cond == Cond::Eq {
+                vec![Next::Goto(taken, null), Next::Goto(fall, found)]
+            } else {
+                vec![Next::Goto(taken, found), Next::Goto(fall, null)]
+            });
+        }
+        let (Val::Scalar(a), Val::Scalar(b)) = (d, s) else {
+            let (r, v) = match (d, src) {
+                (Val::Scalar(_), Operand::Reg(r)) => (r, s),
+                _ => (dst, d),
+            };
+            let detail = format!("compared {r} must be a scalar, but holds {}", v.describe(frame));
+            return Err(self.err(i, Rule::PointerComparison, detail));
+        };
+        let ways = match value::decide(cond, width, a, b) {
+            Some(true) => vec![(taken, true)],
+            Some(false) => vec![(fall, false)],
+            None => vec![(taken, true), (fall, false)],
+        };
+        let mut next = Vec::new();
+        for (to, holds) in ways {
+            let Some((a, b)) = value::refine(cond, width, holds, a, b) else { continue };
+            let mut s = st.clone();
+            if let Operand::Reg(r) = src {
+                s.regs[r.idx()] = Val::Scalar(b);
+            }
+            s.regs[dst.idx()] = Val::Scalar(a);
+            next.push(Next::Goto(to, s));
+        }
+        Ok(next)
+    }
+
+    /// A bpf2bpf call: the callee runs from this call's state; the caller goes on with what
+    /// it returns.
+    fn call(&mut self, chain: &[usize], i: usize, mut st: State) -> Res<Vec<Next>> {
+        let f = *chain.last().expect("a call chain has a function");
+        let g = self.calls[f].iter().find(|c| c.0 == i).map(|c| c.1).expect("a checked call has a callee");
+        let pc = self.p().pc_of(i);
+        let mut regs = [Val::Undef(Why::SubprogEntry); 11];
+        for (arg, passed) in regs[1..6].iter_mut().zip(&st.regs[1..6]) {
+            *arg = match *passed {
+                Val::Undef(_) => Val::Undef(Why::NotPassed(pc)),
+                v => v,
+            };
+        }
+        regs[10] = Val::Stack { frame: chain.len() as u8, off: Off::at(0) };
+        let mut stacks = st.stacks.clone();
+        stacks.push(Written::default());
+        let mut callee = chain.to_vec();
+        callee.push(g);
+        let key = (callee, State { regs, stacks });
+        let summary = match self.summaries.get(&key) {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.function(&key.0, key.1.clone())?;
+                self.summaries.insert(key, s.clone());
+                s
+            }
+        };
+        let Some(back) = summary else { return Ok(vec![]) };
+        st.stacks = back.stacks;
+        st.regs[0] = match back.r0 {
+            Val::Undef(_) => Val::Undef(Why::SubprogReturnsUndefined(pc)),
+            v => v,
+        };
+        st.clobber(1..6, Why::Clobbered(pc));
+        Ok(vec![Next::Goto(i + 1, st)])
+    }
+
+    /// Helper calls: known ids, scalar arguments; `bpf_map_lookup_elem` takes an array
+    /// map and a key pointer.
+    fn helper(&mut self, i: usize, id: i32, st: &mut State, chain: &[usize]) -> Res<()> {
+        let frame = chain.len() - 1;
+        let Some(proto) = helpers::prototype(id) else {
+            return Err(self.err(i, Rule::UnknownHelper, format!("no helper has id {id}")));
+        };
+        if id != MAP_LOOKUP_ELEM {
+            return self.scalar_call(i, proto, st, frame);
+        }
+        let pc = self.p().pc_of(i);
+        let Val::ArrayRef(array) = self.read(i, st, Reg::R1)? else {
+            let v = st.regs[1].describe(frame);
+            return Err(self.err(
+                i,
+                Rule::HelperArgument,
+                format!("map_lookup_elem: r1 must be an array map, not {v}"),
+            ));
+        };
+        if !self.read(i, st, Reg::R2)?.is_pointer() {
+            let v = st.regs[2].describe(frame);
+            return Err(self.err(
+                i,
+                Rule::HelperArgument,
+                format!("map_lookup_elem: r2 must point to the key, not {v}"),
+            ));
+        }
+        self.memory(i, st, chain, Reg::R2, 0, Size::W, Access::Read)?;
+        st.regs[0] = Val::ValueOrNull { array, id: i };
+        st.clobber(1..6, Why::Clobbered(pc));
+        Ok(())
+    }
+
+    /// A helper or kfunc call that takes scalars and returns one (or nothing: R0 is then
+    /// undefined).
+    fn scalar_call(&self, i: usize, proto: helpers::Prototype, st: &mut State, frame: usize) -> Res<()> {
+        for r in &Reg::ALL[1..=proto.scalar_args] {
+            self.scalar(i, st, *r, Rule::HelperArgument, &format!("{} argument", proto.name), frame)?;
+        }
+        let pc = self.p().pc_of(i);
+        st.regs[0] = Val::SCALAR;
+        st.clobber(1..6, Why::Clobbered(pc));
+        if !proto.returns {
+            st.clobber(0..1, Why::ReturnsNothing(pc));
+        }
+        Ok(())
+    }
+
+    /// Tail calls: R1 the context, R2 a prog array, R3 a scalar index.
+    fn tail_call(&self, i: usize, st: &mut State, frame: usize) -> Res<()> {
+        let r1 = self.read(i, st, Reg::R1)?;
+        if r1 != Val::Ctx(Off::at(0)) {
+            return Err(self.err(
+                i,
+                Rule::TailCallArgs,
+                format!("r1 must be the context pointer, not {}", r1.describe(frame)),
+            ));
+        }
+        let r2 = self.read(i, st, Reg::R2)?;
+        if r2 != Val::ProgArray {
+            return Err(self.err(
+                i,
+                Rule::TailCallArgs,
+                format!("r2 must be a prog array, not {}", r2.describe(frame)),
+            ));
+        }
+        self.scalar(i, st, Reg::R3, Rule::TailCallArgs, "the index", frame)?;
+        st.clobber(0..6, Why::TailCall(self.p().pc_of(i)));
+        Ok(())
+    }
+}

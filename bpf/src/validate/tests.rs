@@ -1,0 +1,362 @@
+//! The validator's rules, case by case, with the verdicts the kernel's verifier gives.
+
+use super::*;
+use crate::helpers::MAP_LOOKUP_ELEM;
+use arbitrary::{Arbitrary, Unstructured};
+
+fn check(text: &str) -> Result<(), ValidateError> {
+    let file = crate::asm::parse_set(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    validate(&file.set, Some(64))
+}
+
+/// Asserts that `text` breaks `rule` at `pc`; returns the message.
+fn rejects(text: &str, rule: Rule, pc: usize) -> String {
+    let e = check(text).expect_err(text);
+    assert_eq!((e.rule, e.pc), (rule, pc), "{e}\n{text}");
+    e.to_string()
+}
+
+fn accepts(text: &str) {
+    if let Err(e) = check(text) {
+        panic!("{e}\n{text}");
+    }
+}
+
+const LOOKUP: &str = ".array arr 16 2\n\
+    *(u32 *)(r10 - 4) = 1\n\
+    r1 = arr ll\n\
+    r2 = r10\n\
+    r2 += -4\n\
+    call map_lookup_elem\n";
+
+#[test]
+fn uninitialized_registers() {
+    let msg = rejects("r0 = r3\nexit\n", Rule::UninitRegister, 0);
+    assert!(msg.contains("only r1 and r10"), "{msg}");
+    let msg =
+        rejects("r1 = 1\nr2 = 2\ncall jitdiff_counter\nr0 = 0\nr0 += r3\nexit\n", Rule::UninitRegister, 4);
+    assert_eq!(
+        msg,
+        "program entry, pc 4: uninitialized register: r3 is read but not defined on every path \
+         (R1-R5 are clobbered by the call at pc 2)"
+    );
+    // Defined on one path only.
+    rejects("r2 = 0\nif r2 == 0 goto +1\nr0 = 1\nexit\n", Rule::UninitRegister, 3);
+    // After a tail call R0 is gone too.
+    let tail = ".map m 1\nr2 = m ll\nr3 = 0\ncall bpf_tail_call\nexit\n";
+    let msg = rejects(tail, Rule::UninitRegister, 4);
+    assert!(msg.contains("tail call at pc 3"), "{msg}");
+    // A subprogram gets only what every caller passes.
+    let sub = "r2 = 1\ncall f\nr2 = 7\ncall f\nexit\nf:\nr0 = r6\nexit\n";
+    rejects(sub, Rule::UninitRegister, 5);
+    accepts("r2 = 1\ncall f\nr2 = 7\ncall f\nexit\nf:\nr0 = r2\nexit\n");
+    rejects("r2 = 1\ncall f\ncall f\nexit\nf:\nr0 = r2\nexit\n", Rule::UninitRegister, 4);
+    // R0 at exit.
+    rejects("exit\n", Rule::UninitRegister, 0);
+}
+
+#[test]
+fn stack_rules() {
+    accepts("*(u64 *)(r10 - 8) = 1\nr0 = *(u32 *)(r10 - 4)\nexit\n");
+    rejects("r0 = *(u64 *)(r10 - 8)\nexit\n", Rule::UninitStack, 0);
+    // Written on one path only.
+    rejects(
+        "r2 = 0\nif r2 == 0 goto +1\n*(u64 *)(r10 - 8) = 1\nr0 = *(u8 *)(r10 - 1)\nexit\n",
+        Rule::UninitStack,
+        3,
+    );
+    rejects(".stack 8\n*(u64 *)(r10 - 16) = 1\nr0 = 0\nexit\n", Rule::StackBounds, 0);
+    rejects("*(u64 *)(r10 - 4) = 1\nr0 = 0\nexit\n", Rule::StackBounds, 0);
+    rejects(
+        "*(u32 *)(r10 - 6) = 1\nr1 = 1\nlock *(u32 *)(r10 - 6) += r1\nr0 = 0\nexit\n",
+        Rule::MisalignedAtomic,
+        2,
+    );
+}
+
+#[test]
+fn context_rules() {
+    accepts("r0 = *(u64 *)(r1 + 56)\nr1 += 8\nr0 = *(u64 *)(r1 + 48)\nexit\n");
+    rejects("r0 = *(u64 *)(r1 + 60)\nexit\n", Rule::CtxBounds, 0);
+    rejects("r0 = *(u8 *)(r1 - 1)\nexit\n", Rule::CtxBounds, 0);
+    rejects("r1 = 5\nr0 = *(u8 *)(r1 + 0)\nexit\n", Rule::BadMemoryBase, 1);
+}
+
+#[test]
+fn map_value_rules() {
+    accepts(&format!("{LOOKUP}if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 8)\nr0 = 0\nexit\n"));
+    accepts(&format!("{LOOKUP}r6 = r0\nif r0 != 0 goto +2\nr0 = 0\nexit\nr0 = *(u64 *)(r6 + 8)\nexit\n"));
+    let msg = rejects(&format!("{LOOKUP}r0 = *(u64 *)(r0 + 0)\nexit\n"), Rule::NullCheck, 6);
+    assert!(msg.contains("r0 may be NULL"), "{msg}");
+    rejects(
+        &format!("{LOOKUP}if r0 == 0 goto +1\nr0 = *(u64 *)(r0 + 12)\nr0 = 0\nexit\n"),
+        Rule::MapValueBounds,
+        7,
+    );
+    // The key must be written.
+    rejects(".array arr 8 1\nr1 = arr ll\nr2 = r10\nr2 += -4\ncall 1\nr0 = 0\nexit\n", Rule::UninitStack, 4);
+    // R1 must be an array map, not a prog array.
+    rejects(".map m 1\nr1 = m ll\nr2 = r10\ncall 1\nr0 = 0\nexit\n", Rule::HelperArgument, 3);
+}
+
+#[test]
+fn pointer_rules() {
+    rejects("r2 = *(u32 *)(r1 + 0)\nr1 += r2\nr0 = 0\nexit\n", Rule::PointerArithmetic, 1);
+    rejects("r1 *= 2\nr0 = 0\nexit\n", Rule::PointerArithmetic, 0);
+    rejects("w2 = w10\nr0 = 0\nexit\n", Rule::PointerArithmetic, 0);
+    rejects("*(u64 *)(r10 - 8) = r1\nr0 = 0\nexit\n", Rule::PointerStore, 0);
+    rejects("if r1 > 3 goto +0\nr0 = 0\nexit\n", Rule::PointerComparison, 0);
+    rejects("r0 = r10\nexit\n", Rule::PointerReturn, 1);
+    rejects("r2 = r1\nr3 = 0\nr4 = 0\nr5 = 0\nr1 = 0\ncall jitdiff_mix\nexit\n", Rule::HelperArgument, 5);
+    // Pointer kinds that disagree between paths become unusable.
+    rejects("r2 = 0\nif r2 == 0 goto +1\nr2 = r1\nr0 = *(u8 *)(r2 + 0)\nexit\n", Rule::BadMemoryBase, 3);
+}
+
+#[test]
+fn helper_and_tail_call_rules() {
+    rejects("call 99\nexit\n", Rule::UnknownHelper, 0);
+    rejects("call kfunc:1234\nexit\n", Rule::Unsupported, 0);
+    accepts("r1 = 1\nr2 = 2\nr3 = 3\nr4 = 4\nr5 = 5\ncall kfunc:jitdiff_kmix\nexit\n");
+    accepts("call kfunc:jitdiff_kcounter\nexit\n");
+    // kfunc arguments are scalars, and R1-R5 are clobbered like after a helper.
+    rejects("r2 = 2\nr3 = 3\nr4 = 4\nr5 = 5\ncall kfunc:jitdiff_kmix\nexit\n", Rule::HelperArgument, 4);
+    rejects("call kfunc:jitdiff_kcounter\nr0 = r1\nexit\n", Rule::UninitRegister, 1);
+    accepts(".map m 1\nr2 = m ll\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n");
+    rejects(".map m 1\nr2 = 1\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n", Rule::TailCallArgs, 2);
+    rejects(".map m 1\nr1 = 0\nr2 = m ll\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n", Rule::TailCallArgs, 4);
+    rejects(".map m 1\nr2 = m ll\nr3 = r10\ncall bpf_tail_call\nr0 = 0\nexit\n", Rule::TailCallArgs, 3);
+}
+
+#[test]
+fn call_graph_rules() {
+    rejects("call f\nexit\nf:\ncall f\nexit\n", Rule::CallGraph, 2);
+    // Nine frames.
+    let mut chain = String::from("call f1\nexit\n");
+    for k in 1..=8 {
+        chain += &format!("f{k}:\n");
+        if k < 8 {
+            chain += &format!("call f{}\n", k + 1);
+        } else {
+            chain += "r0 = 0\n";
+        }
+        chain += "exit\n";
+    }
+    let msg = rejects(&chain, Rule::CallGraph, 14);
+    assert!(msg.contains("9 frames"), "{msg}");
+    let stacks = |b: u32| format!(".stack 256\nr0 = 0\ncall f\nexit\n.stack {b}\nf:\nr0 = 0\nexit\n");
+    accepts(&stacks(256));
+    rejects(&stacks(264), Rule::CallGraph, 1);
+    let tail =
+        ".map m 1\n.stack 256\ncall f\nexit\nf:\nr2 = m ll\nr3 = 0\ncall bpf_tail_call\nr0 = 0\nexit\n";
+    rejects(tail, Rule::CallGraph, 0);
+}
+
+#[test]
+fn loops_of_any_shape_are_accepted() {
+    // The generator's counted form.
+    accepts("r0 = 0\nr7 = 3\nl:\nr0 += 1\nr7 -= 1\nif r7 != 0 goto l\nexit\n");
+    // What compilers emit: a counter compared with a bound, JMP32, signed, `<`.
+    accepts("r0 = 0\nl:\nr0 += 1\nif r0 != 10 goto l\nexit\n");
+    accepts("w0 = 0\nl:\nw0 += 3\nif w0 s< 100 goto l\nexit\n");
+    accepts("r0 = 0\nr2 = 0\nl:\nr0 += r2\nr2 += 1\nif r2 < 16 goto l\nexit\n");
+    // A bound from the context, and an early exit out of the loop.
+    accepts(
+        "r2 = *(u32 *)(r1 + 0)\nr0 = 0\nl:\nif r0 > 1000 goto out\nr0 += 1\nif r0 < r2 goto l\nout:\nexit\n",
+    );
+    // An endless loop is safe: the engines' budgets decide (the kernel would refuse this
+    // one as an infinite loop, but a program that never ends is never compared).
+    accepts("r0 = 0\nl:\ngoto l\n");
+    // A backward jump that closes no cycle is no loop: here both go back to an `exit`.
+    accepts("goto start\nout:\nexit\nstart:\nr0 = 2\nr2 = *(u64 *)(r1 + 0)\nif r2 == 0 goto out\nr0 = 3\ngoto out\n");
+    // Nested loops; the fixpoint keeps what every path writes on the stack.
+    accepts(
+        "r0 = 0\nr7 = 2\nl:\nr8 = 3\nm:\n*(u64 *)(r10 - 8) = r0\nr0 += 1\nr8 -= 1\nif r8 != 0 goto m\n\
+         r7 -= 1\nif r7 != 0 goto l\nr0 = *(u64 *)(r10 - 8)\nexit\n",
+    );
+    // The body is checked on every iteration: a counter indexes the stack within bounds...
+    accepts(
+        "*(u64 *)(r10 - 8) = 0\n*(u64 *)(r10 - 16) = 0\nr2 = 0\nr0 = 0\nl:\nr3 = r10\nr3 += -16\nr3 += r2\n\
+         r4 = *(u8 *)(r3 + 0)\nr0 += r4\nr2 += 1\nif r2 < 16 goto l\nexit\n",
+    );
+    // ...and out of them one step too far.
+    rejects(
+        "*(u64 *)(r10 - 8) = 0\n*(u64 *)(r10 - 16) = 0\nr2 = 0\nr0 = 0\nl:\nr3 = r10\nr3 += -16\nr3 += r2\n\
+         r4 = *(u8 *)(r3 + 0)\nr0 += r4\nr2 += 1\nif r2 <= 16 goto l\nexit\n",
+        Rule::StackBounds,
+        7,
+    );
+    // A register defined only after the first iteration is undefined on the first.
+    rejects("r7 = 3\nl:\nr0 = r6\nr6 = 1\nr7 -= 1\nif r7 != 0 goto l\nexit\n", Rule::UninitRegister, 1);
+}
+
+#[test]
+fn constants_and_ranges() {
+    // Pointer plus a register known to be a constant on every path.
+    accepts("*(u64 *)(r10 - 8) = 7\nr2 = -8\nr3 = r10\nr3 += r2\nr0 = *(u64 *)(r3 + 0)\nexit\n");
+    accepts("r2 = 8\nr1 += r2\nr0 = *(u64 *)(r1 + 0)\nexit\n");
+    // A variable offset, bounded by a mask or a comparison, within the map value...
+    let lookup = format!("{LOOKUP}if r0 == 0 goto out\nr2 = *(u64 *)(r1 + 0)\n");
+    let lookup = lookup
+        .replace("r1 = arr ll", "r6 = r1\nr1 = arr ll")
+        .replace("r2 = *(u64 *)(r1 + 0)", "r2 = *(u64 *)(r6 + 0)");
+    accepts(&format!("{lookup}r2 &= 7\nr0 += r2\nr0 = *(u64 *)(r0 + 0)\nout:\nr0 = 0\nexit\n"));
+    accepts(&format!("{lookup}if r2 > 8 goto out\nr0 += r2\nr0 = *(u64 *)(r0 + 0)\nout:\nr0 = 0\nexit\n"));
+    // ...and past it for the largest value.
+    rejects(
+        &format!("{lookup}if r2 > 9 goto out\nr0 += r2\nr0 = *(u64 *)(r0 + 0)\nout:\nr0 = 0\nexit\n"),
+        Rule::MapValueBounds,
+        11,
+    );
+    // Unbounded: the kernel refuses the arithmetic itself.
+    rejects(&format!("{lookup}r0 += r2\nout:\nr0 = 0\nexit\n"), Rule::PointerArithmetic, 9);
+    // The context's offsets must be constants.
+    rejects("r2 = *(u32 *)(r1 + 0)\nr2 &= 8\nr1 += r2\nr0 = *(u64 *)(r1 + 0)\nexit\n", Rule::CtxBounds, 3);
+    // A branch the constants decide is the only one taken: the kernel never looks at
+    // the other, so what it would do does not matter.
+    accepts("r2 = 1\nif r2 == 1 goto +1\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit\n");
+    rejects("r2 = 1\nif r2 == 2 goto +1\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit\n", Rule::BadMemoryBase, 2);
+}
+
+#[test]
+fn caller_stack_pointers_and_subprogram_returns() {
+    // A callee writes through a pointer to its caller's stack; the caller reads it back.
+    accepts(
+        "r1 = r10\nr1 += -8\ncall set\nr0 = *(u64 *)(r10 - 8)\nexit\n\
+         set:\n*(u64 *)(r1 + 0) = 42\nr0 = 0\nexit\n",
+    );
+    // A callee reads what its caller wrote, two frames down.
+    accepts(
+        "*(u64 *)(r10 - 8) = 1\nr1 = r10\nr1 += -8\ncall f\nexit\n\
+         f:\ncall g\nexit\ng:\nr0 = *(u64 *)(r1 + 0)\nexit\n",
+    );
+    // But not what it did not write, nor past the caller's stack.
+    rejects("r1 = r10\nr1 += -8\ncall get\nexit\nget:\nr0 = *(u64 *)(r1 + 0)\nexit\n", Rule::UninitStack, 4);
+    rejects(
+        ".stack 8\n*(u64 *)(r10 - 8) = 1\nr1 = r10\nr1 += -8\ncall get\nexit\nget:\nr0 = *(u64 *)(r1 - 8)\nexit\n",
+        Rule::StackBounds,
+        5,
+    );
+    // A callee that writes through the pointer on one path only leaves the bytes
+    // unwritten for the caller.
+    rejects(
+        "r1 = r10\nr1 += -8\ncall set\nr0 = *(u64 *)(r10 - 8)\nexit\n\
+         set:\nr0 = 0\nif r1 == 0 goto +1\n*(u64 *)(r1 + 0) = 42\nexit\n",
+        Rule::PointerComparison,
+        6,
+    );
+    rejects(
+        "r2 = *(u64 *)(r1 + 8)\nr1 = r10\nr1 += -8\ncall set\nr0 = *(u64 *)(r10 - 8)\nexit\n\
+         set:\nr0 = 0\nif r2 == 0 goto +1\n*(u64 *)(r1 + 0) = 42\nexit\n",
+        Rule::UninitStack,
+        4,
+    );
+    // A subprogram may exit with R0 undefined (a void function); its caller's R0 is then
+    // undefined, which matters only if the caller reads it.
+    accepts("call f\nr0 = 1\nexit\nf:\nexit\n");
+    let msg = rejects("call f\nexit\nf:\nexit\n", Rule::UninitRegister, 1);
+    assert!(msg.contains("the subprogram called at pc 0 can exit with r0 undefined"), "{msg}");
+    // A subprogram may return a pointer, but not into its own stack.
+    accepts("r6 = r1\ncall f\nr0 = *(u64 *)(r0 + 0)\nexit\nf:\nr0 = r1\nexit\n");
+    rejects("call f\nr0 = 0\nexit\nf:\nr0 = r10\nexit\n", Rule::PointerReturn, 4);
+}
+
+#[test]
+fn stack_depths_follow_the_accesses() {
+    let depths = |text: &str| {
+        let set = crate::asm::parse_set(text).unwrap().set;
+        stack_depths(&set, 0, Some(64)).unwrap()
+    };
+    // A pointer moved away from r10 is followed; the depth is the deepest byte, rounded
+    // up to 8.
+    assert_eq!(depths("r2 = r10\nr2 += -20\n*(u32 *)(r2 + 0) = 1\nr0 = 0\nexit\n"), [24]);
+    // A callee's accesses through its caller's pointer count for the caller.
+    assert_eq!(
+        depths("r1 = r10\nr1 += -8\ncall f\nr0 = 0\nexit\nf:\n*(u64 *)(r1 - 8) = 1\n*(u64 *)(r10 - 8) = 2\nexit\n"),
+        [16, 8]
+    );
+    // A variable offset counts with its lowest value.
+    assert_eq!(
+        depths("r2 = *(u32 *)(r1 + 0)\nr2 &= 31\nr3 = r10\nr3 += -40\nr3 += r2\n*(u8 *)(r3 + 0) = 1\nr0 = 0\nexit\n"),
+        [40]
+    );
+}
+
+#[test]
+fn immediates() {
+    rejects("r0 = 1\nr0 /= 0\nexit\n", Rule::BadImmediate, 1);
+    rejects("w0 = 1\nw0 <<= 32\nexit\n", Rule::BadImmediate, 1);
+    accepts("r0 = 1\nr0 <<= 63\nexit\n");
+}
+
+#[test]
+fn the_corpus_validates() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
+    let mut n = 0;
+    for dir in ["tailcalls", "examples"] {
+        let mut paths: Vec<_> =
+            std::fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "s")) {
+            let file = crate::load::load_set_file(&path).unwrap();
+            let ctx = file.ctx.and_then(|i| i.ctx).map(|c| c.len());
+            if let Err(e) = validate(&file.set, ctx) {
+                panic!("{}: {e}", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 18, "{n} corpus files");
+}
+
+#[test]
+fn generated_sets_validate() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut generated = 0;
+    // Sets with loops, lookups, tail calls, bpf2bpf calls.
+    let mut seen = [0usize; 4];
+    for k in 0..500 {
+        let bytes: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut u = Unstructured::new(&bytes);
+        let Ok(cfg) = crate::gen::Config::arbitrary(&mut u) else { continue };
+        let Ok(g) = crate::gen::generate(&cfg, &mut u) else { continue };
+        generated += 1;
+        let insns = || g.set.progs().iter().flat_map(|p| p.prog.insns().iter());
+        for (k, f) in [
+            |i: &Insn| i.jump_offset().is_some_and(|o| o < 0),
+            |i: &Insn| *i == Insn::Call(Call::Helper(MAP_LOOKUP_ELEM)),
+            |i: &Insn| *i == Insn::Call(Call::Helper(TAIL_CALL)),
+            |i: &Insn| matches!(i, Insn::Call(Call::Local(_))),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            seen[k] += insns().any(f) as usize;
+        }
+        let ctx = g.input.ctx.as_ref().map(Vec::len);
+        if let Err(e) = validate(&g.set, ctx) {
+            panic!("set {k}: {e}\n{}", crate::asm::print_set(&g.set, Some(&g.input)));
+        }
+    }
+    assert!(generated >= 450, "only {generated} of 500 inputs generated a set");
+    assert!(seen.iter().all(|&n| n >= 20), "sets with loops, lookups, tail calls, calls: {seen:?}");
+}
+
+#[test]
+fn context_in_r1_follows_the_context_through_moves_and_calls() {
+    let text = "r6 = r1\ncall with_ctx\nr1 = 5\ncall with_ctx\nr1 = r6\nr1 += 8\nexit\n\
+                with_ctx:\nr0 = 0\nexit\n";
+    let file = crate::asm::parse_set(text).unwrap();
+    let ctx = context_in_r1(&file.set, 0, Some(64)).unwrap();
+    // r6 = r1 | call (r1 the context) | r1 = 5 | call (a scalar) | r1 = r6 | r1 += 8 |
+    // exit (the context + 8) | the callee's two instructions (one caller passes a scalar).
+    assert_eq!(ctx, [true, true, false, false, false, true, false, false, false]);
+    let bad = crate::asm::parse_set("r0 = *(u64 *)(r1 + 64)\nexit\n").unwrap();
+    assert_eq!(context_in_r1(&bad.set, 0, Some(64)).unwrap_err().rule, Rule::CtxBounds);
+}
