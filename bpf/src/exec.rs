@@ -117,6 +117,11 @@ pub enum FaultKind {
     /// counted in different units by different engines, so this class is never
     /// compared: a run that hits it is inconclusive.
     Budget,
+    /// The run did not finish within a generous multiple of the instructions the reference
+    /// interpreter needed to finish it (counted deterministically, see
+    /// [`Engine::bound_next_run`]): the program ends, and this engine loops where it
+    /// should not. Unlike [`FaultKind::Budget`], compared like any other class.
+    Hang,
     /// The engine met code it could not execute (an illegal machine instruction, a jump
     /// into nowhere, a wrong return address).
     BadCode,
@@ -143,6 +148,7 @@ impl FaultKind {
             FaultKind::MemoryAccess => "memory-access",
             FaultKind::MisalignedAtomic => "misaligned-atomic",
             FaultKind::Budget => "budget",
+            FaultKind::Hang => "hang",
             FaultKind::BadCode => "bad-code",
             FaultKind::Verifier => "verifier",
             FaultKind::Abi => "abi",
@@ -322,6 +328,21 @@ pub trait Engine {
     fn native_listing(&mut self, set: &ProgramSet, input: &Input) -> Option<Result<String, String>> {
         let _ = (set, input);
         None
+    }
+
+    /// The instructions the last run executed, for an engine that counts them in the
+    /// kernel's units (the reference interpreter); `None` (the default) otherwise.
+    fn work(&self) -> Option<u64> {
+        None
+    }
+
+    /// Bounds the next [`Engine::run_set`] by `work`, the instructions the reference
+    /// interpreter executed to finish the same run: an engine that can count its own
+    /// progress stops a run that goes on far longer than any correct execution could (a
+    /// generous multiple of `work`), and reports [`FaultKind::Hang`]; it also spends no
+    /// more wall-clock time on it than that work warrants. The default ignores it.
+    fn bound_next_run(&mut self, work: u64) {
+        let _ = work;
     }
 
     /// Runs a single program (a set of one program and no maps).

@@ -39,6 +39,11 @@ pub enum Bug {
     /// A relaxed conditional branch (an inverted branch over a `jal`) lands 4 bytes past
     /// its target.
     BranchRelaxOffset,
+    /// A backward conditional branch one instruction past the B-type reach is kept short;
+    /// its offset wraps.
+    BranchRelaxThreshold,
+    /// A 32-bit conditional jump backward (a loop's condition) compares all 64 bits.
+    Jmp32LoopFullWidth,
     /// 32-bit fetching atomics leave the fetched value sign-extended.
     Atomic32FetchNoZext,
     /// 32-bit compare-and-exchange leaves R0 sign-extended.
@@ -147,6 +152,16 @@ catalogue! {
         "A conditional jump further than 4 KiB of machine code becomes an inverted branch \
          over a `jal`; the JIT computes the `jal`'s offset from the branch instead of from \
          the `jal` itself, so taken jumps land one instruction past their target.";
+    BranchRelaxThreshold, "branch-relax-threshold", None,
+        "The reach check of a conditional branch accepts a backward distance of 4100 bytes, \
+         one instruction past the B-type format's -4096: the 13-bit offset wraps to +4092 and \
+         the loop's branch jumps forward into the middle of other code. Only a backward jump \
+         over exactly that much machine code shows it.";
+    Jmp32LoopFullWidth, "jmp32-loop-full-width", None,
+        "A 32-bit conditional jump whose target lies before it (a loop's condition) is \
+         emitted like a 64-bit one, its operands not narrowed to 32 bits: `r1 = 0x100000003; \
+         loop: ...; r1 -= 1; if w1 != 0 goto loop` runs 2^32 times more than the three \
+         iterations it should (a hang), and a 32-bit bound compares the wrong value.";
     Atomic32FetchNoZext, "atomic32-fetch-no-zext", None,
         "32-bit fetching atomics (`amo*.w`) sign-extend the old value they return; the JIT \
          forgets to zero-extend it.";

@@ -19,6 +19,8 @@ pub struct Jit {
     /// The last set compiled and its code: running one set on several inputs compiles
     /// it once (and the runner then keeps its translated code too).
     last: Option<(ProgramSet, CompiledSet)>,
+    /// The reference's work for the next run ([`Engine::bound_next_run`]).
+    next_work: Option<u64>,
 }
 
 impl Default for Jit {
@@ -31,7 +33,7 @@ impl Jit {
     /// A JIT engine with the `register` scheme and the default block limit; the
     /// emulator is created on first use.
     pub fn new() -> Jit {
-        Jit { runner: None, limit: BLOCK_LIMIT, codegen: Codegen::default(), last: None }
+        Jit { runner: None, limit: BLOCK_LIMIT, codegen: Codegen::default(), last: None, next_work: None }
     }
 
     /// The same engine keeping the tail-call counter with `scheme`.
@@ -116,6 +118,13 @@ pub fn outcome(set: &ProgramSet, compiled: &CompiledSet, n: Native) -> Outcome {
             fault(FaultKind::BadCode, format!("illegal instruction at machine pc {:#x}", n.pc))
         }
         Err(Stop::Limit) => fault(FaultKind::Budget, "the block limit was reached without returning".into()),
+        Err(Stop::Hang { blocks, work }) => fault(
+            FaultKind::Hang,
+            format!(
+                "the run entered {blocks} translation blocks without returning, where the reference \
+                 interpreter finished it in {work} instructions"
+            ),
+        ),
         Err(Stop::Emulator(e)) => {
             fault(FaultKind::BadCode, format!("emulator stopped with {e} at {:#x}", n.pc))
         }
@@ -174,7 +183,12 @@ impl Engine for Jit {
         "jit"
     }
 
+    fn bound_next_run(&mut self, work: u64) {
+        self.next_work = Some(work);
+    }
+
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
+        let work = self.next_work.take();
         if let Err(why) = self.compile(set) {
             return RunResult::CannotJudge(why);
         }
@@ -183,7 +197,7 @@ impl Engine for Jit {
             Err(e) => return host(e),
         };
         let (_, compiled) = self.last.as_ref().expect("compiled above");
-        match runner.run(compiled, set, input.ctx.as_deref()) {
+        match runner.run(compiled, set, input.ctx.as_deref(), work) {
             Ok(native) => RunResult::Ran(outcome(set, compiled, native)),
             Err(e) => host(e),
         }
@@ -251,6 +265,48 @@ mod tests {
         .unwrap();
         let RunResult::Ran(out) = jit.run(&ok, &Input::none()) else { panic!("cannot judge") };
         assert_eq!(out.result, Ok(7));
+    }
+
+    #[test]
+    fn a_run_far_longer_than_the_references_work_is_a_hang() {
+        use bpf::{AluOp, Cond, Operand, Reg, Width};
+        // r1 = 0x100000003; loop: r0 += 1; r1 -= 1; if w1 != 0 goto loop; exit: three
+        // iterations (the low 32 bits count 3, 2, 1, 0), 11 instructions in all.
+        let alu = |op, dst, imm| Insn::Alu { width: Width::W64, op, dst, src: Operand::Imm(imm) };
+        let prog = Program::new(vec![
+            Insn::LdImm64 { dst: Reg::R1, pseudo: 0, imm: 0x1_0000_0003 },
+            alu(AluOp::Mov, Reg::R0, 0),
+            alu(AluOp::Add, Reg::R0, 1),
+            alu(AluOp::Sub, Reg::R1, 1),
+            Insn::Jmp { width: Width::W32, cond: Cond::Ne, dst: Reg::R1, src: Operand::Imm(0), off: -3 },
+            Insn::Exit,
+        ])
+        .unwrap();
+        let run = |jit: &mut Jit, work: Option<u64>| {
+            if let Some(w) = work {
+                jit.bound_next_run(w);
+            }
+            let RunResult::Ran(out) = jit.run(&prog, &Input::none()) else { panic!("cannot judge") };
+            out.result
+        };
+        // Correct, within the bound of the reference's 11 instructions.
+        let mut jit = Jit::new();
+        assert_eq!(run(&mut jit, Some(11)), Ok(3));
+        // The slip that compares all 64 bits in the loop's condition runs 2^32 more
+        // iterations: the run is a hang, decided by the counted rerun, every time.
+        let mut slipped = Jit::new().with_bugs(Bugs::NONE.with(crate::bugs::Bug::Jmp32LoopFullWidth));
+        for _ in 0..2 {
+            let f = run(&mut slipped, Some(11)).unwrap_err();
+            assert_eq!(f.kind, FaultKind::Hang, "{f}");
+            assert!(
+                f.detail.contains("where the reference interpreter finished it in 11 instructions"),
+                "{f}"
+            );
+        }
+        // The bound holds for one run only.
+        let mut limited =
+            Jit::with_block_limit(10_000).with_bugs(Bugs::NONE.with(crate::bugs::Bug::Jmp32LoopFullWidth));
+        assert_eq!(run(&mut limited, None).unwrap_err().kind, FaultKind::Budget);
     }
 
     #[test]

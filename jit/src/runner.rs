@@ -48,6 +48,19 @@ const TCG_BUFFER_SIZE: u32 = 16 << 20;
 /// counted. Fuzzed sets take well under a millisecond; the longest conformance programs
 /// a few tens of milliseconds.
 const WATCHDOG: Duration = Duration::from_millis(250);
+/// Translation blocks a correct run may enter per instruction the reference interpreter
+/// executed for it, generously: the most a BPF instruction compiles to is a tail call's
+/// handful of branches, or a helper call's trap and return.
+const HANG_BLOCKS_PER_INSN: u64 = 16;
+/// Translation blocks a correct run may enter besides those: prologues, trampolines.
+const HANG_SLACK_BLOCKS: u64 = 100_000;
+
+/// The limits of a run bounded by the `work` the reference needed for it: the
+/// watchdog's deadline, and the block limit of the counted rerun that decides.
+fn hang_bounds(work: u64) -> (Duration, u64) {
+    let deadline = Duration::from_millis(5) + Duration::from_nanos(work.saturating_mul(200));
+    (deadline.min(WATCHDOG), work.saturating_mul(HANG_BLOCKS_PER_INSN).saturating_add(HANG_SLACK_BLOCKS))
+}
 const PAGE: u64 = 0x1000;
 /// Zeros for clearing guest memory without allocating.
 static ZEROS: [u8; PAGE as usize] = [0; PAGE as usize];
@@ -72,6 +85,14 @@ pub enum Stop {
     Illegal,
     /// The block limit was reached without returning.
     Limit,
+    /// The run entered `blocks` translation blocks, the bound set by the `work` (in
+    /// instructions) the reference needed to finish it, without returning.
+    Hang {
+        /// The bound.
+        blocks: u64,
+        /// The reference's instructions.
+        work: u64,
+    },
     /// Any other emulator error.
     Emulator(String),
 }
@@ -255,7 +276,7 @@ impl Runner {
             }
         })
         .map_err(err)?;
-        let watchdog = Watchdog::new(emu.get_handle(), WATCHDOG)?;
+        let watchdog = Watchdog::new(emu.get_handle())?;
         Ok(Runner {
             watchdog,
             counting: None,
@@ -385,22 +406,36 @@ impl Runner {
 
     /// Runs a compiled set (entry: program 0's first byte) with `a0` pointing at a copy
     /// of `ctx` (or 0). The outcome is the one a run bounded by the block limit has: a
-    /// run the watchdog stops is made again with blocks counted.
+    /// run the watchdog stops is made again with blocks counted. With `work`, the
+    /// instructions the reference interpreter executed to finish the same run, the bound
+    /// is that work's: a short deadline, and a block limit of
+    /// [`HANG_BLOCKS_PER_INSN`] blocks per instruction (plus [`HANG_SLACK_BLOCKS`]) that
+    /// ends the run as [`Stop::Hang`].
     pub fn run(
         &mut self,
         compiled: &CompiledSet,
         set: &ProgramSet,
         ctx: Option<&[u8]>,
+        work: Option<u64>,
     ) -> Result<Native, String> {
         self.load_code(compiled)?;
-        let (native, stopped) = self.attempt(compiled, set, ctx, true)?;
+        let (deadline, blocks) = match work.map(hang_bounds) {
+            Some((d, b)) if b < self.limit as u64 => (d, Some(b)),
+            _ => (WATCHDOG, None),
+        };
+        let (native, stopped) = self.attempt(compiled, set, ctx, Some(deadline))?;
         if !stopped {
             return Ok(native);
         }
         self.count_blocks(true)?;
-        let counted = self.attempt(compiled, set, ctx, false);
+        let limit = blocks.unwrap_or(self.limit as u64);
+        let counted = self.attempt_with(compiled, set, ctx, None, None, limit);
         self.count_blocks(false)?;
-        Ok(counted?.0)
+        let mut native = counted?.0;
+        if let (Err(Stop::Limit), Some(blocks), Some(work)) = (&native.stop, blocks, work) {
+            native.stop = Err(Stop::Hang { blocks, work });
+        }
+        Ok(native)
     }
 
     /// Runs a compiled set as [`Runner::run`] does, with translation blocks counted, and
@@ -451,23 +486,23 @@ impl Runner {
             .map_err(err)?;
         self.count_blocks(true)?;
         let tracing = Some(Box::new(Tracing { starts, trace: Trace::default() }));
-        let run = self.attempt_with(compiled, set, ctx, false, tracing);
+        let run = self.attempt_with(compiled, set, ctx, None, tracing, self.limit as u64);
         self.emu.remove_hook(hook).map_err(err)?;
         self.count_blocks(false)?;
         let (native, _, tracing) = run?;
         Ok((native, tracing.map(|t| t.trace).unwrap_or_default()))
     }
 
-    /// One run of the loaded code, under the watchdog if `watched`; also says whether
-    /// the watchdog stopped it.
+    /// One run of the loaded code, under the watchdog with this deadline if `watched`;
+    /// also says whether the watchdog stopped it.
     fn attempt(
         &mut self,
         compiled: &CompiledSet,
         set: &ProgramSet,
         ctx: Option<&[u8]>,
-        watched: bool,
+        watched: Option<Duration>,
     ) -> Result<(Native, bool), String> {
-        let (native, stopped, _) = self.attempt_with(compiled, set, ctx, watched, None)?;
+        let (native, stopped, _) = self.attempt_with(compiled, set, ctx, watched, None, self.limit as u64)?;
         Ok((native, stopped))
     }
 
@@ -477,8 +512,9 @@ impl Runner {
         compiled: &CompiledSet,
         set: &ProgramSet,
         ctx: Option<&[u8]>,
-        watched: bool,
+        watched: Option<Duration>,
         tracing: Option<Box<Tracing>>,
+        block_limit: u64,
     ) -> Result<(Native, bool, Option<Box<Tracing>>), String> {
         self.load_maps(compiled, set)?;
         let r1 = self.load_ctx(ctx)?;
@@ -499,7 +535,7 @@ impl Runner {
         *self.emu.get_data_mut() = Data {
             arrays: Runner::array_infos(set),
             seen: vec![AttachmentSeen::default(); set.attachments().len()],
-            block_limit: self.limit as u64,
+            block_limit,
             tracing,
             ..Data::default()
         };
@@ -533,11 +569,11 @@ impl Runner {
             hooks.push(h);
         }
         let entry = compiled.progs.first().map_or(CODE_ADDR, |c| c.base);
-        if watched {
-            self.watchdog.arm();
+        if let Some(deadline) = watched {
+            self.watchdog.arm(deadline);
         }
         let res = self.emu.emu_start(entry, EXIT_ADDR, 0, 0);
-        let stopped = watched && self.watchdog.disarm();
+        let stopped = watched.is_some() && self.watchdog.disarm();
         for h in hooks {
             self.emu.remove_hook(h).map_err(err)?;
         }

@@ -45,11 +45,13 @@ impl Shared {
     }
 }
 
+/// How often the thread looks at the deadline: a run is stopped at most this late.
+const TICK: Duration = Duration::from_millis(2);
+
 /// Stops one emulator's runs when they exceed a deadline. Dropping it stops the thread.
 pub struct Watchdog {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    limit: Duration,
 }
 
 impl std::fmt::Debug for Watchdog {
@@ -59,25 +61,24 @@ impl std::fmt::Debug for Watchdog {
 }
 
 impl Watchdog {
-    /// A watchdog for the engine behind `handle`, which must outlive it, stopping runs
-    /// that take longer than `limit` (and at most a quarter more).
-    pub fn new(handle: *mut uc_engine, limit: Duration) -> Result<Watchdog, String> {
+    /// A watchdog for the engine behind `handle`, which must outlive it.
+    pub fn new(handle: *mut uc_engine) -> Result<Watchdog, String> {
         let shared = Arc::new(Shared { state: Mutex::new(State::default()), wake: Condvar::new() });
         let theirs = Arc::clone(&shared);
         let handle = Handle(handle);
         let thread = std::thread::Builder::new()
             .name("jitdiff-watchdog".into())
-            .spawn(move || watch(&theirs, &handle, limit / 4))
+            .spawn(move || watch(&theirs, &handle, TICK))
             .map_err(|e| format!("cannot start the emulator's watchdog thread: {e}"))?;
-        Ok(Watchdog { shared, thread: Some(thread), limit })
+        Ok(Watchdog { shared, thread: Some(thread) })
     }
 
-    /// Arms the watchdog for a run starting now. The thread is not woken: it looks at
-    /// the deadline on its own a few times per limit, so arming costs one uncontended
-    /// lock and no context switch.
-    pub fn arm(&self) {
+    /// Arms the watchdog for a run starting now, to stop it after `limit` (and at most
+    /// [`TICK`] more). The thread is not woken: it looks at the deadline on its own every
+    /// tick, so arming costs one uncontended lock and no context switch.
+    pub fn arm(&self, limit: Duration) {
         let mut s = self.shared.lock();
-        s.deadline = Some(Instant::now() + self.limit);
+        s.deadline = Some(Instant::now() + limit);
         s.fired = false;
     }
 

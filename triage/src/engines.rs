@@ -244,9 +244,12 @@ impl Engines {
         }
     }
 
-    /// Runs a program set on `input` on every engine, in order. When the reference runs
-    /// out of budget the run is inconclusive whatever the others say, so the engines
-    /// after it are not run (a set that explodes costs one bounded run, not three).
+    /// Runs a program set on `input` on every engine; results in the engines' order. The
+    /// reference runs first. When it runs out of budget the run is inconclusive whatever
+    /// the others say, so the other engines are not run (a set that explodes costs one
+    /// bounded run, not three); when it finishes, every other engine is bounded by the
+    /// instructions it needed ([`Engine::bound_next_run`](bpf::Engine::bound_next_run)),
+    /// so that one that loops where the program ends reports a `hang` quickly.
     /// rbpf's tail calls follow the global count semantics only; under other semantics
     /// it cannot judge sets that make tail calls.
     pub fn run_set(&mut self, set: &ProgramSet, input: &Input) -> Vec<EngineResult> {
@@ -261,32 +264,43 @@ impl Engines {
         input: &Input,
         timed: &mut dyn FnMut(&'static str, std::time::Instant),
     ) -> Vec<EngineResult> {
-        let mut reference_out_of_budget = false;
         let per_frame =
             self.opts.semantics != oracle::reference::TailCallSemantics::Global && has_tail_calls(set);
-        self.engines
-            .iter_mut()
-            .map(|e| {
-                let start = std::time::Instant::now();
-                let result = if reference_out_of_budget {
-                    bpf::RunResult::CannotJudge(
-                        "not run: the reference ran out of budget, so the run is inconclusive".into(),
-                    )
-                } else if per_frame && e.name() == "rbpf" {
-                    bpf::RunResult::CannotJudge(
-                        "rbpf's tail calls implement only the global count semantics".into(),
-                    )
-                } else {
-                    e.run_set(set, input)
-                };
-                timed(e.name(), start);
-                if e.name() == "reference" {
-                    reference_out_of_budget = matches!(&result, bpf::RunResult::Ran(o)
-                        if o.result.as_ref().is_err_and(|f| f.kind == bpf::FaultKind::Budget));
+        let mut order: Vec<usize> = (0..self.engines.len()).collect();
+        order.sort_by_key(|&i| self.engines[i].name() != "reference");
+        let mut results: Vec<Option<EngineResult>> = (0..self.engines.len()).map(|_| None).collect();
+        // Whether the reference ran out of budget; its work when its run ended otherwise
+        // (not when it could not judge: its work then says nothing of the run's length).
+        let (mut out_of_budget, mut work) = (false, None);
+        for i in order {
+            let e = &mut self.engines[i];
+            let start = std::time::Instant::now();
+            let result = if out_of_budget {
+                bpf::RunResult::CannotJudge(
+                    "not run: the reference ran out of budget, so the run is inconclusive".into(),
+                )
+            } else if per_frame && e.name() == "rbpf" {
+                bpf::RunResult::CannotJudge(
+                    "rbpf's tail calls implement only the global count semantics".into(),
+                )
+            } else {
+                if let Some(w) = work {
+                    e.bound_next_run(w);
                 }
-                EngineResult { engine: e.name(), result }
-            })
-            .collect()
+                e.run_set(set, input)
+            };
+            timed(e.name(), start);
+            if e.name() == "reference" {
+                out_of_budget = matches!(&result, bpf::RunResult::Ran(o)
+                    if o.result.as_ref().is_err_and(|f| f.kind == bpf::FaultKind::Budget));
+                work = match &result {
+                    bpf::RunResult::Ran(_) if !out_of_budget => e.work(),
+                    _ => None,
+                };
+            }
+            results[i] = Some(EngineResult { engine: e.name(), result });
+        }
+        results.into_iter().map(|r| r.expect("every engine ran")).collect()
     }
 }
 
@@ -340,5 +354,26 @@ mod tests {
         for r in &results {
             assert!(matches!(&r.result, RunResult::Ran(o) if o.result == Ok(18)), "{r:?}");
         }
+    }
+
+    #[test]
+    fn an_engine_that_loops_where_the_reference_finishes_hangs_and_is_the_odd_one_out() {
+        // The reference runs first even when listed last, and bounds the JIT by its work:
+        // r1 = 0x100000003; loop: r1 -= 1; if w1 != 0 goto loop; r0 = 0; exit ends after
+        // three iterations; a JIT whose loop condition compares 64 bits does not.
+        let set = bpf::asm::parse_set("r1 = 0x100000003 ll\nl:\nr1 -= 1\nif w1 != 0 goto l\nr0 = 0\nexit\n")
+            .unwrap()
+            .set;
+        let opts =
+            Options { bugs: jit::Bugs::NONE.with(jit::bugs::Bug::Jmp32LoopFullWidth), ..Options::default() };
+        let mut engines = Engines::with_options(&["jit", "rbpf", "reference"], &opts);
+        let results = engines.run_set(&set, &Input::none());
+        let bpf::RunResult::Ran(o) = &results[0].result else { panic!("{:?}", results[0]) };
+        assert_eq!(o.result.as_ref().unwrap_err().kind, bpf::FaultKind::Hang);
+        let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) else {
+            panic!("{results:?}")
+        };
+        assert_eq!((diffs[0].field, diffs[0].odd_one_out), (crate::compare::Field::Error, Some("jit")));
+        assert!(diffs[0].explanation.contains("jit says hang"), "{}", diffs[0].explanation);
     }
 }

@@ -314,6 +314,9 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
                 Insn::End { order, bits, dst } => emit::emit_end(&mut l, order, bits, dst),
                 Insn::Ja { .. } | Insn::JaLong { .. } => l.jump(target()),
                 Insn::Jmp { width, cond, dst, src, .. } => {
+                    let backward = prog.target_of(i).is_some_and(|t| t <= i);
+                    let width =
+                        if backward && bugs.has(Bug::Jmp32LoopFullWidth) { bpf::Width::W64 } else { width };
                     emit::emit_cond_jump(&mut l, width, cond, dst, src, target())
                 }
                 Insn::Load { size, signed, dst, src, off } => {

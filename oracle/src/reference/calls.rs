@@ -156,6 +156,8 @@ pub(super) struct Buffers {
     pub frames: Vec<Frame>,
     /// Decoded instructions of each attachment's program.
     pub attachments: Vec<Vec<Op>>,
+    /// Instructions the last run executed.
+    pub work: u64,
 }
 
 /// The state of one run besides the running frame's.
@@ -234,7 +236,7 @@ pub(super) fn run_set(
     trace: Option<&mut Trace>,
 ) -> RunResult {
     let progs = set.progs();
-    let Buffers { ops, funcs, memory, frames, attachments } = buffers;
+    let Buffers { ops, funcs, memory, frames, attachments, work } = buffers;
     attachments.resize_with(set.attachments().len(), Vec::new);
     for (a, ops) in set.attachments().iter().zip(attachments.iter_mut()) {
         decode::decode_into(&a.program.prog, set.maps().len() + set.arrays().len(), ops);
@@ -276,6 +278,7 @@ pub(super) fn run_set(
         in_attachment: None,
     };
     let end = run.enter_entry(&mut m).and_then(|()| run.execute(&mut m, ops, trace));
+    *work = m.budget - m.remaining;
     let ctx = m.mem.ctx_bytes().to_vec();
     let arrays = m.mem.array_bytes();
     if end.is_ok() {

@@ -254,4 +254,8 @@ impl Engine for Reference {
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
         calls::run_set(set, input, self.budget, self.counting(), &mut self.buffers, None)
     }
+
+    fn work(&self) -> Option<u64> {
+        Some(self.buffers.work)
+    }
 }
