@@ -551,6 +551,13 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "shapes_missing": stats.shapes_missing().iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "forms_seen": stats.forms_seen().0,
                 "forms_total": stats.forms_seen().1,
+                "loop_tests_seen": stats.loop_tests_seen().0,
+                "loop_tests_total": stats.loop_tests_seen().1,
+                "share_with_loops": stats.with_loops.load(Relaxed) as f64 / sets.max(1) as f64,
+                "share_with_other_loops": stats.with_other_loops.load(Relaxed) as f64 / sets.max(1) as f64,
+                "share_with_early_exits": stats.with_early_exits.load(Relaxed) as f64 / sets.max(1) as f64,
+                "share_with_caller_stack_pointers": stats.with_caller_stack.load(Relaxed) as f64 / sets.max(1) as f64,
+                "jump_distances": stats.distances_seen().iter().map(|(b, seen, total)| (b.name().to_string(), serde_json::json!({"seen": seen, "total": total}))).collect::<serde_json::Map<_, _>>(),
                 "corpus": stats.corpus.load(Relaxed),
                 "known_divergences": stats.known.load(Relaxed),
                 "known_divergences_each": stats.known_seen().into_iter().map(|(k, n)| (k.to_string(), serde_json::json!(n))).collect::<serde_json::Map<_, _>>(),
@@ -597,6 +604,24 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             100.0 * stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_kfuncs.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_attachments.load(Relaxed) as f64 / sets.max(1) as f64,
+        );
+        let (tests, all_tests) = stats.loop_tests_seen();
+        let distances: Vec<String> = stats
+            .distances_seen()
+            .iter()
+            .map(|(b, seen, total)| format!("{} {seen} of {total}", b.name()))
+            .collect();
+        let share = |n: &std::sync::atomic::AtomicU64| 100.0 * n.load(Relaxed) as f64 / sets.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "loops: {:.0}% of sets, {:.0}% with a loop not counted down to zero, {:.0}% with an early exit; \
+             {tests} of {all_tests} loop tests (width, condition, operand); {:.0}% of sets pass a pointer to \
+             the caller's stack; jump distances in 4-byte steps around the encodings' reach: {}",
+            share(&stats.with_loops),
+            share(&stats.with_other_loops),
+            share(&stats.with_early_exits),
+            share(&stats.with_caller_stack),
+            distances.join(", "),
         );
         let known = stats.known.load(Relaxed);
         if known > 0 {

@@ -120,6 +120,19 @@ pub struct Stats {
     pub shapes: [AtomicBool; bpf::gen::shapes::Shape::ALL.len()],
     /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
     pub forms: Vec<AtomicBool>,
+    /// Which loop-test forms ([`bpf::gen::loops::all_loop_tests`]) the sets' loops used.
+    pub loop_tests: Vec<AtomicBool>,
+    /// Sets with a loop.
+    pub with_loops: AtomicU64,
+    /// Sets with a loop not of the counted-down form.
+    pub with_other_loops: AtomicU64,
+    /// Sets with an early exit out of a loop.
+    pub with_early_exits: AtomicU64,
+    /// Sets with a pointer to a caller's stack passed to a bpf2bpf call.
+    pub with_caller_stack: AtomicU64,
+    /// Which jump distances around each [`Boundary`] the sets' code had, in jitdiff's
+    /// JIT, `2 * BOUNDARY_STEPS + 1` per boundary in [`Boundary::ALL`]'s order.
+    pub distances: Vec<AtomicBool>,
     /// Corpus program sets replayed before generating.
     pub corpus: AtomicU64,
     /// Runs whose mismatch is a known divergence of a kernel ([`crate::known`]), counted
@@ -246,11 +259,122 @@ pub fn mixes_calls_and_tail_calls(set: &bpf::ProgramSet) -> bool {
     })
 }
 
+/// A distance at which a jump's RV64 encoding changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Boundary {
+    /// A conditional branch backward past -4096 bytes (B-type) is relaxed.
+    BtypeBackward,
+    /// A conditional branch forward past +4094 bytes (B-type) is relaxed.
+    BtypeForward,
+    /// A jump forward past +1 MiB - 2 (`jal`) takes `auipc`+`jalr`.
+    JalForward,
+}
+
+/// 4-byte steps counted on either side of a boundary.
+pub const BOUNDARY_STEPS: usize = 8;
+
+impl Boundary {
+    /// Every boundary.
+    pub const ALL: [Boundary; 3] = [Boundary::BtypeBackward, Boundary::BtypeForward, Boundary::JalForward];
+
+    /// A short stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Boundary::BtypeBackward => "b-type-backward",
+            Boundary::BtypeForward => "b-type-forward",
+            Boundary::JalForward => "jal-forward",
+        }
+    }
+
+    /// The first distance past the reach (a multiple of 4), and whether the boundary is
+    /// one of conditional branches.
+    const fn edge(self) -> (i64, bool) {
+        match self {
+            Boundary::BtypeBackward => (-4100, true),
+            Boundary::BtypeForward => (4096, true),
+            Boundary::JalForward => (1 << 20, false),
+        }
+    }
+
+    /// The step (0 to `2 * BOUNDARY_STEPS`, the edge at `BOUNDARY_STEPS`) of a jump at
+    /// distance `d`, if it lies that close.
+    fn step(self, conditional: bool, d: i64) -> Option<usize> {
+        let (edge, cond) = self.edge();
+        let k = (d - edge) / 4 + BOUNDARY_STEPS as i64;
+        (cond == conditional && d % 4 == 0 && (0..=2 * BOUNDARY_STEPS as i64).contains(&k))
+            .then_some(k as usize)
+    }
+}
+
 impl Stats {
     fn new() -> Stats {
         Stats {
             forms: (0..bpf::gen::forms::all_forms().len()).map(|_| AtomicBool::new(false)).collect(),
+            loop_tests: (0..bpf::gen::loops::all_loop_tests().len())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            distances: (0..Boundary::ALL.len() * (2 * BOUNDARY_STEPS + 1))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             ..Stats::default()
+        }
+    }
+
+    /// How many loop-test forms the sets' loops used, and how many there are.
+    pub fn loop_tests_seen(&self) -> (usize, usize) {
+        (self.loop_tests.iter().filter(|f| f.load(Ordering::Relaxed)).count(), self.loop_tests.len())
+    }
+
+    /// Per boundary, how many of its distances the sets' jumps had, of how many.
+    pub fn distances_seen(&self) -> Vec<(Boundary, usize, usize)> {
+        let n = 2 * BOUNDARY_STEPS + 1;
+        Boundary::ALL
+            .iter()
+            .enumerate()
+            .map(|(b, &boundary)| {
+                let seen =
+                    self.distances[b * n..(b + 1) * n].iter().filter(|s| s.load(Ordering::Relaxed)).count();
+                (boundary, seen, n)
+            })
+            .collect()
+    }
+
+    /// Records the loops of `set`, and, for a set with a jump over more than 900
+    /// instructions, where its jumps lie in jitdiff's JIT around each [`Boundary`].
+    fn record_loops(&self, set: &bpf::ProgramSet) {
+        let facts = bpf::gen::loops::loop_facts(set);
+        let all = bpf::gen::loops::all_loop_tests();
+        for t in &facts.tests {
+            if let Some(k) = all.iter().position(|a| a == t) {
+                self.loop_tests[k].store(true, Ordering::Relaxed);
+            }
+        }
+        for (yes, count) in [
+            (!facts.tests.is_empty(), &self.with_loops),
+            (facts.other_than_counted, &self.with_other_loops),
+            (facts.early_exit, &self.with_early_exits),
+            (facts.caller_stack_pointer, &self.with_caller_stack),
+        ] {
+            if yes {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let long = set.progs().iter().any(|p| {
+            (0..p.prog.insns().len()).any(|i| p.prog.target_of(i).is_some_and(|t| t.abs_diff(i) > 900))
+        });
+        if !long {
+            return;
+        }
+        let Ok(compiled) = jit::compile::compile_set(set, jit::Scheme::Register) else { return };
+        let n = 2 * BOUNDARY_STEPS + 1;
+        for (c, p) in compiled.progs.iter().zip(set.progs()) {
+            for (cond, d) in c.jump_distances(&p.prog) {
+                for (b, boundary) in Boundary::ALL.iter().enumerate() {
+                    if let Some(k) = boundary.step(cond, d) {
+                        self.distances[b * n + k].store(true, Ordering::Relaxed);
+                    }
+                }
+            }
         }
     }
 
@@ -566,6 +690,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     stats.insns.fetch_add(g.set.insn_count() as u64, Ordering::Relaxed);
                     let shapes = stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
+                    stats.record_loops(&g.set);
                     stats.charge(Stage::Generate, t);
                     if kernel != KernelTarget::None {
                         let t = Instant::now();

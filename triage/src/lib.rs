@@ -1,6 +1,8 @@
 //! jitdiff's triage side: comparing engine outcomes, presenting them, and the `jitdiff`
 //! command line.
 #![deny(missing_docs)]
+// The fuzz report's JSON object is one `json!` call deeper than the default allows.
+#![recursion_limit = "256"]
 
 pub mod bench;
 pub mod cli;

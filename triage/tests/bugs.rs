@@ -14,11 +14,15 @@ use triage::engines::{Engines, Options, ALL};
 fn expected(bug: Bug) -> &'static [Field] {
     use Field::*;
     // A value an fexit program sees (a subprogram's return value) may be the only one
-    // that is wrong.
-    const VALUE: &[Field] = &[R0, Ctx, TailCalls, Helpers, Arrays, Attachments];
+    // that is wrong; a wrong value or branch in a loop's test may keep the loop going
+    // where it ends on the reference (a hang, an error).
+    const VALUE: &[Field] = &[R0, Ctx, TailCalls, Helpers, Arrays, Attachments, Error];
     const TAIL_CALLS: &[Field] = &[TailCalls, R0, Ctx, Helpers, Arrays, Attachments];
     match bug {
-        Bug::A0NotSignExtended | Bug::TailCallSkipOffset => &[Error],
+        Bug::A0NotSignExtended => &[Error],
+        // The target runs on the caller's stack, without its own adjustment: it faults,
+        // or its stack values land where the caller's were.
+        Bug::TailCallSkipOffset => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
         // From the main function the native caller's registers are lost (an ABI fault);
         // from a subprogram, the BPF caller's R6-R9, which then compute a wrong value.
         Bug::TailCallNoRestore => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
@@ -30,6 +34,11 @@ fn expected(bug: Bug) -> &'static [Field] {
         // A wrong address or a landing one instruction off reads or computes the wrong
         // value, or faults.
         Bug::LargeOffsetTruncated | Bug::BranchRelaxOffset => &[Error, R0, Ctx, TailCalls, Helpers, Arrays],
+        // A loop's branch that lands 4 KiB forward, or a loop test on the wrong width, runs
+        // the wrong code or loops on (a hang).
+        Bug::BranchRelaxThreshold | Bug::Jmp32LoopFullWidth => {
+            &[Error, R0, Ctx, TailCalls, Helpers, Arrays, Attachments]
+        }
         Bug::TccOffByOne
         | Bug::TccLostAcrossHelpers
         | Bug::TccLostAcrossKfuncs

@@ -43,7 +43,8 @@ pub struct Config {
     /// cpu v4 instructions: sdiv, smod, movsx, bswap, sign-extending loads, gotol.
     /// Defaults to true.
     pub v4_enabled: bool,
-    /// Counted loops. Defaults to true.
+    /// Loops: counted down, compared under any condition and width, bounded by the
+    /// context, with early exits. Defaults to true.
     pub loops_enabled: bool,
     /// bpf2bpf calls to subprograms. Defaults to true.
     pub calls_enabled: bool,
@@ -148,7 +149,8 @@ impl<'a> Arbitrary<'a> for Config {
             mem_enabled: u.arbitrary()?,
             atomics_enabled: u.arbitrary()?,
             v4_enabled: u.arbitrary()?,
-            loops_enabled: u.arbitrary()?,
+            // Loops of every shape are what compilers emit: most inputs have them.
+            loops_enabled: u.ratio(3, 4)?,
             // Calls and tail calls are what jitdiff is about: most inputs have both.
             calls_enabled: u.ratio(7, 8)?,
             helpers_enabled: u.arbitrary()?,

@@ -1,5 +1,5 @@
 //! Generating one program: its functions, each a structured body of straight-line code,
-//! conditional blocks, counted loops and calls, over an abstract state.
+//! conditional blocks, loops and calls, over an abstract state.
 
 use arbitrary::Unstructured;
 
@@ -28,6 +28,8 @@ enum Kind {
     Ctx,
     /// The frame pointer.
     Stack,
+    /// A pointer to 8 written bytes of a caller's stack, passed as an argument.
+    CallerStack,
 }
 
 /// The abstract state at one point of a function.
@@ -104,8 +106,10 @@ impl State {
 struct Sig {
     /// R1 is the context pointer.
     ctx_arg: bool,
-    /// R1 (or R2, with `ctx_arg`) to R`args` are scalars.
+    /// R1 (or R2, with `ctx_arg`) to R`args` are scalars, but for `stack_arg`.
     args: u8,
+    /// R`args` is a pointer to 8 bytes of the caller's stack, which the caller wrote.
+    stack_arg: bool,
 }
 
 /// A bpf2bpf call to patch: its index in the function's instructions, and the callee.
@@ -127,7 +131,35 @@ struct Gen<'c, 'a, 'u> {
     st: State,
     budget: usize,
     in_loop: bool,
+    /// The early exits of the loop being generated: each `if` jump's index in `out`,
+    /// patched to the loop's end, and the state it leaves with.
+    breaks: Vec<(usize, State)>,
 }
+
+/// How a loop ends each iteration: the counter's update, the backward jump's test
+/// (width, condition, first and second operand), and the registers the body may not
+/// write.
+struct Latch {
+    update: Insn,
+    test: (Width, Cond, Reg, Operand),
+    frozen: u16,
+}
+
+/// Padding instructions (`rX += k`, one RV64 instruction each in jitdiff's JIT and the
+/// kernel's) that put a loop's backward branch one 4-byte step past the B-type reach of
+/// -4096 bytes: the body's code is 4 bytes per padding instruction plus the counter's
+/// `addi`, so the branch reaches back `4 * (pad + 1)` bytes.
+const BACKWARD_BTYPE_PAD: usize = 1024;
+/// Padding that puts a conditional jump forward one step past the B-type reach of +4094
+/// bytes: the branch itself plus 4 bytes per padding instruction.
+const FORWARD_BTYPE_PAD: usize = 1023;
+/// Padding that puts a `gotol` one step past the `jal` reach of +1 MiB - 2.
+const FORWARD_JAL_PAD: usize = 262_143;
+/// How many 4-byte steps either side of a boundary padded jumps sweep.
+const BOUNDARY_STEPS: usize = 8;
+/// Tail-call attempts through guarded sites after which they stop (more than the
+/// kernel's 33, so that only a JIT whose count never runs out meets the guard).
+const TAIL_CALL_GUARD: i32 = 40;
 
 /// Constants in a [`Gen::long_run`]: each takes up to eight RV64 instructions.
 const LONG_RUN: usize = 160;
@@ -139,12 +171,14 @@ const MAX_CALL_SITES: usize = 3;
 /// One program: its functions, placed one after another, with calls patched.
 pub(super) fn program(cfg: &Config, shape: &Shape, u: &mut Unstructured<'_>) -> arbitrary::Result<Program> {
     let n_funcs = if cfg.calls_enabled && cfg.max_funcs > 1 { u.int_in_range(2..=cfg.max_funcs)? } else { 1 };
-    let mut sigs = vec![Sig { ctx_arg: true, args: 1 }];
+    let mut sigs = vec![Sig { ctx_arg: true, args: 1, stack_arg: false }];
     for f in 1..n_funcs {
         // The context only travels down a chain: a function without it cannot call the
         // next with it, so in a chain the functions that take it come first.
         let ctx_arg = u.arbitrary()? && (!cfg.chain_calls || sigs[f - 1].ctx_arg);
-        sigs.push(Sig { ctx_arg, args: u.int_in_range(0..=5)? });
+        let args = u.int_in_range(0..=5)?;
+        let stack_arg = cfg.mem_enabled && args > ctx_arg as u8 && u.ratio(1, 3)?;
+        sigs.push(Sig { ctx_arg, args, stack_arg });
     }
     let mut bodies = Vec::with_capacity(n_funcs);
     let mut depths = Vec::with_capacity(n_funcs);
@@ -217,6 +251,9 @@ fn function(
     for k in kind.iter_mut().take(sig.args as usize + 1).skip(first) {
         *k = Kind::Scalar;
     }
+    if sig.stack_arg {
+        kind[sig.args as usize] = Kind::CallerStack;
+    }
     let mut g = Gen {
         cfg,
         shape,
@@ -230,6 +267,7 @@ fn function(
         // Deep chains share the size of four functions, so that they stay cheap to run.
         budget: if sigs.len() > 4 { cfg.max_insns * 4 / sigs.len() } else { cfg.max_insns }.max(4),
         in_loop: false,
+        breaks: Vec::new(),
     };
     // The entry counter (see `Config::count_entries`), first thing in a main function.
     if cfg.count_entries && f == 0 && sig.ctx_arg {
@@ -269,6 +307,7 @@ enum Step {
     Atomic,
     If,
     Loop,
+    Break,
     Call,
     Helper,
     Kfunc,
@@ -345,7 +384,10 @@ impl Gen<'_, '_, '_> {
             v.extend([Step::If, Step::If]);
         }
         if c.loops_enabled && room && !self.in_loop && self.free_counter().is_some() {
-            v.push(Step::Loop);
+            v.extend([Step::Loop, Step::Loop]);
+        }
+        if self.in_loop && (c.jmp_enabled || c.jmp32_enabled) {
+            v.push(Step::Break);
         }
         if !self.in_loop {
             // A few call sites per function: calls multiply along a chain.
@@ -395,7 +437,8 @@ impl Gen<'_, '_, '_> {
                 Step::Store => self.store()?,
                 Step::Atomic => self.atomic()?,
                 Step::If => self.if_block(depth)?,
-                Step::Loop => self.counted_loop(depth)?,
+                Step::Loop => self.loop_(depth)?,
+                Step::Break => self.break_()?,
                 Step::Call => self.call()?,
                 Step::Helper => self.helper()?,
                 Step::Kfunc => self.kfunc()?,
@@ -488,6 +531,13 @@ impl Gen<'_, '_, '_> {
     /// the stack; `need_written` restricts stack offsets to written bytes.
     fn place(&mut self, size: Size, need_written: bool) -> arbitrary::Result<Option<(Reg, i16)>> {
         let n = size.bytes();
+        let outer = self.st.regs(Kind::CallerStack);
+        if !outer.is_empty() && self.u.ratio(1, 3)? {
+            // 8 bytes the caller wrote, at an offset aligned to the access.
+            let base = *self.u.choose(&outer)?;
+            let off = self.u.int_in_range(0..=8 / n - 1)? * n;
+            return Ok(Some((base, off as i16)));
+        }
         let use_ctx = self.u.arbitrary::<bool>()?;
         if use_ctx {
             if let Some(base) = self.ctx_reg()? {
@@ -580,8 +630,25 @@ impl Gen<'_, '_, '_> {
     }
 
     /// `if cond goto +n` over a nested block: afterwards only what holds on both paths.
+    /// With [`Config::long_jumps`], some jump over a long run of constants, and some over
+    /// padding that puts the branch in 4-byte steps around the B-type reach, or (a
+    /// `gotol`, never on the kernel engines) around the `jal` reach.
     fn if_block(&mut self, depth: usize) -> arbitrary::Result<()> {
         let Some(jmp) = self.cond()? else { return self.alu() };
+        if self.cfg.long_jumps && self.u.ratio(1, 4)? {
+            let r = self.padding_reg(None)?;
+            // A jump over 1 MiB of code only at the top of a function: no 16-bit offset of
+            // an enclosing jump could cross it.
+            let top = depth == 0 && !self.in_loop;
+            let jal = top && self.cfg.v4_enabled && !self.cfg.kernel_helpers && self.u.ratio(1, 16)?;
+            let pad = self.around(if jal { FORWARD_JAL_PAD } else { FORWARD_BTYPE_PAD })?;
+            if jal {
+                self.emit(Insn::JaLong { off: pad as i32 });
+            } else if let Insn::Jmp { width, cond, dst, src, .. } = jmp {
+                self.emit(Insn::Jmp { width, cond, dst, src, off: pad as i16 });
+            }
+            return self.pad(r, pad);
+        }
         let at = self.out.len();
         self.emit(jmp);
         let before = self.st.clone();
@@ -597,30 +664,223 @@ impl Gen<'_, '_, '_> {
         Ok(())
     }
 
-    /// `c = N; loop: body; c -= 1; if c != 0 goto loop`, with `c` and every pointer
-    /// frozen in the body, which makes no calls: every iteration starts from at least
-    /// the state the body was generated for.
-    fn counted_loop(&mut self, depth: usize) -> arbitrary::Result<()> {
+    /// A loop, bounded by construction, of one of the shapes compilers emit: counted down
+    /// to zero, compared with a constant or a register under any condition and width,
+    /// bounded by a value from the context, or (with [`Config::long_jumps`]) padded so
+    /// that its backward branch lies around the B-type reach. Its counter, bound and every
+    /// pointer are frozen in the body, which makes no calls and may leave early: every
+    /// iteration starts from at least the state the body was generated for.
+    fn loop_(&mut self, depth: usize) -> arbitrary::Result<()> {
         let Some(c) = self.free_counter() else { return self.alu() };
-        let n = self.u.int_in_range(1..=4)?;
-        self.emit(mov(c, n));
-        self.define(c);
+        if self.cfg.long_jumps && self.u.ratio(1, 2)? {
+            return self.padded_loop(c);
+        }
+        let latch = match self.u.int_in_range(0..=3)? {
+            0 => self.counted_head(c)?,
+            1 | 2 => match self.compare_head(c)? {
+                Some(l) => l,
+                None => self.counted_head(c)?,
+            },
+            _ => match self.ctx_bound_head(c)? {
+                Some(l) => l,
+                None => self.counted_head(c)?,
+            },
+        };
         let saved_frozen = self.st.frozen;
-        self.st.frozen |= 1 << c.num();
+        self.st.frozen |= latch.frozen;
         for r in Reg::ALL {
-            if matches!(self.st.kind[r.idx()], Kind::Ctx | Kind::Stack) {
+            if matches!(self.st.kind[r.idx()], Kind::Ctx | Kind::Stack | Kind::CallerStack) {
                 self.st.frozen |= 1 << r.num();
             }
         }
         self.in_loop = true;
+        let outer_breaks = std::mem::take(&mut self.breaks);
         let start = self.out.len();
         self.block(depth + 1)?;
         self.in_loop = false;
-        self.emit(Insn::Alu { width: Width::W64, op: AluOp::Sub, dst: c, src: Operand::Imm(1) });
+        self.emit(latch.update);
         let body: usize = self.out[start..].iter().map(Insn::slots).sum();
-        let width = if self.cfg.jmp32_enabled && !self.cfg.jmp_enabled { Width::W32 } else { Width::W64 };
-        self.emit(Insn::Jmp { width, cond: Cond::Ne, dst: c, src: Operand::Imm(0), off: -(body as i16) - 1 });
+        let (width, cond, dst, src) = latch.test;
+        self.emit(Insn::Jmp { width, cond, dst, src, off: -(body as i16) - 1 });
+        for (at, st) in std::mem::replace(&mut self.breaks, outer_breaks) {
+            let n: usize = self.out[at + 1..].iter().map(Insn::slots).sum();
+            if let Insn::Jmp { off, .. } = &mut self.out[at] {
+                *off = n as i16;
+            }
+            self.st = self.st.meet(&st);
+        }
         self.st.frozen = saved_frozen;
+        Ok(())
+    }
+
+    /// The width of a loop's test.
+    fn jump_width(&mut self) -> arbitrary::Result<Width> {
+        Ok(match (self.cfg.jmp_enabled, self.cfg.jmp32_enabled) {
+            (true, true) => *self.u.choose(&[Width::W32, Width::W64])?,
+            (false, true) => Width::W32,
+            _ => Width::W64,
+        })
+    }
+
+    /// Sets `r` to `v`, with a `mov` when it fits (sign-extended) and a `lddw` when not.
+    fn set_const(&mut self, r: Reg, v: u64) {
+        match i32::try_from(v as i64) {
+            Ok(k) => self.emit(mov(r, k)),
+            Err(_) => self.emit(Insn::LdImm64 { dst: r, pseudo: 0, imm: v }),
+        }
+        self.define(r);
+    }
+
+    /// `c = N; loop: ...; c -= 1; if c != 0 goto loop`, 1 to 4 iterations; a 32-bit test
+    /// may count down only the low half of a counter whose upper half is set.
+    fn counted_head(&mut self, c: Reg) -> arbitrary::Result<Latch> {
+        let n = self.u.int_in_range(1..=4u64)?;
+        let width = self.jump_width()?;
+        let high = if width == Width::W32 && self.u.arbitrary()? {
+            self.u.int_in_range(1..=u32::MAX as u64)?
+        } else {
+            0
+        };
+        self.set_const(c, high << 32 | n);
+        Ok(Latch {
+            update: Insn::Alu { width: Width::W64, op: AluOp::Sub, dst: c, src: Operand::Imm(1) },
+            test: (width, Cond::Ne, c, Operand::Imm(0)),
+            frozen: 1 << c.num(),
+        })
+    }
+
+    /// `c = I; [b = B;] loop: ...; c += S; if c COND B goto loop` (or `if b COND c`), any
+    /// condition and width, with a bound that ends the loop after exactly 1 to 4 iterations
+    /// (found by evaluating the test as the kernel does); `None` when no bound tried
+    /// does.
+    fn compare_head(&mut self, c: Reg) -> arbitrary::Result<Option<Latch>> {
+        let n = self.u.int_in_range(1..=4u64)?;
+        let width = self.jump_width()?;
+        let w32 = width == Width::W32;
+        let cond = *self.u.choose(&Cond::ALL)?;
+        let init = if self.u.arbitrary()? { self.u.int_in_range(0..=8)? } else { self.imm64()? };
+        let step = *self.u.choose(&[1i32, -1, 2, -2, 3, -3, 16, -16, 0x4000_0000])?;
+        let value = |k: u64| init.wrapping_add(k.wrapping_mul(step as i64 as u64));
+        let reduce = |v: u64| if w32 { v as u32 as u64 } else { v };
+        let b = [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|&r| r != c && !self.st.frozen(r));
+        let in_reg = b.is_some() && self.u.arbitrary()?;
+        let swap = in_reg && self.u.arbitrary()?;
+        let continues = |k: u64, bound: u64| {
+            let (v, bound) = (reduce(value(k)), reduce(bound));
+            if swap {
+                cond.holds(bound, v, w32)
+            } else {
+                cond.holds(v, bound, w32)
+            }
+        };
+        // An immediate is sign-extended to 64 bits, or read in 32.
+        let as_imm = |bound: u64| -> Option<i32> {
+            if w32 {
+                Some(bound as u32 as i32)
+            } else {
+                i32::try_from(bound as i64).ok()
+            }
+        };
+        let mut candidates = Vec::new();
+        for base in [value(n), value(n - 1), value(1), init] {
+            for d in [0u64, 1, u64::MAX] {
+                candidates.push(base.wrapping_add(d));
+            }
+        }
+        let first = self.u.choose_index(candidates.len())?;
+        candidates.rotate_left(first);
+        let found = candidates.into_iter().find(|&bound| {
+            (in_reg || as_imm(bound).is_some()) && (1..n).all(|k| continues(k, bound)) && !continues(n, bound)
+        });
+        let Some(bound) = found else { return Ok(None) };
+        self.set_const(c, init);
+        let (test, frozen) = match b {
+            Some(b) if in_reg => {
+                self.set_const(b, bound);
+                let test =
+                    if swap { (width, cond, b, Operand::Reg(c)) } else { (width, cond, c, Operand::Reg(b)) };
+                (test, 1 << c.num() | 1 << b.num())
+            }
+            _ => {
+                let k = as_imm(bound).expect("the bound was chosen to fit");
+                ((width, cond, c, Operand::Imm(k)), 1 << c.num())
+            }
+        };
+        let update = Insn::Alu { width: Width::W64, op: AluOp::Add, dst: c, src: Operand::Imm(step) };
+        Ok(Some(Latch { update, test, frozen }))
+    }
+
+    /// `b = ctx[i] & 3; c = 0; loop: ...; c += 1; if c < b goto loop` (or `<=`, signed or
+    /// not, or the operands swapped): at most 4 iterations, how many decided by the
+    /// context. `None` without a context pointer or a second free register.
+    fn ctx_bound_head(&mut self, c: Reg) -> arbitrary::Result<Option<Latch>> {
+        let Some(ctx) = self.ctx_reg()? else { return Ok(None) };
+        let Some(b) = [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|&r| r != c && !self.st.frozen(r)) else {
+            return Ok(None);
+        };
+        let first = if self.cfg.count_entries { 8 } else { 0 };
+        let off = self.u.int_in_range(first..=self.cfg.ctx_size - 1)?;
+        self.emit(Insn::Load { size: Size::B, signed: false, dst: b, src: ctx, off: off as i16 });
+        self.emit(Insn::Alu { width: Width::W64, op: AluOp::And, dst: b, src: Operand::Imm(3) });
+        self.define(b);
+        self.set_const(c, 0);
+        let width = self.jump_width()?;
+        let test = match self.u.int_in_range(0..=7)? {
+            k @ 0..=3 => (width, [Cond::Lt, Cond::Le, Cond::Slt, Cond::Sle][k], c, Operand::Reg(b)),
+            k => (width, [Cond::Gt, Cond::Ge, Cond::Sgt, Cond::Sge][k - 4], b, Operand::Reg(c)),
+        };
+        let update = Insn::Alu { width: Width::W64, op: AluOp::Add, dst: c, src: Operand::Imm(1) };
+        Ok(Some(Latch { update, test, frozen: 1 << c.num() | 1 << b.num() }))
+    }
+
+    /// A padding register: a scalar that may be overwritten, defined first if need be.
+    fn padding_reg(&mut self, not: Option<Reg>) -> arbitrary::Result<Reg> {
+        let regs: Vec<Reg> =
+            self.st.writable().into_iter().filter(|&r| Some(r) != not && r != Reg::R0).collect();
+        let r = *self.u.choose(&regs)?;
+        self.ensure_scalar(r)?;
+        Ok(r)
+    }
+
+    /// `pad` instructions `r += k` (not counted against the budget).
+    fn pad(&mut self, r: Reg, pad: usize) -> arbitrary::Result<()> {
+        let k = self.u.int_in_range(1..=2047)?;
+        for _ in 0..pad {
+            self.out.push(Insn::Alu { width: Width::W64, op: AluOp::Add, dst: r, src: Operand::Imm(k) });
+        }
+        Ok(())
+    }
+
+    /// A step from -[`BOUNDARY_STEPS`] to +[`BOUNDARY_STEPS`] around a boundary.
+    fn around(&mut self, at: usize) -> arbitrary::Result<usize> {
+        Ok(at - BOUNDARY_STEPS + self.u.int_in_range(0..=2 * BOUNDARY_STEPS)?)
+    }
+
+    /// `c = N; loop: r += k (padding); c -= 1; if c != 0 goto loop`, with the backward
+    /// branch placed in 4-byte steps around the B-type reach.
+    fn padded_loop(&mut self, c: Reg) -> arbitrary::Result<()> {
+        let r = self.padding_reg(Some(c))?;
+        let n = self.u.int_in_range(1..=2)?;
+        self.emit(mov(c, n));
+        self.define(c);
+        let pad = self.around(BACKWARD_BTYPE_PAD)?;
+        self.pad(r, pad)?;
+        self.emit(Insn::Alu { width: Width::W64, op: AluOp::Sub, dst: c, src: Operand::Imm(1) });
+        self.emit(Insn::Jmp {
+            width: Width::W64,
+            cond: Cond::Ne,
+            dst: c,
+            src: Operand::Imm(0),
+            off: -(pad as i16) - 2,
+        });
+        Ok(())
+    }
+
+    /// An early exit from the loop being generated: `if cond goto <after the loop>`.
+    fn break_(&mut self) -> arbitrary::Result<()> {
+        let Some(jmp) = self.cond()? else { return self.alu() };
+        self.breaks.push((self.out.len(), self.st.clone()));
+        self.emit(jmp);
         Ok(())
     }
 
@@ -660,6 +920,21 @@ impl Gen<'_, '_, '_> {
         }
         for k in (if sig.ctx_arg { 2 } else { 1 })..=sig.args {
             self.ensure_scalar(Reg::ALL[k as usize])?;
+        }
+        if sig.stack_arg {
+            // 8 bytes of this frame, written, for the callee to read and write.
+            let arg = Reg::ALL[sig.args as usize];
+            let off = -8 * self.u.int_in_range(1..=self.depth_bytes / 8)? as i16;
+            let imm = self.imm32()?;
+            self.emit(Insn::StoreImm { size: Size::DW, dst: Reg::R10, off, imm });
+            self.st.write(off as i64, 8);
+            self.emit(Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: arg, src: Operand::Reg(Reg::R10) });
+            self.emit(Insn::Alu {
+                width: Width::W64,
+                op: AluOp::Add,
+                dst: arg,
+                src: Operand::Imm(off as i32),
+            });
         }
         self.calls.push((self.out.len(), callee));
         self.emit(Insn::Call(Call::Local(0)));
@@ -751,10 +1026,23 @@ impl Gen<'_, '_, '_> {
     }
 
     /// `bpf_tail_call(ctx, prog array, index)`, with indexes in and out of range and
-    /// with upper bits set.
+    /// with upper bits set. Half of them are guarded by a count of attempts in the
+    /// context's last word, which skips the tail call after [`TAIL_CALL_GUARD`]: a cycle
+    /// of tail calls then stops by itself even on a JIT whose count never runs out, and
+    /// shows as a wrong count rather than a run that never ends.
     fn tail_call(&mut self) -> arbitrary::Result<()> {
         let m = self.u.int_in_range(0..=self.shape.prog_arrays.len() - 1)?;
         let entries = self.shape.prog_arrays[m];
+        let guard = self.cfg.ctx_size >= 16 && !self.st.frozen(Reg::R0) && self.u.arbitrary()?;
+        let guard_at = self.out.len();
+        if guard {
+            let word = (self.cfg.ctx_size - 8) as i16;
+            self.emit(Insn::Load { size: Size::DW, signed: false, dst: Reg::R0, src: CTX_COPY, off: word });
+            self.emit(Insn::Alu { width: Width::W64, op: AluOp::Add, dst: Reg::R0, src: Operand::Imm(1) });
+            self.emit(Insn::Store { size: Size::DW, dst: CTX_COPY, src: Reg::R0, off: word });
+            let limit = Operand::Imm(TAIL_CALL_GUARD);
+            self.emit(Insn::Jmp { width: Width::W64, cond: Cond::Gt, dst: Reg::R0, src: limit, off: 0 });
+        }
         if !self.st.is(Reg::R1, Kind::Ctx) {
             self.emit(Insn::Alu {
                 width: Width::W64,
@@ -772,6 +1060,13 @@ impl Gen<'_, '_, '_> {
         };
         self.emit(Insn::LdImm64 { dst: Reg::R3, pseudo: 0, imm: index });
         self.emit(Insn::Call(Call::Helper(TAIL_CALL)));
+        if guard {
+            let jump = guard_at + 3;
+            let n: usize = self.out[jump + 1..].iter().map(Insn::slots).sum();
+            if let Insn::Jmp { off, .. } = &mut self.out[jump] {
+                *off = n as i16;
+            }
+        }
         self.st.clobber_call();
         self.st.kind[0] = Kind::Undef;
         Ok(())

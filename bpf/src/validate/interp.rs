@@ -15,9 +15,10 @@ use crate::set::{MapRef, PSEUDO_MAP_FD};
 /// the kernel verifier's own limit (`BPF_COMPLEXITY_LIMIT_INSNS`).
 pub(super) const STEP_LIMIT: usize = 1_000_000;
 
-/// After this many changes of the state before one instruction, the ranges that still
-/// grow are widened (so that every loop reaches a fixpoint).
-const WIDEN_AFTER: u16 = 64;
+/// After this many changes of the state at a loop head (the target of a backward jump:
+/// every cycle has one), the ranges that still grow are widened, so that every loop
+/// reaches a fixpoint.
+const WIDEN_AFTER: u16 = 8;
 
 /// The largest scalar a pointer may move by when it is not a constant (the kernel's
 /// `BPF_MAX_VAR_OFF`).
@@ -61,17 +62,17 @@ impl Validator<'_> {
     /// fixpoint; what it returns, or `None` when no path returns.
     fn function(&mut self, chain: &[usize], entry: State) -> Res<Option<Summary>> {
         let f = *chain.last().expect("a call chain has a function");
-        let start = self.funcs[f].start;
-        let n = self.p().insns().len();
-        let mut states: Vec<Option<State>> = vec![None; n];
-        let mut changes = vec![0u16; n];
-        states[start] = Some(entry);
-        let mut work = BTreeSet::from([start]);
+        let range = self.funcs[f].clone();
+        // States by instruction index within the function (jumps stay inside it).
+        let mut states: Vec<Option<State>> = vec![None; range.len()];
+        let mut changes = vec![0u16; range.len()];
+        states[0] = Some(entry);
+        let mut work = BTreeSet::from([range.start]);
         let mut exit: Option<Summary> = None;
         while let Some(i) = work.pop_first() {
-            let st = states[i].clone().expect("queued instructions have a state");
+            let st = states[i - range.start].clone().expect("queued instructions have a state");
             self.steps += 1;
-            if self.steps > super::interp::STEP_LIMIT {
+            if self.steps > STEP_LIMIT {
                 let detail = format!(
                     "the analysis took more than {STEP_LIMIT} steps (the kernel's verifier stops at as many: \
                      \"BPF program is too large\")"
@@ -83,14 +84,17 @@ impl Validator<'_> {
             for next in self.step(chain, i, st)? {
                 match next {
                     Next::Goto(j, s) => {
-                        let new = match &states[j] {
+                        let k = j - range.start;
+                        let new = match &states[k] {
                             None => s,
-                            Some(old) if changes[j] >= WIDEN_AFTER => old.widen(&s),
+                            Some(old) if self.heads[j] && changes[k] >= WIDEN_AFTER => {
+                                old.widen(&s, &self.thresholds)
+                            }
                             Some(old) => old.join(&s),
                         };
-                        if states[j].as_ref() != Some(&new) {
-                            changes[j] = changes[j].saturating_add(1);
-                            states[j] = Some(new);
+                        if states[k].as_ref() != Some(&new) {
+                            changes[k] = changes[k].saturating_add(1);
+                            states[k] = Some(new);
                             work.insert(j);
                         }
                     }

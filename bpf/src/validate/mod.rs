@@ -237,6 +237,12 @@ struct Validator<'a> {
     ctx_in_r1: Vec<Option<bool>>,
     /// Instructions interpreted so far, against [`interp::STEP_LIMIT`].
     steps: usize,
+    /// The values ranges widen to: every constant a jump compares with (64-bit and
+    /// 32-bit readings), one either side of it, and the extremes of the widths, sorted.
+    thresholds: Vec<u64>,
+    /// Per instruction, whether a backward jump goes to it (a loop head, where ranges
+    /// are widened).
+    heads: Vec<bool>,
     /// What each subprogram analysis returned, by call chain and entry state.
     summaries: std::collections::HashMap<(Vec<usize>, value::State), Option<interp::Summary>>,
 }
@@ -247,6 +253,22 @@ impl<'a> Validator<'a> {
     fn new(set: &'a ProgramSet, prog: &'a SetProgram, ctx_size: Option<usize>) -> Validator<'a> {
         let (funcs, calls) = (prog.prog.functions(), prog.prog.calls());
         let n = prog.prog.insns().len();
+        let mut thresholds = vec![0, i32::MAX as u64, u32::MAX as u64, i64::MAX as u64, u64::MAX];
+        for insn in prog.prog.insns() {
+            if let Insn::Jmp { src: crate::insn::Operand::Imm(k), .. } = insn {
+                for v in [*k as i64 as u64, *k as u32 as u64] {
+                    thresholds.extend([v.wrapping_sub(1), v, v.wrapping_add(1)]);
+                }
+            }
+        }
+        thresholds.sort_unstable();
+        thresholds.dedup();
+        let mut heads = vec![false; n];
+        for i in 0..n {
+            if let Some(t) = prog.prog.target_of(i).filter(|&t| t <= i) {
+                heads[t] = true;
+            }
+        }
         Validator {
             set,
             prog,
@@ -257,6 +279,8 @@ impl<'a> Validator<'a> {
             tracing: false,
             infer_depths: false,
             ctx_in_r1: vec![None; n],
+            thresholds,
+            heads,
             steps: 0,
             summaries: Default::default(),
         }

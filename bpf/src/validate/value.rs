@@ -40,12 +40,19 @@ impl Bounds {
         Bounds { lo: self.lo.min(o.lo), hi: self.hi.max(o.hi) }
     }
 
-    /// The classic interval widening: a bound that moved goes to its extreme.
-    fn widen(self, new: Bounds) -> Bounds {
-        Bounds {
-            lo: if new.lo < self.lo { 0 } else { self.lo },
-            hi: if new.hi > self.hi { u64::MAX } else { self.hi },
-        }
+    /// Interval widening with thresholds: a bound that moved goes to the next of the
+    /// sorted `thresholds` past it (the constants the program compares with), or to its
+    /// extreme, so that a loop counter compared with a constant keeps its range.
+    fn widen(self, new: Bounds, thresholds: &[u64]) -> Bounds {
+        let lo = match new.lo < self.lo {
+            true => thresholds.iter().rev().find(|&&t| t <= new.lo).copied().unwrap_or(0),
+            false => self.lo,
+        };
+        let hi = match new.hi > self.hi {
+            true => thresholds.iter().find(|&&t| t >= new.hi).copied().unwrap_or(u64::MAX),
+            false => self.hi,
+        };
+        Bounds { lo, hi }
     }
 
     /// The range of the low 32 bits, zero-extended.
@@ -212,10 +219,12 @@ impl Val {
         }
     }
 
-    /// [`Val::join`], but a range that grew goes to its extreme, so loops reach a fixpoint.
-    pub fn widen(self, new: Val) -> Val {
+    /// [`Val::join`], but a scalar range that grew goes to the next threshold (see
+    /// [`Bounds`]' widening) and a pointer offset range to its extreme, so loops reach a
+    /// fixpoint.
+    pub fn widen(self, new: Val, thresholds: &[u64]) -> Val {
         match (self, self.join(new)) {
-            (Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(a.widen(b)),
+            (Val::Scalar(a), Val::Scalar(b)) => Val::Scalar(a.widen(b, thresholds)),
             (Val::Ctx(a), Val::Ctx(b)) => Val::Ctx(a.widen(b)),
             (Val::Stack { off: a, .. }, Val::Stack { frame, off: b }) => {
                 Val::Stack { frame, off: a.widen(b) }
@@ -297,9 +306,9 @@ impl State {
     }
 
     /// [`State::join`] with ranges widened.
-    pub fn widen(&self, new: &State) -> State {
+    pub fn widen(&self, new: &State, thresholds: &[u64]) -> State {
         State {
-            regs: std::array::from_fn(|r| self.regs[r].widen(new.regs[r])),
+            regs: std::array::from_fn(|r| self.regs[r].widen(new.regs[r], thresholds)),
             stacks: self.stacks.iter().zip(&new.stacks).map(|(a, b)| a.meet(*b)).collect(),
         }
     }
@@ -602,9 +611,13 @@ mod tests {
 
     #[test]
     fn widening_moves_only_the_bounds_that_moved() {
-        let v = Val::Scalar(b(0, 3)).widen(Val::Scalar(b(0, 4)));
+        let v = Val::Scalar(b(0, 3)).widen(Val::Scalar(b(0, 4)), &[]);
         assert_eq!(v, Val::Scalar(b(0, u64::MAX)));
-        let p = Val::Stack { frame: 0, off: Off::at(-16) }.widen(Val::Stack { frame: 0, off: Off::at(-8) });
+        // To the next constant the program compares with.
+        let v = Val::Scalar(b(2, 3)).widen(Val::Scalar(b(1, 4)), &[0, 1, 15, 16, 17]);
+        assert_eq!(v, Val::Scalar(b(1, 15)));
+        let p =
+            Val::Stack { frame: 0, off: Off::at(-16) }.widen(Val::Stack { frame: 0, off: Off::at(-8) }, &[]);
         assert_eq!(p, Val::Stack { frame: 0, off: Off { lo: -16, hi: FAR } });
         assert_eq!(Val::Scalar(b(0, 3)).join(Val::Ctx(Off::at(0))), Val::Mixed);
     }

@@ -98,6 +98,38 @@ impl Compiled {
         self.insts.len() * 4
     }
 
+    /// For every jump of `prog` (whose code this is): whether it is conditional, and the
+    /// distance in bytes from its branch (or jump) to its target's code in its shortest
+    /// form (one instruction), the distance by which branch relaxation chooses its form:
+    /// a forward jump that relaxation made longer counts without the bytes it grew.
+    pub fn jump_distances(&self, prog: &Program) -> Vec<(bool, i64)> {
+        let insns = prog.insns();
+        (0..insns.len())
+            .filter_map(|i| {
+                let cond = match insns[i] {
+                    Insn::Jmp { .. } => true,
+                    Insn::Ja { .. } | Insn::JaLong { .. } => false,
+                    _ => return None,
+                };
+                let (r, target) = (self.insn_ranges.get(i)?, self.insn_ranges.get(prog.target_of(i)?)?);
+                if r.is_empty() {
+                    return None;
+                }
+                // The jump's own item ends its code: 4 bytes (near), 8 (a conditional's
+                // inverted branch and `jal`, or `auipc`+`jalr`) or 12 (inverted branch,
+                // `auipc`, `jalr`).
+                let last = r.end / 4 - 1;
+                let size = match (&self.insts[last], cond) {
+                    (Inst::Jalr { .. }, true) => 12,
+                    (Inst::Jalr { .. }, false) | (Inst::Jal { .. }, true) => 8,
+                    _ => 4,
+                };
+                let d = target.start as i64 - (r.end - size) as i64;
+                Some((cond, if d > 0 { d - (size as i64 - 4) } else { d }))
+            })
+            .collect()
+    }
+
     /// Whether there is no code (never true for a compiled program).
     pub fn is_empty(&self) -> bool {
         self.insts.is_empty()
