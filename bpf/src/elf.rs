@@ -16,14 +16,23 @@
 //!     they are first called, and its calls are relocated to them
 //!     (`R_BPF_64_32` against the function's symbol, or against `.text` with the target
 //!     in the instruction's immediate, as clang emits for static functions);
-//!   - maps are the symbols of the `.maps` section (BTF-defined: `type` and
-//!     `max_entries` are read from `.BTF`) and of the legacy `maps` section
-//!     (`struct bpf_map_def`), numbered in file order; each must be a
-//!     `BPF_MAP_TYPE_PROG_ARRAY` with 1 to [`crate::exec::MAX_MAP_ENTRIES`] slots. An
-//!     `lddw` relocated against a map (`R_BPF_64_64`) becomes a map reference
-//!     (`src` = [`crate::PSEUDO_MAP_FD`], the map's index as immediate);
-//!   - a `.maps` map's slots are filled from its static initializer, as libbpf does it
-//!     (`.values = { [2] = (void *)&prog }`: relocations in `.rel.maps`); a legacy
+//!   - maps are the symbols of the `.maps` section (BTF-defined: `type`, `max_entries`
+//!     and the key and value sizes, `key_size`/`value_size` or the size of `__type(key,
+//!     T)`/`__type(value, T)`, are read from `.BTF`) and of the legacy `maps` section
+//!     (`struct bpf_map_def`), in file order; each must be a `BPF_MAP_TYPE_PROG_ARRAY`
+//!     with 1 to [`crate::exec::MAX_MAP_ENTRIES`] slots or a `BPF_MAP_TYPE_ARRAY` with
+//!     a 4-byte key and values of 1 to 4096 bytes (zero-filled). The set numbers the prog
+//!     arrays first, then the arrays. An `lddw` relocated against a map (`R_BPF_64_64`)
+//!     becomes a map reference (`src` = [`crate::PSEUDO_MAP_FD`], the map's index as
+//!     immediate);
+//!   - global variables are as libbpf makes them: each non-empty `.bss`, `.data` and
+//!     `.rodata` section (and `.data.NAME`, ...) is one more array map of one value, the
+//!     section's bytes (zeros for `.bss`), named after it (`bss`, `data`, `rodata`, ...),
+//!     after the `.maps` arrays; an `lddw` relocated against a variable becomes
+//!     `lddw rN, &map + off` (`src` = [`crate::PSEUDO_MAP_VALUE`]), `off` being the
+//!     variable's offset plus the addend in the instruction;
+//!   - a `.maps` prog array's slots are filled from its static initializer, as libbpf does
+//!     it (`.values = { [2] = (void *)&prog }`: relocations in `.rel.maps`); a legacy
 //!     map's slots are empty.
 //!
 //!   - a program section named `fentry/NAME` or `fexit/NAME` holds a tracing program: an
@@ -36,8 +45,9 @@
 //!     ([`crate::helpers::KFUNCS`]), found by name as libbpf finds a kernel's.
 //!
 //!   Anything else a loader would have to provide is an error naming the section and
-//!   offset: a reference to a global variable, `.rodata` or another extern, a map that is not
-//!   a prog array, a call that leaves its program for anything but a `.text` function.
+//!   offset: a reference to an extern variable, a map of another type (hash maps, ...),
+//!   more than 4096 bytes of globals in a section, a call that leaves its program for
+//!   anything but a `.text` function.
 //!   An object without program sections is not a set: [`load_elf_set`] returns `None`,
 //!   and its `.text` is the program, as [`load_elf`] reads it.
 //!
@@ -53,14 +63,26 @@ use crate::insn::{Call, Insn};
 use crate::program::{Program, ProgramError};
 use crate::raw::{decode_bytes, DecodeError};
 use crate::set::{
-    AttachKind, AttachTarget, Attachment, ProgArray, ProgramSet, SetError, SetProgram, PSEUDO_MAP_FD,
+    map_value_imm, ArrayMap, AttachKind, AttachTarget, Attachment, ProgArray, ProgramSet, SetError,
+    SetProgram, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 
 /// `e_machine` of BPF objects (`EM_BPF`).
 pub const EM_BPF: u16 = 247;
 
-/// The map type of prog arrays (`BPF_MAP_TYPE_PROG_ARRAY`), the only one sets hold.
+/// The map type of prog arrays (`BPF_MAP_TYPE_PROG_ARRAY`).
 pub const BPF_MAP_TYPE_PROG_ARRAY: u32 = 3;
+
+/// The map type of arrays (`BPF_MAP_TYPE_ARRAY`).
+pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// Whether a section holds global variables that libbpf turns into a single-value array
+/// map: `.bss`, `.data`, `.rodata`, or one of their `.NAME` variants.
+fn is_data_section(name: &str) -> bool {
+    [".bss", ".data", ".rodata"]
+        .iter()
+        .any(|d| name == *d || name.strip_prefix(d).is_some_and(|r| r.starts_with('.')))
+}
 
 /// Why bytes are not a loadable BPF ELF object.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -225,7 +247,7 @@ struct CodeSection<'a> {
     index_at: Vec<usize>,
 }
 
-/// A prog-array map found in the object.
+/// A map found in the object: a prog array or an array.
 struct MapInfo {
     name: String,
     section: usize,
@@ -233,6 +255,10 @@ struct MapInfo {
     /// Byte length of its definition (for finding its slot relocations).
     end: u64,
     entries: u32,
+    /// `BPF_MAP_TYPE_PROG_ARRAY` or `BPF_MAP_TYPE_ARRAY`.
+    map_type: u32,
+    /// Bytes per value (arrays).
+    value_size: u32,
     /// Byte offset of the `values` member (BTF-defined maps).
     values_off: Option<u64>,
 }
@@ -247,6 +273,8 @@ struct Linker<'a> {
     relocs: HashMap<(usize, u64), usize>,
     /// Symbol index → map index.
     map_of_sym: HashMap<usize, usize>,
+    /// Section index of a section of global variables → the index of its array map.
+    data_of_section: HashMap<usize, u32>,
     /// Section index → name, for messages.
     section_names: HashMap<usize, &'a str>,
 }
@@ -368,9 +396,60 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
         }
     }
     let maps = find_maps(&file, &syms)?;
-    let map_of_sym: HashMap<usize, usize> = maps.iter().enumerate().map(|(m, (sym, _))| (*sym, m)).collect();
+    // The set numbers its prog arrays first, then its arrays: those of `.maps` and `maps`,
+    // then one per section of global variables.
+    let is_prog_array = |m: &MapInfo| m.map_type == BPF_MAP_TYPE_PROG_ARRAY;
+    let prog_array_count = maps.iter().filter(|(_, m)| is_prog_array(m)).count();
+    let (mut next_prog_array, mut next_array) = (0, prog_array_count);
+    let index_of_map: Vec<usize> = maps
+        .iter()
+        .map(|(_, m)| {
+            let counter = if is_prog_array(m) { &mut next_prog_array } else { &mut next_array };
+            *counter += 1;
+            *counter - 1
+        })
+        .collect();
+    let map_of_sym: HashMap<usize, usize> =
+        maps.iter().zip(&index_of_map).map(|((sym, _), &index)| (*sym, index)).collect();
+    let mut arrays: Vec<ArrayMap> = maps
+        .iter()
+        .filter(|(_, m)| !is_prog_array(m))
+        .map(|(_, m)| ArrayMap::zeroed(&m.name, m.value_size, m.entries))
+        .collect();
+    let mut data_of_section = HashMap::new();
+    for s in file.sections() {
+        let name = s.name().unwrap_or("");
+        if !is_data_section(name) || s.size() == 0 {
+            continue;
+        }
+        let size = s.size();
+        if size > 4096 {
+            return Err(ElfError::Map {
+                name: name.to_string(),
+                message: format!(
+                    "{size} bytes of global variables: libbpf makes them one array value, and jitdiff's \
+                     array values are at most 4096 bytes"
+                ),
+            });
+        }
+        let values = if s.kind() == SectionKind::UninitializedData {
+            vec![0; size as usize]
+        } else {
+            let data = s.data().map_err(|e| ElfError::Malformed(format!("{name}: {e}")))?;
+            if data.len() as u64 != size {
+                return Err(ElfError::Malformed(format!("{name}: {} bytes of data for {size}", data.len())));
+            }
+            data.to_vec()
+        };
+        data_of_section.insert(s.index().0, (prog_array_count + arrays.len()) as u32);
+        arrays.push(ArrayMap {
+            name: name.trim_start_matches('.').replace('.', "_"),
+            value_size: size as u32,
+            values,
+        });
+    }
     let section_names = file.sections().map(|s| (s.index().0, s.name().unwrap_or("?"))).collect();
-    let linker = Linker { codes, units, text, syms, relocs, map_of_sym, section_names };
+    let linker = Linker { codes, units, text, syms, relocs, map_of_sym, data_of_section, section_names };
 
     // Tracing programs: units of `fentry/NAME` and `fexit/NAME` sections.
     let tracing = |u: usize| -> Option<(AttachKind, &str)> {
@@ -426,10 +505,11 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
             program: SetProgram { name, prog: program },
         });
     }
-    let mut arrays = Vec::with_capacity(maps.len());
-    for (_, m) in &maps {
-        arrays.push(ProgArray { name: m.name.clone(), slots: vec![None; m.entries as usize] });
-    }
+    let mut prog_arrays: Vec<ProgArray> = maps
+        .iter()
+        .filter(|(_, m)| is_prog_array(m))
+        .map(|(_, m)| ProgArray { name: m.name.clone(), slots: vec![None; m.entries as usize] })
+        .collect();
     // Static slot initializers: relocations in `.maps` against programs.
     for s in file.sections() {
         if s.name().ok() != Some(".maps") {
@@ -445,6 +525,9 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
                 )));
             };
             let map_err = |message: String| ElfError::Map { name: info.name.clone(), message };
+            if !is_prog_array(info) {
+                return Err(map_err("only a prog array's slots can be initialized in the object".into()));
+            }
             let Some(values) = info.values_off else {
                 return Err(map_err(format!(
                     "relocation at offset {:#x} of its definition, which has no `values` member",
@@ -480,10 +563,10 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
                     "slot {slot} is initialized with {what}, which is not a program of a program section"
                 )));
             };
-            arrays[m].slots[slot as usize] = Some(p);
+            prog_arrays[index_of_map[m]].slots[slot as usize] = Some(p);
         }
     }
-    Ok(Some(ProgramSet::new(progs, arrays)?.with_attachments(attachments)?))
+    Ok(Some(ProgramSet::with_arrays(progs, prog_arrays, arrays)?.with_attachments(attachments)?))
 }
 
 impl Linker<'_> {
@@ -524,19 +607,35 @@ impl Linker<'_> {
                 let sym_name = |s: Option<&Sym>| s.map_or("?".to_string(), |s| format!("`{}`", s.name));
                 let mut insn = *insn;
                 match (insn, reloc) {
-                    (Insn::LdImm64 { dst, .. }, Some((s, sym))) => match self.map_of_sym.get(&s) {
-                        Some(&m) => insn = Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm: m as u64 },
-                        None => {
-                            let place = sym
-                                .and_then(|s| s.section)
-                                .and_then(|i| self.section_name(i))
-                                .map_or("no section (an extern)".to_string(), |n| format!("section {n}"));
-                            return Err(fail(format!(
-                                "lddw refers to {} in {place}: only prog-array maps can be referred to in a program set (no global variables)",
-                                sym_name(sym)
-                            )));
+                    (Insn::LdImm64 { dst, imm, .. }, Some((s, sym))) => {
+                        let data = sym.and_then(|s| s.section).and_then(|i| self.data_of_section.get(&i));
+                        match (self.map_of_sym.get(&s), data, sym) {
+                            (Some(&m), _, _) => {
+                                insn = Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm: m as u64 }
+                            }
+                            // A global variable: its section's value, at the symbol's offset plus
+                            // the addend the instruction holds (as libbpf relocates it).
+                            (None, Some(&m), Some(sym)) => {
+                                let off = (imm as u32).wrapping_add(sym.value as u32);
+                                insn = Insn::LdImm64 {
+                                    dst,
+                                    pseudo: PSEUDO_MAP_VALUE,
+                                    imm: map_value_imm(m, off),
+                                };
+                            }
+                            _ => {
+                                let place = sym
+                                    .and_then(|s| s.section)
+                                    .and_then(|i| self.section_name(i))
+                                    .map_or("no section (an extern)".to_string(), |n| format!("section {n}"));
+                                return Err(fail(format!(
+                                    "lddw refers to {} in {place}: only maps (prog arrays and arrays) and \
+                                     global variables (.bss, .data, .rodata) can be referred to in a program set",
+                                    sym_name(sym)
+                                )));
+                            }
                         }
-                    },
+                    }
                     // A call of an extern (`__ksym`): one of the kfuncs jitdiff models, by name, as
                     // libbpf resolves a kernel's.
                     (Insn::Call(Call::Local(_)), Some((_, Some(sym)))) if sym.section.is_none() => {
@@ -623,7 +722,7 @@ impl Linker<'_> {
     }
 }
 
-/// The prog-array maps of the object, in file order, with their symbol indexes.
+/// The prog-array and array maps of the object, in file order, with their symbol indexes.
 fn find_maps(
     file: &ElfFile64<'_, LittleEndian>,
     syms: &[Option<Sym>],
@@ -650,14 +749,14 @@ fn find_maps(
             let next = in_section.get(n + 1).map_or(data.len() as u64, |(_, s)| s.value);
             let end = if sym.size == 0 { next } else { sym.value.saturating_add(sym.size) };
             let map_err = |message: String| ElfError::Map { name: sym.name.clone(), message };
-            let (map_type, entries, values_off) = if legacy {
+            let (map_type, entries, values_off, key_size, value_size) = if legacy {
                 let field = |at: u64| {
                     let at = usize::try_from(sym.value.saturating_add(at)).ok()?;
                     let b = data.get(at..at.checked_add(4)?)?;
                     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 };
-                match (field(0), field(12)) {
-                    (Some(t), Some(e)) => (t, e, None),
+                match (field(0), field(4), field(8), field(12)) {
+                    (Some(t), Some(k), Some(v), Some(e)) => (t, e, None, Some(k), Some(v)),
                     _ => {
                         return Err(map_err(
                             "its struct bpf_map_def runs past the end of the maps section".into(),
@@ -679,21 +778,53 @@ fn find_maps(
                 let t = def.map_type.ok_or_else(|| map_err("its definition has no `type`".into()))?;
                 let e =
                     def.max_entries.ok_or_else(|| map_err("its definition has no `max_entries`".into()))?;
-                (t, e, def.values_off)
+                (t, e, def.values_off, def.key_size, def.value_size)
             };
-            if map_type != BPF_MAP_TYPE_PROG_ARRAY {
-                return Err(map_err(format!(
-                    "type {map_type} is not BPF_MAP_TYPE_PROG_ARRAY ({BPF_MAP_TYPE_PROG_ARRAY}): program sets hold only prog arrays"
-                )));
-            }
-            if entries == 0 || entries > MAX_MAP_ENTRIES {
-                return Err(map_err(format!(
-                    "max_entries {entries} is out of range (1 to {MAX_MAP_ENTRIES})"
-                )));
-            }
+            let value_size = match map_type {
+                BPF_MAP_TYPE_PROG_ARRAY => {
+                    if entries == 0 || entries > MAX_MAP_ENTRIES {
+                        return Err(map_err(format!(
+                            "max_entries {entries} is out of range (1 to {MAX_MAP_ENTRIES})"
+                        )));
+                    }
+                    4
+                }
+                BPF_MAP_TYPE_ARRAY => {
+                    if key_size != Some(4) {
+                        return Err(map_err(format!(
+                            "an array's key must be 4 bytes (a u32), not {}",
+                            key_size.map_or("unknown".to_string(), |k| k.to_string())
+                        )));
+                    }
+                    let v = value_size.ok_or_else(|| map_err("its definition gives no value size".into()))?;
+                    let bytes = u64::from(v) * u64::from(entries);
+                    if v == 0 || v > 4096 || entries == 0 || bytes > crate::exec::MAX_ARRAY_BYTES as u64 {
+                        return Err(map_err(format!(
+                            "{entries} values of {v} bytes: jitdiff's arrays hold 1 to 4096-byte values, at most {} bytes in all",
+                            crate::exec::MAX_ARRAY_BYTES
+                        )));
+                    }
+                    v
+                }
+                t => {
+                    return Err(map_err(format!(
+                        "type {t} is neither BPF_MAP_TYPE_PROG_ARRAY ({BPF_MAP_TYPE_PROG_ARRAY}) nor \
+                         BPF_MAP_TYPE_ARRAY ({BPF_MAP_TYPE_ARRAY}): program sets hold only those"
+                    )))
+                }
+            };
             maps.push((
                 k,
-                MapInfo { name: sym.name.clone(), section: i, value: sym.value, end, entries, values_off },
+                MapInfo {
+                    name: sym.name.clone(),
+                    section: i,
+                    value: sym.value,
+                    end,
+                    entries,
+                    values_off,
+                    map_type,
+                    value_size,
+                },
             ));
         }
     }
@@ -713,6 +844,10 @@ mod btf {
         pub max_entries: Option<u32>,
         /// Byte offset of the `values` member, if any.
         pub values_off: Option<u64>,
+        /// `__uint(key_size, N)` or the size of `__type(key, T)`.
+        pub key_size: Option<u32>,
+        /// `__uint(value_size, N)` or the size of `__type(value, T)`.
+        pub value_size: Option<u32>,
     }
 
     const KIND_INT: u32 = 1;
@@ -802,6 +937,26 @@ mod btf {
             let arr = resolve(ptr.size_or_type).filter(|t| t.kind == KIND_ARRAY)?;
             u32_at(arr.extra, 8)
         };
+        // The size of a type: what `__type(key, T)` and `__type(value, T)` point to.
+        let size_of = |id: u32| -> Option<u32> {
+            let mut id = id;
+            let mut scale = 1u32;
+            for _ in 0..64 {
+                let t = resolve(id)?;
+                match t.kind {
+                    KIND_INT | KIND_STRUCT | 5 | 6 | 19 => return t.size_or_type.checked_mul(scale),
+                    KIND_PTR => return 8u32.checked_mul(scale),
+                    KIND_ARRAY => {
+                        scale = scale.checked_mul(u32_at(t.extra, 8)?)?;
+                        id = u32_at(t.extra, 0)?;
+                    }
+                    _ => return None,
+                }
+            }
+            None
+        };
+        let pointee =
+            |id: u32| resolve(id).filter(|t| t.kind == KIND_PTR).and_then(|p| size_of(p.size_or_type));
         let mut maps = HashMap::new();
         for sec in all.iter().filter(|t| t.kind == KIND_DATASEC && name(t.name_off) == ".maps") {
             for info in sec.extra.chunks_exact(12) {
@@ -818,6 +973,10 @@ mod btf {
                         match name(n) {
                             "type" => def.map_type = uint(ty),
                             "max_entries" => def.max_entries = uint(ty),
+                            "key_size" => def.key_size = uint(ty),
+                            "value_size" => def.value_size = uint(ty),
+                            "key" => def.key_size = pointee(ty),
+                            "value" => def.value_size = pointee(ty),
                             "values" => def.values_off = Some(u64::from(bits / 8)),
                             _ => {}
                         }
@@ -983,7 +1142,13 @@ mod tests {
         let maps = btf::maps(&btf_blob(&types, strs)).unwrap();
         assert_eq!(
             maps.get("m"),
-            Some(&btf::MapDef { map_type: Some(3), max_entries: Some(7), values_off: Some(16) })
+            Some(&btf::MapDef {
+                map_type: Some(3),
+                max_entries: Some(7),
+                values_off: Some(16),
+                key_size: None,
+                value_size: None
+            })
         );
         // Truncations and garbage are errors or partial results, never panics.
         let blob = btf_blob(&types, strs);

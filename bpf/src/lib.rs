@@ -35,5 +35,5 @@ pub use program::{Program, ProgramError, MAX_STACK};
 pub use raw::{decode, decode_bytes, encode_bytes, DecodeError, RawInsn};
 pub use set::{
     ArrayMap, AttachKind, AttachTarget, Attachment, MapRef, ProgArray, ProgramSet, SetError, SetProgram,
-    PSEUDO_MAP_FD,
+    PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };

@@ -4,13 +4,31 @@
 //! Each program is one instruction stream whose subprograms are reached by bpf2bpf calls
 //! (`call pc+N`, as in the kernel). A program refers to a map with
 //! `lddw rN, map` (`LdImm64` with `pseudo` = [`PSEUDO_MAP_FD`] and the map's index as
-//! the immediate).
+//! the immediate), and to an array map's first value, as libbpf makes global variables,
+//! with `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`]).
 
 use crate::insn::Insn;
 use crate::program::Program;
 
 /// The `src` field of an `lddw` that loads a map reference (`BPF_PSEUDO_MAP_FD`).
 pub const PSEUDO_MAP_FD: u8 = 1;
+
+/// The `src` field of an `lddw` that loads the address of an array map's first value plus
+/// an offset (`BPF_PSEUDO_MAP_VALUE`): the immediate's low 32 bits are the map's index,
+/// its high 32 bits (the second slot's immediate) the offset, which must lie inside the
+/// value. This is how libbpf turns global variables (`.bss`, `.data`, `.rodata`) into
+/// single-value array maps.
+pub const PSEUDO_MAP_VALUE: u8 = 2;
+
+/// The map index and offset a [`PSEUDO_MAP_VALUE`] immediate names.
+pub const fn map_value_parts(imm: u64) -> (u64, u32) {
+    (imm & 0xffff_ffff, (imm >> 32) as u32)
+}
+
+/// The [`PSEUDO_MAP_VALUE`] immediate for offset `off` into map `map`'s first value.
+pub const fn map_value_imm(map: u32, off: u32) -> u64 {
+    map as u64 | (off as u64) << 32
+}
 
 /// A `BPF_MAP_TYPE_PROG_ARRAY`: `max_entries` slots, each empty or holding a program of
 /// the set.
@@ -202,6 +220,17 @@ pub enum SetError {
     /// More attachments than [`MAX_ATTACHMENTS`].
     #[error("{0} attachments (at most {MAX_ATTACHMENTS})")]
     TooManyAttachments(usize),
+    /// An `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`]) that names no array map, or an
+    /// offset outside its value.
+    #[error("program {prog}, pc {pc}: {detail}")]
+    BadMapValue {
+        /// Program name.
+        prog: String,
+        /// Slot of the `lddw`.
+        pc: usize,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// A consistent program set: every map reference names a map, every slot a program.
@@ -246,7 +275,6 @@ impl ProgramSet {
                 return Err(SetError::ArrayShape(a.name.clone(), a.value_size, a.values.len()));
             }
         }
-        let map_count = maps.len() + arrays.len();
         if progs.is_empty() {
             return Err(SetError::Empty);
         }
@@ -268,7 +296,7 @@ impl ProgramSet {
             }
         }
         for p in &progs {
-            check_map_refs(p, map_count)?;
+            check_map_refs(p, maps.len(), &arrays)?;
         }
         Ok(ProgramSet { progs, maps, arrays, attachments: Vec::new() })
     }
@@ -280,7 +308,6 @@ impl ProgramSet {
         if attachments.len() > MAX_ATTACHMENTS {
             return Err(SetError::TooManyAttachments(attachments.len()));
         }
-        let map_count = self.maps.len() + self.arrays.len();
         for a in &attachments {
             let AttachTarget { prog, func } = a.target;
             let kind = a.kind.name();
@@ -291,7 +318,7 @@ impl ProgramSet {
             if code.function_starts().len() != 1 || code.insns().iter().any(|i| i.is_tail_call()) {
                 return Err(SetError::AttachmentShape(kind, a.program.name.clone()));
             }
-            check_map_refs(&a.program, map_count)?;
+            check_map_refs(&a.program, self.maps.len(), &self.arrays)?;
         }
         self.attachments = attachments;
         Ok(self)
@@ -367,18 +394,40 @@ impl ProgramSet {
     }
 }
 
-/// Checks that every `lddw rN, map` of `p` names one of `map_count` maps.
-fn check_map_refs(p: &SetProgram, map_count: usize) -> Result<(), SetError> {
+/// Checks that every `lddw rN, map` of `p` names one of the maps (`prog_arrays` prog
+/// arrays, then `arrays`), and every `lddw rN, &map + off` an array map and an offset
+/// inside its value.
+fn check_map_refs(p: &SetProgram, prog_arrays: usize, arrays: &[ArrayMap]) -> Result<(), SetError> {
+    let map_count = prog_arrays + arrays.len();
     for (i, insn) in p.prog.insns().iter().enumerate() {
-        if let Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } = *insn {
-            if imm >= map_count as u64 {
-                return Err(SetError::NoSuchMap {
-                    prog: p.name.clone(),
-                    pc: p.prog.pc_of(i),
-                    map: imm,
-                    count: map_count,
-                });
+        let pc = p.prog.pc_of(i);
+        match *insn {
+            Insn::LdImm64 { pseudo: PSEUDO_MAP_FD, imm, .. } if imm >= map_count as u64 => {
+                return Err(SetError::NoSuchMap { prog: p.name.clone(), pc, map: imm, count: map_count });
             }
+            Insn::LdImm64 { pseudo: PSEUDO_MAP_VALUE, imm, .. } => {
+                let (map, off) = map_value_parts(imm);
+                let bad = |detail: String| SetError::BadMapValue { prog: p.name.clone(), pc, detail };
+                let array = (map as usize).checked_sub(prog_arrays).and_then(|a| arrays.get(a));
+                match array {
+                    None if map < map_count as u64 => {
+                        return Err(bad(format!(
+                            "map {map} is a prog array: only an array map has a value to point to"
+                        )))
+                    }
+                    None => {
+                        return Err(bad(format!("map {map} does not exist (the set has {map_count} maps)")));
+                    }
+                    Some(a) if off >= a.value_size => {
+                        return Err(bad(format!(
+                            "offset {off} is outside the {}-byte value of array map {}",
+                            a.value_size, a.name
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+            _ => {}
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use super::AsmError;
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 use crate::program::{Program, ProgramError};
 use crate::raw::decode_bytes;
-use crate::set::PSEUDO_MAP_FD;
+use crate::set::{map_value_imm, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 
 /// Parses assembly text into instructions, in order.
 ///
@@ -1036,6 +1036,29 @@ impl<'a> Parser<'_, 'a> {
                 self.i += 2;
                 need_r(self, "a map reference")?;
                 self.map_ref(name, col, dst)
+            }
+            // `rN = &NAME + OFF ll`: the address of an array map's first value plus OFF.
+            (Kind::Punct, "&") if next.is_some_and(|n| n.kind == Kind::Ident) => {
+                self.i += 1;
+                let name_col = self.col();
+                let name = self.peek_text();
+                self.i += 1;
+                let off = if self.eat("+") {
+                    let n = self.number()?;
+                    self.in_range(n, (0, u32::MAX as i128), "offset into a map value")? as u32
+                } else {
+                    0
+                };
+                self.expect("ll")?;
+                need_r(self, "a map value's address")?;
+                match self.map_ref(name, name_col, dst)? {
+                    Insn::LdImm64 { dst, imm, .. } => Ok(Insn::LdImm64 {
+                        dst,
+                        pseudo: PSEUDO_MAP_VALUE,
+                        imm: map_value_imm(imm as u32, off),
+                    }),
+                    other => Ok(other),
+                }
             }
             (Kind::Ident, name) => {
                 self.i += 1;

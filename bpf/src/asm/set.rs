@@ -14,7 +14,8 @@ use crate::exec::{Input, MAX_ARRAY_BYTES, MAX_MAP_ENTRIES};
 use crate::insn::Insn;
 use crate::program::{Program, ProgramError, MAX_STACK};
 use crate::set::{
-    ArrayMap, AttachKind, AttachTarget, Attachment, ProgArray, ProgramSet, SetProgram, PSEUDO_MAP_FD,
+    map_value_parts, ArrayMap, AttachKind, AttachTarget, Attachment, ProgArray, ProgramSet, SetProgram,
+    PSEUDO_MAP_FD, PSEUDO_MAP_VALUE,
 };
 
 /// The largest context `.ctx` may declare, in bytes.
@@ -775,6 +776,13 @@ pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
             match *insn {
                 Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } if imm < map_names.len() as u64 => {
                     let _ = write!(out, "{dst} = {} ll", map_names[imm as usize]);
+                }
+                Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_VALUE, imm }
+                    if map_value_parts(imm).0 < map_names.len() as u64 =>
+                {
+                    let (m, off) = map_value_parts(imm);
+                    let plus = if off == 0 { String::new() } else { format!(" + {off}") };
+                    let _ = write!(out, "{dst} = &{}{plus} ll", map_names[m as usize]);
                 }
                 other => {
                     let _ = write!(out, "{other}");

@@ -463,8 +463,8 @@ fn map_references_in_sets() {
     assert_eq!(f.set.entry().prog.insns()[..2], [map_ref(Reg::R1, 0), map_ref(Reg::R2, 1)]);
     round_trip(&f.set, None);
     // Other pseudo sources stay `ld_pseudo`.
-    let f = parse_set(".map m 1\nld_pseudo r1, 2, 7\nexit").unwrap();
-    assert_eq!(print_set(&f.set, None), ".map m 1\n\nld_pseudo r1, 2, 7\nexit\n");
+    let f = parse_set(".map m 1\nld_pseudo r1, 3, 7\nexit").unwrap();
+    assert_eq!(print_set(&f.set, None), ".map m 1\n\nld_pseudo r1, 3, 7\nexit\n");
 }
 
 #[test]
@@ -647,4 +647,24 @@ fn the_kernels_kfuncs_return_nothing() {
         Insn::Call(Call::Kfunc(helpers::KFUNC_RCU_READ_LOCK)),
         "the kernel's name reads as the kfunc"
     );
+}
+
+#[test]
+fn map_value_addresses_read_and_print_by_name() {
+    // `rN = &NAME + OFF ll` is `lddw` with src 2 (BPF_PSEUDO_MAP_VALUE): the map's index in
+    // the immediate's low half, the offset in its high half.
+    let text = ".array g 16 1\n.array h 8 2\n    r1 = &g ll\n    r2 = &h + 4 ll\n    r0 = 0\n    exit\n";
+    let f = parse_set(text).unwrap();
+    let insns = f.set.entry().prog.insns();
+    assert_eq!(insns[0], Insn::LdImm64 { dst: Reg::R1, pseudo: 2, imm: 0 });
+    assert_eq!(insns[1], Insn::LdImm64 { dst: Reg::R2, pseudo: 2, imm: 4 << 32 | 1 });
+    // Offset 8 lies past h's 8-byte value: the set is refused.
+    let msg = parse_set(&text.replace("&h + 4", "&h + 8")).unwrap_err().to_string();
+    assert!(msg.contains("offset 8 is outside the 8-byte value of array map h"), "{msg}");
+    let ok = parse_set(".array g 16 1\n    r1 = &g + 8 ll\n    r0 = *(u64 *)(r1 + 0)\n    exit\n").unwrap();
+    let printed = round_trip(&ok.set, None);
+    assert!(printed.contains("r1 = &g + 8 ll"), "{printed}");
+    // Only a 64-bit register, and only a declared map.
+    assert!(parse_set(".array g 16 1\n    w1 = &g ll\n    exit\n").is_err());
+    assert!(parse_set(".array g 16 1\n    r1 = &nope ll\n    exit\n").is_err());
 }

@@ -9,7 +9,7 @@ use super::value::{self, Bounds, Off, State, Val, Why, Written};
 use super::{Res, Rule, Validator};
 use crate::helpers::{self, MAP_LOOKUP_ELEM, TAIL_CALL};
 use crate::insn::{AluOp, AtomicOp, Call, Cond, Insn, Operand, Reg, Size, Width};
-use crate::set::{MapRef, PSEUDO_MAP_FD};
+use crate::set::{map_value_parts, MapRef, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 
 /// Instructions the interpretation may step through, over all functions and contexts:
 /// the kernel verifier's own limit (`BPF_COMPLEXITY_LIMIT_INSNS`).
@@ -132,6 +132,13 @@ impl Validator<'_> {
                         Some(MapRef::Array(a, _)) => Val::ArrayRef(a),
                         None => unreachable!("a checked set's map references exist"),
                     },
+                    PSEUDO_MAP_VALUE => {
+                        let (map, off) = map_value_parts(imm);
+                        match self.set.map(map) {
+                            Some(MapRef::Array(array, _)) => Val::Value { array, off: Off::at(off as i64) },
+                            _ => unreachable!("a checked set's map value references name array maps"),
+                        }
+                    }
                     _ => {
                         return Err(self.err(
                             i,

@@ -363,6 +363,11 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
                 Insn::LdImm64 { dst, pseudo: PSEUDO_MAP_FD, imm } => {
                     emit::emit_imm(&mut l, regs::map(dst), map_addr(imm as usize) as i64)
                 }
+                Insn::LdImm64 { dst, pseudo: bpf::PSEUDO_MAP_VALUE, imm } => {
+                    let (k, off) = bpf::set::map_value_parts(imm);
+                    let addr = map_addr(k as usize) + bpf::exec::ARRAY_VALUES_OFFSET + u64::from(off);
+                    emit::emit_imm(&mut l, regs::map(dst), addr as i64)
+                }
                 Insn::LdImm64 { pseudo, .. } => {
                     return Err(unsupported(&format!("lddw with src = {pseudo}")))
                 }

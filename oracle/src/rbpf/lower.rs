@@ -563,6 +563,12 @@ fn expand(
                 maps.total()
             ))
         }
+        Insn::LdImm64 { pseudo: bpf::PSEUDO_MAP_VALUE, imm, .. } => {
+            return cannot(
+                &format!("lddw &map {} + {}", imm & 0xffff_ffff, imm >> 32),
+                "a global variable (an array map's value): the rbpf backend does not model array maps",
+            )
+        }
         Insn::LdImm64 { pseudo, .. } if pseudo != 0 => {
             return Err(format!(
                 "pc {pc}: lddw with src = {pseudo}: rbpf 0.4.1 ignores src and would load the raw \

@@ -524,7 +524,9 @@ fn cannot_judge_names_the_instruction_and_pc() {
     let why = at3(Insn::LdImm64 { dst: Reg::R2, pseudo: 1, imm: 5 });
     assert!(why.starts_with("pc 3: lddw map 5: there is no such map"), "{why}");
     let why = at3(Insn::LdImm64 { dst: Reg::R2, pseudo: 2, imm: 5 });
-    assert!(why.starts_with("pc 3: lddw with src = 2"), "{why}");
+    assert!(why.starts_with("pc 3: lddw &map 5 + 0: a global variable"), "{why}");
+    let why = at3(Insn::LdImm64 { dst: Reg::R2, pseudo: 3, imm: 5 });
+    assert!(why.starts_with("pc 3: lddw with src = 3"), "{why}");
     let why = at3(Insn::End { order: ByteOrder::Le, bits: 8, dst: Reg::R0 });
     assert!(why.starts_with("pc 3: byte swap to 8 bits"), "{why}");
 }

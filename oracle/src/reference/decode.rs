@@ -139,6 +139,9 @@ pub(super) mod code {
     pub const UNSUPPORTED: u8 = OTHER + 38;
     /// kfunc call; `imm` is the kfunc id (sign-extended).
     pub const KFUNC: u8 = OTHER + 39;
+    /// `lddw dst, &map + off`: `imm` is the address; the result is marked as a pointer to a
+    /// map value.
+    pub const LD_VALUE: u8 = OTHER + 40;
 }
 
 /// The code of a binary ALU operation: `op * 4 + (64-bit) * 2 + (register form)`, 0 to 55.
@@ -284,6 +287,16 @@ fn decode_one(prog: &Program, maps: usize, index: usize, insn: &Insn) -> Op {
                 None => Op { imm, ..Op::new(code::NO_MAP, dst.num(), 0) },
             }
         }
+        Insn::LdImm64 { dst, pseudo: bpf::PSEUDO_MAP_VALUE, imm } => {
+            let (k, off) = bpf::set::map_value_parts(imm);
+            match usize::try_from(k).ok().filter(|&k| k < maps) {
+                Some(k) => {
+                    let addr = bpf::exec::map_addr(k) + bpf::exec::ARRAY_VALUES_OFFSET + u64::from(off);
+                    Op { imm: addr, ..Op::new(code::LD_VALUE, dst.num(), 0) }
+                }
+                None => Op { imm: k, ..Op::new(code::NO_MAP, dst.num(), 0) },
+            }
+        }
         Insn::LdImm64 { .. } => unsupported,
         Insn::Call(Call::Kfunc(id)) if bpf::helpers::kfunc_prototype(id).is_some() => {
             Op { imm: id as i64 as u64, ..Op::new(code::KFUNC, 0, 0) }
@@ -352,7 +365,7 @@ pub(super) fn reg_use(op: &Op) -> RegUse {
             }
             Some(_) => use_([s, d, NO_REG], bit(s)),
         },
-        code::LD_MAP => use_([NO_REG; 3], bit(d)),
+        code::LD_MAP | code::LD_VALUE => use_([NO_REG; 3], bit(d)),
         code::EXIT => use_([0, NO_REG, NO_REG], 0),
         _ => none,
     }
@@ -372,8 +385,10 @@ pub(super) fn unsupported_reason(insn: &Insn, pc: usize) -> String {
             format!("call of kfunc {id}: only jitdiff's own kfuncs are modelled, not a kernel's")
         }
         Insn::LdImm64 { pseudo, .. } => format!(
-            "lddw with pseudo source {pseudo}: only plain constants (0) and map references ({}) are modelled",
-            bpf::PSEUDO_MAP_FD
+            "lddw with pseudo source {pseudo}: only plain constants (0), map references ({}) and map \
+             values ({}) are modelled",
+            bpf::PSEUDO_MAP_FD,
+            bpf::PSEUDO_MAP_VALUE
         ),
         Insn::End { bits, .. } => {
             format!("byte swap to {bits} bits: only 16, 32 and 64 exist (the verifier rejects it)")

@@ -510,6 +510,7 @@ impl Machine<'_> {
                 }
                 code::ZERO => r.set(d, 0, 0),
                 code::LD_MAP => r.set(d, k, MARK_MAP),
+                code::LD_VALUE => r.set(d, k, MARK_VALUE),
                 code::NO_MAP => break no_map(at, k),
                 code::EXIT => break Stop::Exit { r0: r.get(0), r0_mark: r.mark_of(0) },
                 code::CALL => break Stop::Call { index: at, target: op.aux as usize },
@@ -730,8 +731,9 @@ mod tests {
     fn kernel_kfuncs_and_unmodelled_instructions_cannot_be_judged() {
         let why = cannot_judge(vec![Insn::Call(Call::Kfunc(3)), Insn::Exit]);
         assert_eq!(why, "pc 0: call of kfunc 3: only jitdiff's own kfuncs are modelled, not a kernel's");
-        let why = cannot_judge(vec![Insn::LdImm64 { dst: Reg::R1, pseudo: 2, imm: 0 }, Insn::Exit]);
-        assert!(why.starts_with("pc 0: lddw with pseudo source 2: only plain constants"), "{why}");
+        // BPF_PSEUDO_BTF_ID (a kernel variable's address).
+        let why = cannot_judge(vec![Insn::LdImm64 { dst: Reg::R1, pseudo: 3, imm: 0 }, Insn::Exit]);
+        assert!(why.starts_with("pc 0: lddw with pseudo source 3: only plain constants"), "{why}");
         // Insn values the wire format cannot express.
         let odd = [
             Insn::End { order: bpf::ByteOrder::Be, bits: 8, dst: Reg::R0 },

@@ -43,8 +43,10 @@
 //!   entry, the detail starts with "in program NAME (#i): "); the outcome's `ctx` is the
 //!   context as the run left it, after a fault too.
 //! - jitdiff's kfuncs ([`bpf::helpers::KFUNCS`]) are called like helpers (and traced as
-//!   kfunc calls); other kfunc ids and `lddw` with a pseudo source other than 0 and
-//!   [`PSEUDO_MAP_FD`](bpf::PSEUDO_MAP_FD) are not modelled: a run that reaches one is
+//!   kfunc calls); `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`](bpf::PSEUDO_MAP_VALUE), a
+//!   global variable) loads the address of that array map's first value plus `off`,
+//!   marked as a map value; other kfunc ids and `lddw` with a pseudo source other than 0,
+//!   [`PSEUDO_MAP_FD`](bpf::PSEUDO_MAP_FD) and `PSEUDO_MAP_VALUE` are not modelled: a run that reaches one is
 //!   [`RunResult::CannotJudge`], as is one that reaches an `Insn` the wire format cannot
 //!   express (`movsx` 32-bit from 32 bits, a byte swap to another width than 16/32/64, a
 //!   sign-extending 8-byte load, a 1- or 2-byte atomic). Unreached, they do not matter.
