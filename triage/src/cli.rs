@@ -384,9 +384,13 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         if !a.no_validate {
             let ctx_size = Some(input.ctx.as_ref().map_or(0, Vec::len));
             if let Err(e) = bpf::validate::validate(&file_set.set, ctx_size) {
+                let kernel = e
+                    .rule
+                    .kernel_message()
+                    .map_or(String::new(), |m| format!("; the kernel's verifier says \"{m}\" for the same"));
                 let _ = writeln!(
                     err,
-                    "jitdiff: {shown}: {e} (the validator rejects it; --no-validate runs it anyway)"
+                    "jitdiff: {shown}: {e} (the validator rejects it{kernel}; --no-validate runs it anyway)"
                 );
                 bad = true;
                 continue;
@@ -557,6 +561,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "share_with_other_loops": stats.with_other_loops.load(Relaxed) as f64 / sets.max(1) as f64,
                 "share_with_early_exits": stats.with_early_exits.load(Relaxed) as f64 / sets.max(1) as f64,
                 "share_with_caller_stack_pointers": stats.with_caller_stack.load(Relaxed) as f64 / sets.max(1) as f64,
+                "share_with_globals": stats.with_globals.load(Relaxed) as f64 / sets.max(1) as f64,
                 "jump_distances": stats.distances_seen().iter().map(|(b, seen, total)| (b.name().to_string(), serde_json::json!({"seen": seen, "total": total}))).collect::<serde_json::Map<_, _>>(),
                 "corpus": stats.corpus.load(Relaxed),
                 "known_divergences": stats.known.load(Relaxed),
@@ -616,11 +621,13 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             out,
             "loops: {:.0}% of sets, {:.0}% with a loop not counted down to zero, {:.0}% with an early exit; \
              {tests} of {all_tests} loop tests (width, condition, operand); {:.0}% of sets pass a pointer to \
-             the caller's stack; jump distances in 4-byte steps around the encodings' reach: {}",
+             the caller's stack, {:.0}% use a global variable; jump distances in 4-byte steps around the \
+             encodings' reach: {}",
             share(&stats.with_loops),
             share(&stats.with_other_loops),
             share(&stats.with_early_exits),
             share(&stats.with_caller_stack),
+            share(&stats.with_globals),
             distances.join(", "),
         );
         let known = stats.known.load(Relaxed);

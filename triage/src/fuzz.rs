@@ -130,6 +130,8 @@ pub struct Stats {
     pub with_early_exits: AtomicU64,
     /// Sets with a pointer to a caller's stack passed to a bpf2bpf call.
     pub with_caller_stack: AtomicU64,
+    /// Sets with a global variable.
+    pub with_globals: AtomicU64,
     /// Which jump distances around each [`Boundary`] the sets' code had, in jitdiff's
     /// JIT, `2 * BOUNDARY_STEPS + 1` per boundary in [`Boundary::ALL`]'s order.
     pub distances: Vec<AtomicBool>,
@@ -354,6 +356,7 @@ impl Stats {
             (facts.other_than_counted, &self.with_other_loops),
             (facts.early_exit, &self.with_early_exits),
             (facts.caller_stack_pointer, &self.with_caller_stack),
+            (facts.global_variable, &self.with_globals),
         ] {
             if yes {
                 count.fetch_add(1, Ordering::Relaxed);

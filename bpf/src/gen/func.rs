@@ -7,7 +7,7 @@ use super::{Config, EDGE_I32, EDGE_U64};
 use crate::helpers::{COUNTER, GET_NUMA_NODE_ID, MAP_LOOKUP_ELEM, MIX, TAIL_CALL};
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 use crate::program::Program;
-use crate::set::PSEUDO_MAP_FD;
+use crate::set::{map_value_imm, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 
 /// The maps a program can refer to.
 pub(super) struct Shape {
@@ -312,6 +312,7 @@ enum Step {
     Helper,
     Kfunc,
     Lookup,
+    Global,
     TailCall,
 }
 
@@ -408,6 +409,11 @@ impl Gen<'_, '_, '_> {
                     v.push(Step::Lookup);
                 }
             }
+            // Not in a loop's body: its register becomes a pointer, which the body's next
+            // iteration would not expect.
+            if c.mem_enabled && !self.shape.arrays.is_empty() {
+                v.push(Step::Global);
+            }
             if c.tail_calls_enabled && !self.shape.prog_arrays.is_empty() && self.st.is(CTX_COPY, Kind::Ctx) {
                 v.push(Step::TailCall);
             }
@@ -443,6 +449,7 @@ impl Gen<'_, '_, '_> {
                 Step::Helper => self.helper()?,
                 Step::Kfunc => self.kfunc()?,
                 Step::Lookup => self.lookup()?,
+                Step::Global => self.global()?,
                 Step::TailCall => self.tail_call()?,
             }
             if depth > 0 && self.u.ratio(1, 6)? {
@@ -1022,6 +1029,35 @@ impl Gen<'_, '_, '_> {
         self.emit(Insn::Store { size: Size::DW, dst: Reg::R0, src: Reg::R1, off: voff });
         self.st.clobber_call();
         self.st.kind[0] = Kind::Undef;
+        Ok(())
+    }
+
+    /// A global variable as libbpf makes one: `rG = &array + off ll` (the address of an
+    /// array map's first value, never NULL), then a load, a store or an atomic add through
+    /// it, so that values flow between the programs and runs of a set through memory.
+    fn global(&mut self) -> arbitrary::Result<()> {
+        let a = self.u.int_in_range(0..=self.shape.arrays.len() - 1)?;
+        let value_size = self.shape.arrays[a].0;
+        let size = if self.u.arbitrary()? { Size::W } else { Size::DW };
+        let n = size.bytes();
+        let off = n * self.u.int_in_range(0..=value_size / n - 1)?;
+        let g = self.any_dst()?;
+        let map = (self.shape.prog_arrays.len() + a) as u32;
+        self.emit(Insn::LdImm64 { dst: g, pseudo: PSEUDO_MAP_VALUE, imm: map_value_imm(map, off) });
+        self.st.kind[g.idx()] = Kind::Undef;
+        match (self.u.int_in_range(0..=2)?, self.scalar()?) {
+            (0, _) => {
+                let dst = self.any_dst()?;
+                self.emit(Insn::Load { size, signed: false, dst, src: g, off: 0 });
+                self.define(dst);
+            }
+            (1, Some(src)) => self.emit(Insn::Atomic { size, op: AtomicOp::Add, dst: g, src, off: 0 }),
+            (_, Some(src)) => self.emit(Insn::Store { size, dst: g, src, off: 0 }),
+            (_, None) => {
+                let imm = self.imm32()?;
+                self.emit(Insn::StoreImm { size, dst: g, off: 0, imm });
+            }
+        }
         Ok(())
     }
 

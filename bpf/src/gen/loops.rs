@@ -1,7 +1,8 @@
 //! Loop shapes read off a set statically, for measuring how many of them a generator
 //! reaches: the test of every loop (a conditional jump backward) by width, condition
-//! and operand kind, whether a loop is the plain counted-down form, early exits, and
-//! pointers to a caller's stack passed to bpf2bpf calls.
+//! and operand kind, whether a loop is the plain counted-down form, early exits; and two
+//! ways values travel through memory, pointers to a caller's stack passed to bpf2bpf
+//! calls and global variables.
 
 use crate::insn::{AluOp, Call, Cond, Insn, Operand, Reg, Width};
 use crate::set::ProgramSet;
@@ -34,6 +35,8 @@ pub struct LoopFacts {
     /// Whether some bpf2bpf call gets a pointer to its caller's stack in R1-R5 (set with
     /// `rK = r10; rK += off` right before the call, as the generator does).
     pub caller_stack_pointer: bool,
+    /// Whether some program uses a global variable (`lddw rN, &map + off`).
+    pub global_variable: bool,
 }
 
 /// The loop facts of every program of `set`.
@@ -55,6 +58,8 @@ pub fn loop_facts(set: &ProgramSet) -> LoopFacts {
                 facts.early_exit |= loops.iter().any(|&(t, j)| (t..j).contains(&i) && to > j);
             }
         }
+        facts.global_variable |=
+            insns.iter().any(|i| matches!(i, Insn::LdImm64 { pseudo: crate::set::PSEUDO_MAP_VALUE, .. }));
         facts.caller_stack_pointer |= insns.windows(3).any(|w| {
             matches!(
                 w,

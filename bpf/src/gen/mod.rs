@@ -224,8 +224,8 @@ mod tests {
         use super::loops::{all_loop_tests, loop_facts};
         use crate::Insn;
         let cfg = Config { long_jumps: true, max_insns: 64, ..Config::default() };
-        let (mut tests, mut other, mut exits, mut caller_stack, mut padded, mut jal) =
-            (Vec::new(), 0, 0, 0, 0, 0);
+        let (mut tests, mut other, mut exits, mut caller_stack, mut globals, mut padded, mut jal) =
+            (Vec::new(), 0, 0, 0, 0, 0, 0);
         for seed in 0..400 {
             let g = sample(seed, &cfg);
             let ctx = g.input.ctx.as_ref().map(Vec::len);
@@ -237,6 +237,7 @@ mod tests {
             other += f.other_than_counted as usize;
             exits += f.early_exit as usize;
             caller_stack += f.caller_stack_pointer as usize;
+            globals += f.global_variable as usize;
             let insns = || g.set.progs().iter().flat_map(|p| p.prog.insns());
             // A padded loop's or jump's offset spans a thousand instructions.
             padded += insns().any(|i| i.jump_offset().is_some_and(|o| o.abs() > 1000)) as usize;
@@ -245,7 +246,10 @@ mod tests {
         tests.sort_unstable_by_key(|&(w, c, r)| (w as u8, c as u8, r));
         tests.dedup();
         assert_eq!(tests.len(), all_loop_tests().len(), "loop tests seen: {tests:?}");
-        assert!(other >= 40 && exits >= 20 && caller_stack >= 20, "{other} {exits} {caller_stack}");
+        assert!(
+            other >= 40 && exits >= 20 && caller_stack >= 20 && globals >= 20,
+            "{other} {exits} {caller_stack} {globals}"
+        );
         assert!(padded >= 40 && jal >= 1, "{padded} padded, {jal} over 1 MiB");
     }
 

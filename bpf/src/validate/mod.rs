@@ -121,6 +121,35 @@ pub enum Rule {
     Unsupported,
 }
 
+impl Rule {
+    /// The message (its format string) the kernel's verifier prints for the same case, where
+    /// it has one: `kernel/bpf/verifier.c` of Linux 7.3. Where this validator is stricter
+    /// than the kernel is for a privileged loader (reading stack bytes not written, storing
+    /// or comparing a pointer), the message is the one an unprivileged loader gets.
+    pub const fn kernel_message(self) -> Option<&'static str> {
+        Some(match self {
+            Rule::UninitRegister => "R%d !read_ok",
+            Rule::UninitStack => "invalid read from stack off %d+%d size %d",
+            Rule::StackBounds => "invalid%s stack %s off=%lld size=%d",
+            Rule::CtxBounds => "invalid bpf_context access off=%d size=%d",
+            Rule::MapValueBounds => "invalid access to map value, value_size=%d off=%d size=%d",
+            Rule::NullCheck => "%s invalid mem access 'map_value_or_null'",
+            Rule::BadMemoryBase => "%s invalid mem access '%s'",
+            Rule::MisalignedAtomic => "misaligned %saccess off %s+%d size %d",
+            Rule::PointerArithmetic => "R%d pointer arithmetic on %s prohibited",
+            Rule::PointerStore => "R%d leaks addr into mem",
+            Rule::PointerComparison => "R%d pointer comparison prohibited",
+            Rule::PointerReturn => "R%d leaks addr as return value",
+            Rule::HelperArgument | Rule::TailCallArgs => "%s type=%s expected=%s",
+            Rule::UnknownHelper => "invalid func %s#%d",
+            Rule::CallGraph => "combined stack size of %d calls is %d. Too large",
+            Rule::TooComplex => "BPF program is too large. Processed %d insn",
+            Rule::BadImmediate => "div by zero",
+            Rule::Unsupported => return None,
+        })
+    }
+}
+
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
