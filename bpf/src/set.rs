@@ -4,7 +4,7 @@
 //! Each program is one instruction stream whose subprograms are reached by bpf2bpf calls
 //! (`call pc+N`, as in the kernel). A program refers to a map with
 //! `lddw rN, map` (`LdImm64` with `pseudo` = [`PSEUDO_MAP_FD`] and the map's index as
-//! the immediate), and to an array map's first value, as libbpf makes global variables,
+//! the immediate), and to an array map of one value, as libbpf makes global variables,
 //! with `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`]).
 
 use crate::insn::Insn;
@@ -13,10 +13,10 @@ use crate::program::Program;
 /// The `src` field of an `lddw` that loads a map reference (`BPF_PSEUDO_MAP_FD`).
 pub const PSEUDO_MAP_FD: u8 = 1;
 
-/// The `src` field of an `lddw` that loads the address of an array map's first value plus
-/// an offset (`BPF_PSEUDO_MAP_VALUE`): the immediate's low 32 bits are the map's index,
-/// its high 32 bits (the second slot's immediate) the offset, which must lie inside the
-/// value. This is how libbpf turns global variables (`.bss`, `.data`, `.rodata`) into
+/// The `src` field of an `lddw` that loads the address of an array map's value plus an
+/// offset (`BPF_PSEUDO_MAP_VALUE`): the immediate's low 32 bits are the map's index, its
+/// high 32 bits (the second slot's immediate) the offset, which must lie inside the value;
+/// the map must have exactly one value, as the kernel requires. This is how libbpf turns global variables (`.bss`, `.data`, `.rodata`) into
 /// single-value array maps.
 pub const PSEUDO_MAP_VALUE: u8 = 2;
 
@@ -25,7 +25,7 @@ pub const fn map_value_parts(imm: u64) -> (u64, u32) {
     (imm & 0xffff_ffff, (imm >> 32) as u32)
 }
 
-/// The [`PSEUDO_MAP_VALUE`] immediate for offset `off` into map `map`'s first value.
+/// The [`PSEUDO_MAP_VALUE`] immediate for offset `off` into the value of map `map`.
 pub const fn map_value_imm(map: u32, off: u32) -> u64 {
     map as u64 | (off as u64) << 32
 }
@@ -422,6 +422,16 @@ fn check_map_refs(p: &SetProgram, prog_arrays: usize, arrays: &[ArrayMap]) -> Re
                         return Err(bad(format!(
                             "offset {off} is outside the {}-byte value of array map {}",
                             a.value_size, a.name
+                        )))
+                    }
+                    // The kernel gives an array's value an address only when it has one
+                    // (array_map_direct_value_addr: -ENOTSUPP otherwise).
+                    Some(a) if a.max_entries() != 1 => {
+                        return Err(bad(format!(
+                            "array map {} has {} values: only a map of one value has an address to load \
+                             (the kernel refuses the others: \"invalid access to map value pointer\")",
+                            a.name,
+                            a.max_entries()
                         )))
                     }
                     Some(_) => {}

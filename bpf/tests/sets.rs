@@ -55,7 +55,6 @@ const TAILCALLS: &str = "\
     r0 += 1
     *(u32 *)(r1 + 0) = r0
     exit
-.stack 8
     *(u32 *)(r10 - 4) = r1
     r1 = r10
     r1 += -4

@@ -15,7 +15,7 @@
 //! | sign-extending move (v4) | `r0 = (s8)r1`, `r0 = (s16)r1`, `r0 = (s32)r1`, `w0 = (s8)w1`, `w0 = (s16)w1` |
 //! | byte order | `r0 = be16 r0`, `r0 = le64 r0`, `r0 = bswap32 r0` (v4) |
 //! | 64-bit immediate | `r1 = 4886718345 ll` (decimal or hex, negative allowed), `ld_pseudo r1, 1, 5` (`src` = 1) |
-//! | map value address (a global variable, in a set) | `r1 = &bss + 8 ll` (`src` = 2, `BPF_PSEUDO_MAP_VALUE`: array map `bss`'s first value, plus 8) |
+//! | map value address (a global variable, in a set) | `r1 = &bss + 8 ll` (`src` = 2, `BPF_PSEUDO_MAP_VALUE`: the value of array map `bss`, which has one, plus 8) |
 //! | load | `r1 = *(u32 *)(r10 - 4)`; sign-extending (v4): `r1 = *(s16 *)(r10 - 4)` |
 //! | store | `*(u64 *)(r10 - 8) = r1`, immediate: `*(u32 *)(r10 - 8) = 5` |
 //! | atomics | `lock *(u64 *)(r1 + 0) += r2` (also `\|=`, `&=`, `^=`; `u32` forms use `w` registers), `r2 = atomic_fetch_add((u64 *)(r1 + 0), r2)` (`_or`, `_and`, `_xor`), `r2 = xchg_64(r1 + 0, r2)`, `w2 = xchg32_32(r1 + 0, w2)`, `r0 = cmpxchg_64(r1 + 0, r0, r2)`, `w0 = cmpxchg32_32(r1 + 0, w0, w2)` |
@@ -50,7 +50,7 @@
 //!   is no value to load. Other `lddw`s with a non-zero `src` field are printed and
 //!   parsed as LLVM's `ld_pseudo rN, SRC, IMM` (in a set, `ld_pseudo rN, 1, I` is a
 //!   reference to map `I` and prints by name, and `ld_pseudo rN, 2, I | OFF << 32` the
-//!   address of map `I`'s first value plus `OFF`, printed `rN = &NAME + OFF ll`).
+//!   address of the value of map `I` (an array of one value) plus `OFF`, printed `rN = &NAME + OFF ll`).
 //! * Loads and stores narrower than 64 bits accept `w` as well as `r` value registers
 //!   (clang with `-mcpu=v3` writes `w1 = *(u32 *)(r10 - 4)`), and `lock *(u32 *)...`
 //!   accepts both; everything else requires the register width the operation has.
@@ -130,7 +130,7 @@
 //! | `.map NAME MAX_ENTRIES` | a `BPF_MAP_TYPE_PROG_ARRAY` with 1 to [`crate::exec::MAX_MAP_ENTRIES`] slots; maps are numbered in declaration order |
 //! | `.slot MAP INDEX PROG` | slot `INDEX` of `MAP` holds program `PROG` (which may be declared later); slots without `.slot` are empty |
 //! | `.prog NAME` | starts a program; programs are numbered in order, the first is the entry |
-//! | `.stack DEPTH` | the stack depth (0 to 512 bytes) of the function that starts at the next instruction; without it, [`crate::Program::new`] infers the depth |
+//! | `.stack DEPTH` | the stack depth (0 to 512 bytes) of the function that starts at the next instruction; without it, the depth the kernel's verifier computes ([`crate::validate::stack_depths`]: the deepest byte any pointer into the frame reaches), or [`crate::Program::new`]'s estimate where the validator cannot follow the program |
 //!
 //! The rules:
 //!

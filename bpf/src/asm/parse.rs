@@ -1037,7 +1037,7 @@ impl<'a> Parser<'_, 'a> {
                 need_r(self, "a map reference")?;
                 self.map_ref(name, col, dst)
             }
-            // `rN = &NAME + OFF ll`: the address of an array map's first value plus OFF.
+            // `rN = &NAME + OFF ll`: the address of an array map's value plus OFF.
             (Kind::Punct, "&") if next.is_some_and(|n| n.kind == Kind::Ident) => {
                 self.i += 1;
                 let name_col = self.col();

@@ -562,6 +562,8 @@ impl Source {
             .collect();
         let map_count = maps.len() + arrays.len();
         let mut progs = Vec::with_capacity(self.codes.len());
+        // Per program, the instructions that start a function with a declared `.stack`.
+        let mut declared_stacks = Vec::with_capacity(self.codes.len());
         let mut attachment_progs = Vec::new();
         for (i, code) in self.codes.into_iter().enumerate() {
             let mut pc = 0;
@@ -585,10 +587,14 @@ impl Source {
                 return Err(err(code.line, code.col, format!("program `{}` has no instructions", code.name)));
             }
             let (line, col) = (code.line, code.col);
+            let declared: Vec<usize> = code.stacks.iter().map(|s| s.insn).collect();
             let program = SetProgram { name: code.name.clone(), prog: code.program()? };
             match attached.contains(&i) {
                 true => attachment_progs.push((program, line, col)),
-                false => progs.push(program),
+                false => {
+                    progs.push(program);
+                    declared_stacks.push(declared);
+                }
             }
         }
         let mut attachments = Vec::with_capacity(attachment_progs.len());
@@ -632,9 +638,22 @@ impl Source {
                 program,
             });
         }
-        let set = ProgramSet::with_arrays(progs, maps, arrays)
+        let mut set = ProgramSet::with_arrays(progs, maps, arrays)
             .and_then(|s| s.with_attachments(attachments))
             .map_err(|e| err(1, 1, e.to_string()))?;
+        // Functions without `.stack` get the depth the kernel's verifier computes, where the
+        // validator can follow the program (else [`Program::new`]'s estimate stays).
+        let ctx_size = self.ctx.as_ref().map(|(input, _)| input.ctx.as_ref().map_or(0, Vec::len));
+        for (p, declared) in declared_stacks.iter().enumerate() {
+            let Ok(depths) = crate::validate::stack_depths(&set, p, ctx_size) else { continue };
+            let prog = &set.progs()[p].prog;
+            let starts = prog.function_starts();
+            let merged: Vec<u32> = (0..starts.len())
+                .map(|f| if declared.contains(&starts[f]) { prog.function_stack_depth(f) } else { depths[f] })
+                .collect();
+            // Never above MAX_STACK, one per function: this cannot fail.
+            let _ = set.set_stack_depths(p, merged);
+        }
         Ok(SetFile { set, ctx: self.ctx.map(|(input, _)| input) })
     }
 }
@@ -723,6 +742,7 @@ pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
     if let Some(input) = ctx {
         let _ = writeln!(out, ".ctx {}", ctx_args(input));
     }
+    let ctx_size = ctx.map(|input| input.ctx.as_ref().map_or(0, Vec::len));
     for (m, name) in set.maps().iter().zip(&map_names) {
         let _ = writeln!(out, ".map {name} {}", m.slots.len());
         for (i, slot) in m.slots.iter().enumerate() {
@@ -763,12 +783,20 @@ pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
             let _ = writeln!(out, "{header}");
         }
         let prog = &p.prog;
-        let inferred = Program::new(prog.insns().to_vec()).ok();
+        // The depths reading the text back would give a function without `.stack`: the
+        // verifier's (as parse_set computes them), else the estimate of Program::new.
+        let verifier =
+            (i < set.progs().len()).then(|| crate::validate::stack_depths(set, i, ctx_size).ok()).flatten();
+        let estimate = Program::new(prog.insns().to_vec()).ok();
+        let inferred = |f: usize| match &verifier {
+            Some(d) => d.get(f).copied(),
+            None => estimate.as_ref().map(|q| q.function_stack_depth(f)),
+        };
         let starts = prog.function_starts();
         for (j, insn) in prog.insns().iter().enumerate() {
             if let Some(f) = starts.iter().position(|&s| s == j) {
                 let depth = prog.function_stack_depth(f);
-                if inferred.as_ref().map(|q| q.function_stack_depth(f)) != Some(depth) {
+                if inferred(f) != Some(depth) {
                     let _ = writeln!(out, ".stack {depth}");
                 }
             }

@@ -653,18 +653,39 @@ fn the_kernels_kfuncs_return_nothing() {
 fn map_value_addresses_read_and_print_by_name() {
     // `rN = &NAME + OFF ll` is `lddw` with src 2 (BPF_PSEUDO_MAP_VALUE): the map's index in
     // the immediate's low half, the offset in its high half.
-    let text = ".array g 16 1\n.array h 8 2\n    r1 = &g ll\n    r2 = &h + 4 ll\n    r0 = 0\n    exit\n";
+    let text = ".array g 16 1\n.array h 8 1\n    r1 = &g ll\n    r2 = &h + 4 ll\n    r0 = 0\n    exit\n";
     let f = parse_set(text).unwrap();
     let insns = f.set.entry().prog.insns();
     assert_eq!(insns[0], Insn::LdImm64 { dst: Reg::R1, pseudo: 2, imm: 0 });
     assert_eq!(insns[1], Insn::LdImm64 { dst: Reg::R2, pseudo: 2, imm: 4 << 32 | 1 });
-    // Offset 8 lies past h's 8-byte value: the set is refused.
+    // Offset 8 lies past h's 8-byte value, and an array of two values has no address
+    // (the kernel's rule): the set is refused.
     let msg = parse_set(&text.replace("&h + 4", "&h + 8")).unwrap_err().to_string();
     assert!(msg.contains("offset 8 is outside the 8-byte value of array map h"), "{msg}");
+    let msg = parse_set(&text.replace(".array h 8 1", ".array h 8 2")).unwrap_err().to_string();
+    assert!(msg.contains("array map h has 2 values: only a map of one value has an address"), "{msg}");
     let ok = parse_set(".array g 16 1\n    r1 = &g + 8 ll\n    r0 = *(u64 *)(r1 + 0)\n    exit\n").unwrap();
     let printed = round_trip(&ok.set, None);
     assert!(printed.contains("r1 = &g + 8 ll"), "{printed}");
     // Only a 64-bit register, and only a declared map.
     assert!(parse_set(".array g 16 1\n    w1 = &g ll\n    exit\n").is_err());
     assert!(parse_set(".array g 16 1\n    r1 = &nope ll\n    exit\n").is_err());
+}
+
+#[test]
+fn functions_without_stack_get_the_verifiers_depth() {
+    // main passes &r10[-8] to f, which writes through it and uses 264 bytes of its own:
+    // the verifier counts 8 bytes for main (Program::new would take all 512, and the
+    // chain would be too deep) and 264 for f; a declared `.stack` stays as declared.
+    let text =
+        "r1 = r10\nr1 += -8\ncall f\nr0 = 0\nexit\nf:\n*(u64 *)(r1 + 0) = 1\n*(u64 *)(r10 - 264) = 0\nexit\n";
+    let set = parse_set(text).unwrap().set;
+    let depths =
+        |s: &ProgramSet| (s.entry().prog.function_stack_depth(0), s.entry().prog.function_stack_depth(1));
+    assert_eq!(depths(&set), (8, 264));
+    assert_eq!(crate::validate::validate(&set, None), Ok(()));
+    assert!(!round_trip(&set, None).contains(".stack"));
+    let declared = parse_set(&format!(".stack 32\n{text}")).unwrap().set;
+    assert_eq!(depths(&declared), (32, 264));
+    assert!(round_trip(&declared, None).starts_with(".stack 32\n"));
 }

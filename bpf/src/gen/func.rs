@@ -1032,11 +1032,18 @@ impl Gen<'_, '_, '_> {
         Ok(())
     }
 
-    /// A global variable as libbpf makes one: `rG = &array + off ll` (the address of an
-    /// array map's first value, never NULL), then a load, a store or an atomic add through
+    /// A global variable as libbpf makes one: `rG = &array + off ll` (the address of the
+    /// value of an array map of one value, never NULL), then a load, a store or an atomic
+    /// add through
     /// it, so that values flow between the programs and runs of a set through memory.
     fn global(&mut self) -> arbitrary::Result<()> {
-        let a = self.u.int_in_range(0..=self.shape.arrays.len() - 1)?;
+        // Only an array of one value has an address to load, as for the kernel.
+        let single: Vec<usize> =
+            (0..self.shape.arrays.len()).filter(|&a| self.shape.arrays[a].1 == 1).collect();
+        if single.is_empty() {
+            return self.alu();
+        }
+        let a = *self.u.choose(&single)?;
         let value_size = self.shape.arrays[a].0;
         let size = if self.u.arbitrary()? { Size::W } else { Size::DW };
         let n = size.bytes();

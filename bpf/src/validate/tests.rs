@@ -101,7 +101,7 @@ fn map_value_rules() {
 
 #[test]
 fn global_variables() {
-    // `lddw rN, &map + off`: a pointer into the array's first value, never NULL.
+    // `lddw rN, &map + off`: a pointer into the value of an array of one value, never NULL.
     accepts(".array g 8 1\nr1 = &g + 4 ll\nr0 = *(u32 *)(r1 + 0)\n*(u32 *)(r1 - 4) = r0\nexit\n");
     let msg = rejects(".array g 8 1\nr1 = &g + 4 ll\nr0 = *(u64 *)(r1 + 0)\nexit\n", Rule::MapValueBounds, 2);
     assert!(msg.contains("8 bytes at offset + 4 of a 8-byte map value"), "{msg}");

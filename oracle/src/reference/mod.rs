@@ -44,7 +44,7 @@
 //!   context as the run left it, after a fault too.
 //! - jitdiff's kfuncs ([`bpf::helpers::KFUNCS`]) are called like helpers (and traced as
 //!   kfunc calls); `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`](bpf::PSEUDO_MAP_VALUE), a
-//!   global variable) loads the address of that array map's first value plus `off`,
+//!   global variable) loads the address of that array map's value (it has one) plus `off`,
 //!   marked as a map value; other kfunc ids and `lddw` with a pseudo source other than 0,
 //!   [`PSEUDO_MAP_FD`](bpf::PSEUDO_MAP_FD) and `PSEUDO_MAP_VALUE` are not modelled: a run that reaches one is
 //!   [`RunResult::CannotJudge`], as is one that reaches an `Insn` the wire format cannot
