@@ -56,7 +56,8 @@ pub struct Config {
     pub kfuncs_enabled: bool,
     /// Tail calls through prog arrays. Defaults to true.
     pub tail_calls_enabled: bool,
-    /// Array maps and lookups. Defaults to true.
+    /// Array maps: lookups (with helpers), and global variables in those of one value
+    /// (with memory accesses). Defaults to true.
     pub arrays_enabled: bool,
     /// fentry and fexit programs attached to functions of the set (half of the sets get
     /// one to three). Defaults to true.

@@ -412,7 +412,7 @@ impl Gen<'_, '_, '_> {
             // Not in a loop's body: its register becomes a pointer, which the body's next
             // iteration would not expect.
             if c.mem_enabled && !self.shape.arrays.is_empty() {
-                v.push(Step::Global);
+                v.extend([Step::Global, Step::Global]);
             }
             if c.tail_calls_enabled && !self.shape.prog_arrays.is_empty() && self.st.is(CTX_COPY, Kind::Ctx) {
                 v.push(Step::TailCall);

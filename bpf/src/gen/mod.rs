@@ -107,11 +107,17 @@ pub fn generate(config: &Config, u: &mut Unstructured<'_>) -> arbitrary::Result<
         }
         maps.push(ProgArray { name: format!("jmp{m}"), slots });
     }
-    let n_arrays = if cfg.arrays_enabled && cfg.helpers_enabled { u.int_in_range(0..=2usize)? } else { 0 };
+    // Arrays for lookups (a helper) and for global variables (memory).
+    let n_arrays = if cfg.arrays_enabled && (cfg.helpers_enabled || cfg.mem_enabled) {
+        u.int_in_range(0..=2usize)?
+    } else {
+        0
+    };
     let mut arrays = Vec::with_capacity(n_arrays);
     for a in 0..n_arrays {
         let value_size = 8 << u.int_in_range(0..=2u32)?;
-        let entries = u.int_in_range(1..=4u32)?;
+        // Half of them of one value: the kind that holds global variables.
+        let entries = if u.ratio(1, 2)? { 1 } else { u.int_in_range(2..=4u32)? };
         let mut map = ArrayMap::zeroed(&format!("arr{a}"), value_size, entries);
         for b in map.values.iter_mut() {
             *b = u.arbitrary()?;
