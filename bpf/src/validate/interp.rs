@@ -3,7 +3,7 @@
 //! registers, and the stacks of every frame of the chain), returning to the caller what
 //! holds at all its exits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::value::{self, Bounds, Off, State, Val, Why, Written};
 use super::{Res, Rule, Validator};
@@ -16,9 +16,13 @@ use crate::set::{map_value_parts, MapRef, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 pub(super) const STEP_LIMIT: usize = 1_000_000;
 
 /// After this many changes of the state at a loop head (the target of a backward jump:
-/// every cycle has one), the ranges that still grow are widened, so that every loop
-/// reaches a fixpoint.
+/// every cycle has one) in the last layer, the ranges that still grow are widened, so that
+/// every loop reaches a fixpoint.
 const WIDEN_AFTER: u16 = 8;
+
+/// Backward jumps a path may take before its iterations are joined: loops of up to this
+/// many iterations are analysed one iteration at a time.
+const UNROLL: u16 = 64;
 
 /// The largest scalar a pointer may move by when it is not a constant (the kernel's
 /// `BPF_MAX_VAR_OFF`).
@@ -62,15 +66,19 @@ impl Validator<'_> {
     /// fixpoint; what it returns, or `None` when no path returns.
     fn function(&mut self, chain: &[usize], entry: State) -> Res<Option<Summary>> {
         let f = *chain.last().expect("a call chain has a function");
-        let range = self.funcs[f].clone();
-        // States by instruction index within the function (jumps stay inside it).
-        let mut states: Vec<Option<State>> = vec![None; range.len()];
-        let mut changes = vec![0u16; range.len()];
-        states[0] = Some(entry);
-        let mut work = BTreeSet::from([range.start]);
+        let start = self.funcs[f].start;
+        // States by (layer, instruction): a path's layer is how many backward jumps it
+        // has taken, up to UNROLL, so the first iterations of every loop are told apart
+        // as the kernel's verifier tells them apart (a pointer that moves in step with a
+        // counter keeps a constant offset in each); only the last layer joins iterations,
+        // and widens at loop heads.
+        let mut states: HashMap<(u16, usize), State> = HashMap::from([((0, start), entry)]);
+        let mut changes: HashMap<(u16, usize), u16> = HashMap::new();
+        let mut layers_at: HashMap<usize, Vec<u16>> = HashMap::new();
+        let mut work = BTreeSet::from([(0u16, start)]);
         let mut exit: Option<Summary> = None;
-        while let Some(i) = work.pop_first() {
-            let st = states[i - range.start].clone().expect("queued instructions have a state");
+        while let Some((layer, i)) = work.pop_first() {
+            let st = states[&(layer, i)].clone();
             self.steps += 1;
             if self.steps > STEP_LIMIT {
                 let detail = format!(
@@ -83,19 +91,31 @@ impl Validator<'_> {
             self.ctx_in_r1[i] = Some(self.ctx_in_r1[i].unwrap_or(true) && r1_ctx);
             for next in self.step(chain, i, st)? {
                 match next {
-                    Next::Goto(j, s) => {
-                        let k = j - range.start;
-                        let new = match &states[k] {
+                    Next::Goto(j, mut s) => {
+                        let to = if j <= i { (layer + 1).min(UNROLL) } else { layer };
+                        let key = (to, j);
+                        s.forget_dead(self.live[j]);
+                        // A state another layer already covers needs no walk of its own.
+                        let layers = layers_at.entry(j).or_default();
+                        if layers.iter().any(|&l| l != to && states.get(&(l, j)).is_some_and(|o| s.within(o)))
+                        {
+                            continue;
+                        }
+                        if !layers.contains(&to) {
+                            layers.push(to);
+                        }
+                        let changed = changes.entry(key).or_insert(0);
+                        let new = match states.get(&key) {
                             None => s,
-                            Some(old) if self.heads[j] && changes[k] >= WIDEN_AFTER => {
+                            Some(old) if to == UNROLL && self.heads[j] && *changed >= WIDEN_AFTER => {
                                 old.widen(&s, &self.thresholds)
                             }
                             Some(old) => old.join(&s),
                         };
-                        if states[k].as_ref() != Some(&new) {
-                            changes[k] = changes[k].saturating_add(1);
-                            states[k] = Some(new);
-                            work.insert(j);
+                        if states.get(&key) != Some(&new) {
+                            *changed = changed.saturating_add(1);
+                            states.insert(key, new);
+                            work.insert(key);
                         }
                     }
                     Next::Return(s) => {
@@ -404,22 +424,29 @@ impl Validator<'_> {
             }
             Val::Ctx(o) => {
                 let at = o.moved(Off::at(off as i64), false);
-                let Some(a) = at.konst() else {
-                    return Err(self.err(
-                        i,
-                        Rule::CtxBounds,
-                        format!(
-                            "context access at a variable offset{at} (the kernel: \"variable ctx access var_off \
-                             disallowed\")"
-                        ),
-                    ));
+                // jitdiff's context is a buffer (the kernel engines pass it as a map value):
+                // a variable offset is fine within bounds, except in a tracing program,
+                // whose context is the traced function's arguments.
+                let a = match at.konst() {
+                    Some(a) => a,
+                    None if !self.tracing => at.lo,
+                    None => {
+                        return Err(self.err(
+                            i,
+                            Rule::CtxBounds,
+                            format!(
+                                "a tracing program's context read at a variable offset{at} (the kernel: \
+                                 \"variable ctx access var_off disallowed\")"
+                            ),
+                        ))
+                    }
                 };
-                if a < 0 || self.ctx_size.is_some_and(|c| a + n > c as i64) {
+                if at.lo < 0 || self.ctx_size.is_some_and(|c| at.hi + n > c as i64) {
                     let size = self.ctx_size.map_or("unbounded".into(), |c| format!("{c}-byte"));
                     return Err(self.err(
                         i,
                         Rule::CtxBounds,
-                        format!("{n} bytes at context offset {a} outside the {size} context"),
+                        format!("{n} bytes at context offset{at} outside the {size} context"),
                     ));
                 }
                 if self.tracing && (access != Access::Read || n != 8 || a % 8 != 0) {
@@ -534,7 +561,9 @@ impl Validator<'_> {
         stacks.push(Written::default());
         let mut callee = chain.to_vec();
         callee.push(g);
-        let key = (callee, State { regs, stacks });
+        let mut entry = State { regs, stacks };
+        entry.forget_dead(self.live[self.funcs[g].start]);
+        let key = (callee, entry);
         let summary = match self.summaries.get(&key) {
             Some(s) => s.clone(),
             None => {

@@ -25,9 +25,10 @@
 //!   - memory accesses go through a stack pointer (of the running function or, passed
 //!     down, of a caller: within that function's
 //!     [`Program::function_stack_depth`], reading only bytes written on every path), the
-//!     context pointer (at a constant offset within `ctx_size`) or a NULL-checked map
-//!     value pointer (within the value), atomics naturally aligned; a variable offset must
-//!     lie in bounds for all its values;
+//!     context pointer (within `ctx_size`: jitdiff's context is a buffer, which the kernel
+//!     engines pass as a map value; a tracing program's, its arguments, at constant
+//!     offsets) or a NULL-checked map value pointer (within the value), atomics naturally
+//!     aligned; a variable offset must lie in bounds for all its values;
 //!   - pointers move by adding or subtracting a scalar whose range is bounded, are never
 //!     stored, compared (except a map value pointer with 0, the NULL check), passed as
 //!     scalar helper arguments, or returned from the main function; a subprogram may
@@ -38,15 +39,18 @@
 //!
 //! **Loops** of any shape are accepted. The kernel's verifier walks a loop until it ends
 //! (or until its state repeats, which it refuses as an infinite loop); this validator
-//! cannot always prove that a loop ends, so it accepts every loop whose body is safe and
-//! leaves termination to the engines' instruction budgets: a run that spends its budget is
-//! inconclusive, never a finding.
+//! walks the first 64 iterations of every path one by one too (a pointer that moves in
+//! step with a counter keeps a constant offset in each), then joins the iterations and
+//! widens what still grows. It cannot always prove that a loop ends, so it accepts every
+//! loop whose body is safe and leaves termination to the engines' instruction budgets: a
+//! run that spends its budget is inconclusive, never a finding.
 //!
 //! Where the validator is stricter than the kernel, it is because the result would differ
 //! between engines: a read of stack bytes not written on every path (the kernel lets a
 //! privileged program read whatever the stack held), a pointer compared or stored (its
 //! value is an engine's own address). And it joins paths where the kernel keeps them
-//! apart, so a pointer that moves in step with a loop counter is refused (its offset is
+//! apart (where two branches meet, and past the 64th iteration of a loop), so a pointer
+//! that moves in step with a counter through a longer loop is refused (its offset is
 //! widened to unbounded).
 //!
 //! [`stack_depths`] computes each function's stack depth as the verifier does: the
@@ -62,6 +66,7 @@
 //! ```
 
 mod interp;
+mod live;
 mod value;
 
 use std::collections::HashSet;
@@ -272,6 +277,8 @@ struct Validator<'a> {
     /// Per instruction, whether a backward jump goes to it (a loop head, where ranges
     /// are widened).
     heads: Vec<bool>,
+    /// Per instruction, the registers a path from it may read (bit `r`).
+    live: Vec<u16>,
     /// What each subprogram analysis returned, by call chain and entry state.
     summaries: std::collections::HashMap<(Vec<usize>, value::State), Option<interp::Summary>>,
 }
@@ -310,6 +317,7 @@ impl<'a> Validator<'a> {
             ctx_in_r1: vec![None; n],
             thresholds,
             heads,
+            live: live::live_in(&prog.prog),
             steps: 0,
             summaries: Default::default(),
         }

@@ -193,6 +193,18 @@ fn loops_of_any_shape_are_accepted() {
         Rule::StackBounds,
         7,
     );
+    // A pointer that moves in step with the counter, as clang compiles `p++` in a loop:
+    // each iteration is walked on its own, so the pointer's offset is known in each, up to
+    // ctx[0] & 15 + 1 bytes into the 64-byte context...
+    let walk = |mask: u8| {
+        format!(
+            "r2 = *(u8 *)(r1 + 0)\nr2 &= {mask}\nr0 = 0\nif r2 == 0 goto out\nr3 = r1\nr3 += 1\nr4 = 0\n\
+             l:\nr5 = *(u8 *)(r3 + 0)\nr0 += r5\nr3 += 1\nr4 += 1\nif r4 < r2 goto l\nout:\nexit\n"
+        )
+    };
+    accepts(&walk(15));
+    // ...and past it when the count may reach 64.
+    rejects(&walk(127), Rule::CtxBounds, 7);
     // A register defined only after the first iteration is undefined on the first.
     rejects("r7 = 3\nl:\nr0 = r6\nr6 = 1\nr7 -= 1\nif r7 != 0 goto l\nexit\n", Rule::UninitRegister, 1);
 }
@@ -217,8 +229,10 @@ fn constants_and_ranges() {
     );
     // Unbounded: the kernel refuses the arithmetic itself.
     rejects(&format!("{lookup}r0 += r2\nout:\nr0 = 0\nexit\n"), Rule::PointerArithmetic, 9);
-    // The context's offsets must be constants.
-    rejects("r2 = *(u32 *)(r1 + 0)\nr2 &= 8\nr1 += r2\nr0 = *(u64 *)(r1 + 0)\nexit\n", Rule::CtxBounds, 3);
+    // jitdiff's context is a buffer (the kernel engines pass it as a map value): a variable
+    // offset is fine within its 64 bytes, for every value the offset may take.
+    accepts("r2 = *(u32 *)(r1 + 0)\nr2 &= 8\nr1 += r2\nr0 = *(u64 *)(r1 + 0)\nexit\n");
+    rejects("r2 = *(u32 *)(r1 + 0)\nr2 &= 63\nr1 += r2\nr0 = *(u64 *)(r1 + 0)\nexit\n", Rule::CtxBounds, 3);
     // A branch the constants decide is the only one taken: the kernel never looks at
     // the other, so what it would do does not matter.
     accepts("r2 = 1\nif r2 == 1 goto +1\nr0 = *(u64 *)(r2 + 0)\nr0 = 0\nexit\n");

@@ -115,6 +115,10 @@ impl Off {
         Off { lo: self.lo.min(o.lo), hi: self.hi.max(o.hi) }
     }
 
+    fn inside(self, o: Off) -> bool {
+        o.lo <= self.lo && self.hi <= o.hi
+    }
+
     fn widen(self, new: Off) -> Off {
         Off {
             lo: if new.lo < self.lo { -FAR } else { self.lo },
@@ -145,6 +149,8 @@ pub(super) enum Why {
     /// The subprogram called at this pc can exit with R0 undefined.
     SubprogReturnsUndefined(usize),
     TailCall(usize),
+    /// No path reads it again before writing it (forgotten, never reported).
+    Dead,
 }
 
 impl fmt::Display for Why {
@@ -159,6 +165,7 @@ impl fmt::Display for Why {
                 write!(f, "the subprogram called at pc {pc} can exit with r0 undefined")
             }
             Why::TailCall(pc) => write!(f, "R0-R5 are clobbered by the tail call at pc {pc}"),
+            Why::Dead => write!(f, "no path reads it again"),
         }
     }
 }
@@ -236,6 +243,23 @@ impl Val {
         }
     }
 
+    /// Whether every use a path can make of `o` it can make of this value too: `o` is
+    /// undefined (no path reads it), values of several kinds (no path uses it but to move
+    /// it), or the same kind with this value's range or offsets inside `o`'s.
+    pub fn within(self, o: Val) -> bool {
+        match (self, o) {
+            _ if self == o => true,
+            (_, Val::Undef(_)) => true,
+            (Val::Undef(_), _) => false,
+            (_, Val::Mixed) => true,
+            (Val::Scalar(a), Val::Scalar(b)) => b.lo <= a.lo && a.hi <= b.hi,
+            (Val::Ctx(a), Val::Ctx(b)) => a.inside(b),
+            (Val::Stack { frame, off: a }, Val::Stack { frame: g, off: b }) => frame == g && a.inside(b),
+            (Val::Value { array, off: a }, Val::Value { array: x, off: b }) => array == x && a.inside(b),
+            _ => false,
+        }
+    }
+
     /// Whether this is a pointer (of any kind, or NULL-or-pointer).
     pub fn is_pointer(self) -> bool {
         matches!(self, Val::Ctx(_) | Val::Stack { .. } | Val::Value { .. } | Val::ValueOrNull { .. })
@@ -286,6 +310,11 @@ impl Written {
     pub fn meet(self, o: Written) -> Written {
         Written(std::array::from_fn(|k| self.0[k] & o.0[k]))
     }
+
+    /// Whether every byte written in `o` is written here too.
+    fn covers(&self, o: &Written) -> bool {
+        self.0.iter().zip(&o.0).all(|(a, b)| a & b == *b)
+    }
 }
 
 /// The abstract state before one instruction: the registers, and the bytes written in the
@@ -310,6 +339,23 @@ impl State {
         State {
             regs: std::array::from_fn(|r| self.regs[r].widen(new.regs[r], thresholds)),
             stacks: self.stacks.iter().zip(&new.stacks).map(|(a, b)| a.meet(*b)).collect(),
+        }
+    }
+
+    /// Whether everything the analysis of `o` allows holds for this state too: every
+    /// register [`Val::within`] `o`'s, every byte `o` has written written here.
+    pub fn within(&self, o: &State) -> bool {
+        self.stacks.len() == o.stacks.len()
+            && self.regs.iter().zip(&o.regs).all(|(a, b)| a.within(*b))
+            && self.stacks.iter().zip(&o.stacks).all(|(a, b)| a.covers(b))
+    }
+
+    /// Forgets the registers no path reads again (`live`: bit `r` for a live register).
+    pub fn forget_dead(&mut self, live: u16) {
+        for (r, v) in self.regs.iter_mut().enumerate() {
+            if live >> r & 1 == 0 {
+                *v = Val::Undef(Why::Dead);
+            }
         }
     }
 
