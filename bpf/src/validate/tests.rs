@@ -382,3 +382,89 @@ fn context_in_r1_follows_the_context_through_moves_and_calls() {
     let bad = crate::asm::parse_set("r0 = *(u64 *)(r1 + 64)\nexit\n").unwrap();
     assert_eq!(context_in_r1(&bad.set, 0, Some(64)).unwrap_err().rule, Rule::CtxBounds);
 }
+
+#[test]
+fn random_programs_never_panic_the_validator() {
+    // Programs of random instructions (any registers, offsets, immediates at the edges,
+    // backward and forward jumps, calls, map and map-value references): the validator
+    // accepts or refuses each, and never panics.
+    use crate::insn::{AluOp, AtomicOp, ByteOrder, Cond, Operand, Reg, Size, SxBits, Width};
+    use crate::set::{map_value_imm, ArrayMap, ProgArray, PSEUDO_MAP_VALUE};
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n.max(1)
+    };
+    let edges =
+        [0i64, 1, -1, 7, 8, -8, 63, 64, 511, -512, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN];
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let len = 2 + next(40) as usize;
+        let mut insns = Vec::with_capacity(len);
+        for i in 0..len {
+            let reg = |v: u64| Reg::ALL[v as usize % 11];
+            let (d, s) = (reg(next(11)), reg(next(11)));
+            let imm = edges[next(edges.len() as u64) as usize] as i32;
+            let off = edges[next(edges.len() as u64) as usize] as i16;
+            let jump = next(len as u64) as i64 - i as i64 - 1;
+            let width = if next(2) == 0 { Width::W32 } else { Width::W64 };
+            insns.push(match next(16) {
+                0 => Insn::Alu { width, op: AluOp::ALL[next(14) as usize], dst: d, src: Operand::Imm(imm) },
+                1 => Insn::Alu { width, op: AluOp::ALL[next(14) as usize], dst: d, src: Operand::Reg(s) },
+                2 => Insn::Jmp {
+                    width,
+                    cond: Cond::ALL[next(11) as usize],
+                    dst: d,
+                    src: Operand::Imm(imm),
+                    off: jump as i16,
+                },
+                3 => Insn::Jmp {
+                    width,
+                    cond: Cond::ALL[next(11) as usize],
+                    dst: d,
+                    src: Operand::Reg(s),
+                    off: jump as i16,
+                },
+                4 => Insn::Load {
+                    size: Size::ALL[next(4) as usize],
+                    signed: next(3) == 0,
+                    dst: d,
+                    src: s,
+                    off,
+                },
+                5 => Insn::Store { size: Size::ALL[next(4) as usize], dst: d, src: s, off },
+                6 => Insn::StoreImm { size: Size::ALL[next(4) as usize], dst: d, off, imm },
+                7 => {
+                    Insn::Atomic { size: Size::DW, op: AtomicOp::ALL[next(10) as usize], dst: d, src: s, off }
+                }
+                8 => Insn::Call(Call::Local(jump as i32)),
+                9 => Insn::Call(Call::Helper(next(14) as i32)),
+                10 => Insn::LdImm64 { dst: d, pseudo: 1, imm: next(2) },
+                11 => {
+                    Insn::LdImm64 { dst: d, pseudo: PSEUDO_MAP_VALUE, imm: map_value_imm(1, next(16) as u32) }
+                }
+                12 => Insn::Neg { width, dst: d },
+                13 => Insn::End { order: ByteOrder::Be, bits: [16, 32, 64][next(3) as usize], dst: d },
+                14 => Insn::MovSx { width: Width::W64, from: SxBits::S16, dst: d, src: s },
+                _ => Insn::Exit,
+            });
+        }
+        insns.push(Insn::Exit);
+        let Ok(prog) = Program::new(insns) else { continue };
+        let progs = vec![crate::set::SetProgram { name: "p".into(), prog }];
+        let maps = vec![ProgArray { name: "m".into(), slots: vec![Some(0)] }];
+        let arrays = vec![ArrayMap::zeroed("a", 16, 1)];
+        let Ok(set) = ProgramSet::with_arrays(progs, maps, arrays) else { continue };
+        for ctx in [Some(64), None] {
+            match validate(&set, ctx) {
+                Ok(()) => accepted += 1,
+                Err(_) => refused += 1,
+            }
+            let _ = stack_depths(&set, 0, ctx);
+            let _ = context_in_r1(&set, 0, ctx);
+        }
+    }
+    assert!(accepted > 0 && refused > 1000, "{accepted} accepted, {refused} refused");
+}

@@ -107,8 +107,11 @@ impl Off {
 
     /// The offset moved by a value in `by` (added, or subtracted when `minus`).
     pub fn moved(self, by: Off, minus: bool) -> Off {
-        let (lo, hi) = if minus { (-by.hi, -by.lo) } else { (by.lo, by.hi) };
-        Off { lo: (self.lo + lo).clamp(-FAR, FAR), hi: (self.hi + hi).clamp(-FAR, FAR) }
+        let (lo, hi) = if minus { (by.hi.saturating_neg(), by.lo.saturating_neg()) } else { (by.lo, by.hi) };
+        Off {
+            lo: self.lo.saturating_add(lo).clamp(-FAR, FAR),
+            hi: self.hi.saturating_add(hi).clamp(-FAR, FAR),
+        }
     }
 
     fn hull(self, o: Off) -> Off {
@@ -653,6 +656,13 @@ mod tests {
         assert_eq!(refine(Cond::Lt, Width::W32, true, Bounds::ANY, k), Some((Bounds::ANY, k)));
         assert_eq!(refine(Cond::Slt, Width::W32, true, Bounds::U32, k), Some((Bounds::U32, k)));
         assert_eq!(refine(Cond::Slt, Width::W32, true, b(0, 100), k), Some((b(0, 9), k)));
+    }
+
+    #[test]
+    fn pointer_offsets_saturate() {
+        let far = Off::at(0).moved(Off::at(i64::MAX), false);
+        assert_eq!(far, Off { lo: FAR, hi: FAR });
+        assert_eq!(Off::at(-8).moved(Off::at(i64::MIN), true), Off { lo: FAR, hi: FAR });
     }
 
     #[test]
