@@ -437,7 +437,7 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
             writeln!(out, "{v}")
         } else {
-            let mut text = to_text(&shown, &results, &verdict);
+            let mut text = to_text(&shown, &file_set.set, &results, &verdict);
             if let Some(d) = &divergence {
                 text += &format!("    {}\n", d.describe(&file_set.set));
             }

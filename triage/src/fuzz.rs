@@ -755,7 +755,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 "invalid"
                             }
                         };
-                        let report = crate::present::to_text("generated", &results, &verdict);
+                        let report = crate::present::to_text("generated", &g.set, &results, &verdict);
                         let case = Generated { set: g.set.clone(), input: input.clone() };
                         // The generator bytes reproduce the first input only, and only
                         // in the default generator mode; a variation, or a set made for the
@@ -836,7 +836,7 @@ fn replay_corpus(
             stats.findings.fetch_add(1, Ordering::Relaxed);
             let report = format!(
                 "{}\n(corpus file {})",
-                crate::present::to_text("corpus", &results, &verdict),
+                crate::present::to_text("corpus", &g.set, &results, &verdict),
                 file.display()
             );
             let what = (&config, report.as_str());

@@ -64,7 +64,7 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
     let mut engines = Engines::with_options(names, opts);
     let results = engines.run_set(&m.set, &m.input);
     let verdict = crate::compare::compare(&results);
-    let outcomes = crate::present::to_text("reproducer", &results, &verdict);
+    let outcomes = crate::present::to_text("reproducer", &m.set, &results, &verdict);
     let mut macros = String::new();
     for p in m.set.progs() {
         let _ = writeln!(macros, "/* program {} */\nstruct bpf_insn {}[] = {{", p.name, c_name(&p.name));

@@ -103,8 +103,9 @@ fn short_hex(ctx: &[u8]) -> String {
     }
 }
 
-/// A human-readable table: one row per engine (R0, error, context), then the verdict.
-pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> String {
+/// A human-readable table: one row per engine (R0, error, context, then each array map of
+/// `set` by name), then the verdict.
+pub fn to_text(file: &str, set: &bpf::ProgramSet, results: &[EngineResult], verdict: &Verdict) -> String {
     let mut s = format!("{file}:\n");
     // The engine column fits the longest name (`kernel-jit@/path/to/tree`), at least 13.
     let w = results.iter().map(|r| r.engine.len()).max().unwrap_or(0).max(13);
@@ -122,7 +123,8 @@ pub fn to_text(file: &str, results: &[EngineResult], verdict: &Verdict) -> Strin
                 let tail_calls = if o.observes.tail_calls { o.tail_calls.to_string() } else { "-".into() };
                 s += &format!("  {:<w$} {:<20} {:<18} {:<10} {}\n", r.engine, r0, err, tail_calls, ctx);
                 for (k, a) in o.arrays.iter().enumerate() {
-                    s += &format!("  {:<w$} array {k}: {}\n", "", short_hex(a));
+                    let name = set.arrays().get(k).map_or_else(|| k.to_string(), |m| m.name.clone());
+                    s += &format!("  {:<w$} array {name}: {}\n", "", short_hex(a));
                 }
                 if !o.helper_calls.is_empty() {
                     s += &format!("  {:<w$} helpers: {}\n", "", helper_trace(&o.helper_calls));

@@ -34,7 +34,7 @@ pub fn panic_on_mismatch(
 ) {
     let verdict = crate::compare::compare(results);
     panic_on_finding(&verdict, || {
-        let report = crate::present::to_text("input", results, &verdict);
+        let report = crate::present::to_text("input", set, results, &verdict);
         format!("{report}\n{}", bpf::asm::print_set(set, Some(input)))
     });
 }
