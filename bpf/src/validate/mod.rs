@@ -223,7 +223,8 @@ pub fn validate(set: &ProgramSet, ctx_size: Option<usize>) -> Result<(), Validat
 
 /// For each instruction of program `prog` of `set`, whether R1 holds the context pointer
 /// itself (offset 0) on every path that reaches it, as [`validate`]'s dataflow tracks values
-/// (`false` where no path reaches). `Err` when the program breaks one of the rules.
+/// (`true` where no path reaches: a jump the constants decide never goes there, and no
+/// run gets there either). `Err` when the program breaks one of the rules.
 pub fn context_in_r1(
     set: &ProgramSet,
     prog: usize,
@@ -231,7 +232,7 @@ pub fn context_in_r1(
 ) -> Result<Vec<bool>, ValidateError> {
     let mut v = Validator::new(set, &set.progs()[prog], ctx_size);
     v.run()?;
-    Ok(v.ctx_in_r1.iter().map(|c| c.unwrap_or(false)).collect())
+    Ok(v.ctx_in_r1.iter().map(|c| c.unwrap_or(true)).collect())
 }
 
 /// The stack depth of every function of program `prog` of `set` as the kernel's verifier

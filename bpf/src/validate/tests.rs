@@ -379,6 +379,11 @@ fn context_in_r1_follows_the_context_through_moves_and_calls() {
     // r6 = r1 | call (r1 the context) | r1 = 5 | call (a scalar) | r1 = r6 | r1 += 8 |
     // exit (the context + 8) | the callee's two instructions (one caller passes a scalar).
     assert_eq!(ctx, [true, true, false, false, false, true, false, false, false]);
+    // A call the constants never reach passes nothing: it counts as passing the context.
+    let dead = "r0 = 0\nr2 = 1\nif r2 == 1 goto +2\nr1 = 5\ncall with_ctx\nexit\nwith_ctx:\nr0 = r1\nexit\n";
+    let file = crate::asm::parse_set(dead).unwrap();
+    let ctx = context_in_r1(&file.set, 0, Some(64)).unwrap();
+    assert!(ctx[3] && ctx[4], "{ctx:?}");
     let bad = crate::asm::parse_set("r0 = *(u64 *)(r1 + 64)\nexit\n").unwrap();
     assert_eq!(context_in_r1(&bad.set, 0, Some(64)).unwrap_err().rule, Rule::CtxBounds);
 }
