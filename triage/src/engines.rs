@@ -134,6 +134,9 @@ pub fn parse_list(list: &str) -> Result<Vec<&'static str>, String> {
 /// A set of engines built once and reused for many programs.
 pub struct Engines {
     engines: Vec<Box<dyn Engine>>,
+    /// The order the engines run in: the reference first (it bounds the others), then the
+    /// rest as listed.
+    order: Vec<usize>,
     opts: Options,
     /// Each kernel engine's name and its kernel's version, where recorded.
     kernel_versions: Vec<(&'static str, String)>,
@@ -189,7 +192,9 @@ impl Engines {
                 None => engines.push(build(name, &opts)?),
             }
         }
-        Ok(Engines { engines, opts, kernel_versions, tracer: None })
+        let mut order: Vec<usize> = (0..engines.len()).collect();
+        order.sort_by_key(|&i| engines[i].name() != "reference");
+        Ok(Engines { engines, order, opts, kernel_versions, tracer: None })
     }
 
     /// The engines' names, in order.
@@ -266,13 +271,11 @@ impl Engines {
     ) -> Vec<EngineResult> {
         let per_frame =
             self.opts.semantics != oracle::reference::TailCallSemantics::Global && has_tail_calls(set);
-        let mut order: Vec<usize> = (0..self.engines.len()).collect();
-        order.sort_by_key(|&i| self.engines[i].name() != "reference");
         let mut results: Vec<Option<EngineResult>> = (0..self.engines.len()).map(|_| None).collect();
         // Whether the reference ran out of budget; its work when its run ended otherwise
         // (not when it could not judge: its work then says nothing of the run's length).
         let (mut out_of_budget, mut work) = (false, None);
-        for i in order {
+        for &i in &self.order {
             let e = &mut self.engines[i];
             let start = std::time::Instant::now();
             let result = if out_of_budget {
