@@ -422,7 +422,12 @@ impl Gen<'_, '_, '_> {
     }
 
     fn free_counter(&self) -> Option<Reg> {
-        [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|r| !self.st.frozen(*r))
+        self.free_counter_besides(None)
+    }
+
+    /// A free counter register other than `taken` (a loop's second: its bound).
+    fn free_counter_besides(&self, taken: Option<Reg>) -> Option<Reg> {
+        [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|&r| Some(r) != taken && !self.st.frozen(r))
     }
 
     /// Steps until the budget or the bytes run out.
@@ -769,7 +774,7 @@ impl Gen<'_, '_, '_> {
         let step = *self.u.choose(&[1i32, -1, 2, -2, 3, -3, 16, -16, 0x4000_0000])?;
         let value = |k: u64| init.wrapping_add(k.wrapping_mul(step as i64 as u64));
         let reduce = |v: u64| if w32 { v as u32 as u64 } else { v };
-        let b = [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|&r| r != c && !self.st.frozen(r));
+        let b = self.free_counter_besides(Some(c));
         let in_reg = b.is_some() && self.u.arbitrary()?;
         let swap = in_reg && self.u.arbitrary()?;
         let continues = |k: u64, bound: u64| {
@@ -822,7 +827,7 @@ impl Gen<'_, '_, '_> {
     /// context. `None` without a context pointer or a second free register.
     fn ctx_bound_head(&mut self, c: Reg) -> arbitrary::Result<Option<Latch>> {
         let Some(ctx) = self.ctx_reg()? else { return Ok(None) };
-        let Some(b) = [Reg::R7, Reg::R8, Reg::R9].into_iter().find(|&r| r != c && !self.st.frozen(r)) else {
+        let Some(b) = self.free_counter_besides(Some(c)) else {
             return Ok(None);
         };
         let first = if self.cfg.count_entries { 8 } else { 0 };

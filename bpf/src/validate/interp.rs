@@ -125,7 +125,7 @@ impl Validator<'_> {
                             None => out,
                             Some(e) => Summary {
                                 r0: e.r0.join(out.r0),
-                                stacks: e.stacks.iter().zip(&out.stacks).map(|(a, b)| a.meet(*b)).collect(),
+                                stacks: Written::meet_all(&e.stacks, &out.stacks),
                             },
                         });
                     }

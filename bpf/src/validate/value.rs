@@ -314,6 +314,11 @@ impl Written {
         Written(std::array::from_fn(|k| self.0[k] & o.0[k]))
     }
 
+    /// Per frame, the bytes written on both paths.
+    pub fn meet_all(a: &[Written], b: &[Written]) -> Vec<Written> {
+        a.iter().zip(b).map(|(x, y)| x.meet(*y)).collect()
+    }
+
     /// Whether every byte written in `o` is written here too.
     fn covers(&self, o: &Written) -> bool {
         self.0.iter().zip(&o.0).all(|(a, b)| a & b == *b)
@@ -333,7 +338,7 @@ impl State {
     pub fn join(&self, o: &State) -> State {
         State {
             regs: std::array::from_fn(|r| self.regs[r].join(o.regs[r])),
-            stacks: self.stacks.iter().zip(&o.stacks).map(|(a, b)| a.meet(*b)).collect(),
+            stacks: Written::meet_all(&self.stacks, &o.stacks),
         }
     }
 
@@ -341,7 +346,7 @@ impl State {
     pub fn widen(&self, new: &State, thresholds: &[u64]) -> State {
         State {
             regs: std::array::from_fn(|r| self.regs[r].widen(new.regs[r], thresholds)),
-            stacks: self.stacks.iter().zip(&new.stacks).map(|(a, b)| a.meet(*b)).collect(),
+            stacks: Written::meet_all(&self.stacks, &new.stacks),
         }
     }
 
