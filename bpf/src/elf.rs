@@ -35,6 +35,9 @@
 //!     it (`.values = { [2] = (void *)&prog }`: relocations in `.rel.maps`); a legacy
 //!     map's slots are empty.
 //!
+//!   - the program type is libbpf's for the section name where jitdiff models it
+//!     ([`ProgType::from_section`]: `tc`, `classifier`, `socket`, ...; R1 then points to a
+//!     `struct __sk_buff`), else jitdiff's context buffer; the set's programs must agree;
 //!   - a program section named `fentry/NAME` or `fexit/NAME` holds a tracing program: an
 //!     attachment ([`crate::set::Attachment`]) to the function NAME of the set, a program
 //!     (its main function) or a `.text` function (in the first program, in set order, that
@@ -58,6 +61,7 @@ use std::collections::HashMap;
 use object::read::elf::ElfFile64;
 use object::{LittleEndian, Object, ObjectSection, ObjectSymbol, RelocationTarget, SectionKind, SymbolKind};
 
+use crate::context::ProgType;
 use crate::exec::MAX_MAP_ENTRIES;
 use crate::insn::{Call, Insn};
 use crate::program::{Program, ProgramError};
@@ -566,7 +570,28 @@ pub fn load_elf_set(bytes: &[u8]) -> Result<Option<ProgramSet>, ElfError> {
             prog_arrays[index_of_map[m]].slots[slot as usize] = Some(p);
         }
     }
-    Ok(Some(ProgramSet::with_arrays(progs, prog_arrays, arrays)?.with_attachments(attachments)?))
+    // The program type: libbpf's for each program section (jitdiff's buffer for sections
+    // it does not model); all of a set's programs share one.
+    let mut prog_type: Option<(ProgType, &str)> = None;
+    for &u in &order {
+        let section = linker.codes[&linker.units[u].section].name;
+        let t = ProgType::from_section(section).unwrap_or_default();
+        match prog_type {
+            Some((first, other)) if first != t => {
+                return Err(ElfError::Malformed(format!(
+                    "section {other} holds {} programs and section {section} {} programs: a set's programs \
+                     share one type",
+                    first.name(),
+                    t.name()
+                )));
+            }
+            _ => prog_type = Some((t, section)),
+        }
+    }
+    let set = ProgramSet::with_arrays(progs, prog_arrays, arrays)?
+        .with_prog_type(prog_type.map_or(ProgType::Buffer, |(t, _)| t))?
+        .with_attachments(attachments)?;
+    Ok(Some(set))
 }
 
 impl Linker<'_> {

@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod asm;
+pub mod context;
 pub mod elf;
 pub mod exec;
 pub mod gen;
@@ -27,6 +28,7 @@ pub mod set;
 pub mod trace;
 pub mod validate;
 
+pub use context::ProgType;
 pub use exec::{
     AttachmentSeen, EmptySlotRule, Engine, Fault, FaultKind, Input, Observes, Outcome, RunResult,
 };

@@ -7,6 +7,7 @@
 //! the immediate), and to an array map of one value, as libbpf makes global variables,
 //! with `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`]).
 
+use crate::context::ProgType;
 use crate::insn::Insn;
 use crate::program::Program;
 
@@ -220,6 +221,9 @@ pub enum SetError {
     /// More attachments than [`MAX_ATTACHMENTS`].
     #[error("{0} attachments (at most {MAX_ATTACHMENTS})")]
     TooManyAttachments(usize),
+    /// fentry/fexit attachments on programs whose context is a `struct __sk_buff`.
+    #[error("fentry and fexit attachments on {0} programs are not modelled")]
+    TracedSkb(&'static str),
     /// An `lddw rN, &map + off` ([`PSEUDO_MAP_VALUE`]) that names no array map, or an
     /// offset outside its value.
     #[error("program {prog}, pc {pc}: {detail}")]
@@ -240,6 +244,7 @@ pub struct ProgramSet {
     maps: Vec<ProgArray>,
     arrays: Vec<ArrayMap>,
     attachments: Vec<Attachment>,
+    prog_type: ProgType,
 }
 
 impl ProgramSet {
@@ -250,6 +255,7 @@ impl ProgramSet {
             maps: Vec::new(),
             arrays: Vec::new(),
             attachments: Vec::new(),
+            prog_type: ProgType::Buffer,
         }
     }
 
@@ -298,13 +304,16 @@ impl ProgramSet {
         for p in &progs {
             check_map_refs(p, maps.len(), &arrays)?;
         }
-        Ok(ProgramSet { progs, maps, arrays, attachments: Vec::new() })
+        Ok(ProgramSet { progs, maps, arrays, attachments: Vec::new(), prog_type: ProgType::Buffer })
     }
 
     /// The set with `attachments` instead of its own: each must trace a function of the
     /// set, be one function without bpf2bpf calls or tail calls, and name only existing
     /// maps; at most [`MAX_ATTACHMENTS`].
     pub fn with_attachments(mut self, attachments: Vec<Attachment>) -> Result<ProgramSet, SetError> {
+        if self.prog_type.is_skb() && !attachments.is_empty() {
+            return Err(SetError::TracedSkb(self.prog_type.name()));
+        }
         if attachments.len() > MAX_ATTACHMENTS {
             return Err(SetError::TooManyAttachments(attachments.len()));
         }
@@ -322,6 +331,22 @@ impl ProgramSet {
         }
         self.attachments = attachments;
         Ok(self)
+    }
+
+    /// The set with every program of type `prog_type` (a set's programs share one type,
+    /// as the kernel wants of a prog array's programs). A `__sk_buff` type refuses a set
+    /// with attachments.
+    pub fn with_prog_type(mut self, prog_type: ProgType) -> Result<ProgramSet, SetError> {
+        if prog_type.is_skb() && !self.attachments.is_empty() {
+            return Err(SetError::TracedSkb(prog_type.name()));
+        }
+        self.prog_type = prog_type;
+        Ok(self)
+    }
+
+    /// The type of every program of the set, which decides what R1 points to.
+    pub fn prog_type(&self) -> ProgType {
+        self.prog_type
     }
 
     /// Every attachment, in the order they run at the same function.

@@ -265,7 +265,7 @@ fn damaged_objects_give_clear_errors() {
     into_xdp[rel + 12] = 20;
     let msg = load_set_bytes("t.o", &into_xdp).unwrap_err().to_string();
     assert!(
-        msg.starts_with("t.o: section socket, offset 0x40 (slot 8): call to section xdp, offset 0x0"),
+        msg.starts_with("t.o: section buffer, offset 0x40 (slot 8): call to section xdp, offset 0x0"),
         "{msg}"
     );
 }
@@ -358,4 +358,14 @@ fn fentry_and_fexit_sections_become_attachments() {
     // A tracing section naming a function the object does not have.
     let msg = load_set_bytes("fentry_missing.o", &read("fentry_missing.o")).unwrap_err().to_string();
     assert!(msg.contains("section fentry/nowhere: the set has no function `nowhere` to attach to"), "{msg}");
+}
+
+#[test]
+fn section_names_give_the_program_type() {
+    // globals.o is the tailcall3 selftest shape, in SEC("tc") like the kernel's.
+    let set = load_set_file(&fixture("globals.o")).unwrap().set;
+    assert_eq!(set.prog_type(), bpf::ProgType::Tc);
+    // Sections libbpf does not give a modelled type keep jitdiff's buffer.
+    assert_eq!(load_set_file(&fixture("tailcalls.o")).unwrap().set.prog_type(), bpf::ProgType::Buffer);
+    assert_eq!(load_set_file(&fixture("kfuncs.o")).unwrap().set.prog_type(), bpf::ProgType::Buffer);
 }

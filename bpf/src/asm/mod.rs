@@ -123,6 +123,7 @@
 //!
 //! | Directive | Meaning |
 //! |---|---|
+//! | `.progtype tc`, `.progtype socket` | every program of the set is a tc (`BPF_PROG_TYPE_SCHED_CLS`) or socket-filter program: R1 points to a `struct __sk_buff` over the packet `.ctx` gives ([`crate::context`]); without `.progtype` (or with `.progtype buffer`) R1 points to the `.ctx` bytes themselves |
 //! | `.ctx SIZE` | the run's context is `SIZE` zero bytes (0 to [`MAX_CTX_SIZE`]) |
 //! | `.ctx hex BYTES` | the context is these bytes: hex, two digits a byte, in words separated by spaces (`.ctx hex 01000000 ff`) |
 //! | `.ctx SIZE hex BYTES` | `SIZE` bytes that start with `BYTES`, the rest zero |
@@ -134,8 +135,9 @@
 //!
 //! The rules:
 //!
-//! * `.ctx`, `.map` and `.slot` form a header: they come before the first program, and
-//!   `.map` before the `.slot`s of its map. Each of `.ctx` and the names comes at most once.
+//! * `.progtype`, `.ctx`, `.map` and `.slot` form a header: they come before the first
+//!   program, and `.map` before the `.slot`s of its map. Each of `.progtype`, `.ctx` and the
+//!   names comes at most once.
 //! * Instructions before the first `.prog` (or a `.stack` there) form a program named
 //!   [`DEFAULT_PROG_NAME`] (`entry`); more programs may follow with `.prog`.
 //! * `.stack` must be followed by the first instruction of a function: the program's

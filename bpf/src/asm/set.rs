@@ -1,4 +1,4 @@
-//! Program sets as text: the directives `.ctx`, `.map`, `.array`, `.slot`, `.prog`, `.fentry`,
+//! Program sets as text: the directives `.progtype`, `.ctx`, `.map`, `.array`, `.slot`, `.prog`, `.fentry`,
 //! `.fexit` and `.stack`
 //! (see [`crate::asm`] for the format), [`parse_set`] and [`print_set`].
 //!
@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use super::parse::{err, is_objdump_noise, is_register_name, strip_comment, Code, Maps};
 use super::AsmError;
+use crate::context::ProgType;
 use crate::exec::{Input, MAX_ARRAY_BYTES, MAX_MAP_ENTRIES};
 use crate::insn::Insn;
 use crate::program::{Program, ProgramError, MAX_STACK};
@@ -26,8 +27,8 @@ pub const DEFAULT_PROG_NAME: &str = "entry";
 
 /// jitdiff's own directives; every other line starting with `.` is an assembler
 /// directive (`.text`, `.globl f`, ...) and is ignored.
-pub(super) const DIRECTIVES: [&str; 8] =
-    [".ctx", ".map", ".array", ".slot", ".prog", ".fentry", ".fexit", ".stack"];
+pub(super) const DIRECTIVES: [&str; 9] =
+    [".progtype", ".ctx", ".map", ".array", ".slot", ".prog", ".fentry", ".fexit", ".stack"];
 
 /// A program set read from text, with the context its `.ctx` directive declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +85,8 @@ pub(super) struct Source {
     array_decls: Vec<(usize, u32, Vec<u8>)>,
     /// The `.ctx` and its line.
     ctx: Option<(Input, usize)>,
+    /// The `.progtype` and its line.
+    prog_type: Option<(ProgType, usize)>,
     /// Whether the first program is the implicit `entry` (instructions before any `.prog`).
     implicit_entry: bool,
     /// For each code that `.fentry`/`.fexit` started, its index and declaration.
@@ -151,6 +154,7 @@ impl Source {
             array_decls: Vec::new(),
             map_decls: Vec::new(),
             ctx: None,
+            prog_type: None,
             implicit_entry: false,
             attach_decls: Vec::new(),
         };
@@ -218,7 +222,7 @@ impl Source {
             }
         }
         let malformed = |usage: &str| err(lineno, col, format!("malformed `{name}`: expected `{usage}`"));
-        if matches!(name, ".ctx" | ".map" | ".array" | ".slot") {
+        if matches!(name, ".progtype" | ".ctx" | ".map" | ".array" | ".slot") {
             if let Some(first) = self.codes.first() {
                 return Err(err(
                     lineno,
@@ -232,6 +236,25 @@ impl Source {
         }
         match name {
             ".ctx" => self.ctx_directive(lineno, col, args),
+            ".progtype" => {
+                let [(t, tcol)] = *args else { return Err(malformed(".progtype tc|socket|buffer")) };
+                if let Some((_, first)) = self.prog_type {
+                    return Err(err(
+                        lineno,
+                        col,
+                        format!("duplicate `.progtype` (the first is on line {first})"),
+                    ));
+                }
+                let Some(t) = ProgType::from_name(t) else {
+                    return Err(err(
+                        lineno,
+                        tcol,
+                        format!("unknown program type {t:?}: expected tc, socket or buffer"),
+                    ));
+                };
+                self.prog_type = Some((t, lineno));
+                Ok(())
+            }
             ".map" => {
                 let [(map, mcol), (n, ncol)] = *args else {
                     return Err(malformed(".map NAME MAX_ENTRIES"));
@@ -638,9 +661,15 @@ impl Source {
                 program,
             });
         }
+        let (prog_type, type_line) = self.prog_type.unwrap_or((ProgType::Buffer, 1));
+        if let Some((Some(bytes), line)) = self.ctx.as_ref().map(|(input, line)| (&input.ctx, *line)) {
+            prog_type.check_input(bytes).map_err(|e| err(line, 1, e))?;
+        }
         let mut set = ProgramSet::with_arrays(progs, maps, arrays)
             .and_then(|s| s.with_attachments(attachments))
-            .map_err(|e| err(1, 1, e.to_string()))?;
+            .map_err(|e| err(1, 1, e.to_string()))?
+            .with_prog_type(prog_type)
+            .map_err(|e| err(type_line, 1, e.to_string()))?;
         // Functions without `.stack` get the depth the kernel's verifier computes, where the
         // validator can follow the program (else [`Program::new`]'s estimate stays).
         let ctx_size = self.ctx.as_ref().map(|(input, _)| input.ctx.as_ref().map_or(0, Vec::len));
@@ -739,6 +768,9 @@ pub fn print_set(set: &ProgramSet, ctx: Option<&Input>) -> String {
         "map",
     );
     let mut out = String::new();
+    if set.prog_type().is_skb() {
+        let _ = writeln!(out, ".progtype {}", set.prog_type().name());
+    }
     if let Some(input) = ctx {
         let _ = writeln!(out, ".ctx {}", ctx_args(input));
     }

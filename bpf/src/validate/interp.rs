@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::value::{self, Bounds, Off, State, Val, Why, Written};
 use super::{Res, Rule, Validator};
+use crate::context::Field;
 use crate::helpers::{self, MAP_LOOKUP_ELEM, TAIL_CALL};
 use crate::insn::{AluOp, AtomicOp, Call, Cond, Insn, Operand, Reg, Size, Width};
 use crate::set::{map_value_parts, MapRef, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
@@ -23,6 +24,10 @@ const WIDEN_AFTER: u16 = 8;
 /// Backward jumps a path may take before its iterations are joined: loops of up to this
 /// many iterations are analysed one iteration at a time.
 const UNROLL: u16 = 64;
+
+/// The farthest a packet pointer may reach for a comparison with the packet's end to
+/// prove bytes safe (the kernel's `MAX_PACKET_OFF`).
+const MAX_PACKET_OFF: i64 = 0xffff;
 
 /// The largest scalar a pointer may move by when it is not a constant (the kernel's
 /// `BPF_MAX_VAR_OFF`).
@@ -47,7 +52,8 @@ enum Next {
 /// How an instruction uses memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Access {
-    Read,
+    /// A load; `true` when it sign-extends.
+    Read(bool),
     Write,
     Atomic,
 }
@@ -169,12 +175,10 @@ impl Validator<'_> {
                 }
             }
             Insn::Load { size, signed, dst, src, off } => {
-                self.memory(i, &mut st, chain, src, off, size, Access::Read)?;
-                let bits = size.bytes() * 8;
-                st.regs[dst.idx()] = Val::Scalar(if signed { Bounds::ANY } else { Bounds::bits(bits) });
+                st.regs[dst.idx()] = self.memory(i, &mut st, chain, src, off, size, Access::Read(signed))?;
             }
             Insn::StoreImm { size, dst, off, .. } => {
-                self.memory(i, &mut st, chain, dst, off, size, Access::Write)?
+                self.memory(i, &mut st, chain, dst, off, size, Access::Write)?;
             }
             Insn::Store { size, dst, src, off } => {
                 self.scalar(i, &st, src, Rule::PointerStore, "stored value", frame)?;
@@ -329,11 +333,28 @@ impl Validator<'_> {
             }
             _ => unreachable!("alu() is called for ALU instructions only"),
         };
+        // A variable move makes a new packet pointer id (instruction i's): a pointer an
+        // earlier visit of i made (a previous loop iteration) keeps its range, but no longer
+        // shares it.
+        if let Val::Packet { id, .. } = val {
+            if id == packet_id(i) {
+                for (k, v) in st.regs.iter_mut().enumerate() {
+                    if let Val::Packet { id: j, .. } = v {
+                        if *j == id && k != dst.idx() {
+                            *j = Val::LONE;
+                        }
+                    }
+                }
+            }
+        }
         st.regs[dst.idx()] = val;
         Ok(())
     }
 
-    /// Pointer `p` moved by a scalar in `by` (subtracted when `minus`).
+    /// Pointer `p` moved by a scalar in `by` (subtracted when `minus`). A packet pointer
+    /// moved by a constant keeps its id and range; moved by a variable it gets a new id
+    /// (instruction `i`'s), and, when added to, no range (Linux 7.3's
+    /// `adjust_ptr_min_max_vals`).
     fn moved(&self, i: usize, p: Val, by: Bounds, minus: bool, frame: usize) -> Res<Val> {
         let delta = match by.konst() {
             Some(k) => Off::at(k as i64),
@@ -351,6 +372,14 @@ impl Validator<'_> {
             Val::Ctx(off) => Val::Ctx(off.moved(delta, minus)),
             Val::Stack { frame, off } => Val::Stack { frame, off: off.moved(delta, minus) },
             Val::Value { array, off } => Val::Value { array, off: off.moved(delta, minus) },
+            Val::Packet { off, id, range } => match by.konst() {
+                Some(_) => Val::Packet { off: off.moved(delta, minus), id, range },
+                None => Val::Packet {
+                    off: off.moved(delta, minus),
+                    id: packet_id(i),
+                    range: if minus { range } else { 0 },
+                },
+            },
             v => {
                 let hint = if matches!(v, Val::ValueOrNull { .. }) {
                     ": check the lookup's result against NULL first"
@@ -366,7 +395,8 @@ impl Validator<'_> {
         })
     }
 
-    /// A load, store or atomic of `size` at `base + off`.
+    /// A load, store or atomic of `size` at `base + off`; what a load reads (a scalar of
+    /// the load's width, or a packet pointer from a `__sk_buff`).
     #[allow(clippy::too_many_arguments)]
     fn memory(
         &mut self,
@@ -377,9 +407,13 @@ impl Validator<'_> {
         off: i16,
         size: Size,
         access: Access,
-    ) -> Res<()> {
+    ) -> Res<Val> {
         let frame = chain.len() - 1;
         let n = size.bytes() as i64;
+        let loaded = match access {
+            Access::Read(true) => Val::SCALAR,
+            _ => Val::Scalar(Bounds::bits(size.bytes() * 8)),
+        };
         let aligned = |this: &Self, at: Off| {
             let err = |rule, detail: String| this.err(i, rule, detail);
             if access != Access::Atomic {
@@ -422,6 +456,7 @@ impl Validator<'_> {
                     stack.set(at.lo, n);
                 }
             }
+            Val::Ctx(o) if self.skb() => return self.skb_field(i, base, o, off, size, access, loaded),
             Val::Ctx(o) => {
                 let at = o.moved(Off::at(off as i64), false);
                 // jitdiff's context is a buffer (the kernel engines pass it as a map value):
@@ -449,7 +484,7 @@ impl Validator<'_> {
                         format!("{n} bytes at context offset{at} outside the {size} context"),
                     ));
                 }
-                if self.tracing && (access != Access::Read || n != 8 || a % 8 != 0) {
+                if self.tracing && (access != Access::Read(false) || n != 8 || a % 8 != 0) {
                     return Err(self.err(
                         i,
                         Rule::CtxBounds,
@@ -474,6 +509,28 @@ impl Validator<'_> {
                 }
                 aligned(self, at)?;
             }
+            Val::Packet { off: o, id, range } => {
+                let at = o.moved(Off::at(off as i64), false);
+                if access == Access::Atomic {
+                    return Err(self.err(
+                        i,
+                        Rule::BadMemoryBase,
+                        format!("atomic on the packet (the kernel: \"BPF_ATOMIC stores into {base} pkt is not allowed\")"),
+                    ));
+                }
+                if at.lo < 0 || at.hi + n > range {
+                    let id = if id == Val::LONE { "?".to_string() } else { id.to_string() };
+                    return Err(self.err(
+                        i,
+                        Rule::PacketBounds,
+                        format!(
+                            "{n} bytes at data{at}, but only the first {range} bytes are known to be in the \
+                             packet (compare a pointer with data_end first; the kernel: \"invalid access to \
+                             packet, off={off} size={n}, {base}(id={id},r={range})\")"
+                        ),
+                    ));
+                }
+            }
             Val::ValueOrNull { .. } => {
                 return Err(self.err(
                     i,
@@ -489,7 +546,58 @@ impl Validator<'_> {
                 ));
             }
         }
-        Ok(())
+        Ok(loaded)
+    }
+
+    /// Whether R1 at entry points to a `struct __sk_buff`.
+    fn skb(&self) -> bool {
+        !self.tracing && self.set.prog_type().is_skb()
+    }
+
+    /// An access to a `__sk_buff` field through the context pointer `base` (at offset
+    /// `o`), by the kernel's rules for the set's program type; what a load reads.
+    #[allow(clippy::too_many_arguments)]
+    fn skb_field(
+        &self,
+        i: usize,
+        base: Reg,
+        o: Off,
+        off: i16,
+        size: Size,
+        access: Access,
+        loaded: Val,
+    ) -> Res<Val> {
+        if o != Off::at(0) {
+            return Err(self.err(
+                i,
+                Rule::CtxBounds,
+                format!(
+                    "the __sk_buff pointer moved{o} before the access (the kernel: \"dereference of modified \
+                     ctx ptr {base} off=... disallowed\")"
+                ),
+            ));
+        }
+        if access == Access::Atomic {
+            return Err(self.err(
+                i,
+                Rule::BadMemoryBase,
+                format!("atomic on the __sk_buff (the kernel: \"BPF_ATOMIC stores into {base} ctx is not allowed\")"),
+            ));
+        }
+        let prog_type = self.set.prog_type();
+        let field =
+            prog_type.field(off as i64, size.bytes(), access == Access::Write, access == Access::Read(true));
+        match field {
+            Ok(Field::Scalar) => Ok(loaded),
+            Ok(Field::PacketStart) => Ok(Val::Packet { off: Off::at(0), id: 0, range: 0 }),
+            Ok(Field::PacketEnd) => Ok(Val::PacketEnd),
+            Err((true, why)) => Err(self.err(
+                i,
+                Rule::CtxBounds,
+                format!("{why} (the kernel: \"invalid bpf_context access off={off} size={}\")", size.bytes()),
+            )),
+            Err((false, why)) => Err(self.err(i, Rule::Unsupported, why)),
+        }
     }
 
     /// Conditional jumps: scalar operands (a jump the ranges decide goes one way; each way
@@ -516,6 +624,12 @@ impl Validator<'_> {
             } else {
                 vec![Next::Goto(taken, found), Next::Goto(fall, null)]
             });
+        }
+        let packet = |v: Val| matches!(v, Val::Packet { .. } | Val::PacketEnd);
+        if let (true, true, Width::W64, Operand::Reg(sr)) = (packet(d), packet(s), width, src) {
+            if cond != Cond::Set {
+                return Ok(packet_comparison(cond, dst, sr, d, s, st, taken, fall));
+            }
         }
         let (Val::Scalar(a), Val::Scalar(b)) = (d, s) else {
             let (r, v) = match (d, src) {
@@ -609,7 +723,7 @@ impl Validator<'_> {
                 format!("map_lookup_elem: r2 must point to the key, not {v}"),
             ));
         }
-        self.memory(i, st, chain, Reg::R2, 0, Size::W, Access::Read)?;
+        self.memory(i, st, chain, Reg::R2, 0, Size::W, Access::Read(false))?;
         st.regs[0] = Val::ValueOrNull { array, id: i };
         st.clobber(1..6, Why::Clobbered(pc));
         Ok(())
@@ -652,4 +766,57 @@ impl Validator<'_> {
         st.clobber(0..6, Why::TailCall(self.p().pc_of(i)));
         Ok(())
     }
+}
+
+/// The id of the packet pointer a variable move at instruction `i` makes (0 is the id of
+/// `data` and the pointers moved from it by constants).
+fn packet_id(i: usize) -> u32 {
+    i as u32 + 1
+}
+
+/// A 64-bit comparison of two packet pointers (`data` and pointers moved from it, or
+/// `data_end`): both ways, and where one side is the end, the way that proves the other
+/// pointer below (or at) the end marks bytes safe, as Linux 7.3's `try_match_pkt_pointers`
+/// and `find_good_pkt_pointers` do.
+#[allow(clippy::too_many_arguments)]
+fn packet_comparison(
+    cond: Cond,
+    dst: Reg,
+    src: Reg,
+    d: Val,
+    s: Val,
+    st: State,
+    taken: usize,
+    fall: usize,
+) -> Vec<Next> {
+    let (mut yes, mut no) = (st.clone(), st);
+    // (the way that learns, the pointer compared, whether it is below the end rather
+    // than at most at it)
+    let learn = match (d, s, cond) {
+        (Val::Packet { .. }, Val::PacketEnd, Cond::Gt) => Some((&mut no, dst, false)),
+        (Val::PacketEnd, Val::Packet { .. }, Cond::Gt) => Some((&mut yes, src, true)),
+        (Val::Packet { .. }, Val::PacketEnd, Cond::Lt) => Some((&mut yes, dst, true)),
+        (Val::PacketEnd, Val::Packet { .. }, Cond::Lt) => Some((&mut no, src, false)),
+        (Val::Packet { .. }, Val::PacketEnd, Cond::Ge) => Some((&mut no, dst, true)),
+        (Val::PacketEnd, Val::Packet { .. }, Cond::Ge) => Some((&mut yes, src, false)),
+        (Val::Packet { .. }, Val::PacketEnd, Cond::Le) => Some((&mut yes, dst, false)),
+        (Val::PacketEnd, Val::Packet { .. }, Cond::Le) => Some((&mut no, src, true)),
+        _ => None,
+    };
+    if let Some((state, r, below)) = learn {
+        if let Val::Packet { off, id, .. } = state.regs[r.idx()] {
+            let top = off.hi;
+            if off.lo >= 0 && !(top == 0 && below) && top <= MAX_PACKET_OFF {
+                let safe = top + below as i64;
+                for (k, v) in state.regs.iter_mut().enumerate() {
+                    if let Val::Packet { id: j, range, .. } = v {
+                        if (*j == id && id != Val::LONE) || k == r.idx() {
+                            *range = (*range).max(safe);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    vec![Next::Goto(taken, yes), Next::Goto(fall, no)]
 }

@@ -93,6 +93,9 @@ pub enum Rule {
     CtxBounds,
     /// A map value access leaves the value.
     MapValueBounds,
+    /// A packet access reaches past the bytes a comparison with `data_end` proved to be in
+    /// the packet (or before its start).
+    PacketBounds,
     /// A map value pointer is dereferenced before it is checked against NULL.
     NullCheck,
     /// Memory is accessed through something that is not a stack, context or map value
@@ -138,6 +141,7 @@ impl Rule {
             Rule::StackBounds => "invalid%s stack %s off=%lld size=%d",
             Rule::CtxBounds => "invalid bpf_context access off=%d size=%d",
             Rule::MapValueBounds => "invalid access to map value, value_size=%d off=%d size=%d",
+            Rule::PacketBounds => "invalid access to packet, off=%d size=%d, R%d(id=%d,off=%d,r=%d)",
             Rule::NullCheck => "%s invalid mem access 'map_value_or_null'",
             Rule::BadMemoryBase => "%s invalid mem access '%s'",
             Rule::MisalignedAtomic => "misaligned %saccess off %s+%d size %d",
@@ -163,6 +167,7 @@ impl fmt::Display for Rule {
             Rule::StackBounds => "stack access out of bounds",
             Rule::CtxBounds => "context access out of bounds",
             Rule::MapValueBounds => "map value access out of bounds",
+            Rule::PacketBounds => "packet access out of bounds",
             Rule::NullCheck => "missing NULL check",
             Rule::BadMemoryBase => "invalid memory base",
             Rule::MisalignedAtomic => "misaligned atomic",

@@ -198,6 +198,19 @@ pub(super) enum Val {
         array: usize,
         id: usize,
     },
+    /// A pointer into a `__sk_buff`'s packet, `off` bytes past its start (the verifier's
+    /// `PTR_TO_PACKET` in Linux 7.3's terms: the offset range is absolute). Pointers with
+    /// the same `id` moved apart by constants only, so a comparison with the packet's end
+    /// that proves bytes safe for one proves them for all; `[0, range)`, less how far the
+    /// pointer's own offset may reach, is safe to access. `id` is [`Val::LONE`] for a
+    /// pointer whose paths disagree, which shares its range with no other.
+    Packet {
+        off: Off,
+        id: u32,
+        range: i64,
+    },
+    /// The packet's end (`data_end`: `PTR_TO_PACKET_END`).
+    PacketEnd,
     /// Different kinds of values on different paths.
     Mixed,
 }
@@ -205,6 +218,9 @@ pub(super) enum Val {
 impl Val {
     /// Any scalar.
     pub const SCALAR: Val = Val::Scalar(Bounds::ANY);
+
+    /// The packet pointer id of a pointer that shares its range with no other.
+    pub const LONE: u32 = u32::MAX;
 
     /// Exactly the scalar `v`.
     pub const fn konst(v: u64) -> Val {
@@ -225,6 +241,9 @@ impl Val {
             (Val::Value { array, off: a }, Val::Value { array: b_array, off: b }) if array == b_array => {
                 Val::Value { array, off: a.hull(b) }
             }
+            (Val::Packet { off: a, id, range: r }, Val::Packet { off: b, id: j, range: q }) => {
+                Val::Packet { off: a.hull(b), id: if id == j { id } else { Val::LONE }, range: r.min(q) }
+            }
             _ => Val::Mixed,
         }
     }
@@ -241,6 +260,9 @@ impl Val {
             }
             (Val::Value { off: a, .. }, Val::Value { array, off: b }) => {
                 Val::Value { array, off: a.widen(b) }
+            }
+            (Val::Packet { off: a, .. }, Val::Packet { off: b, id, range }) => {
+                Val::Packet { off: a.widen(b), id, range }
             }
             (_, j) => j,
         }
@@ -259,13 +281,24 @@ impl Val {
             (Val::Ctx(a), Val::Ctx(b)) => a.inside(b),
             (Val::Stack { frame, off: a }, Val::Stack { frame: g, off: b }) => frame == g && a.inside(b),
             (Val::Value { array, off: a }, Val::Value { array: x, off: b }) => array == x && a.inside(b),
+            (Val::Packet { off: a, id, range: r }, Val::Packet { off: b, id: j, range: q }) => {
+                (id == j || j == Val::LONE) && a.inside(b) && r >= q
+            }
             _ => false,
         }
     }
 
     /// Whether this is a pointer (of any kind, or NULL-or-pointer).
     pub fn is_pointer(self) -> bool {
-        matches!(self, Val::Ctx(_) | Val::Stack { .. } | Val::Value { .. } | Val::ValueOrNull { .. })
+        matches!(
+            self,
+            Val::Ctx(_)
+                | Val::Stack { .. }
+                | Val::Value { .. }
+                | Val::ValueOrNull { .. }
+                | Val::Packet { .. }
+                | Val::PacketEnd
+        )
     }
 
     /// The value for messages.
@@ -283,6 +316,10 @@ impl Val {
             Val::ArrayRef(a) => format!("a reference to array map {a}"),
             Val::Value { array, off } => format!("a pointer into a value of array map {array}{off}"),
             Val::ValueOrNull { .. } => "a map value pointer or NULL".into(),
+            Val::Packet { off, range, .. } => {
+                format!("a packet pointer (data{off}, the first {range} bytes known to be in the packet)")
+            }
+            Val::PacketEnd => "the packet's end (data_end)".into(),
             Val::Mixed => "values of different kinds on different paths".into(),
         }
     }
