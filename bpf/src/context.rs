@@ -23,6 +23,8 @@
 //! writes back ([`ProgType::observed`]): `ctx_out` (the fields `convert_skb_to___skb`
 //! copies, every other byte 0) followed by `data_out`.
 
+use std::borrow::Cow;
+
 /// Where the packet of a `__sk_buff` program lives in engines that choose their own
 /// addresses: below 4 GiB, so that the 32-bit `data` and `data_end` fields hold whole
 /// pointers.
@@ -204,6 +206,11 @@ impl ProgType {
         Ok(())
     }
 
+    /// [`ProgType::check_input`] for a run's input (no context passes).
+    pub fn check(self, input: &crate::Input) -> Result<(), String> {
+        input.ctx.as_deref().map_or(Ok(()), |c| self.check_input(c))
+    }
+
     /// What an access of `size` bytes at offset `off` of the `__sk_buff` does, by the
     /// verifier's rules for this type (`tc_cls_act_is_valid_access`,
     /// `sk_filter_is_valid_access` and `bpf_skb_is_valid_access`); `signed` for a
@@ -325,10 +332,10 @@ impl ProgType {
     /// `__sk_buff`). For a buffer, the input itself; for a `__sk_buff`, the struct with
     /// every readable field set as the kernel's test run sets it (module doc), and the
     /// packet. The input must pass [`ProgType::check_input`].
-    pub fn presented(self, input: Option<&[u8]>) -> (Option<Vec<u8>>, Vec<u8>) {
-        let Some(packet) = input else { return (None, Vec::new()) };
+    pub fn presented(self, input: Option<&[u8]>) -> (Option<Cow<'_, [u8]>>, Cow<'_, [u8]>) {
+        let Some(packet) = input else { return (None, Cow::Borrowed(&[])) };
         if !self.is_skb() {
-            return (Some(packet.to_vec()), Vec::new());
+            return (Some(Cow::Borrowed(packet)), Cow::Borrowed(&[]));
         }
         let mut skb = vec![0u8; SKB_SIZE];
         let put = |skb: &mut Vec<u8>, off: i64, v: u32| {
@@ -345,7 +352,7 @@ impl ProgType {
             put(&mut skb, off::DATA, PACKET_ADDR as u32);
             put(&mut skb, off::DATA_END, (PACKET_ADDR + n as u64) as u32);
         }
-        (Some(skb), packet.to_vec())
+        (Some(Cow::Owned(skb)), Cow::Borrowed(packet))
     }
 
     /// What is compared after a run: for a buffer, the buffer `ctx`; for a `__sk_buff`,
@@ -458,7 +465,7 @@ mod tests {
         let p = frame([0; 6], [0x08, 0x00], 60);
         let (tc, packet) = ProgType::Tc.presented(Some(&p));
         let tc = tc.unwrap();
-        assert_eq!(packet, p);
+        assert_eq!(packet[..], p[..]);
         assert_eq!(word(&tc, off::LEN), 60);
         assert_eq!(word(&tc, off::PKT_TYPE), 0); // PACKET_HOST
         assert_eq!(word(&tc, off::PROTOCOL), 0x0008); // htons(ETH_P_IP)
@@ -477,8 +484,10 @@ mod tests {
         assert_eq!((word(&socket, off::LEN), word(&socket, off::WIRE_LEN)), (46, 46));
         assert_eq!((word(&socket, off::DATA), word(&socket, off::DATA_END)), (0, 0));
         // A buffer is the input itself; no input, no context.
-        assert_eq!(ProgType::Buffer.presented(Some(&[1, 2])), (Some(vec![1, 2]), vec![]));
-        assert_eq!(ProgType::Tc.presented(None), (None, vec![]));
+        let (ctx, packet) = ProgType::Buffer.presented(Some(&[1, 2]));
+        assert_eq!((ctx.as_deref(), &packet[..]), (Some(&[1u8, 2][..]), &[][..]));
+        let (ctx, packet) = ProgType::Tc.presented(None);
+        assert_eq!((ctx, packet.len()), (None, 0));
     }
 
     #[test]
@@ -526,8 +535,8 @@ mod tests {
                 .iter()
                 .any(|&(lo, hi)| (lo..hi).contains(&at))
         };
-        for at in 0..SKB_SIZE {
-            assert_eq!(out[at], if kept(at) { at as u8 } else { 0 }, "byte {at}");
+        for (at, &b) in out[..SKB_SIZE].iter().enumerate() {
+            assert_eq!(b, if kept(at) { at as u8 } else { 0 }, "byte {at}");
         }
         assert_eq!(&out[SKB_SIZE..], &packet[..]);
         let out = ProgType::Socket.observed(&ctx, &packet);

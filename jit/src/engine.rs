@@ -163,7 +163,7 @@ impl Jit {
     /// emit no machine code leave no step. When the trace is cut (too many steps) the
     /// run was stopped there and its result is not the run's.
     pub fn trace_set(&mut self, set: &ProgramSet, input: &Input) -> (RunResult, Trace) {
-        if let Err(why) = self.compile(set) {
+        if let Err(why) = set.prog_type().check(input).and_then(|()| self.compile(set)) {
             return (RunResult::CannotJudge(why), Trace::default());
         }
         let runner = match runner(&mut self.runner, self.limit) {
@@ -189,7 +189,7 @@ impl Engine for Jit {
 
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult {
         let work = self.next_work.take();
-        if let Err(why) = self.compile(set) {
+        if let Err(why) = set.prog_type().check(input).and_then(|()| self.compile(set)) {
             return RunResult::CannotJudge(why);
         }
         let runner = match runner(&mut self.runner, self.limit) {

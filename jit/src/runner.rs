@@ -13,6 +13,7 @@
 //! calls are counted by hooks on the addresses of the tail-call jumps only, so the code
 //! under test is not changed to observe them.
 
+use bpf::context::PACKET_ADDR;
 use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET, CTX_ADDR, MAPS_ADDR, MAP_PTRS_OFFSET, MAP_STRIDE};
 use bpf::helpers::{HelperCall, Helpers, MAP_LOOKUP_ELEM};
 use bpf::ProgramSet;
@@ -180,6 +181,8 @@ pub struct Runner {
     code_mapped: u64,
     code_len: u64,
     ctx_mapped: u64,
+    /// Bytes mapped at [`PACKET_ADDR`] (0: none).
+    packet_mapped: u64,
     limit: usize,
 }
 
@@ -284,6 +287,7 @@ impl Runner {
             code_mapped: 0,
             code_len: 0,
             ctx_mapped: 0,
+            packet_mapped: 0,
             limit: BLOCK_LIMIT,
         })
     }
@@ -363,6 +367,22 @@ impl Runner {
                 value_size: arr.value_size,
             })
             .collect()
+    }
+
+    /// Maps (or unmaps, when empty) a `__sk_buff` program's packet at [`PACKET_ADDR`] and
+    /// copies `packet` there.
+    fn load_packet(&mut self, packet: &[u8]) -> Result<(), String> {
+        let need = (packet.len() as u64).div_ceil(PAGE) * PAGE;
+        if need != self.packet_mapped {
+            if self.packet_mapped > 0 {
+                self.emu.mem_unmap(PACKET_ADDR, self.packet_mapped).map_err(err)?;
+            }
+            if need > 0 {
+                self.emu.mem_map(PACKET_ADDR, need, Prot::READ | Prot::WRITE).map_err(err)?;
+            }
+            self.packet_mapped = need;
+        }
+        self.emu.mem_write(PACKET_ADDR, packet).map_err(err)
     }
 
     fn load_ctx(&mut self, ctx: Option<&[u8]>) -> Result<u64, String> {
@@ -517,7 +537,10 @@ impl Runner {
         block_limit: u64,
     ) -> Result<(Native, bool, Option<Box<Tracing>>), String> {
         self.load_maps(compiled, set)?;
-        let r1 = self.load_ctx(ctx)?;
+        let prog_type = set.prog_type();
+        let (ctx, packet) = prog_type.presented(ctx);
+        let r1 = self.load_ctx(ctx.as_deref())?;
+        self.load_packet(&packet)?;
         self.emu.mem_write(STACK_TOP - STACK_CLEAR as u64, &[0u8; STACK_CLEAR]).map_err(err)?;
         for n in 1..32u32 {
             let v = match n {
@@ -616,8 +639,12 @@ impl Runner {
                 }
             }
         }
-        let ctx_after = match ctx {
-            Some(b) => self.emu.mem_read_as_vec(CTX_ADDR, b.len()).map_err(err)?,
+        let ctx_after = match &ctx {
+            Some(b) => {
+                let ctx = self.emu.mem_read_as_vec(CTX_ADDR, b.len()).map_err(err)?;
+                let packet = self.emu.mem_read_as_vec(PACKET_ADDR, packet.len()).map_err(err)?;
+                prog_type.observed(&ctx, &packet)
+            }
             None => Vec::new(),
         };
         let data = std::mem::take(self.emu.get_data_mut());

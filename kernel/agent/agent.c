@@ -62,12 +62,16 @@
 #define BUF_DATA 0
 #define BUF_CTX 1
 #define BUF_CTX_IN_PLACE 2
+#define BUF_DATA_CTX 3
 
 /* output sources */
 #define OUT_NONE 0
 #define OUT_DATA 1
 #define OUT_CTX_OUT 2
 #define OUT_CTX_IN 3
+#define OUT_CTX_OUT_DATA 4
+/* In BUF_DATA_CTX mode, ctx_out's room at the start of outbuf (struct __sk_buff is 192). */
+#define CTX_ROOM 256u
 
 static int chan = -1;
 static char chan_name[300];
@@ -354,8 +358,8 @@ static void parse_job(struct cur *c, struct job_spec *j, uint32_t index)
 		return cur_fail(c, "job %u: jit must be 0 or 1, got %u", index, j->jit);
 	if (j->flags & ~(JOB_WANT_JITED | JOB_WANT_XLATED))
 		return cur_fail(c, "job %u: unknown flags 0x%x", index, j->flags);
-	if (j->buffer_mode > BUF_CTX_IN_PLACE)
-		return cur_fail(c, "job %u: buffer_mode must be 0, 1 or 2, got %u", index, j->buffer_mode);
+	if (j->buffer_mode > BUF_DATA_CTX)
+		return cur_fail(c, "job %u: buffer_mode must be 0 to 3, got %u", index, j->buffer_mode);
 
 	j->kfunc_count = get_count(c, 4, "kfunc_count");
 	if (!c->err[0] && j->kfunc_count > MAX_KFUNCS)
@@ -969,12 +973,18 @@ static void run_input(struct out *o, const struct job_spec *j, int prog_fd, cons
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
 	a.test.prog_fd = (uint32_t)prog_fd;
-	if (j->buffer_mode == BUF_DATA) {
+	if (j->buffer_mode == BUF_DATA || j->buffer_mode == BUF_DATA_CTX) {
+		uint32_t room = j->buffer_mode == BUF_DATA_CTX ? CTX_ROOM : 0;
 		a.test.repeat = 1;
 		a.test.data_in = ptr64(in->len ? in->data : NULL);
 		a.test.data_size_in = in->len;
-		a.test.data_out = ptr64(outbuf);
-		a.test.data_size_out = OUT_SIZE;
+		a.test.data_out = ptr64(outbuf + room);
+		a.test.data_size_out = OUT_SIZE - room;
+		if (room) {
+			/* No ctx_in: the kernel starts from a zeroed context. */
+			a.test.ctx_out = ptr64(outbuf);
+			a.test.ctx_size_out = room;
+		}
 	} else {
 		if (in->len)
 			memcpy(ctx_copy, in->data, in->len);
@@ -998,6 +1008,13 @@ static void run_input(struct out *o, const struct job_spec *j, int prog_fd, cons
 	if (r < 0 && err != ENOSPC) {
 		put_u8(o, OUT_NONE);
 		put_u32(o, 0);
+	} else if (j->buffer_mode == BUF_DATA_CTX) {
+		/* ctx_out, then data_out moved right behind it. */
+		uint32_t ctx_n = a.test.ctx_size_out <= CTX_ROOM ? a.test.ctx_size_out : CTX_ROOM;
+		uint32_t data_n = a.test.data_size_out <= OUT_SIZE - CTX_ROOM ? a.test.data_size_out : OUT_SIZE - CTX_ROOM;
+		memmove(outbuf + ctx_n, outbuf + CTX_ROOM, data_n);
+		put_u8(o, OUT_CTX_OUT_DATA);
+		put_blob(o, outbuf, ctx_n + data_n);
 	} else if (j->buffer_mode == BUF_DATA) {
 		put_u8(o, OUT_DATA);
 		put_blob(o, outbuf, a.test.data_size_out <= OUT_SIZE ? a.test.data_size_out : OUT_SIZE);

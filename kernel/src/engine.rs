@@ -14,6 +14,10 @@
 //!   buffer, which is what their callers passed ([`lower_program`]). A program with
 //!   subprograms is loaded with BTF for its functions, which the kernel wants for tail
 //!   calls in subprograms ([`crate::btf`]).
+//! - A set of tc or socket-filter programs ([`bpf::ProgType`]) runs as it is, as
+//!   `BPF_PROG_TYPE_SCHED_CLS` or `BPF_PROG_TYPE_SOCKET_FILTER` on the input as its packet,
+//!   with the kernel's own `struct __sk_buff` in R1; the outcome's context is `ctx_out`
+//!   followed by `data_out` ([`bpf::context`]).
 //! - Jumps and calls are moved so that each reaches the same instruction (a jump to a tail
 //!   call reaches its reload, a call reaches its callee's prologue); a jump never re-runs a
 //!   prologue.
@@ -344,6 +348,18 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
             a.program.name
         ));
     }
+    let skb = set.prog_type().is_skb();
+    if skb {
+        for input in inputs {
+            set.prog_type().check(input)?;
+            if input.ctx.is_none() {
+                return Err(format!(
+                    "a {} program run without a packet: the kernel's test run needs one",
+                    set.prog_type().name()
+                ));
+            }
+        }
+    }
     let buffer = (set.maps().len() + set.arrays().len()) as u64;
     let mut maps: Vec<Map> =
         set.maps().iter().map(|m| Map::ProgArray { max_entries: m.max_entries() }).collect();
@@ -354,7 +370,8 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
             initial: a.values.clone(),
         });
     }
-    let ctx = first.ctx.as_deref();
+    // A __sk_buff program gets the kernel's own context; others the buffer map.
+    let ctx = first.ctx.as_deref().filter(|_| !skb);
     if let Some(c) = ctx {
         maps.push(Map::Array {
             value_size: c.len().max(1) as u32,
@@ -388,7 +405,11 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
     let mut progs = Vec::with_capacity(set.progs().len());
     let mut btf = Vec::with_capacity(set.progs().len());
     for k in 0..set.progs().len() {
-        let (insns, b) = lower_program(set, k, ctx.map_or(0, <[u8]>::len), set_r1)?;
+        let (insns, b) = if skb {
+            as_they_are(set, k)
+        } else {
+            lower_program(set, k, ctx.map_or(0, <[u8]>::len), set_r1)?
+        };
         progs.push(encode(&insns));
         btf.push(b);
     }
@@ -412,11 +433,16 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
             })
         })
         .collect();
+    let (prog_type, buffer_mode) = match set.prog_type() {
+        bpf::ProgType::Buffer => (crate::prog_type::XDP, BufferMode::Data),
+        bpf::ProgType::Tc => (crate::prog_type::SCHED_CLS, BufferMode::DataAndCtx),
+        bpf::ProgType::Socket => (crate::prog_type::SOCKET_FILTER, BufferMode::DataAndCtx),
+    };
     Ok(Job {
         jit,
-        prog_type: crate::prog_type::XDP,
+        prog_type,
         prog_flags: ANY_ALIGNMENT,
-        buffer_mode: BufferMode::Data,
+        buffer_mode,
         kfuncs,
         maps,
         progs,
@@ -425,14 +451,27 @@ pub fn lower_all(set: &ProgramSet, inputs: &[BpfInput], jit: bool) -> Result<Job
         entry: 0,
         attachments,
         input_map: ctx.map(|_| buffer as u32),
-        inputs: inputs.iter().map(job_input).collect(),
+        inputs: inputs.iter().map(|i| job_input(set, i)).collect(),
         ..Job::default()
     })
 }
 
-/// One input of a job: the dummy packet, and the context as the buffer map's overlay.
-fn job_input(input: &BpfInput) -> Input {
-    Input { data: PACKET.to_vec(), map_overlay: input.ctx.clone().unwrap_or_default() }
+/// One input of a job: for a `__sk_buff` program its packet; for others the dummy packet,
+/// and the context as the buffer map's overlay.
+fn job_input(set: &ProgramSet, input: &BpfInput) -> Input {
+    match set.prog_type().is_skb() {
+        true => Input::from(input.ctx.clone().unwrap_or_default()),
+        false => Input { data: PACKET.to_vec(), map_overlay: input.ctx.clone().unwrap_or_default() },
+    }
+}
+
+/// Program `index` of a `__sk_buff` set as it is (R1 is the kernel's own context), with BTF
+/// for its functions when it has subprograms.
+fn as_they_are(set: &ProgramSet, index: usize) -> (Vec<Insn>, Option<ProgBtf>) {
+    let prog = &set.progs()[index].prog;
+    let starts: Vec<u32> = prog.function_starts().iter().map(|&i| prog.pc_of(i) as u32).collect();
+    let btf = (starts.len() > 1).then(|| crate::btf::for_functions(&starts));
+    (prog.insns().to_vec(), btf)
 }
 
 /// What `job`'s result says about the runs of `set` on `inputs` (one result per input).
@@ -481,6 +520,17 @@ fn run_outcome(set: &ProgramSet, input: &BpfInput, run: crate::RunOutput) -> Run
     let arrays_at = set.maps().len();
     let arrays: Vec<Vec<u8>> = run.maps.iter().skip(arrays_at).take(set.arrays().len()).cloned().collect();
     let ctx = match &input.ctx {
+        Some(c) if set.prog_type().is_skb() => {
+            let want = bpf::context::SKB_SIZE + c.len();
+            if run.output_kind != crate::OutputKind::CtxOutThenData || run.output.len() != want {
+                return RunResult::CannotJudge(format!(
+                    "the guest returned {} bytes of context and packet ({:?}), not {want}",
+                    run.output.len(),
+                    run.output_kind
+                ));
+            }
+            run.output
+        }
         Some(c) => match run.maps.get(arrays_at + set.arrays().len()) {
             Some(b) => b[..c.len().min(b.len())].to_vec(),
             None => return RunResult::CannotJudge("the guest did not return the context buffer".into()),

@@ -28,7 +28,7 @@ use std::time::Duration;
 /// Program types and attach types of the kernel's UAPI that jitdiff uses (`enum
 /// bpf_prog_type` values; the agent accepts any value and lets the kernel decide).
 pub mod prog_type {
-    /// `BPF_PROG_TYPE_SOCKET_FILTER`
+    /// `BPF_PROG_TYPE_SOCKET_FILTER`: packet in `data_in`, `__sk_buff` context.
     pub const SOCKET_FILTER: u32 = 1;
     /// `BPF_PROG_TYPE_SCHED_CLS`: packet in `data_in`, `__sk_buff` context.
     pub const SCHED_CLS: u32 = 3;
@@ -158,6 +158,10 @@ pub enum BufferMode {
     /// The input is the context (`ctx_in`), run without `ctx_out` or `repeat`, and the output
     /// is `ctx_in` as the kernel writes it back in place (BPF_PROG_TYPE_SYSCALL).
     CtxInPlace,
+    /// The input is packet data (`data_in`) and the context starts zeroed (no `ctx_in`); the
+    /// output is `ctx_out` followed by `data_out` (for SCHED_CLS and SOCKET_FILTER: the
+    /// 192-byte `struct __sk_buff` as the test run writes it back, then the packet).
+    DataAndCtx,
 }
 
 /// One program set to load and run on a list of inputs, under the JIT or the interpreter.
@@ -289,6 +293,8 @@ pub enum OutputKind {
     CtxOut,
     /// `ctx_in` as written back in place ([`BufferMode::CtxInPlace`]).
     CtxIn,
+    /// `ctx_out` followed by `data_out` ([`BufferMode::DataAndCtx`]).
+    CtxOutThenData,
 }
 
 /// The result of one `BPF_PROG_TEST_RUN` of the entry on one input.

@@ -84,6 +84,7 @@ fn encode_job(out: &mut Vec<u8>, j: usize, job: &Job) -> Result<(), GuestError> 
         BufferMode::Data => 0,
         BufferMode::Ctx => 1,
         BufferMode::CtxInPlace => 2,
+        BufferMode::DataAndCtx => 3,
     });
     let overlay_max = match job.input_map {
         None => {
@@ -332,6 +333,7 @@ fn decode_job(r: &mut Reader<'_>, job: &Job) -> Result<JobResult, GuestError> {
                     1 => OutputKind::Data,
                     2 => OutputKind::CtxOut,
                     3 => OutputKind::CtxIn,
+                    4 => OutputKind::CtxOutThenData,
                     k => return Err(GuestError::Protocol(format!("unknown output kind {k}"))),
                 };
                 let output = r.blob("output")?.to_vec();

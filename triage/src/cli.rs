@@ -284,8 +284,9 @@ fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
         .collect()
 }
 
-/// The context the options ask for, or `None` when they leave it to the file (its
-/// `.ctx` line) or the default (64 zero bytes).
+/// The context the options ask for (a `__sk_buff` program's packet), or `None` when they
+/// leave it to the file (its `.ctx` line) or the default (64 zero bytes, or the default
+/// packet).
 fn input_of(a: &RunArgs) -> Result<Option<Input>, String> {
     if a.no_ctx {
         return Ok(Some(Input::none()));
@@ -380,7 +381,12 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Err(e) => return usage(err, &format!("--engines: {e}")),
         };
         let names = &config.engines;
-        let input = crate::fuzz::ctx_or_default(input.clone().or(file_set.ctx));
+        let input = crate::fuzz::ctx_or_default(input.clone().or(file_set.ctx), file_set.set.prog_type());
+        if let Err(e) = file_set.set.prog_type().check(&input) {
+            let _ = writeln!(err, "jitdiff: {shown}: {e}");
+            bad = true;
+            continue;
+        }
         if !a.no_validate {
             let ctx_size = Some(input.ctx.as_ref().map_or(0, Vec::len));
             if let Err(e) = bpf::validate::validate(&file_set.set, ctx_size) {

@@ -57,7 +57,8 @@ pub fn read_finding(path: &Path) -> Result<Generated, String> {
     if is_text {
         // The marker line is an assembler comment: the text loads as it is.
         let f = bpf::load::load_set_bytes(&path.display().to_string(), &bytes).map_err(|e| e.to_string())?;
-        return Ok(Generated { set: f.set, input: crate::fuzz::ctx_or_default(f.ctx) });
+        let input = crate::fuzz::ctx_or_default(f.ctx, f.set.prog_type());
+        return Ok(Generated { set: f.set, input });
     }
     crate::fuzz::generate_from(&bytes)
         .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))

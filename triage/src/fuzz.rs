@@ -542,7 +542,7 @@ impl KernelTarget {
 pub fn generate_for(bytes: &[u8], kernel: KernelTarget) -> Option<Generated> {
     if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
         let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
-        let input = ctx_or_default(f.ctx);
+        let input = ctx_or_default(f.ctx, f.set.prog_type());
         bpf::validate::validate(&f.set, Some(input.ctx.as_ref().map_or(0, Vec::len))).ok()?;
         return Some(Generated { set: f.set, input });
     }
@@ -616,9 +616,11 @@ pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     files_below(dir, &|p| p.is_dir() || p.extension().is_some_and(|x| x == "s"))
 }
 
-/// The context a set runs on when it declares none: 64 zero bytes.
-pub fn ctx_or_default(ctx: Option<bpf::Input>) -> bpf::Input {
-    ctx.unwrap_or_else(|| bpf::Input::with_ctx(vec![0; 64]))
+/// The input a set of programs of `prog_type` runs on when it declares none: 64 zero
+/// bytes of context buffer, or a `__sk_buff` program's default packet
+/// ([`bpf::ProgType::default_input`]).
+pub fn ctx_or_default(ctx: Option<bpf::Input>, prog_type: bpf::ProgType) -> bpf::Input {
+    ctx.unwrap_or_else(|| bpf::Input::with_ctx(prog_type.default_input()))
 }
 
 /// Saves a finding as `KIND-N.input` (`bytes`) and `KIND-N.s` (the set, then `config`'s
@@ -821,7 +823,8 @@ fn replay_corpus(
                 continue;
             }
         };
-        let g = Generated { set: f.set, input: ctx_or_default(f.ctx) };
+        let input = ctx_or_default(f.ctx, f.set.prog_type());
+        let g = Generated { set: f.set, input };
         stats.corpus.fetch_add(1, Ordering::Relaxed);
         stats.record_forms(&g.set, all_forms);
         let results = engines.run_set(&g.set, &g.input);

@@ -22,7 +22,8 @@ use bpf::load::load_set_file;
 use bpf::{AttachKind, EmptySlotRule, Engine, Input, Outcome, ProgramSet, RunResult};
 use oracle::reference::Reference;
 use triage::compare::{compare, EngineResult, Verdict};
-use triage::engines::{Engines, Options};
+
+mod common;
 
 /// The kernel whose JIT and interpreter the cases also run on.
 const KERNEL: &str = "7.3";
@@ -109,13 +110,10 @@ fn check(name: &str, set: &ProgramSet, input: &Input, want: &Want) {
 /// The case on Linux 7.3's JIT, with the reference beside it, and on its interpreter, which
 /// cannot judge it. Prints `skipped: no kernel image` without an image.
 fn on_the_kernel(name: &str, set: &ProgramSet, input: &Input, want: &Want) {
-    if let Err(e) = kernel::KernelImage::cached(KERNEL) {
-        println!("skipped: no kernel image ({e})");
+    let Some(mut engines) = common::kernel_engines(KERNEL, &["reference", "kernel-jit", "kernel-interp"])
+    else {
         return;
-    }
-    let opts = Options { kernel: Some(KERNEL), ..Options::default() };
-    let mut engines = Engines::try_with_options(&["reference", "kernel-jit", "kernel-interp"], &opts)
-        .expect("kernel engines");
+    };
     let results = engines.run_set(set, input);
     for r in &results {
         let what = format!("{name} on {} [Linux {KERNEL}]", r.engine);
@@ -198,12 +196,7 @@ fn an_attachment_to_a_function_the_verifier_removes_never_runs() {
         assert_eq!(o.attachments.iter().map(|a| a.runs).collect::<Vec<_>>(), want.runs, "{engine}");
         assert_eq!(o.attachments[1].returns, vec![0], "{engine}: the fexit on main saw R0");
     }
-    if kernel::KernelImage::cached(KERNEL).is_err() {
-        println!("skipped: no kernel image");
-        return;
-    }
-    let opts = Options { kernel: Some(KERNEL), ..Options::default() };
-    let mut engines = Engines::try_with_options(&["reference", "kernel-jit"], &opts).expect("kernel engines");
+    let Some(mut engines) = common::kernel_engines(KERNEL, &["reference", "kernel-jit"]) else { return };
     let results = engines.run_set(&set, &input);
     let RunResult::Ran(o) = &results[1].result else { panic!("kernel-jit: {:?}", results[1].result) };
     assert_eq!(o.attachments.iter().map(|a| a.runs).collect::<Vec<_>>(), vec![0, 1], "kernel-jit");

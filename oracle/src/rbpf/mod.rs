@@ -23,6 +23,7 @@
 //! | no helpers | every helper of [`bpf::helpers::ALL`], forwarding to one shared [`Helpers`](bpf::helpers::Helpers) per run; jitdiff's kfuncs as helpers of the same ids; `map_lookup_elem`, other ids and other kfuncs: cannot judge |
 //! | no tail calls (`0x8d` rejected, `0xf5` unknown) | a helper call that runs the target in a nested VM (see *Tail calls*) |
 //! | R1 = 0 when the context is empty | a synthetic `lddw r1, <ctx>` first |
+//! | one memory region (and the stack) | a `struct __sk_buff` context (tc and socket programs, [`bpf::context`]): cannot judge |
 //! | one 512-byte stack, all of it valid below R10, whatever the depth | a synthetic `lddw r10, <top>` points R10 into a stack the engine provides, passed as rbpf's "mbuff" area (see *Memory*) |
 //! | verifier rejects r10 as the first operand of a jump | X form: operands swapped; `r10 op r10`: decided statically; K form: cannot judge |
 //! | jump arithmetic in `i16` of the slot index | cannot judge beyond 32767 lowered slots |
@@ -273,6 +274,14 @@ impl Engine for Rbpf {
                 "{} {} is attached to the set: rbpf has no trampolines to run tracing programs around a function",
                 a.kind.name(),
                 a.program.name
+            ));
+        }
+        if set.prog_type().is_skb() {
+            return RunResult::CannotJudge(format!(
+                "the set's programs are {} programs, whose context is a struct __sk_buff over a packet: \
+                 rbpf gives a program one memory region, which cannot hold both with the pointers between \
+                 them as the kernel sets them",
+                set.prog_type().name()
             ));
         }
         let maps = MapCounts::of(set);

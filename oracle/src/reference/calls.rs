@@ -249,8 +249,13 @@ pub(super) fn run_set(
             function_table(&p.prog, funcs);
         }
     }
+    let prog_type = set.prog_type();
+    if let Err(why) = prog_type.check(input) {
+        return RunResult::CannotJudge(why);
+    }
+    let (ctx, packet) = prog_type.presented(input.ctx.as_deref());
     let entry_depth = set.entry().prog.stack_depth();
-    memory.reset(entry_depth, input.ctx.as_deref(), set.maps().len(), set.arrays());
+    memory.reset(entry_depth, ctx.as_deref(), &packet, set.maps().len(), set.arrays());
     frames.clear();
     frames.push(Frame::entry(entry_depth));
     let marked: &[u8] = if input.ctx.is_some() { &[1, 10] } else { &[10] };
@@ -279,7 +284,7 @@ pub(super) fn run_set(
     };
     let end = run.enter_entry(&mut m).and_then(|()| run.execute(&mut m, ops, trace));
     *work = m.budget - m.remaining;
-    let ctx = m.mem.ctx_bytes().to_vec();
+    let ctx = prog_type.observed(m.mem.ctx_bytes(), m.mem.packet_bytes());
     let arrays = m.mem.array_bytes();
     if end.is_ok() {
         if let Some(byte) = m.mem.engine_dependent_ctx_byte() {

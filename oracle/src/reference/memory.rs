@@ -13,6 +13,7 @@
 
 use std::ops::Range;
 
+use bpf::context::PACKET_ADDR;
 use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET};
 use bpf::ArrayMap;
 
@@ -120,6 +121,8 @@ pub(super) struct Memory {
     stack: Region,
     ctx: Region,
     has_ctx: bool,
+    /// The packet of a `__sk_buff` context, at [`PACKET_ADDR`] (empty otherwise).
+    packet: Region,
     /// The stacks of the frames below the running one, outermost first.
     parked: Vec<Region>,
     /// Released regions, kept for their allocations.
@@ -163,13 +166,15 @@ impl Cell<'_> {
 enum Place {
     Stack,
     Ctx,
+    Packet,
     Parked(usize),
     Array(usize),
 }
 
 impl Memory {
     /// Prepares a run: one frame, a zeroed (and initialized) stack of `stack_depth` bytes
-    /// below [`STACK_TOP`](super::layout::STACK_TOP), a copy of `ctx` at [`CTX_ADDR`], and
+    /// below [`STACK_TOP`](super::layout::STACK_TOP), a copy of `ctx` at [`CTX_ADDR`], a copy
+    /// of `packet` at [`PACKET_ADDR`], and
     /// a copy of the initial values of every array map, array `a` being map
     /// `first_array + a` (prog arrays come first) with its values at
     /// `map_addr(first_array + a) + ARRAY_VALUES_OFFSET`; nothing is marked.
@@ -177,6 +182,7 @@ impl Memory {
         &mut self,
         stack_depth: u32,
         ctx: Option<&[u8]>,
+        packet: &[u8],
         first_array: usize,
         arrays: &[ArrayMap],
     ) {
@@ -188,6 +194,9 @@ impl Memory {
         self.ctx.reset(CTX_ADDR, ctx_bytes.len(), 0);
         self.ctx.bytes.copy_from_slice(ctx_bytes);
         self.has_ctx = ctx.is_some();
+        self.packet.reset(PACKET_ADDR, packet.len(), 0);
+        self.packet.bytes.copy_from_slice(packet);
+        self.packet.owner = "packet";
         self.arrays.truncate(arrays.len());
         self.arrays.resize_with(arrays.len(), Values::default);
         for (a, (v, map)) in self.arrays.iter_mut().zip(arrays).enumerate() {
@@ -274,6 +283,11 @@ impl Memory {
         &self.ctx.bytes
     }
 
+    /// The packet's bytes as they are now (empty without one).
+    pub(super) fn packet_bytes(&self) -> &[u8] {
+        &self.packet.bytes
+    }
+
     /// Which context bytes hold (part of) an address.
     #[cfg(test)]
     pub(super) fn ctx_shadow(&self) -> &[u8] {
@@ -309,8 +323,14 @@ impl Memory {
             .enumerate()
             .rev()
             .find_map(|(i, r)| Some((Place::Parked(i), r.find(addr, n)?)));
-        if parked.is_some() || !values {
+        if parked.is_some() {
             return parked;
+        }
+        if let Some(r) = self.packet.find(addr, n) {
+            return Some((Place::Packet, r));
+        }
+        if !values {
+            return None;
         }
         self.arrays.iter().enumerate().find_map(|(a, v)| Some((Place::Array(a), v.find(addr, n)?)))
     }
@@ -319,6 +339,7 @@ impl Memory {
         match place {
             Place::Stack => Some(&self.stack),
             Place::Ctx => Some(&self.ctx),
+            Place::Packet => Some(&self.packet),
             Place::Parked(i) => self.parked.get(i),
             Place::Array(a) => self.arrays.get(a).map(|v| &v.region),
         }
@@ -361,6 +382,7 @@ impl Memory {
         let reg = match place {
             Place::Stack => &mut self.stack,
             Place::Ctx => &mut self.ctx,
+            Place::Packet => &mut self.packet,
             Place::Parked(i) => self.parked.get_mut(i)?,
             Place::Array(a) => &mut self.arrays.get_mut(a)?.region,
         };
@@ -406,6 +428,10 @@ impl Memory {
         } else {
             s += " and there is no context";
         }
+        if !self.packet.bytes.is_empty() {
+            let packet = self.packet.span();
+            s += &format!(", the packet [{:#x}, {:#x})", packet.start, packet.end);
+        }
         if values && !self.arrays.is_empty() {
             let arrays: Vec<String> = self.arrays.iter().map(Values::describe).collect();
             let maps = if arrays.len() == 1 { "map" } else { "maps" };
@@ -437,7 +463,7 @@ mod tests {
 
     fn mem(depth: u32, ctx: Option<&[u8]>) -> Memory {
         let mut m = Memory::default();
-        m.reset(depth, ctx, 0, &[]);
+        m.reset(depth, ctx, &[], 0, &[]);
         m
     }
 
@@ -499,7 +525,7 @@ mod tests {
         assert_eq!(m.load::<8>(STACK_TOP - 16, false), Some((6, 0)));
         assert!(!m.pop_frame(), "no caller left");
         m.push_frame(top, 8);
-        m.reset(16, None, 0, &[]);
+        m.reset(16, None, &[], 0, &[]);
         assert_eq!(m.load::<8>(STACK_TOP - 8, false), Some((0, 0)), "a new run has one zeroed frame");
         assert_eq!(m.load::<8>(top - 8, false), None);
     }

@@ -159,3 +159,14 @@ pub fn check_r0(
 pub fn asm(name: &str, text: &str) -> Program {
     bpf::asm::parse_program(text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
+
+/// The engines `names` with kernel engines on Linux `kernel`, or `None` (after printing
+/// `skipped: no kernel image for KERNEL`) when no image of it is built.
+pub fn kernel_engines(kernel: &'static str, names: &[&'static str]) -> Option<Engines> {
+    if let Err(e) = kernel::KernelImage::cached(kernel) {
+        println!("skipped: no kernel image for {kernel} ({e})");
+        return None;
+    }
+    let opts = triage::engines::Options { kernel: Some(kernel), ..triage::engines::Options::default() };
+    Some(Engines::try_with_options(names, &opts).expect("kernel engines"))
+}
