@@ -12,7 +12,7 @@
 //! data starts past it); every other field the program may read is 0.
 //!
 //! Engines that lay out their own memory ([`ProgType::presented`]) put those 192 bytes at
-//! [`crate::exec::CTX_ADDR`], every readable field already holding its value, and the
+//! [`crate::layout::CTX_ADDR`], every readable field already holding its value, and the
 //! packet at [`PACKET_ADDR`], below 4 GiB, so that a 32-bit load of `data` or `data_end`
 //! yields the whole pointer, as the kernel's rewrite of those loads does. A program sees
 //! the same values either way because the verifier's access rules ([`ProgType::field`],
@@ -327,7 +327,7 @@ impl ProgType {
         }
     }
 
-    /// What an engine that lays out its own memory puts at [`crate::exec::CTX_ADDR`] for a run on
+    /// What an engine that lays out its own memory puts at [`crate::layout::CTX_ADDR`] for a run on
     /// `input` (`None`: no context, R1 = 0), and at [`PACKET_ADDR`] (empty but for a
     /// `__sk_buff`). For a buffer, the input itself; for a `__sk_buff`, the struct with
     /// every readable field set as the kernel's test run sets it (module doc), and the

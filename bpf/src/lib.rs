@@ -20,6 +20,7 @@ pub mod exec;
 pub mod gen;
 pub mod helpers;
 pub mod insn;
+pub mod layout;
 pub mod load;
 pub mod opcode;
 pub mod program;

@@ -197,11 +197,11 @@ pub enum SetError {
         count: usize,
     },
     /// An array map whose value size or size is out of range.
-    #[error("array map {0}: value size {1} and {2} bytes of values (value size 1 to 4096, a whole number of values, at most {max} bytes)", max = crate::exec::MAX_ARRAY_BYTES)]
+    #[error("array map {0}: value size {1} and {2} bytes of values (value size 1 to 4096, a whole number of values, at most {max} bytes)", max = crate::layout::MAX_ARRAY_BYTES)]
     ArrayShape(String, u32, usize),
     /// A prog array with no slots (the kernel requires `max_entries` > 0), or more than
-    /// [`crate::exec::MAX_MAP_ENTRIES`].
-    #[error("map {0} has {1} slots (1 to {max} allowed)", max = crate::exec::MAX_MAP_ENTRIES)]
+    /// [`crate::layout::MAX_MAP_ENTRIES`].
+    #[error("map {0} has {1} slots (1 to {max} allowed)", max = crate::layout::MAX_MAP_ENTRIES)]
     SlotCount(String, usize),
     /// An attachment names a program or function that does not exist.
     #[error("{kind} {name}: program {prog} has no function {func}")]
@@ -276,7 +276,7 @@ impl ProgramSet {
                 || a.value_size > 4096
                 || a.values.is_empty()
                 || a.values.len() % a.value_size as usize != 0
-                || a.values.len() > crate::exec::MAX_ARRAY_BYTES
+                || a.values.len() > crate::layout::MAX_ARRAY_BYTES
             {
                 return Err(SetError::ArrayShape(a.name.clone(), a.value_size, a.values.len()));
             }
@@ -285,7 +285,7 @@ impl ProgramSet {
             return Err(SetError::Empty);
         }
         for m in &maps {
-            if m.slots.is_empty() || m.slots.len() > crate::exec::MAX_MAP_ENTRIES as usize {
+            if m.slots.is_empty() || m.slots.len() > crate::layout::MAX_MAP_ENTRIES as usize {
                 return Err(SetError::SlotCount(m.name.clone(), m.slots.len()));
             }
             for (slot, p) in m.slots.iter().enumerate() {

@@ -19,6 +19,7 @@ pub mod bugs;
 pub mod compile;
 pub mod engine;
 pub mod guest;
+pub mod listing;
 pub mod runner;
 pub mod rv64;
 pub mod watchdog;

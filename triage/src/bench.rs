@@ -52,7 +52,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
 /// the one the bugs' code is in (see [`jit::Bug::scheme`]; the default otherwise).
 fn fuzz_options(bugs: jit::Bugs) -> Options {
     let scheme = bugs.list().iter().find_map(|b| b.scheme()).unwrap_or_default();
-    Options { budget: Some(crate::cli::FUZZ_BUDGET), bugs, scheme, ..Options::default() }
+    Options { budget: Some(crate::engines::FUZZ_BUDGET), bugs, scheme, ..Options::default() }
 }
 
 /// Fuzzes with `bug` injected from seed `seed` until the first finding or `limit`.

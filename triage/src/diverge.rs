@@ -15,7 +15,7 @@ use std::fmt;
 use bpf::trace::{Step, Trace};
 use bpf::{Call, Input, Insn, ProgramSet, RunResult, Size, Width};
 
-use crate::engines::Options;
+use crate::options::Options;
 
 /// What the engines disagree on after the culprit instruction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,9 +222,9 @@ pub struct Tracer {
 }
 
 impl Tracer {
-    /// Engines configured like [`crate::engines::build`] configures them for `opts`.
+    /// Engines configured by `opts` as [`crate::options`] builds them.
     pub fn new(opts: &Options) -> Tracer {
-        Tracer { reference: crate::engines::reference(opts), jit: crate::engines::jit(opts) }
+        Tracer { reference: crate::options::reference(opts), jit: crate::options::jit(opts) }
     }
 
     /// The first divergent instruction of `set` on `input` between the reference and the

@@ -14,6 +14,7 @@ pub mod engines;
 pub mod fuzz;
 pub mod known;
 pub mod minimize;
+pub mod options;
 pub mod pages;
 pub mod present;
 pub mod report;

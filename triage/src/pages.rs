@@ -90,7 +90,7 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
         jit::compile::Codegen { scheme: opts.scheme, empty_slot: opts.empty_slot_rule(), bugs: opts.bugs },
     );
     let listing = match &compiled {
-        Ok(c) => crate::cli::listing(&m.set, c),
+        Ok(c) => jit::listing::listing(&m.set, c),
         Err(e) => format!("the JIT cannot compile the reproducer: {e}"),
     };
     let traced = m.signature.odd_one_out == Some("jit");
@@ -98,7 +98,7 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
         (Some(d), Ok(c)) => format!(
             "{}\n\n{}",
             wrap(&d.describe(&m.set), 100),
-            crate::cli::listing_around(&m.set, c, d.prog, d.index, DIVERGENCE_CONTEXT)
+            jit::listing::listing_around(&m.set, c, d.prog, d.index, DIVERGENCE_CONTEXT)
         ),
         _ if !traced => format!(
             "not traced: the odd one out is {}; only jitdiff's own JIT is traced, against the reference",

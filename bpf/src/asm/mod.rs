@@ -184,10 +184,11 @@ pub mod kernel;
 mod lex;
 mod parse;
 mod print;
+mod read;
 mod set;
 
-pub use parse::{parse, parse_program};
 pub use print::print_program;
+pub use read::{parse, parse_program};
 pub use set::{parse_set, print_set, SetFile, DEFAULT_PROG_NAME, MAX_CTX_SIZE};
 
 #[cfg(test)]

@@ -1,43 +1,21 @@
 //! Parsing LLVM-syntax BPF assembly (see [`crate::asm`] for the accepted syntax): the
 //! instructions of one program. Files, directives and program sets are read by
-//! [`super::set`], which hands every instruction line to a [`Code`].
+//! `super::set`, which hands every instruction line to a [`Code`].
 
 use std::collections::HashMap;
 
 use super::lex::{lex, Kind, Token};
 use super::print::helper_id;
-use super::set::{Mode, Source};
 use super::AsmError;
 use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 use crate::program::{Program, ProgramError};
 use crate::raw::decode_bytes;
 use crate::set::{map_value_imm, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 
-/// Parses assembly text into instructions, in order.
-///
-/// Labels are resolved to slot offsets (an `lddw` counts as two slots). The result is not
-/// checked as a program: use [`parse_program`] for that. Program-set directives
-/// (`.ctx`, `.map`, `.slot`, `.prog`, `.stack`) are errors here. Never panics; any
-/// problem is an [`AsmError`] naming the line and column.
-pub fn parse(text: &str) -> Result<Vec<Insn>, AsmError> {
-    let source = Source::run(text, Mode::Insns)?;
-    Ok(source.into_codes().into_iter().next().map(|c| c.insns).unwrap_or_default())
-}
-
-/// Parses assembly text and checks it with [`Program::new`]; structural problems (a jump
-/// out of the program, falling off the end, writing r10, no instructions) are reported
-/// at the line of the offending instruction.
-///
-/// `.stack N` directives set the stack depth of the function that follows them (see
-/// [`crate::asm`]); the other program-set directives are errors: a file with them is
-/// read by [`super::parse_set`].
-pub fn parse_program(text: &str) -> Result<Program, AsmError> {
-    let source = Source::run(text, Mode::Program)?;
-    match source.into_codes().into_iter().next() {
-        Some(code) => code.program(),
-        None => Err(err(1, 1, ProgramError::Empty.to_string())),
-    }
-}
+/// jitdiff's own directives; every other line starting with `.` is an assembler
+/// directive (`.text`, `.globl f`, ...) and is ignored.
+pub(super) const DIRECTIVES: [&str; 9] =
+    [".progtype", ".ctx", ".map", ".array", ".slot", ".prog", ".fentry", ".fexit", ".stack"];
 
 /// The maps a program set declares, for `rN = NAME ll`.
 pub(super) struct Maps {
@@ -250,7 +228,7 @@ impl Code {
         }
         let toks = &toks[i..];
         if let Some(t) = toks.first().filter(|t| t.kind == Kind::Ident && t.text.starts_with('.')) {
-            if super::set::DIRECTIVES.contains(&t.text) {
+            if DIRECTIVES.contains(&t.text) {
                 return Err(err(lineno, t.col, format!("`{}` must start its line", t.text)));
             }
             return Ok(()); // an assembler directive

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::parse::{err, is_objdump_noise, is_register_name, strip_comment, Code, Maps};
+use super::parse::{err, is_objdump_noise, is_register_name, strip_comment, Code, Maps, DIRECTIVES};
 use super::AsmError;
 use crate::context::ProgType;
 use crate::exec::{Input, MAX_ARRAY_BYTES, MAX_MAP_ENTRIES};
@@ -24,11 +24,6 @@ pub const MAX_CTX_SIZE: usize = 65536;
 
 /// The name of the program made of the instructions that come before any `.prog`.
 pub const DEFAULT_PROG_NAME: &str = "entry";
-
-/// jitdiff's own directives; every other line starting with `.` is an assembler
-/// directive (`.text`, `.globl f`, ...) and is ignored.
-pub(super) const DIRECTIVES: [&str; 9] =
-    [".progtype", ".ctx", ".map", ".array", ".slot", ".prog", ".fentry", ".fexit", ".stack"];
 
 /// A program set read from text, with the context its `.ctx` directive declares.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -21,8 +21,8 @@ use bpf::{
 
 use super::decode::{self, Op};
 use super::layout::{entry_registers, frame_top};
-use super::machine::{bit, Machine, Regs, Stop, MARK_ADDR, MARK_MAP, MARK_VALUE};
-use super::memory::{Memory, UNINIT};
+use super::machine::{bit, Machine, Regs, Stop};
+use super::memory::{Memory, MARK_ADDR, MARK_MAP, MARK_VALUE, UNINIT};
 use super::TailCallSemantics;
 
 /// The caller stack depth (bytes, rounded) at or above which a subprogram that makes tail
@@ -892,7 +892,7 @@ mod tests {
     //! Calls, helpers and tail calls as whole program sets; every expected value is worked
     //! out by hand from the kernel's rules (the comments say how).
 
-    use super::super::machine::{MARK_ADDR, MARK_VALUE};
+    use super::super::memory::{MARK_ADDR, MARK_VALUE};
     use super::super::testutil::*;
     use super::super::{frame_top, Reference, TailCallSemantics, CTX_ADDR};
     use bpf::exec::{map_addr, EmptySlotRule, MAP_STRIDE};

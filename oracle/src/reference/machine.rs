@@ -14,17 +14,7 @@ use bpf::{Cond, FaultKind};
 use super::alu;
 use super::atomic;
 use super::decode::{self, code, Op, NO_REG};
-use super::memory::{Memory, UNINIT};
-
-/// Provenance mark: the value is derived from a stack or context address (which engines
-/// place differently).
-pub(super) const MARK_ADDR: u8 = 1;
-/// Provenance mark: the value is derived from a map address (the same in every engine).
-pub(super) const MARK_MAP: u8 = 2;
-/// Provenance mark: the value is derived from a pointer to an array map's value, which
-/// `bpf_map_lookup_elem` returned (the same in engines that use the JIT's map layout).
-/// Only an access through a register with this mark reaches the array maps' values.
-pub(super) const MARK_VALUE: u8 = 4;
+use super::memory::{Memory, MARK_ADDR, MARK_MAP, MARK_VALUE, UNINIT};
 
 /// The register file: values and, per register, the provenance mark of the value: which
 /// kinds of address ([`MARK_ADDR`], [`MARK_MAP`], [`MARK_VALUE`]) it is derived from, 0 for

@@ -5,7 +5,7 @@
 //! The current frame's stack is checked first, then the context, then the stacks of the
 //! frames below it (the callers, reached through pointers they passed down), then, only
 //! for an access through a pointer to a map value (a base register marked
-//! [`MARK_VALUE`](super::machine::MARK_VALUE)), the array maps' values. Every access must
+//! [`MARK_VALUE`]), the array maps' values. Every access must
 //! lie entirely inside one region, and an access to an array map inside one value (the
 //! verifier's bound for a pointer to a map value); anything else is a miss, which the
 //! executor turns into a `MemoryAccess` fault with [`Memory::miss_detail`]. Values are
@@ -19,10 +19,20 @@ use bpf::ArrayMap;
 
 use super::layout::CTX_ADDR;
 
+/// Provenance mark: the value is derived from a stack or context address (which engines
+/// place differently).
+pub(super) const MARK_ADDR: u8 = 1;
+/// Provenance mark: the value is derived from a map address (the same in every engine).
+pub(super) const MARK_MAP: u8 = 2;
+/// Provenance mark: the value is derived from a pointer to an array map's value, which
+/// `bpf_map_lookup_elem` returned (the same in engines that use the JIT's map layout).
+/// Only an access through a register with this mark reaches the array maps' values.
+pub(super) const MARK_VALUE: u8 = 4;
+
 /// Shadow bit of a byte nobody wrote yet in a frame that starts uninitialized (a subprogram's
 /// or a tail-call target's). Provenance marks use the low bits
-/// ([`MARK_ADDR`](super::machine::MARK_ADDR), [`MARK_MAP`](super::machine::MARK_MAP),
-/// [`MARK_VALUE`](super::machine::MARK_VALUE)).
+/// ([`MARK_ADDR`], [`MARK_MAP`],
+/// [`MARK_VALUE`]).
 pub(super) const UNINIT: u8 = 0x80;
 
 /// One contiguous range of guest memory starting at `lo`.
@@ -218,21 +228,17 @@ impl Memory {
     /// The first byte of an array map's values that holds (part of) an address whose
     /// value depends on the engine (a stack or context address, [`MARK_ADDR`]): the map's
     /// name and the byte's offset.
-    ///
-    /// [`MARK_ADDR`]: super::machine::MARK_ADDR
     pub(super) fn engine_dependent_array_byte(&self) -> Option<(&str, usize)> {
         self.arrays.iter().find_map(|v| {
-            let i = v.region.shadow.iter().position(|&m| m & super::machine::MARK_ADDR != 0)?;
+            let i = v.region.shadow.iter().position(|&m| m & MARK_ADDR != 0)?;
             Some((v.name.as_str(), i))
         })
     }
 
     /// The first context byte that holds (part of) a stack or context address
     /// ([`MARK_ADDR`]), whose value depends on the engine.
-    ///
-    /// [`MARK_ADDR`]: super::machine::MARK_ADDR
     pub(super) fn engine_dependent_ctx_byte(&self) -> Option<usize> {
-        self.ctx.shadow.iter().position(|&m| m & super::machine::MARK_ADDR != 0)
+        self.ctx.shadow.iter().position(|&m| m & MARK_ADDR != 0)
     }
 
     /// For an access at `addr` through a pointer to a map value (`values`): the offset of
