@@ -17,7 +17,6 @@ pub mod asm;
 pub mod context;
 pub mod elf;
 pub mod exec;
-pub mod gen;
 pub mod helpers;
 pub mod insn;
 pub mod layout;

@@ -12,7 +12,7 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(g) = triage::fuzz::generate_from(data) else { return };
+    let Some(g) = generator::input::generate_from(data) else { return };
     ENGINES.with(|e| {
         let results = e.borrow_mut().run_set(&g.set, &g.input);
         triage::report::panic_on_mismatch(&results, &g.set, &g.input);

@@ -13,7 +13,7 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some(g) = triage::fuzz::generate_from(data) else { return };
+    let Some(g) = generator::input::generate_from(data) else { return };
     let text = bpf::asm::print_set(&g.set, Some(&g.input));
     let ctx_size = g.input.ctx.as_ref().map_or(0, Vec::len);
     if let Err(e) = bpf::validate::validate(&g.set, Some(ctx_size)) {

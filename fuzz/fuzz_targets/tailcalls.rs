@@ -28,11 +28,11 @@ thread_local! {
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let Ok(mut cfg) = u.arbitrary::<bpf::gen::Config>() else { return };
+    let Ok(mut cfg) = u.arbitrary::<generator::Config>() else { return };
     cfg.calls_enabled = true;
     cfg.tail_calls_enabled = true;
     cfg.max_progs = cfg.max_progs.max(2);
-    let Ok(g) = bpf::gen::generate(&cfg, &mut u) else { return };
+    let Ok(g) = generator::generate(&cfg, &mut u) else { return };
     ENGINES.with(|all| {
         for engines in all.borrow_mut().iter_mut() {
             let results = engines.run_set(&g.set, &g.input);

@@ -569,7 +569,7 @@ fn run_outcome(set: &ProgramSet, input: &BpfInput, run: crate::RunOutput) -> Run
 }
 
 /// Whether every program of `set` starts with the generator's entry counter
-/// (`bpf::gen::Config::count_entries`): `r0 = *(u64 *)(r1 + 0); r0 += 1;
+/// (`generator::Config::count_entries`): `r0 = *(u64 *)(r1 + 0); r0 += 1;
 /// *(u64 *)(r1 + 0) = r0`.
 pub fn counts_entries(set: &ProgramSet) -> bool {
     let counter = [

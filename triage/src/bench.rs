@@ -78,7 +78,7 @@ pub fn time_to_find(bug: jit::Bug, seed: u64, limit: Duration, artifacts: &Path)
 #[derive(Clone, Debug)]
 pub struct Found {
     /// The program set and the input that showed the bug.
-    pub case: bpf::gen::Generated,
+    pub case: generator::Generated,
     /// Every engine's result.
     pub results: Vec<crate::compare::EngineResult>,
     /// The differences.
@@ -93,7 +93,8 @@ pub struct Found {
 pub fn first_finding(bugs: jit::Bugs, seed: u64, max_runs: u64) -> Option<Found> {
     use crate::compare::{compare, Verdict};
     use crate::engines::{Engines, ALL};
-    use crate::fuzz::{generate_from, vary, Rng, INPUT_LEN};
+    use crate::fuzz::INPUT_LEN;
+    use generator::input::{generate_from, vary, Rng};
     let opts = fuzz_options(bugs);
     let mut engines = Engines::with_options(&ALL, &opts);
     let mut rng = Rng::new(seed);
@@ -107,7 +108,7 @@ pub fn first_finding(bugs: jit::Bugs, seed: u64, max_runs: u64) -> Option<Found>
             runs += 1;
             let results = engines.run_set(&g.set, &input);
             if let Verdict::Mismatch(diffs) = compare(&results) {
-                let case = bpf::gen::Generated { set: g.set, input };
+                let case = generator::Generated { set: g.set, input };
                 return Some(Found { case, results, diffs, runs });
             }
             input = vary(&g.input, &mut rng);

@@ -381,7 +381,8 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Err(e) => return usage(err, &format!("--engines: {e}")),
         };
         let names = &config.engines;
-        let input = crate::fuzz::ctx_or_default(input.clone().or(file_set.ctx), file_set.set.prog_type());
+        let input =
+            generator::input::ctx_or_default(input.clone().or(file_set.ctx), file_set.set.prog_type());
         if let Err(e) = file_set.set.prog_type().check(&input) {
             let _ = writeln!(err, "jitdiff: {shown}: {e}");
             bad = true;
@@ -512,7 +513,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         if interactive {
             let runs = s.runs.load(Relaxed);
             let (seen, total) = s.forms_seen();
-            let shapes = bpf::gen::shapes::Shape::ALL.len();
+            let shapes = generator::shapes::Shape::ALL.len();
             eprint!(
                 "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}  forms {seen}/{total}  shapes {}/{shapes}   ",
                 t.as_secs_f64(),
@@ -551,8 +552,8 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 "share_with_subprograms": stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
                 "share_with_kfuncs": stats.with_kfuncs.load(Relaxed) as f64 / sets.max(1) as f64,
                 "share_with_attachments": stats.with_attachments.load(Relaxed) as f64 / sets.max(1) as f64,
-                "shapes_seen": bpf::gen::shapes::Shape::ALL.len() - stats.shapes_missing().len(),
-                "shapes_total": bpf::gen::shapes::Shape::ALL.len(),
+                "shapes_seen": generator::shapes::Shape::ALL.len() - stats.shapes_missing().len(),
+                "shapes_total": generator::shapes::Shape::ALL.len(),
                 "shapes_missing": stats.shapes_missing().iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "forms_seen": stats.forms_seen().0,
                 "forms_total": stats.forms_seen().1,
@@ -603,8 +604,8 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let _ = writeln!(
             out,
             "reach: {seen} of {total} instruction forms; {} of {} call shapes{}; {:.0}% of sets with bpf2bpf calls, {:.0}% with tail calls, {:.0}% with kfunc calls, {:.0}% with fentry/fexit attachments",
-            bpf::gen::shapes::Shape::ALL.len() - missing.len(),
-            bpf::gen::shapes::Shape::ALL.len(),
+            generator::shapes::Shape::ALL.len() - missing.len(),
+            generator::shapes::Shape::ALL.len(),
             if missing.is_empty() { String::new() } else { format!(" (missing: {})", missing.join(", ")) },
             100.0 * stats.with_subprograms.load(Relaxed) as f64 / sets.max(1) as f64,
             100.0 * stats.with_tail_calls.load(Relaxed) as f64 / sets.max(1) as f64,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bpf::gen::Generated;
+use generator::Generated;
 
 use crate::config::FindingConfig;
 use crate::minimize::{minimize, Minimized, Signature};
@@ -53,14 +53,15 @@ pub fn finding_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// bytes (generator bytes, or a set after the text marker).
 pub fn read_finding(path: &Path) -> Result<Generated, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let is_text = path.extension().is_some_and(|x| x == "s") || bytes.starts_with(crate::fuzz::TEXT_MAGIC);
+    let is_text =
+        path.extension().is_some_and(|x| x == "s") || bytes.starts_with(generator::input::TEXT_MAGIC);
     if is_text {
         // The marker line is an assembler comment: the text loads as it is.
         let f = bpf::load::load_set_bytes(&path.display().to_string(), &bytes).map_err(|e| e.to_string())?;
-        let input = crate::fuzz::ctx_or_default(f.ctx, f.set.prog_type());
+        let input = generator::input::ctx_or_default(f.ctx, f.set.prog_type());
         return Ok(Generated { set: f.set, input });
     }
-    crate::fuzz::generate_from(&bytes)
+    generator::input::generate_from(&bytes)
         .ok_or_else(|| format!("{}: not a program set, and too short to generate one from", path.display()))
 }
 

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arbitrary::Unstructured;
-use bpf::gen::shapes::Shape;
-use bpf::gen::{generate, Config, Generated};
+use generator::input::{ctx_or_default, generate_for, text_input, vary, KernelTarget, Rng};
+use generator::shapes::Shape;
+use generator::Generated;
 
 use crate::compare::{compare, Verdict};
 use crate::config::FindingConfig;
@@ -116,11 +116,11 @@ pub struct Stats {
     pub with_kfuncs: AtomicU64,
     /// Sets with an fentry or fexit attachment.
     pub with_attachments: AtomicU64,
-    /// Which call shapes ([`bpf::gen::shapes::Shape::ALL`]) the sets had.
-    pub shapes: [AtomicBool; bpf::gen::shapes::Shape::ALL.len()],
-    /// Which instruction forms ([`bpf::gen::forms::all_forms`]) the sets used.
+    /// Which call shapes ([`generator::shapes::Shape::ALL`]) the sets had.
+    pub shapes: [AtomicBool; generator::shapes::Shape::ALL.len()],
+    /// Which instruction forms ([`generator::forms::all_forms`]) the sets used.
     pub forms: Vec<AtomicBool>,
-    /// Which loop-test forms ([`bpf::gen::loops::all_loop_tests`]) the sets' loops used.
+    /// Which loop-test forms ([`generator::loops::all_loop_tests`]) the sets' loops used.
     pub loop_tests: Vec<AtomicBool>,
     /// Sets with a loop.
     pub with_loops: AtomicU64,
@@ -311,8 +311,8 @@ impl Boundary {
 impl Stats {
     fn new() -> Stats {
         Stats {
-            forms: (0..bpf::gen::forms::all_forms().len()).map(|_| AtomicBool::new(false)).collect(),
-            loop_tests: (0..bpf::gen::loops::all_loop_tests().len())
+            forms: (0..generator::forms::all_forms().len()).map(|_| AtomicBool::new(false)).collect(),
+            loop_tests: (0..generator::loops::all_loop_tests().len())
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             distances: (0..Boundary::ALL.len() * (2 * BOUNDARY_STEPS + 1))
@@ -344,8 +344,8 @@ impl Stats {
     /// Records the loops of `set`, and, for a set with a jump over more than 900
     /// instructions, where its jumps lie in jitdiff's JIT around each [`Boundary`].
     fn record_loops(&self, set: &bpf::ProgramSet) {
-        let facts = bpf::gen::loops::loop_facts(set);
-        let all = bpf::gen::loops::all_loop_tests();
+        let facts = generator::loops::loop_facts(set);
+        let all = generator::loops::all_loop_tests();
         for t in &facts.tests {
             if let Some(k) = all.iter().position(|a| a == t) {
                 self.loop_tests[k].store(true, Ordering::Relaxed);
@@ -423,8 +423,8 @@ impl Stats {
     }
 
     /// The call shapes not seen yet.
-    pub fn shapes_missing(&self) -> Vec<bpf::gen::shapes::Shape> {
-        bpf::gen::shapes::Shape::ALL
+    pub fn shapes_missing(&self) -> Vec<generator::shapes::Shape> {
+        generator::shapes::Shape::ALL
             .into_iter()
             .filter(|s| !self.shapes[*s as usize].load(Ordering::Relaxed))
             .collect()
@@ -432,7 +432,7 @@ impl Stats {
 
     /// Records the call shapes of `set` and returns them.
     fn record_shapes(&self, set: &bpf::ProgramSet) -> Vec<Shape> {
-        let shapes = bpf::gen::shapes::shapes_of(set);
+        let shapes = generator::shapes::shapes_of(set);
         for s in &shapes {
             self.shapes[*s as usize].store(true, Ordering::Relaxed);
         }
@@ -451,10 +451,10 @@ impl Stats {
         shapes
     }
 
-    fn record_forms(&self, set: &bpf::ProgramSet, all: &[bpf::gen::forms::Form]) {
+    fn record_forms(&self, set: &bpf::ProgramSet, all: &[generator::forms::Form]) {
         for p in set.progs() {
             for insn in p.prog.insns() {
-                if let Ok(k) = all.binary_search(&bpf::gen::forms::form_of(insn)) {
+                if let Ok(k) = all.binary_search(&generator::forms::form_of(insn)) {
                     self.forms[k].store(true, Ordering::Relaxed);
                 }
             }
@@ -462,131 +462,24 @@ impl Stats {
     }
 }
 
-/// A small deterministic random source (xorshift64*), so that a seed names its runs.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A source for `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xd1b5_4a32_d192_ed03 | 1)
+/// Which [`KernelTarget`] `engines` are: a kernel JIT of version 7 or later runs the mix.
+pub fn kernel_target(engines: &Engines) -> KernelTarget {
+    let names = engines.names();
+    if !names.iter().any(|n| crate::engines::is_kernel(n)) {
+        return KernelTarget::None;
     }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    let mixing_jit = |n: &&str| {
+        kernel::engine::parse_engine_name(n).is_some_and(|(jit, _)| jit)
+            && engines
+                .kernel_version(n)
+                .and_then(|v| v.split('.').next()?.parse::<u32>().ok())
+                .is_some_and(|m| m >= 7)
+    };
+    if names.iter().any(mixing_jit) {
+        KernelTarget::Mixing
+    } else {
+        KernelTarget::NotMixing
     }
-
-    /// Fills `buf` with random bytes.
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
-/// The first line of a fuzz input that holds a program set as text instead of generator
-/// bytes: seed corpora are stored as text, so a change of generator leaves them useful.
-pub const TEXT_MAGIC: &[u8] = b"; jitdiff program set\n";
-
-/// Turns fuzzer bytes into a program set and input, as every fuzz target does: a swarm
-/// configuration first, then the set; or, after [`TEXT_MAGIC`], a set in text form
-/// (with a 64-byte zero context unless it declares one). Text the static validator
-/// rejects gives `None`: libFuzzer's mutations of stored sets are mostly invalid
-/// programs, which say nothing about the JIT.
-pub fn generate_from(bytes: &[u8]) -> Option<Generated> {
-    generate_for(bytes, KernelTarget::None)
-}
-
-/// Which kernel engines a session runs, as far as the generator cares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelTarget {
-    /// No kernel engine: every shape, every helper.
-    None,
-    /// Kernel engines, one of them a JIT that runs programs mixing bpf2bpf calls and tail
-    /// calls (7.x's RV64 JIT): only the kernel's helpers, every shape.
-    Mixing,
-    /// Kernel engines none of which runs that mix (6.12, or interpreters only): only the
-    /// kernel's helpers, and in three sets of four not both bpf2bpf calls and tail calls
-    /// (the fourth keeps the shape for our own engines).
-    NotMixing,
-}
-
-impl KernelTarget {
-    /// What `engines` are: a kernel JIT of version 7 or later runs the mix.
-    pub fn of(engines: &Engines) -> KernelTarget {
-        let names = engines.names();
-        if !names.iter().any(|n| crate::engines::is_kernel(n)) {
-            return KernelTarget::None;
-        }
-        let mixing_jit = |n: &&str| {
-            kernel::engine::parse_engine_name(n).is_some_and(|(jit, _)| jit)
-                && engines
-                    .kernel_version(n)
-                    .and_then(|v| v.split('.').next()?.parse::<u32>().ok())
-                    .is_some_and(|m| m >= 7)
-        };
-        if names.iter().any(mixing_jit) {
-            KernelTarget::Mixing
-        } else {
-            KernelTarget::NotMixing
-        }
-    }
-}
-
-/// [`generate_from`] for a session with `kernel` engines (see [`KernelTarget`]).
-pub fn generate_for(bytes: &[u8], kernel: KernelTarget) -> Option<Generated> {
-    if let Some(text) = bytes.strip_prefix(TEXT_MAGIC) {
-        let f = bpf::asm::parse_set(std::str::from_utf8(text).ok()?).ok()?;
-        let input = ctx_or_default(f.ctx, f.set.prog_type());
-        bpf::validate::validate(&f.set, Some(input.ctx.as_ref().map_or(0, Vec::len))).ok()?;
-        return Some(Generated { set: f.set, input });
-    }
-    let mut u = Unstructured::new(bytes);
-    let mut cfg: Config = u.arbitrary().ok()?;
-    if kernel != KernelTarget::None {
-        cfg.kernel_helpers = true;
-        cfg.count_entries = true;
-        cfg = cfg.sanitize();
-        let mix = kernel == KernelTarget::Mixing || u.ratio(1, 4).ok()?;
-        if cfg.calls_enabled && cfg.tail_calls_enabled && !mix {
-            if u.arbitrary().ok()? {
-                cfg.calls_enabled = false;
-            } else {
-                cfg.tail_calls_enabled = false;
-            }
-        }
-    }
-    generate(&cfg, &mut u).ok()
-}
-
-/// Another input for the same set: `input`'s context with about half of its 8-byte words
-/// replaced, by an edge value ([`bpf::gen::EDGE_U64`]) or random bits, so that one
-/// compiled set also meets the values that take its other paths.
-pub fn vary(input: &bpf::Input, rng: &mut Rng) -> bpf::Input {
-    let Some(ctx) = &input.ctx else { return input.clone() };
-    let mut ctx = ctx.clone();
-    for chunk in ctx.chunks_mut(8) {
-        let r = rng.next_u64();
-        let v = match r % 4 {
-            0 | 1 => continue,
-            2 => bpf::gen::EDGE_U64[(r >> 8) as usize % bpf::gen::EDGE_U64.len()],
-            _ => rng.next_u64(),
-        };
-        chunk.copy_from_slice(&v.to_le_bytes()[..chunk.len()]);
-    }
-    bpf::Input::with_ctx(ctx)
-}
-
-/// A fuzz input holding `case` as text (see [`TEXT_MAGIC`]).
-pub fn text_input(case: &Generated) -> Vec<u8> {
-    let mut bytes = TEXT_MAGIC.to_vec();
-    bytes.extend_from_slice(bpf::asm::print_set(&case.set, Some(&case.input)).as_bytes());
-    bytes
 }
 
 /// Every regular file below `dir` (searched recursively) for which `keep` holds, sorted;
@@ -614,13 +507,6 @@ pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> std::io::Result<
 /// Every `.s` file below `dir`, sorted.
 pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     files_below(dir, &|p| p.is_dir() || p.extension().is_some_and(|x| x == "s"))
-}
-
-/// The input a set of programs of `prog_type` runs on when it declares none: 64 zero
-/// bytes of context buffer, or a `__sk_buff` program's default packet
-/// ([`bpf::ProgType::default_input`]).
-pub fn ctx_or_default(ctx: Option<bpf::Input>, prog_type: bpf::ProgType) -> bpf::Input {
-    ctx.unwrap_or_else(|| bpf::Input::with_ctx(prog_type.default_input()))
 }
 
 /// Saves a finding as `KIND-N.input` (`bytes`) and `KIND-N.s` (the set, then `config`'s
@@ -659,7 +545,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let saved = Mutex::new(());
-    let all_forms = bpf::gen::forms::all_forms();
+    let all_forms = generator::forms::all_forms();
     if let Some(dir) = &opts.corpus {
         replay_corpus(dir, opts, &stats, &all_forms, start);
     }
@@ -668,7 +554,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
             let (stats, stop, saved, all_forms) = (&stats, &stop, &saved, &all_forms);
             s.spawn(move || {
                 let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
-                let kernel = KernelTarget::of(&engines);
+                let kernel = kernel_target(&engines);
                 let seed = opts.seed.wrapping_add(k as u64);
                 let config = FindingConfig {
                     engines: opts.engine_names.clone(),
@@ -795,7 +681,7 @@ fn replay_corpus(
     dir: &Path,
     opts: &FuzzOptions,
     stats: &Stats,
-    all_forms: &[bpf::gen::forms::Form],
+    all_forms: &[generator::forms::Form],
     start: Instant,
 ) {
     let files = match corpus_files(dir) {
@@ -865,17 +751,6 @@ mod tests {
     }
 
     #[test]
-    fn seeds_name_their_inputs() {
-        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        let (mut x, mut y) = ([0u8; 64], [0u8; 64]);
-        a.fill(&mut x);
-        b.fill(&mut y);
-        assert_eq!(x, y);
-        Rng::new(8).fill(&mut y);
-        assert_ne!(x, y);
-    }
-
-    #[test]
     fn a_short_session_on_the_correct_jit_finds_nothing() {
         let dir = std::env::temp_dir().join(format!("jitdiff-fuzz-test-{}", std::process::id()));
         let opts = FuzzOptions {
@@ -899,43 +774,5 @@ mod tests {
         assert!(stats.corpus.load(Ordering::Relaxed) >= 18, "the corpus sets were replayed");
         let (seen, total) = stats.forms_seen();
         assert!(seen > total / 2, "{seen} of {total} forms");
-    }
-
-    #[test]
-    fn variations_keep_the_size_and_change_some_words() {
-        let input = bpf::Input::with_ctx(vec![0x11; 64]);
-        let mut rng = Rng::new(3);
-        let (mut kept, mut changed) = (0, 0);
-        for _ in 0..100 {
-            let v = vary(&input, &mut rng);
-            let ctx = v.ctx.unwrap();
-            assert_eq!(ctx.len(), 64);
-            for w in ctx.chunks(8) {
-                if w == [0x11; 8] {
-                    kept += 1;
-                } else {
-                    changed += 1;
-                }
-            }
-        }
-        // Half of the words are kept, a quarter get edge values, a quarter random bits.
-        assert!(
-            (300..500).contains(&kept) && (300..500).contains(&changed),
-            "{kept} kept, {changed} changed"
-        );
-        assert_eq!(vary(&bpf::Input::none(), &mut rng), bpf::Input::none());
-    }
-
-    #[test]
-    fn text_inputs_hold_program_sets() {
-        let mut bytes = TEXT_MAGIC.to_vec();
-        bytes.extend_from_slice(b".ctx 8\nr0 = 1\nexit\n");
-        let g = generate_from(&bytes).unwrap();
-        assert_eq!(g.input, bpf::Input::with_ctx(vec![0; 8]));
-        assert_eq!(g.set.entry().prog.insns().len(), 2);
-        // A mutation that compares the context pointer is not a program to run.
-        let mut bad = TEXT_MAGIC.to_vec();
-        bad.extend_from_slice(b"r0 = 0\nif w1 & w2 goto +1\nexit\n");
-        assert!(generate_from(&bad).is_none());
     }
 }

@@ -3,7 +3,7 @@
 //! agree on every one.
 
 use arbitrary::Unstructured;
-use bpf::gen::{generate, Config};
+use generator::{generate, Config};
 use triage::compare::{compare, Verdict};
 use triage::engines::{Engines, ALL};
 
@@ -53,8 +53,8 @@ fn fuzzing_reaches_every_call_shape() {
     // What `jitdiff fuzz` prints as its reach, from the swarm configurations fuzzer bytes
     // give, with and without the kernel engines' restrictions (7.x's JIT runs every shape).
     // Chains of eight frames need every function to pass the context on to the next.
-    use bpf::gen::shapes::{shapes_of, Shape};
-    use triage::fuzz::{generate_for, KernelTarget};
+    use generator::input::{generate_for, KernelTarget};
+    use generator::shapes::{shapes_of, Shape};
     for target in [KernelTarget::None, KernelTarget::Mixing] {
         let mut seen = [0usize; Shape::ALL.len()];
         for seed in 0..20_000u64 {
@@ -65,7 +65,7 @@ fn fuzzing_reaches_every_call_shape() {
         }
         // At least one set in 2,000 has each shape (eight frames, the rarest, about 1 in 600).
         // With kernel engines the generator calls only the kernel's kfuncs (checked in
-        // bpf::gen); every shape is reached either way.
+        // generator); every shape is reached either way.
         let rare: Vec<(&str, usize)> =
             Shape::ALL.iter().map(|s| (s.name(), seen[*s as usize])).filter(|(_, n)| *n < 10).collect();
         assert!(rare.is_empty(), "{target:?}: shapes in fewer than 10 of 20,000 sets: {rare:?}");

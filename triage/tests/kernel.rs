@@ -207,10 +207,11 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
 }
 
 fn generated_sets_on(kernel: &'static str) {
-    use triage::fuzz::{mixes_calls_and_tail_calls, Rng, INPUT_LEN};
+    use generator::input::Rng;
+    use triage::fuzz::{mixes_calls_and_tail_calls, INPUT_LEN};
     let Some(mut engines) = engines(kernel) else { return };
-    let target = triage::fuzz::KernelTarget::of(&engines);
-    assert_eq!(target == triage::fuzz::KernelTarget::Mixing, kernel == "7.3");
+    let target = triage::fuzz::kernel_target(&engines);
+    assert_eq!(target == generator::input::KernelTarget::Mixing, kernel == "7.3");
     let (mut agree, mut known, mut refused_for_mixing, mut failures) = (0, 0, 0, Vec::new());
     // Kernel runs in agreeing sets; those that reported a tail-call count (the generator's
     // entry counter), and of those, runs with tail calls; runs of sets that mix bpf2bpf
@@ -219,7 +220,7 @@ fn generated_sets_on(kernel: &'static str) {
     for seed in 0..150u64 {
         let mut bytes = vec![0u8; INPUT_LEN];
         Rng::new(seed).fill(&mut bytes);
-        let Some(g) = triage::fuzz::generate_for(&bytes, target) else { continue };
+        let Some(g) = generator::input::generate_for(&bytes, target) else { continue };
         let results = engines.run_set(&g.set, &g.input);
         let mixed = mixes_calls_and_tail_calls(&g.set);
         for r in &results {
@@ -351,7 +352,7 @@ fn only_7_3_s_jit_runs_the_selftest_shapes_that_mix_calls_and_tail_calls() {
             continue;
         }
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let results = engines.run_set(&f.set, &triage::fuzz::ctx_or_default(f.ctx, f.set.prog_type()));
+        let results = engines.run_set(&f.set, &generator::input::ctx_or_default(f.ctx, f.set.prog_type()));
         if results
             .iter()
             .all(|r| matches!(&r.result, RunResult::CannotJudge(w) if w.contains("jitdiff_counter")))
@@ -384,7 +385,7 @@ fn interpreters_crash_when_a_tail_called_program_needs_more_stack_than_the_entry
     // the entry's frame and crash. Within the frame (24 bytes) the interpreters are right.
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/interp-tail-call-frame.s");
     let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
-    let input = triage::fuzz::ctx_or_default(f.ctx.clone(), f.set.prog_type());
+    let input = generator::input::ctx_or_default(f.ctx.clone(), f.set.prog_type());
     let text = std::fs::read_to_string(&file).expect("the corpus file");
     let offset = |l: &str| l.trim().strip_prefix("*(u64 *)(r10 - ")?.split(')').next()?.parse::<u32>().ok();
     let within: Vec<&str> = text.lines().filter(|l| offset(l).is_none_or(|o| o <= 24)).collect();
@@ -441,7 +442,7 @@ fn linux_6_12_and_7_3_differ_on_empty_slots_as_documented() {
     let mut engines = Engines::try_with_options(&names, &Options::default()).expect("kernel engines");
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kernel/6.12-counts-empty-slots.s");
     let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
-    let input = triage::fuzz::ctx_or_default(f.ctx, f.set.prog_type());
+    let input = generator::input::ctx_or_default(f.ctx, f.set.prog_type());
     let results = engines.run_set(&f.set, &input);
     let entries: Vec<(&str, u64)> = results
         .iter()
@@ -465,7 +466,7 @@ fn the_kernels_own_kfuncs_keep_the_tail_call_count_on_7_3_s_jit() {
     let file =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/kfuncs/kernel_kfuncs_around_tail_calls.s");
     let f = bpf::load::load_set_file(&file).expect("the corpus file loads");
-    let input = triage::fuzz::ctx_or_default(f.ctx, f.set.prog_type());
+    let input = generator::input::ctx_or_default(f.ctx, f.set.prog_type());
     let results = engines.run_set(&f.set, &input);
     for r in &results {
         match (r.engine, &r.result) {

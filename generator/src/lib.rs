@@ -18,7 +18,7 @@
 //! use arbitrary::Unstructured;
 //! let bytes = [7u8; 512];
 //! let mut u = Unstructured::new(&bytes);
-//! let g = bpf::gen::generate(&bpf::gen::Config::default(), &mut u).unwrap();
+//! let g = generator::generate(&generator::Config::default(), &mut u).unwrap();
 //! assert!(!g.set.progs().is_empty());
 //! ```
 
@@ -26,6 +26,7 @@ mod attach;
 mod config;
 pub mod forms;
 mod func;
+pub mod input;
 pub mod loops;
 pub mod shapes;
 
@@ -33,8 +34,8 @@ use arbitrary::Unstructured;
 
 pub use config::Config;
 
-use crate::exec::Input;
-use crate::set::{ArrayMap, ProgArray, ProgramSet, SetProgram};
+use bpf::exec::Input;
+use bpf::set::{ArrayMap, ProgArray, ProgramSet, SetProgram};
 
 /// A generated program set and the input to run it on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,10 +166,10 @@ mod tests {
     fn generates_sets_with_calls_tail_calls_and_maps() {
         let cfg = Config::default();
         let sets: Vec<Generated> = (0..200).map(|s| sample(s, &cfg)).collect();
-        let calls = |g: &Generated, f: &dyn Fn(&crate::Insn) -> bool| {
+        let calls = |g: &Generated, f: &dyn Fn(&bpf::Insn) -> bool| {
             g.set.progs().iter().any(|p| p.prog.insns().iter().any(f))
         };
-        use crate::{Call, Insn};
+        use bpf::{Call, Insn};
         assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Local(_))))));
         assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Helper(12))))));
         assert!(sets.iter().any(|g| calls(g, &|i| matches!(i, Insn::Call(Call::Helper(1))))));
@@ -185,21 +186,21 @@ mod tests {
         assert!(sets.iter().any(|g| shapes_of(&g.set).contains(&Shape::EightFrames)));
         for g in &sets {
             let ctx = g.input.ctx.as_ref().map(Vec::len);
-            if let Err(e) = crate::validate::validate(&g.set, ctx) {
-                panic!("{e}\n{}", crate::asm::print_set(&g.set, Some(&g.input)));
+            if let Err(e) = bpf::validate::validate(&g.set, ctx) {
+                panic!("{e}\n{}", bpf::asm::print_set(&g.set, Some(&g.input)));
             }
         }
     }
 
     #[test]
     fn the_entry_counter_starts_every_program_and_its_word_is_left_alone() {
-        use crate::{Insn, Reg, Size};
+        use bpf::{Insn, Reg, Size};
         let cfg = Config { count_entries: true, kernel_helpers: true, ..Config::default() }.sanitize();
         for seed in 0..200 {
             let g = sample(seed, &cfg);
             let ctx = g.input.ctx.as_ref().map_or(0, Vec::len);
             assert!(ctx >= 16, "seed {seed}: a context of {ctx} bytes");
-            crate::validate::validate(&g.set, Some(ctx)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            bpf::validate::validate(&g.set, Some(ctx)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
             for p in g.set.progs() {
                 let insns = p.prog.insns();
                 assert_eq!(
@@ -210,15 +211,15 @@ mod tests {
                 // (That nothing else touches the counter's word is checked where it matters:
                 // triage/tests/kernel.rs compares the counted tail calls with the reference's.)
                 // Only the helpers and kfuncs a kernel has.
-                assert!(insns.iter().all(|i| !matches!(i, Insn::Call(crate::Call::Helper(h))
-                    if *h == crate::helpers::MIX || *h == crate::helpers::COUNTER)));
-                assert!(insns.iter().all(|i| !matches!(i, Insn::Call(crate::Call::Kfunc(k))
-                    if !crate::helpers::KERNEL_KFUNCS.contains(k))));
+                assert!(insns.iter().all(|i| !matches!(i, Insn::Call(bpf::Call::Helper(h))
+                    if *h == bpf::helpers::MIX || *h == bpf::helpers::COUNTER)));
+                assert!(insns.iter().all(|i| !matches!(i, Insn::Call(bpf::Call::Kfunc(k))
+                    if !bpf::helpers::KERNEL_KFUNCS.contains(k))));
             }
             for a in g.set.attachments() {
                 assert!(a.program.prog.insns().iter().all(|i| match i {
-                    Insn::Call(crate::Call::Helper(h)) => *h == crate::helpers::MAP_LOOKUP_ELEM,
-                    Insn::Call(crate::Call::Kfunc(k)) => crate::helpers::KERNEL_KFUNCS.contains(k),
+                    Insn::Call(bpf::Call::Helper(h)) => *h == bpf::helpers::MAP_LOOKUP_ELEM,
+                    Insn::Call(bpf::Call::Kfunc(k)) => bpf::helpers::KERNEL_KFUNCS.contains(k),
                     _ => true,
                 }));
             }
@@ -228,14 +229,14 @@ mod tests {
     #[test]
     fn loops_of_every_shape_and_jumps_at_every_boundary_stay_valid() {
         use super::loops::{all_loop_tests, loop_facts};
-        use crate::Insn;
+        use bpf::Insn;
         let cfg = Config { long_jumps: true, max_insns: 64, ..Config::default() };
         let (mut tests, mut other, mut exits, mut caller_stack, mut globals, mut padded, mut jal) =
             (Vec::new(), 0, 0, 0, 0, 0, 0);
         for seed in 0..400 {
             let g = sample(seed, &cfg);
             let ctx = g.input.ctx.as_ref().map(Vec::len);
-            if let Err(e) = crate::validate::validate(&g.set, ctx) {
+            if let Err(e) = bpf::validate::validate(&g.set, ctx) {
                 panic!("seed {seed}: {e}");
             }
             let f = loop_facts(&g.set);

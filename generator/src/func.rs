@@ -4,10 +4,10 @@
 use arbitrary::Unstructured;
 
 use super::{Config, EDGE_I32, EDGE_U64};
-use crate::helpers::{COUNTER, GET_NUMA_NODE_ID, MAP_LOOKUP_ELEM, MIX, TAIL_CALL};
-use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
-use crate::program::Program;
-use crate::set::{map_value_imm, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
+use bpf::helpers::{COUNTER, GET_NUMA_NODE_ID, MAP_LOOKUP_ELEM, MIX, TAIL_CALL};
+use bpf::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
+use bpf::program::Program;
+use bpf::set::{map_value_imm, PSEUDO_MAP_FD, PSEUDO_MAP_VALUE};
 
 /// The maps a program can refer to.
 pub(super) struct Shape {
@@ -271,7 +271,7 @@ fn function(
     };
     // The entry counter (see `Config::count_entries`), first thing in a main function.
     if cfg.count_entries && f == 0 && sig.ctx_arg {
-        let (ctx, word) = (Reg::R1, crate::insn::Size::DW);
+        let (ctx, word) = (Reg::R1, bpf::insn::Size::DW);
         g.emit(Insn::Load { size: word, signed: false, dst: Reg::R0, src: ctx, off: 0 });
         g.emit(Insn::Alu { width: Width::W64, op: AluOp::Add, dst: Reg::R0, src: Operand::Imm(1) });
         g.emit(Insn::Store { size: word, dst: ctx, src: Reg::R0, off: 0 });
@@ -972,7 +972,7 @@ impl Gen<'_, '_, '_> {
     /// Calls a kfunc: `jitdiff_kmix` of five scalars or `jitdiff_kcounter`, or a pair of the
     /// kernel's (the only kind with [`Config::kernel_helpers`]).
     fn kfunc(&mut self) -> arbitrary::Result<()> {
-        use crate::helpers::{
+        use bpf::helpers::{
             KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE, KFUNC_RCU_READ_LOCK, KFUNC_RCU_READ_UNLOCK,
         };
         // The kernel's kfuncs, in pairs (its verifier refuses an exit inside the section);
@@ -993,9 +993,9 @@ impl Gen<'_, '_, '_> {
             for r in [Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5] {
                 self.ensure_scalar(r)?;
             }
-            self.emit(Insn::Call(Call::Kfunc(crate::helpers::KFUNC_MIX)));
+            self.emit(Insn::Call(Call::Kfunc(bpf::helpers::KFUNC_MIX)));
         } else {
-            self.emit(Insn::Call(Call::Kfunc(crate::helpers::KFUNC_COUNTER)));
+            self.emit(Insn::Call(Call::Kfunc(bpf::helpers::KFUNC_COUNTER)));
         }
         self.after_call();
         Ok(())

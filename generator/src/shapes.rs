@@ -1,10 +1,10 @@
 //! Call and tail-call shapes: the ways programs of a set call each other, read off a set
 //! statically, for measuring how many of them a generator reaches.
 
-use crate::helpers::MAP_LOOKUP_ELEM;
-use crate::insn::{AluOp, Call, Insn, Operand, Reg, Width};
-use crate::set::PSEUDO_MAP_FD;
-use crate::set::{AttachKind, ProgramSet};
+use bpf::helpers::MAP_LOOKUP_ELEM;
+use bpf::insn::{AluOp, Call, Insn, Operand, Reg, Width};
+use bpf::set::PSEUDO_MAP_FD;
+use bpf::set::{AttachKind, ProgramSet};
 
 /// A call or tail-call shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -218,7 +218,7 @@ fn reaches(edges: &[Vec<bool>], from: usize, to: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asm::parse_set;
+    use bpf::asm::parse_set;
 
     fn shapes(text: &str) -> Vec<Shape> {
         shapes_of(&parse_set(text).unwrap().set)

@@ -4,8 +4,8 @@
 //! ways values travel through memory, pointers to a caller's stack passed to bpf2bpf
 //! calls and global variables.
 
-use crate::insn::{AluOp, Call, Cond, Insn, Operand, Reg, Width};
-use crate::set::ProgramSet;
+use bpf::insn::{AluOp, Call, Cond, Insn, Operand, Reg, Width};
+use bpf::set::ProgramSet;
 
 /// A loop test's form: (width, condition, operand is a register).
 pub type LoopTest = (Width, Cond, bool);
@@ -59,7 +59,7 @@ pub fn loop_facts(set: &ProgramSet) -> LoopFacts {
             }
         }
         facts.global_variable |=
-            insns.iter().any(|i| matches!(i, Insn::LdImm64 { pseudo: crate::set::PSEUDO_MAP_VALUE, .. }));
+            insns.iter().any(|i| matches!(i, Insn::LdImm64 { pseudo: bpf::set::PSEUDO_MAP_VALUE, .. }));
         facts.caller_stack_pointer |= insns.windows(3).any(|w| {
             matches!(
                 w,
@@ -81,7 +81,7 @@ mod tests {
     use super::*;
 
     fn facts(text: &str) -> LoopFacts {
-        loop_facts(&crate::asm::parse_set(text).unwrap().set)
+        loop_facts(&bpf::asm::parse_set(text).unwrap().set)
     }
 
     #[test]

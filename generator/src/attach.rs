@@ -12,10 +12,10 @@
 use arbitrary::Unstructured;
 
 use super::{chance, Config};
-use crate::helpers::{COUNTER, KFUNC_COUNTER, KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE, MAP_LOOKUP_ELEM};
-use crate::insn::{AluOp, AtomicOp, Call, Cond, Insn, Operand, Reg, Size, Width};
-use crate::program::Program;
-use crate::set::{AttachKind, AttachTarget, Attachment, ProgramSet, SetProgram, PSEUDO_MAP_FD};
+use bpf::helpers::{COUNTER, KFUNC_COUNTER, KFUNC_PREEMPT_DISABLE, KFUNC_PREEMPT_ENABLE, MAP_LOOKUP_ELEM};
+use bpf::insn::{AluOp, AtomicOp, Call, Cond, Insn, Operand, Reg, Size, Width};
+use bpf::program::Program;
+use bpf::set::{AttachKind, AttachTarget, Attachment, ProgramSet, SetProgram, PSEUDO_MAP_FD};
 
 /// The most attachments a generated set gets.
 const MAX_GENERATED: usize = 3;

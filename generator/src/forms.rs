@@ -1,7 +1,7 @@
 //! Instruction forms: the opcode-and-operand-form pairs of the ISA, for measuring how
 //! much of it a generator reaches.
 
-use crate::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
+use bpf::insn::{AluOp, AtomicOp, ByteOrder, Call, Cond, Insn, Operand, Reg, Size, SxBits, Width};
 
 /// A form: the first slot's opcode byte, plus the field that selects the operation when
 /// the opcode alone does not (sdiv/smod and movsx `off`, atomic `imm`, END width, call
@@ -76,7 +76,7 @@ pub fn all_forms() -> Vec<Form> {
         Insn::Ja { off: 0 },
         Insn::JaLong { off: 0 },
         Insn::LdImm64 { dst: r, pseudo: 0, imm: 1 },
-        Insn::LdImm64 { dst: r, pseudo: crate::PSEUDO_MAP_FD, imm: 0 },
+        Insn::LdImm64 { dst: r, pseudo: bpf::PSEUDO_MAP_FD, imm: 0 },
         Insn::Call(Call::Helper(1)),
         Insn::Call(Call::Local(0)),
         Insn::Exit,

@@ -50,8 +50,8 @@ pub struct Config {
     pub calls_enabled: bool,
     /// Helper calls. Defaults to true.
     pub helpers_enabled: bool,
-    /// kfunc calls ([`crate::helpers::KFUNCS`]): jitdiff's own, and pairs of the kernel's
-    /// ([`crate::helpers::KERNEL_KFUNCS`]), only those with [`Config::kernel_helpers`].
+    /// kfunc calls ([`bpf::helpers::KFUNCS`]): jitdiff's own, and pairs of the kernel's
+    /// ([`bpf::helpers::KERNEL_KFUNCS`]), only those with [`Config::kernel_helpers`].
     /// Defaults to true.
     pub kfuncs_enabled: bool,
     /// Tail calls through prog arrays. Defaults to true.
