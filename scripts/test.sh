@@ -30,7 +30,7 @@ cargo test --release --workspace
 # cargo hides a passing test's output, so without an image count them here (they
 # return at once).
 if [ "${JITDIFF_NO_KERNEL:-}" = 1 ]; then
-  skipped=$(cargo test --release -p kernel -p triage --test guest --test prog_type --test robust --test kernel \
+  skipped=$(cargo test --release -p kernel -p jitdiff --test guest --test prog_type --test robust --test kernel \
     -- --nocapture 2>&1 | grep -c "skipped: no kernel image" || true)
   echo "== kernel engine tests: $skipped skipped: no kernel image (run kernel/build.sh)" >&2
 fi

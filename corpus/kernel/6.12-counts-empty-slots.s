@@ -13,7 +13,7 @@
 ;
 ; Found by `jitdiff fuzz --engines reference,kernel-jit@6.12,kernel-jit@7.3` (1226 of 1226
 ; findings in 10 minutes, one group), minimised, then written down by hand. It is the known
-; divergence 6.12-counts-empty-slots (triage/src/known.rs): a documented difference between
+; divergence 6.12-counts-empty-slots (compare/src/known.rs): a documented difference between
 ; versions, counted apart where the reference runs today's rule (the default when the
 ; kernels' rules differ).
 .ctx 8

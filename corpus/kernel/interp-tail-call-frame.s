@@ -18,7 +18,7 @@
 ; Found by the kernel engines' test of generated sets on 6.12 (seed 121: a 32-byte entry
 ; tail-calling a program with 40 bytes of stack crashed the guest; the saved return address
 ; was overwritten with the context pointer), minimised and written down by hand. It is the
-; known divergence interp-tail-call-frame (triage/src/known.rs).
+; known divergence interp-tail-call-frame (compare/src/known.rs).
 .ctx 8
 .map jmp 1
 .slot jmp 0 target

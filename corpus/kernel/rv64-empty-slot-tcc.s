@@ -14,7 +14,7 @@
 ; on jitdiff's engines under today's rule, every engine gives 34.
 ; Found by `jitdiff fuzz --engines reference,kernel-jit,kernel-interp`, minimised, then
 ; written down by hand. It is the known divergence rv64-6.12-empty-slot-tcc
-; (triage/src/known.rs): on 6.12 kernels, fuzz and triage count it apart, not as a finding.
+; (compare/src/known.rs): on 6.12 kernels, fuzz and triage count it apart, not as a finding.
 .ctx 8
 .map jmp 2
 .slot jmp 0 entry

@@ -12,7 +12,7 @@
 ; empty-slot attempts cost count budget (its interpreter's order: index, count, slot), but
 ; there are at most 6, far below 33; today's kernel does not count them at all. The selftest has four sites per slot to check
 ; that the kernel patches every direct jump; two per slot show the same fall-through.
-; The deletions are made by triage/tests/tailcalls.rs, which edits the slot list.
+; The deletions are made by jitdiff/tests/tailcalls.rs, which edits the slot list.
 .ctx 8
 .map jmp_table 3
 .slot jmp_table 0 classifier_0

@@ -11,7 +11,7 @@
 ; returns 3. Today's kernel counts only tail calls that find a program: successes at counts
 ; 1..33, 33 tail calls. Linux 6.12 counted the two failed attempts too (index check, count
 ; check, count, then the empty slot): successes at counts 3..33, 31 tail calls.
-; The deletions are made by triage/tests/tailcalls.rs, which edits the slot list.
+; The deletions are made by jitdiff/tests/tailcalls.rs, which edits the slot list.
 .ctx 8
 .map jmp_table 5
 .slot jmp_table 0 classifier_0

@@ -8,7 +8,7 @@
 ; deleting slot 1 (the subprogram's tail call replaces the subprogram's frame, and what
 ; classifier_0 returns goes back to the entry, which returns it); R0 = 108 = 54 * 2 after
 ; deleting slot 0 too (the subprogram reads the context and the entry returns its value).
-; The deletions are made by triage/tests/tailcalls.rs, which edits the slot list.
+; The deletions are made by jitdiff/tests/tailcalls.rs, which edits the slot list.
 .ctx 8 hex 36000000         ; word 0: skb->len = 54
 .map jmp_table 2
 .slot jmp_table 0 classifier_0

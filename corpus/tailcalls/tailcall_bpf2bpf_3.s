@@ -13,7 +13,7 @@
 ; The kernel expects R0 = 162 = 54 * 3 with both slots filled (entry -> subprog_tail ->
 ; classifier_0 -> subprog_tail2 -> classifier_1, 2 tail calls); R0 = 54 after deleting
 ; slot 1 (subprog_tail2's attempt fails); R0 = 108 = 54 * 2 after deleting slot 0 too
-; (subprog_tail's attempt fails). The deletions are made by triage/tests/tailcalls.rs.
+; (subprog_tail's attempt fails). The deletions are made by jitdiff/tests/tailcalls.rs.
 .ctx 8 hex 36000000         ; word 0: skb->len = 54; word 1: the packet's first word
 .map jmp_table 2
 .slot jmp_table 0 classifier_0

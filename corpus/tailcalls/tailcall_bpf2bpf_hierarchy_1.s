@@ -7,7 +7,7 @@
 ; (global semantics): 33 tail calls succeed, each a new run of the entry (one frame
 ; deeper), so the entry runs 1 + 33 = 34 times; every later attempt fails. The selftest
 ; then deletes slot 0 and runs again without resetting count: count = 35, R0 = 1, no
-; tail call (triage/tests/tailcalls.rs edits the slot list and passes the first run's
+; tail call (jitdiff/tests/tailcalls.rs edits the slot list and passes the first run's
 ; context on).
 ; Per-frame counting (the old x86-64 behaviour, the RV64 `stack` scheme) never finishes
 ; in practice: each subprogram starts from its caller's count and the caller's own count

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
-use triage::engines::{Engines, ALL};
+use compare::engines::{Engines, ALL};
 
 thread_local! {
     static ENGINES: RefCell<Engines> = RefCell::new(Engines::new(&ALL));

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use oracle::reference::TailCallSemantics;
-use triage::engines::{Engines, Options};
+use compare::engines::{Engines, Options};
 
 thread_local! {
     static ENGINES: RefCell<Vec<Engines>> = RefCell::new(

@@ -209,7 +209,7 @@ mod tests {
                 );
                 assert_eq!(insns[2], Insn::Store { size: Size::DW, dst: Reg::R1, src: Reg::R0, off: 0 });
                 // (That nothing else touches the counter's word is checked where it matters:
-                // triage/tests/kernel.rs compares the counted tail calls with the reference's.)
+                // jitdiff/tests/kernel.rs compares the counted tail calls with the reference's.)
                 // Only the helpers and kfuncs a kernel has.
                 assert!(insns.iter().all(|i| !matches!(i, Insn::Call(bpf::Call::Helper(h))
                     if *h == bpf::helpers::MIX || *h == bpf::helpers::COUNTER)));

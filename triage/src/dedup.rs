@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use generator::Generated;
 
-use crate::config::FindingConfig;
 use crate::minimize::{minimize, Minimized, Signature};
+use compare::config::FindingConfig;
 
 /// One group of findings made with the same configuration and with the same
 /// [`Signature::group_key`].
@@ -34,7 +34,7 @@ pub struct Triage {
     pub groups: Vec<Group>,
     /// Files that could not be read or showed no finding, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
-    /// Files that showed a known divergence of a kernel ([`crate::known`]), with its name:
+    /// Files that showed a known divergence of a kernel ([`compare::known`]), with its name:
     /// not grouped.
     pub known: Vec<(PathBuf, &'static str)>,
 }
@@ -43,7 +43,7 @@ pub struct Triage {
 /// fuzz inputs (`.input`) and libFuzzer's artifacts (`crash-*` and the like). Hidden
 /// files and minimised outputs (`.min.s`) are left out.
 pub fn finding_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    crate::fuzz::files_below(dir, &|p| {
+    crate::files::files_below(dir, &|p| {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
         !name.starts_with('.') && !name.ends_with(".min.s")
     })
@@ -66,7 +66,7 @@ pub fn read_finding(path: &Path) -> Result<Generated, String> {
 }
 
 /// The configuration recorded with the finding at `path`: its own
-/// [`crate::config::PREFIX`] line, or for a fuzz input (`.input`) the line of the `.s` file
+/// [`compare::config::PREFIX`] line, or for a fuzz input (`.input`) the line of the `.s` file
 /// saved beside it. `Ok(None)` when there is none (libFuzzer's artifacts, hand-written sets).
 pub fn recorded_config(path: &Path) -> Result<Option<FindingConfig>, String> {
     let read = |p: &Path| std::fs::read(p).map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -101,7 +101,7 @@ pub fn triage(
 ) -> Triage {
     let mut t = Triage { inputs: files.len(), ..Triage::default() };
     // The engines of each configuration, built once.
-    let mut engines = crate::config::EnginesByConfig::default();
+    let mut engines = compare::config::EnginesByConfig::default();
     // Per (configuration, group key): the signatures seen and the members read.
     type Members = Vec<(PathBuf, Generated)>;
     let mut found: Vec<(usize, String, Vec<Signature>, Members)> = Vec::new();
@@ -123,8 +123,8 @@ pub fn triage(
         };
         let (config, run) = engines.get(c);
         let results = run.run_set(&g.set, &g.input);
-        if let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) {
-            if let Some(k) = crate::known::explain(run, &g.set, &results, &diffs) {
+        if let compare::Verdict::Mismatch(diffs) = compare::compare(&results) {
+            if let Some(k) = compare::known::explain(run, &g.set, &results, &diffs) {
                 t.known.push((path.clone(), k.name));
                 continue;
             }
@@ -171,7 +171,7 @@ pub fn triage(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::Options;
+    use compare::engines::Options;
 
     #[test]
     fn findings_of_one_bug_form_one_group_and_bad_files_are_skipped() {

@@ -9,8 +9,8 @@ use std::fmt;
 
 use bpf::{AttachTarget, Attachment, Call, FaultKind, Input, Insn, Operand, Program, ProgramSet, RunResult};
 
-use crate::compare::{compare, EngineResult, Field, Verdict};
-use crate::engines::Engines;
+use compare::engines::Engines;
+use compare::{compare, EngineResult, Field, Verdict};
 
 /// The kind of difference a signature names, from the most upstream observable: a
 /// wrong tail-call count explains any later difference in values, a fault explains
@@ -40,7 +40,7 @@ impl Kind {
 /// What identifies a bug across its reproducers: the [`Kind`] of difference, the engine
 /// that is the odd one out there, the fault class that engine ended with and, when the
 /// JIT is the odd one out, the opcode class of the first divergent instruction
-/// ([`crate::diverge`]). Which other engines could judge the set does not count: a
+/// ([`compare::diverge`]). Which other engines could judge the set does not count: a
 /// reproducer that rbpf can judge shows the same bug as one it cannot.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Signature {
@@ -51,7 +51,7 @@ pub struct Signature {
     /// The odd one out's fault class (`None` when it returned).
     pub odd_error: Option<FaultKind>,
     /// The opcode class of the first divergent instruction
-    /// ([`Divergence::signature_class`](crate::diverge::Divergence::signature_class)),
+    /// ([`Divergence::signature_class`](compare::diverge::Divergence::signature_class)),
     /// when the JIT is the odd one out and both engines could be traced.
     pub at: Option<&'static str>,
 }
@@ -681,8 +681,8 @@ fn zero_context(s: &mut Search<'_>, set: &ProgramSet, input: &mut Input) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::{Options, ALL};
     use bpf::asm::parse_set;
+    use compare::engines::{Options, ALL};
 
     #[test]
     fn removing_a_run_keeps_jumps_on_their_targets() {

@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::FindingConfig;
 use crate::dedup::{Group, Triage};
-use crate::engines::{Engines, ALL};
+use compare::config::FindingConfig;
+use compare::engines::{Engines, ALL};
 
 /// BPF instructions shown on either side of the first divergent one.
 const DIVERGENCE_CONTEXT: usize = 2;
@@ -46,7 +46,7 @@ pub fn reproduce_command(file: &Path, config: &FindingConfig) -> String {
 }
 
 /// Which kernel each kernel engine of `names` ran, or "none" without kernel engines.
-fn kernels(names: &[&'static str], opts: &crate::engines::Options) -> String {
+fn kernels(names: &[&'static str], opts: &compare::engines::Options) -> String {
     let each: Vec<String> = names
         .iter()
         .filter_map(|n| kernel::engine::parse_engine_name(n).map(|(_, spec)| (n, spec)))
@@ -63,7 +63,7 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
     let (m, opts, names) = (&group.best, &group.config.options, &group.config.engines);
     let mut engines = Engines::with_options(names, opts);
     let results = engines.run_set(&m.set, &m.input);
-    let verdict = crate::compare::compare(&results);
+    let verdict = compare::compare(&results);
     let outcomes = crate::present::to_text("reproducer", &m.set, &results, &verdict);
     let mut macros = String::new();
     for p in m.set.progs() {
@@ -123,7 +123,7 @@ fn sections(group: &Group, reproducer: &Path) -> Sections {
             ("engines".into(), names.join(", ")),
             ("kernel".into(), kernels(names, opts)),
             ("TCC scheme".into(), opts.scheme.to_string()),
-            ("tail-call semantics".into(), crate::config::semantics_name(opts.semantics).to_string()),
+            ("tail-call semantics".into(), compare::config::semantics_name(opts.semantics).to_string()),
             ("empty-slot rule".into(), opts.empty_slot_rule().to_string()),
             ("injected bugs".into(), if bugs.is_empty() { "none".into() } else { bugs.join(", ") }),
             ("reproduce".into(), reproduce_command(reproducer, &group.config)),
@@ -265,7 +265,7 @@ pub fn write_reports(t: &Triage, out: &Path, seconds: f64) -> Result<serde_json:
             "inputs": g.inputs.len(),
             "size": g.best.size_after,
             "report": page.display().to_string(),
-            "config": g.config.line().trim_start_matches(crate::config::PREFIX).trim(),
+            "config": g.config.line().trim_start_matches(compare::config::PREFIX).trim(),
             "reproduce": reproduce_command(&reproducer, &g.config),
         }));
     }
@@ -298,7 +298,7 @@ pub fn write_reports(t: &Triage, out: &Path, seconds: f64) -> Result<serde_json:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engines::Options;
+    use compare::engines::Options;
 
     #[test]
     fn long_lines_wrap_at_word_boundaries() {

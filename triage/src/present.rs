@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use bpf::{Outcome, RunResult};
 
-use crate::compare::{attachments_seen, helper_trace, hex, EngineResult, Verdict};
+use compare::{attachments_seen, helper_trace, hex, EngineResult, Verdict};
 
 fn outcome_json(o: &Outcome) -> Value {
     let mut m = Map::new();

@@ -2,7 +2,7 @@
 //! `#[inline(never)]` with a stable one-line message, so that libFuzzer and ClusterFuzz,
 //! which group crashes by stack frames, put each class in its own group.
 
-use crate::compare::{Field, Verdict};
+use compare::{Field, Verdict};
 
 macro_rules! class {
     ($name:ident, $what:literal) => {
@@ -27,12 +27,8 @@ class!(generator_invalid, "the generator made a program the reference rejects");
 /// Compares `results` (of `set` on `input`) and panics as [`panic_on_finding`] does,
 /// with the engines' outcomes and the set as text for details: what a fuzz target does
 /// after running a set.
-pub fn panic_on_mismatch(
-    results: &[crate::compare::EngineResult],
-    set: &bpf::ProgramSet,
-    input: &bpf::Input,
-) {
-    let verdict = crate::compare::compare(results);
+pub fn panic_on_mismatch(results: &[compare::EngineResult], set: &bpf::ProgramSet, input: &bpf::Input) {
+    let verdict = compare::compare(results);
     panic_on_finding(&verdict, || {
         let report = crate::present::to_text("input", set, results, &verdict);
         format!("{report}\n{}", bpf::asm::print_set(set, Some(input)))
@@ -82,7 +78,7 @@ mod tests {
     fn a_mismatch_panics_with_its_class_and_the_set() {
         use bpf::{Outcome, RunResult};
         let set = bpf::asm::parse_set("r0 = 1\nexit\n").unwrap().set;
-        let ran = |engine, r0| crate::compare::EngineResult {
+        let ran = |engine, r0| compare::EngineResult {
             engine,
             result: RunResult::Ran(Outcome::new(Ok(r0), vec![], false)),
         };

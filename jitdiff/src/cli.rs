@@ -12,10 +12,10 @@ use clap::{Parser, Subcommand};
 use bpf::asm::SetFile;
 use bpf::Input;
 
-use crate::compare::{compare, Verdict};
-use crate::config::FindingConfig;
-use crate::engines::{parse_list, Engines, Options};
-use crate::present::{to_json, to_text};
+use compare::config::FindingConfig;
+use compare::engines::{parse_list, Engines, Options};
+use compare::{compare, Verdict};
+use triage::present::{to_json, to_text};
 
 /// Differential testing of eBPF JITs: runs programs on a reference interpreter, rbpf and
 /// jitdiff's RV64 JIT (in unicorn) and reports every disagreement.
@@ -65,7 +65,7 @@ enum Command {
 }
 
 /// How findings are replayed: with the configuration each records (a `; jitdiff config:`
-/// line, see [`crate::config`]), each option given here overriding its part; a finding
+/// line, see [`compare::config`]), each option given here overriding its part; a finding
 /// with none gets the defaults.
 #[derive(Debug, clap::Args)]
 struct ReplayArgs {
@@ -75,7 +75,7 @@ struct ReplayArgs {
     scheme: Option<jit::Scheme>,
     /// The count semantics the reference implements: global or per-frame (default: as
     /// recorded, else global).
-    #[arg(long, value_parser = crate::config::parse_semantics)]
+    #[arg(long, value_parser = compare::config::parse_semantics)]
     semantics: Option<oracle::reference::TailCallSemantics>,
     /// Bugs injected into the JIT (default: as recorded, else none).
     #[arg(long, value_delimiter = ',')]
@@ -105,7 +105,7 @@ impl ReplayArgs {
             c.engines = parse_list(list).map_err(|e| format!("--engines: {e}"))?;
         }
         let o = &mut c.options;
-        o.budget = Some(crate::engines::FUZZ_BUDGET);
+        o.budget = Some(compare::engines::FUZZ_BUDGET);
         o.scheme = self.scheme.unwrap_or(o.scheme);
         o.semantics = self.semantics.unwrap_or(o.semantics);
         if !self.inject.is_empty() {
@@ -122,7 +122,7 @@ impl ReplayArgs {
 
     /// [`ReplayArgs::resolve`] for the finding at `path`, with what it records.
     fn for_finding(&self, path: &Path) -> Result<FindingConfig, String> {
-        self.resolve(crate::dedup::recorded_config(path)?)
+        self.resolve(triage::dedup::recorded_config(path)?)
     }
 }
 
@@ -200,7 +200,7 @@ struct FuzzArgs {
     #[arg(long, default_value = "register")]
     scheme: jit::Scheme,
     /// The count semantics the reference implements: global or per-frame.
-    #[arg(long, default_value = "global", value_parser = crate::config::parse_semantics)]
+    #[arg(long, default_value = "global", value_parser = compare::config::parse_semantics)]
     semantics: oracle::reference::TailCallSemantics,
     /// Where findings are saved (each as the generator input and the set as text).
     #[arg(long, default_value = "artifacts")]
@@ -355,7 +355,7 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         return usage(err, &e);
     }
     // The engines of each configuration the files ask for, built once.
-    let mut built = crate::config::EnginesByConfig::default();
+    let mut built = compare::config::EnginesByConfig::default();
     let (mut bad, mut mismatch) = (false, false);
     for file in &a.files {
         let shown = file.display().to_string();
@@ -497,7 +497,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         engines: Options {
             scheme: a.scheme,
             semantics: a.semantics,
-            budget: Some(crate::engines::FUZZ_BUDGET),
+            budget: Some(compare::engines::FUZZ_BUDGET),
             bugs: a.inject.iter().copied().collect(),
             kernel,
             empty_slot: a.empty_slot,
@@ -675,7 +675,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let g = match crate::dedup::read_finding(&a.input) {
+    let g = match triage::dedup::read_finding(&a.input) {
         Ok(g) => g,
         Err(e) => return usage(err, &e),
     };
@@ -694,7 +694,7 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
     let mut progress = |attempts: u64, size: usize| {
         let _ = write!(err, "\r{attempts} runs, {size} instructions   ");
     };
-    let m = match crate::minimize::minimize(&mut engines, &g.set, &g.input, a.max_attempts, &mut progress) {
+    let m = match triage::minimize::minimize(&mut engines, &g.set, &g.input, a.max_attempts, &mut progress) {
         Ok(m) => m,
         Err(e) => {
             let _ = writeln!(err);
@@ -737,10 +737,10 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         a.dir.with_file_name(name)
     });
     // Checked before the work, not only when the reports are written.
-    if let Err(e) = crate::pages::ensure_new_dir(&output) {
+    if let Err(e) = triage::pages::ensure_new_dir(&output) {
         return usage(err, &e);
     }
-    let files = match crate::dedup::finding_files(&a.dir) {
+    let files = match triage::dedup::finding_files(&a.dir) {
         Ok(f) => f,
         Err(e) => return usage(err, &format!("cannot read {}: {e}", a.dir.display())),
     };
@@ -762,12 +762,12 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let _ = write!(err, "\r[{}{}] {done}/{total} inputs", "#".repeat(filled), ".".repeat(width - filled));
     };
     let config_of = |p: &Path| a.engines.for_finding(p);
-    let t = crate::dedup::triage(&files, &config_of, a.max_attempts, &mut progress);
+    let t = triage::dedup::triage(&files, &config_of, a.max_attempts, &mut progress);
     let _ = writeln!(err);
     for (p, why) in &t.skipped {
         let _ = writeln!(err, "jitdiff: skipped {}: {why}", p.display());
     }
-    let summary = match crate::pages::write_reports(&t, &output, start.elapsed().as_secs_f64()) {
+    let summary = match triage::pages::write_reports(&t, &output, start.elapsed().as_secs_f64()) {
         Ok(s) => s,
         Err(e) => return usage(err, &e),
     };

@@ -1,6 +1,6 @@
 //! Engine costs: JIT compile time per BPF instruction, unicorn time per run with new code
 //! every run, reference and rbpf time per executed instruction, and one 64-instruction
-//! program through all three engines. Run with `cargo bench -p triage --bench engines`.
+//! program through all three engines. Run with `cargo bench -p jitdiff --bench engines`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -95,10 +95,10 @@ fn main() {
     });
     println!("rbpf (including lowering and its verifier): {:8.2} ns per instruction", per(d, it * 4096));
 
-    let mut engines = triage::engines::Engines::new(&triage::engines::ALL);
+    let mut engines = compare::engines::Engines::new(&compare::engines::ALL);
     let (d, it) = time(min, |i| {
         let p = alu_program(64, 5_000_000 + i);
-        black_box(triage::compare::compare(&engines.run(&p, &input)));
+        black_box(compare::compare(&engines.run(&p, &input)));
     });
     println!(
         "\n64-instruction program through all three engines and the comparison: {:8.1} us",

@@ -6,8 +6,8 @@
 
 use bpf::load::load_set_file;
 use bpf::{Input, RunResult};
-use triage::compare::{compare, Verdict};
-use triage::engines::{Engines, Options, ALL};
+use compare::engines::{Engines, Options, ALL};
+use compare::{compare, Verdict};
 
 /// (file, R0) — each file's comment says why.
 const CASES: &[(&str, u64)] = &[

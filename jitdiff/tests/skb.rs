@@ -6,8 +6,8 @@
 
 use bpf::load::load_set_bytes;
 use bpf::{Input, ProgType, ProgramSet, RunResult};
-use triage::compare::{compare, Verdict};
-use triage::engines::Engines;
+use compare::engines::Engines;
+use compare::{compare, Verdict};
 
 mod common;
 

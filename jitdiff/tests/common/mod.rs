@@ -6,9 +6,9 @@
 use std::path::PathBuf;
 
 use bpf::{decode, Input, Program, RawInsn, RunResult};
+use compare::engines::{Engines, ALL};
+use compare::{compare, Verdict};
 use serde_json::Value;
-use triage::compare::{compare, Verdict};
-use triage::engines::{Engines, ALL};
 
 /// The folders of the kernel's test vectors (lib/test_bpf.c's tables as JSON), made from
 /// kernel sources by `kernel/test-vectors.sh`: those `JITDIFF_TEST_VECTORS` names,
@@ -167,6 +167,6 @@ pub fn kernel_engines(kernel: &'static str, names: &[&'static str]) -> Option<En
         println!("skipped: no kernel image for {kernel} ({e})");
         return None;
     }
-    let opts = triage::engines::Options { kernel: Some(kernel), ..triage::engines::Options::default() };
+    let opts = compare::engines::Options { kernel: Some(kernel), ..compare::engines::Options::default() };
     Some(Engines::try_with_options(names, &opts).expect("kernel engines"))
 }

@@ -15,9 +15,9 @@ use bpf::RunResult;
 use std::path::Path;
 
 use common::{kernel_test, test_bpf_dirs, vectors_kernel, KernelTest};
+use compare::engines::{Engines, Options};
+use compare::{compare, Verdict};
 use serde_json::Value;
-use triage::compare::{compare, Verdict};
-use triage::engines::{Engines, Options};
 
 const ENGINES: [&str; 3] = ["reference", "kernel-jit", "kernel-interp"];
 /// The largest generated test_bpf program run by default. The long-jump and staggered-jump
@@ -208,9 +208,9 @@ fn generated_sets_agree_with_the_reference_on_both_kernel_engines() {
 
 fn generated_sets_on(kernel: &'static str) {
     use generator::input::Rng;
-    use triage::fuzz::{mixes_calls_and_tail_calls, INPUT_LEN};
+    use jitdiff::fuzz::{mixes_calls_and_tail_calls, INPUT_LEN};
     let Some(mut engines) = engines(kernel) else { return };
-    let target = triage::fuzz::kernel_target(&engines);
+    let target = jitdiff::fuzz::kernel_target(&engines);
     assert_eq!(target == generator::input::KernelTarget::Mixing, kernel == "7.3");
     let (mut agree, mut known, mut refused_for_mixing, mut failures) = (0, 0, 0, Vec::new());
     // Kernel runs in agreeing sets; those that reported a tail-call count (the generator's
@@ -249,7 +249,7 @@ fn generated_sets_on(kernel: &'static str) {
                     }
                 }
             }
-            Verdict::Mismatch(d) if triage::known::explain(&engines, &g.set, &results, &d).is_some() => {
+            Verdict::Mismatch(d) if compare::known::explain(&engines, &g.set, &results, &d).is_some() => {
                 known += 1
             }
             Verdict::Mismatch(d) => {
@@ -290,7 +290,7 @@ fn rv64_jit_of_6_12_does_not_count_an_empty_slot_in_a_program_that_calls() {
     // It is the known divergence of 6.12's RV64 JIT: fuzz and triage count it apart.
     let results = engines.run_set(&set, &input);
     let Verdict::Mismatch(diffs) = compare(&results) else { panic!("a mismatch on 6.12") };
-    let known = triage::known::explain(&engines, &set, &results, &diffs).expect("explained");
+    let known = compare::known::explain(&engines, &set, &results, &diffs).expect("explained");
     assert_eq!(known.name, "rv64-6.12-empty-slot-tcc");
     // Reports show the kernel JIT's own code: there, the count is decremented into a6
     // (`addi a6, s6, -1`), which the empty-slot branch leaves without copying back.
@@ -344,11 +344,11 @@ fn only_7_3_s_jit_runs_the_selftest_shapes_that_mix_calls_and_tail_calls() {
     let names = ["kernel-jit@7.3", "kernel-interp@7.3", "kernel-jit@6.12", "kernel-interp@6.12"];
     let mut engines = Engines::try_with_options(&names, &Options::default()).expect("kernel engines");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus/tailcalls");
-    let files = triage::fuzz::corpus_files(&dir).expect("corpus/tailcalls");
+    let files = triage::files::corpus_files(&dir).expect("corpus/tailcalls");
     let mut mixed = Vec::new();
     for file in &files {
         let f = bpf::load::load_set_file(file).expect("a corpus file loads");
-        if !triage::fuzz::mixes_calls_and_tail_calls(&f.set) {
+        if !jitdiff::fuzz::mixes_calls_and_tail_calls(&f.set) {
             continue;
         }
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -421,7 +421,7 @@ fn interpreters_crash_when_a_tail_called_program_needs_more_stack_than_the_entry
         let Verdict::Mismatch(diffs) = compare(&results) else {
             panic!("Linux {kernel}: the interpreter is the odd one out")
         };
-        let known = triage::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
+        let known = compare::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
         assert_eq!(known.name, "interp-tail-call-frame");
         let results = engines.run_set(&small, &input);
         assert_eq!(compare(&results), Verdict::Agree, "Linux {kernel}: {results:?}");
@@ -453,7 +453,7 @@ fn linux_6_12_and_7_3_differ_on_empty_slots_as_documented() {
         .collect();
     assert_eq!(entries, [("reference", 34), ("kernel-jit@6.12", 17), ("kernel-jit@7.3", 34)]);
     let Verdict::Mismatch(diffs) = compare(&results) else { panic!("6.12 is the odd one out") };
-    let known = triage::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
+    let known = compare::known::explain(&engines, &f.set, &results, &diffs).expect("explained");
     assert_eq!(known.name, "6.12-counts-empty-slots");
 }
 

@@ -20,8 +20,8 @@ use std::path::PathBuf;
 
 use bpf::load::load_set_file;
 use bpf::{AttachKind, EmptySlotRule, Engine, Input, Outcome, ProgramSet, RunResult};
+use compare::{compare, EngineResult, Verdict};
 use oracle::reference::Reference;
-use triage::compare::{compare, EngineResult, Verdict};
 
 mod common;
 

@@ -4,8 +4,8 @@
 //! holds for the kernel versions it names only; the same symptom on another kernel is a
 //! finding.
 
-use crate::compare::{Difference, EngineResult, Field};
 use crate::engines::Engines;
+use crate::verdict::{Difference, EngineResult, Field};
 
 /// One explained divergence.
 pub struct KnownDivergence {

@@ -10,9 +10,9 @@ use generator::input::{ctx_or_default, generate_for, text_input, vary, KernelTar
 use generator::shapes::Shape;
 use generator::Generated;
 
-use crate::compare::{compare, Verdict};
-use crate::config::FindingConfig;
-use crate::engines::{Engines, Options};
+use compare::config::FindingConfig;
+use compare::engines::{Engines, Options};
+use compare::{compare, Verdict};
 
 /// Bytes of generator input per run.
 pub const INPUT_LEN: usize = 4096;
@@ -40,7 +40,7 @@ pub struct FuzzOptions {
     pub inputs_per_set: usize,
     /// Stop at the first finding (for measuring time to detect).
     pub stop_at_first_finding: bool,
-    /// The engines compared (default [`crate::engines::ALL`]). With kernel engines the generator uses
+    /// The engines compared (default [`compare::engines::ALL`]). With kernel engines the generator uses
     /// only the kernel's helpers, and most sets avoid mixing bpf2bpf calls with tail calls
     /// (which 6.12's RV64 JIT refuses).
     pub engine_names: Vec<&'static str>,
@@ -137,12 +137,12 @@ pub struct Stats {
     pub distances: Vec<AtomicBool>,
     /// Corpus program sets replayed before generating.
     pub corpus: AtomicU64,
-    /// Runs whose mismatch is a known divergence of a kernel ([`crate::known`]), counted
+    /// Runs whose mismatch is a known divergence of a kernel ([`compare::known`]), counted
     /// here and not as findings.
     pub known: AtomicU64,
-    /// Of [`Stats::known`], the runs of each known divergence, in [`crate::known::ALL`]'s
+    /// Of [`Stats::known`], the runs of each known divergence, in [`compare::known::ALL`]'s
     /// order.
-    pub known_each: [AtomicU64; crate::known::ALL.len()],
+    pub known_each: [AtomicU64; compare::known::ALL.len()],
     /// When the first finding was made: time since the start and runs made by then.
     pub first_finding: Mutex<Option<(Duration, u64)>>,
     /// Kernel engine runs, by what the kernel said (see [`KernelVerdicts`]).
@@ -382,18 +382,18 @@ impl Stats {
     }
 
     /// Counts a run that shows `known` (if it shows one); whether it did.
-    fn count_known(&self, known: Option<&'static crate::known::KnownDivergence>) -> bool {
+    fn count_known(&self, known: Option<&'static compare::known::KnownDivergence>) -> bool {
         let Some(k) = known else { return false };
         self.known.fetch_add(1, Ordering::Relaxed);
-        if let Some(i) = crate::known::ALL.iter().position(|e| e.name == k.name) {
+        if let Some(i) = compare::known::ALL.iter().position(|e| e.name == k.name) {
             self.known_each[i].fetch_add(1, Ordering::Relaxed);
         }
         true
     }
 
-    /// The known divergences runs showed, with their runs, in [`crate::known::ALL`]'s order.
+    /// The known divergences runs showed, with their runs, in [`compare::known::ALL`]'s order.
     pub fn known_seen(&self) -> Vec<(&'static str, u64)> {
-        crate::known::ALL
+        compare::known::ALL
             .iter()
             .zip(&self.known_each)
             .map(|(k, n)| (k.name, n.load(Ordering::Relaxed)))
@@ -465,7 +465,7 @@ impl Stats {
 /// Which [`KernelTarget`] `engines` are: a kernel JIT of version 7 or later runs the mix.
 pub fn kernel_target(engines: &Engines) -> KernelTarget {
     let names = engines.names();
-    if !names.iter().any(|n| crate::engines::is_kernel(n)) {
+    if !names.iter().any(|n| compare::engines::is_kernel(n)) {
         return KernelTarget::None;
     }
     let mixing_jit = |n: &&str| {
@@ -480,33 +480,6 @@ pub fn kernel_target(engines: &Engines) -> KernelTarget {
     } else {
         KernelTarget::NotMixing
     }
-}
-
-/// Every regular file below `dir` (searched recursively) for which `keep` holds, sorted;
-/// directories for which it does not hold are not entered.
-pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if !keep(&p) {
-                continue;
-            }
-            if p.is_dir() {
-                todo.push(p);
-            } else if p.is_file() {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Every `.s` file below `dir`, sorted.
-pub fn corpus_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    files_below(dir, &|p| p.is_dir() || p.extension().is_some_and(|x| x == "s"))
 }
 
 /// Saves a finding as `KIND-N.input` (`bytes`) and `KIND-N.s` (the set, then `config`'s
@@ -601,7 +574,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                             }
                         });
                         let t = Instant::now();
-                        for r in results.iter().filter(|r| crate::engines::is_kernel(r.engine)) {
+                        for r in results.iter().filter(|r| compare::engines::is_kernel(r.engine)) {
                             let log = stats.kernel.record(&g.set, &shapes, &r.result);
                             // The first rejections are kept for a look; a flood is not.
                             if let Some(log) =
@@ -623,7 +596,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 continue;
                             }
                             Verdict::Mismatch(diffs)
-                                if stats.count_known(crate::known::explain(
+                                if stats.count_known(compare::known::explain(
                                     &engines, &g.set, &results, &diffs,
                                 )) =>
                             {
@@ -643,7 +616,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                                 "invalid"
                             }
                         };
-                        let report = crate::present::to_text("generated", &g.set, &results, &verdict);
+                        let report = triage::present::to_text("generated", &g.set, &results, &verdict);
                         let case = Generated { set: g.set.clone(), input: input.clone() };
                         // The generator bytes reproduce the first input only, and only
                         // in the default generator mode; a variation, or a set made for the
@@ -684,7 +657,7 @@ fn replay_corpus(
     all_forms: &[generator::forms::Form],
     start: Instant,
 ) {
-    let files = match corpus_files(dir) {
+    let files = match triage::files::corpus_files(dir) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("jitdiff: cannot read the corpus {}: {e}", dir.display());
@@ -719,13 +692,13 @@ fn replay_corpus(
             stats.inconclusive.fetch_add(1, Ordering::Relaxed);
         }
         if let Verdict::Mismatch(diffs) = &verdict {
-            if stats.count_known(crate::known::explain(&engines, &g.set, &results, diffs)) {
+            if stats.count_known(compare::known::explain(&engines, &g.set, &results, diffs)) {
                 continue;
             }
             stats.findings.fetch_add(1, Ordering::Relaxed);
             let report = format!(
                 "{}\n(corpus file {})",
-                crate::present::to_text("corpus", &g.set, &results, &verdict),
+                triage::present::to_text("corpus", &g.set, &results, &verdict),
                 file.display()
             );
             let what = (&config, report.as_str());
@@ -743,7 +716,7 @@ mod tests {
     #[test]
     fn known_divergences_are_counted_by_name() {
         let stats = Stats::new();
-        let frame = crate::known::ALL.iter().find(|k| k.name == "interp-tail-call-frame").unwrap();
+        let frame = compare::known::ALL.iter().find(|k| k.name == "interp-tail-call-frame").unwrap();
         assert!(!stats.count_known(None));
         assert!(stats.count_known(Some(frame)) && stats.count_known(Some(frame)));
         assert_eq!(stats.known.load(Ordering::Relaxed), 2);
@@ -754,7 +727,7 @@ mod tests {
     fn a_short_session_on_the_correct_jit_finds_nothing() {
         let dir = std::env::temp_dir().join(format!("jitdiff-fuzz-test-{}", std::process::id()));
         let opts = FuzzOptions {
-            engine_names: crate::engines::ALL.to_vec(),
+            engine_names: compare::engines::ALL.to_vec(),
             time: None,
             runs: Some(200),
             seed: 1,

@@ -6,8 +6,8 @@
 
 use bpf::load::{load_set_bytes, load_set_text};
 use bpf::{Input, ProgramSet, RunResult};
-use triage::compare::{compare, Verdict};
-use triage::engines::Engines;
+use compare::engines::Engines;
+use compare::{compare, Verdict};
 
 mod common;
 

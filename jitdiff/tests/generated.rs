@@ -3,9 +3,9 @@
 //! agree on every one.
 
 use arbitrary::Unstructured;
+use compare::engines::{Engines, ALL};
+use compare::{compare, Verdict};
 use generator::{generate, Config};
-use triage::compare::{compare, Verdict};
-use triage::engines::{Engines, ALL};
 
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -74,11 +74,11 @@ fn fuzzing_reaches_every_call_shape() {
 
 #[test]
 fn traces_of_a_correct_jit_never_diverge() {
-    use triage::diverge::{Tracer, What};
+    use compare::diverge::{Tracer, What};
     // The first-divergence finder must not invent a divergence: with a correct JIT the
     // reference's and the JIT's traces agree on control flow and every comparable
     // register, to the end of every run.
-    let mut tracer = Tracer::new(&triage::engines::Options::default());
+    let mut tracer = Tracer::new(&compare::engines::Options::default());
     let mut failures = Vec::new();
     let mut traced = 0;
     for seed in 0..1000u64 {

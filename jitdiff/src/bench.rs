@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::engines::Options;
 use crate::fuzz::{fuzz, FuzzOptions};
+use compare::engines::Options;
 
 /// The runs of one bug: for each seed, the time and runs to the first finding, if any.
 #[derive(Clone, Debug)]
@@ -52,13 +52,13 @@ fn median(sorted: &[f64]) -> Option<f64> {
 /// the one the bugs' code is in (see [`jit::Bug::scheme`]; the default otherwise).
 fn fuzz_options(bugs: jit::Bugs) -> Options {
     let scheme = bugs.list().iter().find_map(|b| b.scheme()).unwrap_or_default();
-    Options { budget: Some(crate::engines::FUZZ_BUDGET), bugs, scheme, ..Options::default() }
+    Options { budget: Some(compare::engines::FUZZ_BUDGET), bugs, scheme, ..Options::default() }
 }
 
 /// Fuzzes with `bug` injected from seed `seed` until the first finding or `limit`.
 pub fn time_to_find(bug: jit::Bug, seed: u64, limit: Duration, artifacts: &Path) -> Option<(f64, u64)> {
     let opts = FuzzOptions {
-        engine_names: crate::engines::ALL.to_vec(),
+        engine_names: compare::engines::ALL.to_vec(),
         time: Some(limit),
         runs: None,
         seed,
@@ -80,9 +80,9 @@ pub struct Found {
     /// The program set and the input that showed the bug.
     pub case: generator::Generated,
     /// Every engine's result.
-    pub results: Vec<crate::compare::EngineResult>,
+    pub results: Vec<compare::EngineResult>,
     /// The differences.
-    pub diffs: Vec<crate::compare::Difference>,
+    pub diffs: Vec<compare::Difference>,
     /// Runs made up to and including this one.
     pub runs: u64,
 }
@@ -91,9 +91,9 @@ pub struct Found {
 /// injected, within `max_runs` runs: the generator, context variations and engines of
 /// `jitdiff fuzz`, deterministic for a seed.
 pub fn first_finding(bugs: jit::Bugs, seed: u64, max_runs: u64) -> Option<Found> {
-    use crate::compare::{compare, Verdict};
-    use crate::engines::{Engines, ALL};
     use crate::fuzz::INPUT_LEN;
+    use compare::engines::{Engines, ALL};
+    use compare::{compare, Verdict};
     use generator::input::{generate_from, vary, Rng};
     let opts = fuzz_options(bugs);
     let mut engines = Engines::with_options(&ALL, &opts);
@@ -123,12 +123,12 @@ pub fn minimized_finding(
     bugs: jit::Bugs,
     seed: u64,
     max_runs: u64,
-) -> Option<(crate::minimize::Minimized, f64)> {
+) -> Option<(triage::minimize::Minimized, f64)> {
     let found = first_finding(bugs, seed, max_runs)?;
     let opts = fuzz_options(bugs);
-    let mut engines = crate::engines::Engines::with_options(&crate::engines::ALL, &opts);
+    let mut engines = compare::engines::Engines::with_options(&compare::engines::ALL, &opts);
     let start = std::time::Instant::now();
-    let m = crate::minimize::minimize(
+    let m = triage::minimize::minimize(
         &mut engines,
         &found.case.set,
         &found.case.input,
@@ -141,7 +141,7 @@ pub fn minimized_finding(
 
 /// Writes a minimised reproducer to `dir/<bug>.min.s` for a person to compare with
 /// their own; an existing file is left alone (a warning names it).
-fn save_reproducer(dir: &Path, bug: jit::Bug, m: &crate::minimize::Minimized) {
+fn save_reproducer(dir: &Path, bug: jit::Bug, m: &triage::minimize::Minimized) {
     use std::io::Write as _;
     let path = dir.join(format!("{}.min.s", bug.name()));
     let text = format!(

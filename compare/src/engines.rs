@@ -2,8 +2,8 @@
 
 use bpf::{EmptySlotRule, Engine, Input, Program, ProgramSet};
 
-use crate::compare::EngineResult;
 pub use crate::options::{jit, reference, Options, FUZZ_BUDGET};
+use crate::verdict::EngineResult;
 
 /// The engines that run in this process, in the order they are shown: the default set.
 pub const ALL: [&str; 3] = ["reference", "rbpf", "jit"];
@@ -290,7 +290,7 @@ mod tests {
         for r in &results[1..] {
             assert!(matches!(&r.result, RunResult::CannotJudge(why) if why.starts_with("not run")), "{r:?}");
         }
-        assert!(matches!(crate::compare::compare(&results), crate::compare::Verdict::Inconclusive(_)));
+        assert!(matches!(crate::verdict::compare(&results), crate::verdict::Verdict::Inconclusive(_)));
         // Within budget, every engine runs and agrees on R0 = 18.
         let results = Engines::new(&ALL).run(&prog, &Input::none());
         for r in &results {
@@ -312,10 +312,10 @@ mod tests {
         let results = engines.run_set(&set, &Input::none());
         let bpf::RunResult::Ran(o) = &results[0].result else { panic!("{:?}", results[0]) };
         assert_eq!(o.result.as_ref().unwrap_err().kind, bpf::FaultKind::Hang);
-        let crate::compare::Verdict::Mismatch(diffs) = crate::compare::compare(&results) else {
+        let crate::verdict::Verdict::Mismatch(diffs) = crate::verdict::compare(&results) else {
             panic!("{results:?}")
         };
-        assert_eq!((diffs[0].field, diffs[0].odd_one_out), (crate::compare::Field::Error, Some("jit")));
+        assert_eq!((diffs[0].field, diffs[0].odd_one_out), (crate::verdict::Field::Error, Some("jit")));
         assert!(diffs[0].explanation.contains("jit says hang"), "{}", diffs[0].explanation);
     }
 }

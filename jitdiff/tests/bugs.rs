@@ -2,10 +2,10 @@
 //! slip should show in, with the JIT as the odd one out; the same set and input on the
 //! correct JIT agree.
 
+use compare::engines::{Engines, Options, ALL};
+use compare::{compare, Field, Verdict};
 use jit::bugs::{Bug, CATALOGUE};
-use triage::bench::first_finding;
-use triage::compare::{compare, Field, Verdict};
-use triage::engines::{Engines, Options, ALL};
+use jitdiff::bench::first_finding;
 
 /// Where each bug can show: a wrong value reaches R0, memory or a helper's arguments, or
 /// steers a branch and so which tail calls are made; a wrong count of tail calls shows

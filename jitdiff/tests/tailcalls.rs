@@ -42,11 +42,11 @@ use bpf::{
     EmptySlotRule, Engine, FaultKind, Input, Insn, Outcome, ProgArray, Program, ProgramSet, RawInsn,
     RunResult, SetProgram, PSEUDO_MAP_FD,
 };
+use compare::engines::{build, Engines, Options, ALL};
+use compare::{compare, EngineResult, Field, Verdict};
 use jit::{Jit, Scheme};
 use oracle::reference::{Reference, TailCallSemantics};
 use serde_json::Value;
-use triage::compare::{compare, EngineResult, Field, Verdict};
-use triage::engines::{build, Engines, Options, ALL};
 
 /// The reference interpreter's instruction budget per run under per-frame semantics:
 /// ample for every case that finishes (none runs more than a thousand instructions),
@@ -304,7 +304,7 @@ fn on_the_kernel(file: &str, steps: &[Step]) -> Vec<String> {
         let Want::Exit { r0, tail_calls, ctx, .. } = &s.global else { continue };
         let at = format!("{file}: {} [Linux {KERNEL}]", s.what);
         let results = engines.run_set(&s.set, &s.input);
-        let mixed = triage::fuzz::mixes_calls_and_tail_calls(&s.set);
+        let mixed = jitdiff::fuzz::mixes_calls_and_tail_calls(&s.set);
         let mut judged = 0;
         for r in results.iter().filter(|r| r.engine != "reference") {
             match &r.result {
