@@ -5,6 +5,8 @@
 //! programs nothing could be concluded about).
 
 use std::io::Write;
+
+use crate::progress::{Progress, Sink};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,9 @@ use triage::present::{to_json, to_text};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// No progress on standard error (the final summary is still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,6 +313,12 @@ fn load(path: &Path) -> Result<SetFile, String> {
 /// Runs the command line `args` (program name first), writing results to `out` and
 /// diagnostics to `err`; returns the exit status.
 pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    main_with(args, out, err, false)
+}
+
+/// [`main`], told whether `err` is a terminal: progress is then redrawn in place (see
+/// [`crate::progress`]) instead of written as a plain line every few seconds.
+pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write, err_is_terminal: bool) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -317,15 +328,16 @@ pub fn main(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             return code;
         }
     };
+    let sink = Sink::new(err_is_terminal, cli.quiet);
     match cli.command {
         Command::Run(a) => cmd_run(&a, out, err),
-        Command::Fuzz(a) => cmd_fuzz(&a, out, err),
+        Command::Fuzz(a) => cmd_fuzz(&a, sink, out, err),
         Command::Jit { file, scheme, inject, empty_slot } => {
             let codegen = jit::compile::Codegen { scheme, empty_slot, bugs: inject.into_iter().collect() };
             cmd_jit(&file, codegen, out, err)
         }
-        Command::Minimize(a) => cmd_minimize(&a, out, err),
-        Command::Triage(a) => cmd_triage(&a, out, err),
+        Command::Minimize(a) => cmd_minimize(&a, sink, out, err),
+        Command::Triage(a) => cmd_triage(&a, sink, out, err),
         Command::Bugs => {
             for i in jit::bugs::CATALOGUE {
                 let commit = i.commit.map(|c| format!(" (kernel fix {c})")).unwrap_or_default();
@@ -464,7 +476,7 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     }
 }
 
-fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn cmd_fuzz(a: &FuzzArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     use crate::fuzz::{fuzz, FuzzOptions};
     use std::sync::atomic::Ordering::Relaxed;
     if a.jobs == 0 || a.jobs > 256 {
@@ -508,25 +520,30 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         stop_at_first_finding: false,
         engine_names: names.clone(),
     };
-    let interactive = !a.json;
+    let progress = Progress::new(if a.json { Sink::Quiet } else { sink }, None, "runs");
     let status = |s: &crate::fuzz::Stats, t: std::time::Duration| {
-        if interactive {
+        let line = || {
             let runs = s.runs.load(Relaxed);
             let (seen, total) = s.forms_seen();
             let shapes = generator::shapes::Shape::ALL.len();
-            eprint!(
-                "\r{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}  forms {seen}/{total}  shapes {}/{shapes}   ",
+            format!(
+                "{:>6.1}s  runs {runs}  ({:.0}/s)  findings {}  invalid {}  inconclusive {}  forms {seen}/{total}  shapes {}/{shapes}",
                 t.as_secs_f64(),
                 runs as f64 / t.as_secs_f64().max(1e-9),
                 s.findings.load(Relaxed),
                 s.invalid.load(Relaxed),
                 s.inconclusive.load(Relaxed),
                 shapes - s.shapes_missing().len(),
-            );
+            )
+        };
+        // The status thread's stream: `err` is not shared with it.
+        if let Some(l) = progress.update(None, line, false) {
+            eprintln!("{l}");
         }
     };
     let start = std::time::Instant::now();
     let stats = fuzz(&opts, &status);
+    progress.finish();
     let secs = start.elapsed().as_secs_f64();
     let (runs, sets) = (stats.runs.load(Relaxed), stats.sets.load(Relaxed));
     let (findings, invalid) = (stats.findings.load(Relaxed), stats.invalid.load(Relaxed));
@@ -587,7 +604,6 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             })
         );
     } else {
-        let _ = writeln!(err);
         let _ = writeln!(
             out,
             "{runs} runs in {secs:.1} s ({:.0}/s): {sets} sets ({:.0}/s, mean size {mean:.1} instructions) on {} inputs each; {findings} findings, {invalid} invalid sets{}",
@@ -674,7 +690,7 @@ fn cmd_fuzz(a: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     u8::from(findings + invalid > 0)
 }
 
-fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn cmd_minimize(a: &MinimizeArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let g = match triage::dedup::read_finding(&a.input) {
         Ok(g) => g,
         Err(e) => return usage(err, &e),
@@ -691,17 +707,20 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
         Ok(e) => e,
         Err(e) => return usage(err, &format!("--engines: {e}")),
     };
+    let display = Progress::new(sink, None, "runs");
     let mut progress = |attempts: u64, size: usize| {
-        let _ = write!(err, "\r{attempts} runs, {size} instructions   ");
+        if let Some(l) = display.update(None, || format!("{attempts} runs, {size} instructions"), false) {
+            let _ = writeln!(err, "{l}");
+        }
     };
-    let m = match triage::minimize::minimize(&mut engines, &g.set, &g.input, a.max_attempts, &mut progress) {
+    let minimized = triage::minimize::minimize(&mut engines, &g.set, &g.input, a.max_attempts, &mut progress);
+    display.finish();
+    let m = match minimized {
         Ok(m) => m,
         Err(e) => {
-            let _ = writeln!(err);
             return usage(err, &format!("{}: {e} (replayed with {})", a.input.display(), config.describe()));
         }
     };
-    let _ = writeln!(err);
     let text = format!(
         "; minimised by jitdiff from {} ({} -> {} instructions, {} runs)\n; signature: {}\n{}\n{}",
         a.input.display(),
@@ -727,7 +746,7 @@ fn cmd_minimize(a: &MinimizeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u
     0
 }
 
-fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+fn cmd_triage(a: &TriageArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if !a.dir.is_dir() {
         return usage(err, &format!("{}: not a directory", a.dir.display()));
     }
@@ -749,21 +768,18 @@ fn cmd_triage(a: &TriageArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         return usage(err, &e);
     }
     let start = std::time::Instant::now();
-    // Redrawn at most every 100 ms, and at the end: a large directory must not flood a
-    // log with one line per input.
-    let mut drawn: Option<std::time::Instant> = None;
+    // A bar on a terminal; elsewhere a line every few seconds and at the end, so a large
+    // directory does not flood a log with one line per input.
+    let display = Progress::new(if a.json { Sink::Quiet } else { sink }, Some(files.len() as u64), "inputs");
     let mut progress = |done: usize, total: usize| {
-        if done < total && drawn.is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(100)) {
-            return;
+        let line = || format!("{done}/{total} inputs");
+        if let Some(l) = display.update(Some(done as u64), line, done == total) {
+            let _ = writeln!(err, "{l}");
         }
-        drawn = Some(std::time::Instant::now());
-        let width = 30;
-        let filled = (done * width).checked_div(total).unwrap_or(width);
-        let _ = write!(err, "\r[{}{}] {done}/{total} inputs", "#".repeat(filled), ".".repeat(width - filled));
     };
     let config_of = |p: &Path| a.engines.for_finding(p);
     let t = triage::dedup::triage(&files, &config_of, a.max_attempts, &mut progress);
-    let _ = writeln!(err);
+    display.finish();
     for (p, why) in &t.skipped {
         let _ = writeln!(err, "jitdiff: skipped {}: {why}", p.display());
     }

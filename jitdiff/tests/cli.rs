@@ -176,3 +176,26 @@ fn a_malformed_configuration_line_is_bad_input() {
     assert_eq!(code, 2);
     assert!(err.contains("badconfig.s") && err.contains("config field scheme"), "{err}");
 }
+
+/// On a pipe, progress is plain lines (no carriage returns), the first at once; `--quiet`
+/// silences it; the summary on stdout is the same either way.
+#[test]
+fn progress_on_a_pipe_is_plain_lines_and_quiet_silences_it() {
+    let artifacts = dir().join("progress-artifacts");
+    let corpus = dir().join("progress-corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let (a, c) = (artifacts.to_str().unwrap(), corpus.to_str().unwrap());
+    let (code, out, err) =
+        jitdiff(&["fuzz", "--runs", "3000", "--seed", "5", "--artifacts", a, "--corpus", c]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains('\r'), "{err:?}");
+    assert!(err.lines().next().is_some_and(|l| l.contains("runs") && l.contains("findings 0")), "{err:?}");
+    let (code, quiet_out, quiet_err) =
+        jitdiff(&["fuzz", "-q", "--runs", "3000", "--seed", "5", "--artifacts", a, "--corpus", c]);
+    assert_eq!(code, 0);
+    assert_eq!(quiet_err, "");
+    // The same summary but for the measured times and rates.
+    let shape = |s: &str| s.split(|c: char| c.is_ascii_digit() || c == '.').collect::<String>();
+    assert!(out.starts_with("3000 runs in "), "{out}");
+    assert_eq!(shape(&out), shape(&quiet_out));
+}
