@@ -292,6 +292,15 @@ pub trait Engine {
     /// [`RunResult::CannotJudge`].
     fn run_set(&mut self, set: &ProgramSet, input: &Input) -> RunResult;
 
+    /// Says that `set` will run on each of `inputs` after the sets announced before it: an
+    /// engine that runs elsewhere (a real kernel in a guest) may start on it now, in the
+    /// background, and answer the [`Engine::prepare`] of the same set and inputs from that
+    /// work, so that it works while the host does other things. A set announced and never
+    /// prepared is dropped. Results are the same either way. The default does nothing.
+    fn announce(&mut self, set: &ProgramSet, inputs: &[Input]) {
+        let _ = (set, inputs);
+    }
+
     /// Says that `set` is about to run on each of `inputs`, in this order: an engine whose
     /// runs are costly to start one by one (a real kernel in a guest) may run them all now
     /// and answer the [`Engine::run_set`] calls that follow from what it kept. Results are

@@ -180,6 +180,14 @@ impl Engines {
         self.run_set(&ProgramSet::single(prog.clone()), input)
     }
 
+    /// Tells every engine that `set` will run on each of `inputs` after the sets announced
+    /// before it ([`Engine::announce`]): the kernel engines' guests start on it now.
+    pub fn announce(&mut self, set: &ProgramSet, inputs: &[Input]) {
+        for e in &mut self.engines {
+            e.announce(set, inputs);
+        }
+    }
+
     /// Tells every engine that `set` is about to run on each of `inputs`
     /// ([`Engine::prepare`]).
     pub fn prepare(&mut self, set: &ProgramSet, inputs: &[Input]) {

@@ -419,7 +419,12 @@ impl Stats {
     }
 
     fn charge(&self, stage: Stage, since: Instant) {
-        self.nanos[stage as usize].fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.charge_nanos(stage, since.elapsed());
+    }
+
+    /// Adds `spent` to `stage`'s time.
+    fn charge_nanos(&self, stage: Stage, spent: Duration) {
+        self.nanos[stage as usize].fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// The call shapes not seen yet.
@@ -537,25 +542,57 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                 };
                 let mut rng = Rng::new(seed);
                 let mut bytes = vec![0u8; INPUT_LEN];
+                // A set and its inputs from the next fuzz input, if it makes one.
+                let next_set = |rng: &mut Rng, bytes: &mut Vec<u8>| -> Option<(Generated, Vec<bpf::Input>)> {
+                    rng.fill(bytes);
+                    let g = generate_for(bytes, kernel)?;
+                    let mut inputs = vec![g.input.clone()];
+                    while inputs.len() < opts.inputs_per_set.max(1) {
+                        inputs.push(vary(&g.input, rng));
+                    }
+                    Some((g, inputs))
+                };
+                let mut ahead: Option<(Generated, Vec<bpf::Input>)> = None;
                 'sets: while !stop.load(Ordering::Relaxed) {
                     let ran_all = opts.runs.is_some_and(|r| stats.runs.load(Ordering::Relaxed) >= r);
                     if ran_all || opts.time.is_some_and(|t| start.elapsed() >= t) {
                         stop.store(true, Ordering::Relaxed);
                         break;
                     }
+                    // With kernel engines, the next set is generated and announced before
+                    // this one is collected, so that the guests work on it meanwhile (the
+                    // sets, and the random bits each takes, are the same either way).
                     let t = Instant::now();
-                    rng.fill(&mut bytes);
-                    let Some(g) = generate_for(&bytes, kernel) else { continue };
-                    let mut inputs = vec![g.input.clone()];
-                    while inputs.len() < opts.inputs_per_set.max(1) {
-                        inputs.push(vary(&g.input, &mut rng));
+                    // Time spent announcing is the kernel engines', not the generator's.
+                    let mut announcing = Duration::ZERO;
+                    let mut announce = |engines: &mut Engines, set: &Generated, inputs: &[bpf::Input]| {
+                        let t = Instant::now();
+                        engines.announce(&set.set, inputs);
+                        announcing += t.elapsed();
+                    };
+                    let (g, inputs) = match ahead.take() {
+                        Some(announced) => announced,
+                        None => {
+                            let Some(fresh) = next_set(&mut rng, &mut bytes) else { continue };
+                            if kernel != KernelTarget::None {
+                                announce(&mut engines, &fresh.0, &fresh.1);
+                            }
+                            fresh
+                        }
+                    };
+                    if kernel != KernelTarget::None {
+                        ahead = next_set(&mut rng, &mut bytes);
+                        if let Some((n, n_inputs)) = &ahead {
+                            announce(&mut engines, n, n_inputs);
+                        }
                     }
                     stats.sets.fetch_add(1, Ordering::Relaxed);
                     stats.insns.fetch_add(g.set.insn_count() as u64, Ordering::Relaxed);
                     let shapes = stats.record_shapes(&g.set);
                     stats.record_forms(&g.set, all_forms);
                     stats.record_loops(&g.set);
-                    stats.charge(Stage::Generate, t);
+                    stats.charge_nanos(Stage::Kernel, announcing);
+                    stats.charge_nanos(Stage::Generate, t.elapsed().saturating_sub(announcing));
                     if kernel != KernelTarget::None {
                         let t = Instant::now();
                         engines.prepare(&g.set, &inputs);

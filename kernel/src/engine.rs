@@ -630,6 +630,18 @@ pub struct KernelEngine {
     guest: Option<Guest>,
     image: Option<KernelImage>,
     prepared: Option<(ProgramSet, Vec<(BpfInput, RunResult)>)>,
+    /// Sets announced ([`Engine::announce`]) and not yet prepared, oldest first.
+    announced: std::collections::VecDeque<Announced>,
+}
+
+/// A set announced to the engine: its job was sent to the guest (`answer` `None` while
+/// the guest works on it) or has been answered.
+#[derive(Debug)]
+struct Announced {
+    set: ProgramSet,
+    inputs: Vec<BpfInput>,
+    job: Job,
+    answer: Option<Result<JobResult, GuestError>>,
 }
 
 impl KernelEngine {
@@ -644,7 +656,14 @@ impl KernelEngine {
     /// path; `None`: the default), reporting itself as `name` (see [`engine_name`]).
     pub fn named(jit: bool, kernel: Option<&str>, name: &'static str) -> Result<KernelEngine, GuestError> {
         let image = KernelImage::for_kernel(kernel)?;
-        Ok(KernelEngine { jit, name, guest: None, image: Some(image), prepared: None })
+        Ok(KernelEngine {
+            jit,
+            name,
+            guest: None,
+            image: Some(image),
+            prepared: None,
+            announced: std::collections::VecDeque::new(),
+        })
     }
 
     /// This engine's kernel version (see [`KernelImage::version`]).
@@ -672,10 +691,49 @@ impl Engine for KernelEngine {
         self.name
     }
 
+    fn announce(&mut self, set: &ProgramSet, inputs: &[BpfInput]) {
+        let Ok(job) = lower_all(set, inputs, self.jit) else { return };
+        let sent = self.guest().and_then(|g| g.send_request(std::slice::from_ref(&job)));
+        let answer = match sent {
+            Ok(()) => None,
+            // Answered at once: prepare() runs it again on a new guest.
+            Err(e) => {
+                self.lost_guest();
+                Some(Err(e))
+            }
+        };
+        self.announced.push_back(Announced { set: set.clone(), inputs: inputs.to_vec(), job, answer });
+    }
+
     fn prepare(&mut self, set: &ProgramSet, inputs: &[BpfInput]) {
         self.prepared = None;
-        let Ok(job) = lower_all(set, inputs, self.jit) else { return };
-        let results = self.exchange(set, inputs, job);
+        let results = match self.announced.iter().position(|a| a.set == *set && a.inputs == inputs) {
+            Some(k) => {
+                // Sets announced before it and never prepared are dropped (once answered).
+                for _ in 0..k {
+                    self.receive(0);
+                    self.announced.pop_front();
+                }
+                self.receive(0);
+                let a = self.announced.pop_front().expect("found above");
+                match a.answer {
+                    Some(Ok(result)) if removed_attachment(&a.job, &result).is_none() => {
+                        outcomes(set, inputs, self.jit, result)
+                    }
+                    // A failed guest, or a job to run again without an attachment: one at a
+                    // time, as without an announcement.
+                    _ => {
+                        self.receive_all();
+                        self.exchange(set, inputs, a.job)
+                    }
+                }
+            }
+            None => {
+                let Ok(job) = lower_all(set, inputs, self.jit) else { return };
+                self.receive_all();
+                self.exchange(set, inputs, job)
+            }
+        };
         self.prepared = Some((set.clone(), inputs.iter().cloned().zip(results).collect()));
     }
 
@@ -727,6 +785,48 @@ impl KernelEngine {
         }
     }
 
+    /// Collects the guest's answer to announced set `k` if it is still working on it (the
+    /// guest answers in order, so every set before `k` must have its answer). A guest that
+    /// fails is dropped, and every set announced to it gets the error (prepare() runs
+    /// those again).
+    fn receive(&mut self, k: usize) {
+        let Some(a) = self.announced.get_mut(k) else { return };
+        if a.answer.is_some() {
+            return;
+        }
+        let Some(guest) = self.guest.as_mut() else {
+            a.answer = Some(Err(GuestError::Dead));
+            return;
+        };
+        match guest.receive(std::slice::from_ref(&a.job)) {
+            Ok(mut results) if results.len() == 1 => a.answer = Some(Ok(results.pop().expect("one result"))),
+            Ok(results) => {
+                let n = results.len();
+                a.answer =
+                    Some(Err(GuestError::Protocol(format!("the guest answered {n} results for 1 job"))));
+            }
+            Err(e) => {
+                a.answer = Some(Err(e));
+                self.lost_guest();
+            }
+        }
+    }
+
+    /// Collects every answer the guest still owes, so that it can take a job of its own.
+    fn receive_all(&mut self) {
+        for k in 0..self.announced.len() {
+            self.receive(k);
+        }
+    }
+
+    /// Drops a guest that failed; every set announced to it and not answered gets the error.
+    fn lost_guest(&mut self) {
+        self.guest = None;
+        for a in self.announced.iter_mut().filter(|a| a.answer.is_none()) {
+            a.answer = Some(Err(GuestError::Dead));
+        }
+    }
+
     /// Runs `job` alone in the guest. A dead or hung guest is dropped here and booted
     /// again for the next job.
     fn run_job(&mut self, job: &Job) -> Result<JobResult, GuestError> {
@@ -736,7 +836,7 @@ impl KernelEngine {
                 Err(GuestError::Protocol(format!("the guest answered {} results for 1 job", results.len())))
             }
             Err(e) => {
-                self.guest = None;
+                self.lost_guest();
                 Err(e)
             }
         }
@@ -746,25 +846,17 @@ impl KernelEngine {
     /// verifier removed as dead code ("Subprog fN doesn't exist": the function can never
     /// run, so neither can the program) is left out and reported with no runs.
     fn run_job_attached(&mut self, job: &Job) -> Result<JobResult, GuestError> {
-        let n = job.progs.len();
-        match self.run_job(job)? {
-            JobResult::Rejected { prog, log, .. }
-                if (n..n + job.attachments.len()).contains(&(prog as usize))
-                    && log.contains("doesn't exist") =>
-            {
-                let k = prog as usize - n;
-                let mut fewer = job.clone();
-                fewer.attachments.remove(k);
-                let mut result = self.run_job_attached(&fewer)?;
-                if let JobResult::Ran { runs, .. } = &mut result {
-                    for run in runs {
-                        run.attachment_runs.insert(k.min(run.attachment_runs.len()), 0);
-                    }
-                }
-                Ok(result)
+        let result = self.run_job(job)?;
+        let Some(k) = removed_attachment(job, &result) else { return Ok(result) };
+        let mut fewer = job.clone();
+        fewer.attachments.remove(k);
+        let mut result = self.run_job_attached(&fewer)?;
+        if let JobResult::Ran { runs, .. } = &mut result {
+            for run in runs {
+                run.attachment_runs.insert(k.min(run.attachment_runs.len()), 0);
             }
-            other => Ok(other),
         }
+        Ok(result)
     }
 
     /// Runs `job` (for `set` on `inputs`) in the guest: one result per input. When the
@@ -796,6 +888,19 @@ impl KernelEngine {
                 Err(why) => RunResult::CannotJudge(format!("the kernel engine cannot run it: {why}")),
             })
             .collect()
+    }
+}
+
+/// For a job the verifier refused because a tracing program is attached to a function it
+/// removed as dead code ("Subprog fN doesn't exist": the function can never run, so
+/// neither can the program), that attachment's index in the job.
+fn removed_attachment(job: &Job, result: &JobResult) -> Option<usize> {
+    match result {
+        JobResult::Rejected { prog, log, .. } => {
+            let k = (*prog as usize).checked_sub(job.progs.len())?;
+            (k < job.attachments.len() && log.contains("doesn't exist")).then_some(k)
+        }
+        _ => None,
     }
 }
 

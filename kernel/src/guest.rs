@@ -1,5 +1,6 @@
 //! Running the guest under qemu and exchanging frames with its agent.
 
+use std::collections::VecDeque;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -39,6 +40,11 @@ pub struct BootOptions {
     pub run_timeout_per_kinsn_squared: Duration,
     /// Extra kernel command-line arguments.
     pub extra_append: String,
+    /// A folder where qemu's human monitor listens on a Unix socket, one per guest
+    /// (`guest-PID-N.sock`), for profiling (`scripts/guest-profile.py` samples the guest's
+    /// program counter through it). Default: the folder `JITDIFF_GUEST_MONITOR` names, else
+    /// none.
+    pub monitor_dir: Option<PathBuf>,
 }
 
 impl BootOptions {
@@ -66,6 +72,7 @@ impl Default for BootOptions {
             run_timeout_per_input: Duration::from_millis(50),
             run_timeout_per_kinsn_squared: Duration::from_millis(80),
             extra_append: String::new(),
+            monitor_dir: std::env::var_os("JITDIFF_GUEST_MONITOR").map(PathBuf::from),
         }
     }
 }
@@ -89,6 +96,10 @@ pub struct Guest {
     /// The wait allowed for the current boot or request (reported on a timeout).
     budget: Duration,
     dead: bool,
+    /// Requests sent and not yet answered, oldest first: when each was sent, and its budget.
+    outstanding: VecDeque<(Instant, Duration)>,
+    /// When the last response came (or the guest became ready).
+    last_answer: Instant,
 }
 
 static GUEST_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -103,11 +114,8 @@ impl Guest {
     /// `options.boot_timeout`). The kernel log goes to a file in a fresh temporary directory.
     pub fn boot_with(image: &KernelImage, options: BootOptions) -> Result<Guest, GuestError> {
         let start = Instant::now();
-        let tmp = std::env::temp_dir().join(format!(
-            "jitdiff-guest-{}-{}",
-            std::process::id(),
-            GUEST_SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let seq = GUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = std::env::temp_dir().join(format!("jitdiff-guest-{}-{seq}", std::process::id()));
         let spawn_err = |source| GuestError::Spawn { cmd: options.qemu.display().to_string(), source };
         fs::create_dir_all(&tmp).map_err(spawn_err)?;
         let stderr = fs::File::create(tmp.join("qemu.stderr")).map_err(spawn_err)?;
@@ -144,6 +152,10 @@ impl Guest {
         .args(["-device", "virtserialport,chardev=ch,name=org.jitdiff.agent"]);
         if let Some(cpu) = &options.cpu {
             cmd.arg("-cpu").arg(cpu);
+        }
+        if let Some(dir) = &options.monitor_dir {
+            let socket = dir.join(format!("guest-{}-{seq}.sock", std::process::id()));
+            cmd.arg("-monitor").arg(format!("unix:{},server,nowait", socket.display()));
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
         let mut child = match cmd.spawn() {
@@ -186,12 +198,15 @@ impl Guest {
             boot_time: Duration::ZERO,
             budget: Duration::ZERO,
             dead: false,
+            outstanding: VecDeque::new(),
+            last_answer: start,
         };
         guest.budget = guest.options.boot_timeout;
         let deadline = start + guest.budget;
         let payload = guest.read_frame(wire::MAGIC_READY, deadline, "waiting for the agent's ready frame")?;
         guest.banner = wire::decode_ready(&payload).inspect_err(|_| guest.kill())?;
         guest.boot_time = start.elapsed();
+        guest.last_answer = Instant::now();
         Ok(guest)
     }
 
@@ -216,19 +231,57 @@ impl Guest {
         String::from_utf8_lossy(&fs::read(self.tmp.join("console.log")).unwrap_or_default()).into_owned()
     }
 
-    /// Sends `jobs` as one request frame and returns one result per job, in order.
+    /// Sends `jobs` as one request frame and returns one result per job, in order. No
+    /// request sent by [`Guest::send_request`] may be waiting for its response.
     ///
     /// Waits at most [`BootOptions::run_budget`] of `jobs`; a timeout, a dead qemu or a malformed response kills the guest and
     /// is an error. An empty slice is a cheap round trip (a liveness check).
     pub fn run(&mut self, jobs: &[Job]) -> Result<Vec<JobResult>, GuestError> {
+        if !self.outstanding.is_empty() {
+            return Err(GuestError::Protocol(format!(
+                "{} request(s) still wait for their responses",
+                self.outstanding.len()
+            )));
+        }
+        self.send_request(jobs)?;
+        self.receive(jobs)
+    }
+
+    /// Sends `jobs` as one request frame and returns at once: the guest works on it while
+    /// the host goes on, and [`Guest::receive`] collects the results. Requests are answered
+    /// in the order they are sent, each within the [`BootOptions::run_budget`] of its jobs,
+    /// counted from when the guest could start on it (when it was sent, or when the answer
+    /// before it came).
+    pub fn send_request(&mut self, jobs: &[Job]) -> Result<(), GuestError> {
         if self.dead {
             return Err(GuestError::Dead);
         }
         let frame = wire::encode_request(jobs)?;
         self.budget = self.options.run_budget(jobs);
-        let deadline = Instant::now() + self.budget;
-        self.send(frame, deadline)?;
+        let sent = Instant::now();
+        self.send(frame, sent + self.budget)?;
+        self.outstanding.push_back((sent, self.budget));
+        Ok(())
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn waiting(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// The results of the oldest request still waiting for its response, which held
+    /// `jobs`; errors as for [`Guest::run`].
+    pub fn receive(&mut self, jobs: &[Job]) -> Result<Vec<JobResult>, GuestError> {
+        if self.dead {
+            return Err(GuestError::Dead);
+        }
+        let Some((sent, budget)) = self.outstanding.pop_front() else {
+            return Err(GuestError::Protocol("no request waits for a response".into()));
+        };
+        self.budget = budget;
+        let deadline = sent.max(self.last_answer) + budget;
         let payload = self.read_frame(wire::MAGIC_RESPONSE, deadline, "waiting for a response")?;
+        self.last_answer = Instant::now();
         wire::decode_response(&payload, jobs).inspect_err(|e| {
             if matches!(e, GuestError::Protocol(_)) {
                 self.kill();
@@ -242,6 +295,9 @@ impl Guest {
     pub fn exchange_raw(&mut self, bytes: &[u8]) -> Result<Vec<u8>, GuestError> {
         if self.dead {
             return Err(GuestError::Dead);
+        }
+        if !self.outstanding.is_empty() {
+            return Err(GuestError::Protocol("requests still wait for their responses".into()));
         }
         self.budget = self.options.run_timeout_base;
         let deadline = Instant::now() + self.budget;

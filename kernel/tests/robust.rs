@@ -191,3 +191,26 @@ fn zba_zbb_follow_the_qemu_cpu() {
     }
     assert!(lens[0] < lens[1], "Zbb code is shorter: {lens:?}");
 }
+
+/// Requests sent without waiting are answered in order; a synchronous run waits for none
+/// to be outstanding.
+#[test]
+fn requests_sent_ahead_are_answered_in_order() {
+    let Some(mut g) = guest() else { return };
+    let g = g.as_mut().unwrap();
+    let jobs: Vec<_> = (0..3)
+        .map(|k| job(true, prog_type::XDP, vec![vec![mov_imm(0, 40 + k), exit()]], vec![vec![0; 14]]))
+        .collect();
+    for j in &jobs {
+        g.send_request(std::slice::from_ref(j)).unwrap();
+    }
+    assert_eq!(g.waiting(), 3);
+    assert!(matches!(g.run(&jobs[..1]), Err(GuestError::Protocol(_))));
+    for (k, j) in jobs.iter().enumerate() {
+        let r = g.receive(std::slice::from_ref(j)).unwrap();
+        assert_eq!(ran(&r[0])[0].retval, 40 + k as u32);
+    }
+    assert_eq!(g.waiting(), 0);
+    assert!(matches!(g.receive(&jobs[..1]), Err(GuestError::Protocol(_))));
+    still_works(g);
+}
