@@ -26,7 +26,7 @@ import time
 # Kinds of work, by the first pattern a function's name matches.
 KINDS = [
     ("idle: waiting for the host", r"^(default_idle_call|arch_cpu_idle|do_idle|cpu_idle|cpuidle|wfi|riscv_cpuidle)"),
-    ("verifier", r"(^|_)(do_check|check_|bpf_check|verifier|mark_|regsafe|states_equal|is_state_visited|"
+    ("verifier", r"(^|_)(arg_track|compute_subprog|bpf_compute_const|do_check|check_|bpf_check|verifier|mark_|regsafe|states_equal|is_state_visited|"
                  r"adjust_|__reg|reg_bounds|tnum_|convert_ctx|do_misc_fixups|opt_|bpf_patch|bpf_adj|"
                  r"push_stack|copy_verifier|clean_|propagate_|__mark|backtrack|bt_|func_states|"
                  r"visit_insn|push_insn|compute_|verbose|bpf_verifier|find_good_pkt|sanitize|"
@@ -38,8 +38,14 @@ KINDS = [
                  r"slab_build_skb|build_skb|kfree_skb|skb_|sk_alloc|sk_free|__sk_free)"),
     ("memory: allocation, page tables, TLB", r"(alloc|free|vmap|vunmap|set_memory|__set_memory|flush_tlb|"
                                               r"tlb|page|pte|pmd|pgd|kmem|slab|memcg|bpf_prog_pack|"
-                                              r"execmem|text_poke|patch_text|__memcpy|memcpy|memset|memmove)"),
+                                              r"execmem|text_poke|patch_text|__memcpy|memcpy|memset|memmove|"
+                                              r"direct_map|split_linear)"),
     ("BTF and kallsyms", r"(btf|kallsyms|ksym|bpf_prog_kallsyms|lookup_symbol)"),
+    ("program tag (sha)", r"^(sha|bpf_prog_calc_tag)"),
+    ("syscalls, traps, user copies", r"(handle_exception|usercopy|copy_to_user|copy_from_user|do_trap|"
+                                     r"ret_from_exception|do_syscall|__sys_bpf|sys_bpf|strncpy_from_user)"),
+    ("virtio channel and timer", r"^(vm_notify|vm_interrupt|virtio|vring|riscv_clock|hvc|handle_irq|"
+                                 r"generic_handle|irq_|plic_|clockevents|tick_|hrtimer)"),
     ("user space: the agent", r"^\[user\]$"),
 ]
 
@@ -89,10 +95,14 @@ class Monitor:
         return buf.decode(errors="replace")
 
     def pc(self):
+        """The program counter and the return address register (the caller of a leaf)."""
         self.sock.sendall(b"info registers\n")
         out = self.read_prompt()
         m = re.search(r"\bpc\s+([0-9a-fA-F]+)", out)
-        return int(m.group(1), 16) if m else None
+        r = re.search(r"\bx1/ra\s+([0-9a-fA-F]+)", out) or re.search(r"\bra\s+([0-9a-fA-F]+)", out)
+        if not m:
+            return None
+        return int(m.group(1), 16), (int(r.group(1), 16) if r else None)
 
 
 def main():
@@ -116,19 +126,23 @@ def main():
         return 2
     funcs = collections.Counter()
     kinds = collections.Counter()
+    callers = collections.defaultdict(collections.Counter)
     end = time.monotonic() + a.seconds
     n = 0
     while time.monotonic() < end and monitors:
         for name, mon in list(monitors):
             try:
-                pc = mon.pc()
+                regs = mon.pc()
             except (OSError, EOFError):
                 monitors.remove((name, mon))
                 continue
-            if pc is None:
+            if regs is None:
                 continue
+            pc, ra = regs
             f = symbol(syms, addrs, pc)
             funcs[f] += 1
+            if ra is not None:
+                callers[f][symbol(syms, addrs, ra)] += 1
             kinds[kind(f)] += 1
             n += 1
         time.sleep(a.interval / 1000)
@@ -142,6 +156,10 @@ def main():
     print(f"\ntop {a.top} functions:")
     for f, c in funcs.most_common(a.top):
         print(f"  {100 * c / n:5.1f}%  {f}  ({kind(f)})")
+    print("\ntheir callers (the return address register: exact for a leaf function):")
+    for f, _ in funcs.most_common(8):
+        top = ", ".join(f"{g} {100 * k / sum(callers[f].values()):.0f}%" for g, k in callers[f].most_common(3))
+        print(f"  {f}: {top}")
     return 0
 
 
