@@ -46,7 +46,7 @@ KINDS = [
                                      r"ret_from_exception|do_syscall|__sys_bpf|sys_bpf|strncpy_from_user)"),
     ("virtio channel and timer", r"^(vm_notify|vm_interrupt|virtio|vring|riscv_clock|hvc|handle_irq|"
                                  r"generic_handle|irq_|plic_|clockevents|tick_|hrtimer)"),
-    ("user space: the agent", r"^\[user\]$"),
+    ("user space: the agent", r"^\[user\]"),
 ]
 
 
@@ -62,9 +62,13 @@ def load_map(path):
     return syms
 
 
+USER = []  # (address, name) of the agent's functions, when --agent is given
+
+
 def symbol(syms, addrs, pc):
     if pc < 0x8000_0000_0000_0000:
-        return "[user]"
+        i = bisect.bisect_right([a for a, _ in USER], pc) - 1
+        return f"[user] {USER[i][1]}" if USER and i >= 0 else "[user]"
     i = bisect.bisect_right(addrs, pc) - 1
     if i < 0 or i + 1 >= len(syms):
         return "[bpf program or module]"
@@ -111,9 +115,18 @@ def main():
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--interval", type=float, default=5, help="milliseconds between samples")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--agent", help="an unstripped build of the agent (same compiler and flags as kernel/build.sh's), "
+                                    "to name its functions")
     ap.add_argument("sockets", nargs="+")
     a = ap.parse_args()
     syms = load_map(a.map)
+    if a.agent:
+        import subprocess
+        out = subprocess.run(["riscv64-linux-gnu-nm", "-n", a.agent], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in "tTwW":
+                USER.append((int(parts[0], 16), parts[2]))
     addrs = [s[0] for s in syms]
     monitors = []
     for path in a.sockets:

@@ -517,6 +517,10 @@ fn save(
     Ok(stem.with_extension("s"))
 }
 
+/// With kernel engines, how many sets are generated and announced to them ahead of the one
+/// being compared, so that each guest always has the next one to work on.
+const SETS_AHEAD: usize = 3;
+
 /// Runs a fuzzing session; `status` is called about once a second with the stats.
 pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> Arc<Stats> {
     let stats = Arc::new(Stats::new());
@@ -552,15 +556,15 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     }
                     Some((g, inputs))
                 };
-                let mut ahead: Option<(Generated, Vec<bpf::Input>)> = None;
+                let mut ahead: std::collections::VecDeque<(Generated, Vec<bpf::Input>)> = Default::default();
                 'sets: while !stop.load(Ordering::Relaxed) {
                     let ran_all = opts.runs.is_some_and(|r| stats.runs.load(Ordering::Relaxed) >= r);
                     if ran_all || opts.time.is_some_and(|t| start.elapsed() >= t) {
                         stop.store(true, Ordering::Relaxed);
                         break;
                     }
-                    // With kernel engines, the next set is generated and announced before
-                    // this one is collected, so that the guests work on it meanwhile (the
+                    // With kernel engines, the next sets are generated and announced before
+                    // this one is collected, so that the guests work on them meanwhile (the
                     // sets, and the random bits each takes, are the same either way).
                     let t = Instant::now();
                     // Time spent announcing is the kernel engines', not the generator's.
@@ -570,7 +574,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         engines.announce(&set.set, inputs);
                         announcing += t.elapsed();
                     };
-                    let (g, inputs) = match ahead.take() {
+                    let (g, inputs) = match ahead.pop_front() {
                         Some(announced) => announced,
                         None => {
                             let Some(fresh) = next_set(&mut rng, &mut bytes) else { continue };
@@ -581,9 +585,11 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         }
                     };
                     if kernel != KernelTarget::None {
-                        ahead = next_set(&mut rng, &mut bytes);
-                        if let Some((n, n_inputs)) = &ahead {
-                            announce(&mut engines, n, n_inputs);
+                        for _ in ahead.len()..SETS_AHEAD {
+                            if let Some(next) = next_set(&mut rng, &mut bytes) {
+                                announce(&mut engines, &next.0, &next.1);
+                                ahead.push_back(next);
+                            }
                         }
                     }
                     stats.sets.fetch_add(1, Ordering::Relaxed);

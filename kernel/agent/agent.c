@@ -568,8 +568,35 @@ static long btf_extra(uint32_t kind, uint32_t vlen)
 	}
 }
 
+/* Kernel functions already found, so that a job's kfuncs cost no walk over vmlinux's BTF
+ * (tens of thousands of types) once seen: name and id. */
+#define KFUNC_CACHE 64
+static struct {
+	char name[MAX_KFUNC_NAME];
+	uint32_t id;
+} kfunc_cache[KFUNC_CACHE];
+static uint32_t kfunc_cached;
+
+static int kfunc_btf_id_uncached(const char *name, uint32_t *id);
+
 /* The BTF id of the kernel function `name` (a BTF_KIND_FUNC of vmlinux). */
 static int kfunc_btf_id(const char *name, uint32_t *id)
+{
+	for (uint32_t k = 0; k < kfunc_cached; k++) {
+		if (!strcmp(kfunc_cache[k].name, name)) {
+			*id = kfunc_cache[k].id;
+			return 0;
+		}
+	}
+	int e = kfunc_btf_id_uncached(name, id);
+	if (!e && kfunc_cached < KFUNC_CACHE && strlen(name) < MAX_KFUNC_NAME) {
+		strcpy(kfunc_cache[kfunc_cached].name, name);
+		kfunc_cache[kfunc_cached++].id = *id;
+	}
+	return e;
+}
+
+static int kfunc_btf_id_uncached(const char *name, uint32_t *id)
 {
 	int e = read_vmlinux_btf();
 	if (e)
