@@ -115,8 +115,15 @@ impl Guest {
     pub fn boot_with(image: &KernelImage, options: BootOptions) -> Result<Guest, GuestError> {
         let start = Instant::now();
         let seq = GUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = std::env::temp_dir().join(format!("jitdiff-guest-{}-{seq}", std::process::id()));
         let spawn_err = |source| GuestError::Spawn { cmd: options.qemu.display().to_string(), source };
+        let qemu = find_program(&options.qemu).ok_or_else(|| {
+            spawn_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not found (scripts/setup.sh installs it)",
+            ))
+        })?;
+        remove_folders_of_dead_processes();
+        let tmp = process_folder().join(format!("guest-{seq}"));
         fs::create_dir_all(&tmp).map_err(spawn_err)?;
         let stderr = fs::File::create(tmp.join("qemu.stderr")).map_err(spawn_err)?;
         let mut append = String::from("console=ttyS0 riscv_isa_fallback panic=-1");
@@ -124,7 +131,19 @@ impl Guest {
             append.push(' ');
             append.push_str(&options.extra_append);
         }
-        let mut cmd = Command::new(&options.qemu);
+        // qemu dies with the thread that started it, whatever ends jitdiff (a kill, a
+        // crash): `setpriv --pdeathsig KILL` (util-linux, which Debian always has) sets the
+        // parent-death signal and becomes qemu. Its own process group keeps a terminal's
+        // Ctrl-C for jitdiff, which shuts its guests down itself.
+        let mut cmd = match find_program(std::path::Path::new("setpriv")) {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "KILL", "--"]).arg(&qemu);
+                c
+            }
+            None => Command::new(&qemu),
+        };
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args([
             "-M",
             "virt",
@@ -417,6 +436,45 @@ impl Drop for Guest {
             let _ = reader.join();
         }
         let _ = fs::remove_dir_all(&self.tmp);
+        // The process's folder, once its last guest is gone.
+        if let Some(parent) = self.tmp.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// `program` itself when it names a path, else the first executable of that name on
+/// `PATH`.
+fn find_program(program: &std::path::Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// This process's folder for its guests' files: `jitdiff-PID` in the temporary folder.
+fn process_folder() -> PathBuf {
+    std::env::temp_dir().join(format!("jitdiff-{}", std::process::id()))
+}
+
+/// Removes the guest folders left by jitdiff processes that are gone (killed before they
+/// could clean up): `jitdiff-PID` (and the older `jitdiff-guest-PID-N`) in the temporary
+/// folder whose PID no longer runs. Nothing else is touched.
+fn remove_folders_of_dead_processes() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let pid = match name.strip_prefix("jitdiff-guest-") {
+            Some(rest) => rest.split('-').next(),
+            None => name.strip_prefix("jitdiff-"),
+        };
+        let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if gone && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = fs::remove_dir_all(e.path());
+        }
     }
 }
 
