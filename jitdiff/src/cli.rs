@@ -477,8 +477,16 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn cmd_fuzz(a: &FuzzArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    use crate::fuzz::{fuzz, FuzzOptions};
+    use crate::fuzz::{fuzz, FuzzOptions, INTERRUPTED};
     use std::sync::atomic::Ordering::Relaxed;
+    // Ctrl-C or SIGTERM ends the session as its time limit would (summary, guests shut
+    // down, findings whole); a second one ends the process at once. Installed once per
+    // process (a second fuzz in the same process, as in tests, keeps the first handler).
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Relaxed) {
+            std::process::exit(130);
+        }
+    });
     if a.jobs == 0 || a.jobs > 256 {
         return usage(err, &format!("--jobs: {} is not from 1 to 256", a.jobs));
     }
@@ -731,7 +739,8 @@ fn cmd_minimize(a: &MinimizeArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn
         config.line(),
         bpf::asm::print_set(&m.set, Some(&m.input))
     );
-    if let Err(e) = std::fs::write(&output, text) {
+    // Claimed exclusively: a file made there since the check above is not overwritten.
+    if let Err(e) = triage::files::write_new(&output, text.as_bytes()) {
         return usage(err, &format!("cannot write {}: {e}", output.display()));
     }
     let _ = writeln!(

@@ -498,24 +498,33 @@ fn save(
     (config, report): (&FindingConfig, &str),
 ) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let stem = dir.join(format!("{kind}-{n:04}"));
-    // Never overwrite: find a free name.
-    let mut stem = stem;
-    let mut k = 0;
-    while stem.with_extension("input").exists() {
-        k += 1;
-        stem = dir.join(format!("{kind}-{n:04}-{k}"));
-    }
-    std::fs::write(stem.with_extension("input"), bytes)?;
     let text = format!(
         "{}\n{}\n; {}\n",
         bpf::asm::print_set(&g.set, Some(&g.input)),
         config.line(),
         report.replace('\n', "\n; ")
     );
-    std::fs::write(stem.with_extension("s"), text)?;
+    // Never overwrite, even with another jitdiff saving into the same folder: the first
+    // free name whose `.input` this process claims.
+    let mut k = 0;
+    let stem = loop {
+        let stem = match k {
+            0 => dir.join(format!("{kind}-{n:04}")),
+            _ => dir.join(format!("{kind}-{n:04}-{k}")),
+        };
+        match triage::files::write_new(&stem.with_extension("input"), bytes) {
+            Ok(()) => break stem,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => k += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    triage::files::write_new(&stem.with_extension("s"), text.as_bytes())?;
     Ok(stem.with_extension("s"))
 }
+
+/// Set when the user interrupts the session (Ctrl-C, SIGTERM): every fuzzing thread stops
+/// before its next run, and the session ends as at its time limit, with its summary.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// With kernel engines, how many sets are generated and announced to them ahead of the one
 /// being compared, so that each guest always has the next one to work on.
@@ -559,7 +568,8 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                 let mut ahead: std::collections::VecDeque<(Generated, Vec<bpf::Input>)> = Default::default();
                 'sets: while !stop.load(Ordering::Relaxed) {
                     let ran_all = opts.runs.is_some_and(|r| stats.runs.load(Ordering::Relaxed) >= r);
-                    if ran_all || opts.time.is_some_and(|t| start.elapsed() >= t) {
+                    let interrupted = INTERRUPTED.load(Ordering::Relaxed);
+                    if ran_all || interrupted || opts.time.is_some_and(|t| start.elapsed() >= t) {
                         stop.store(true, Ordering::Relaxed);
                         break;
                     }
@@ -605,6 +615,10 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                         stats.charge(Stage::Kernel, t);
                     }
                     for (k, input) in inputs.iter().enumerate() {
+                        if INTERRUPTED.load(Ordering::Relaxed) {
+                            stop.store(true, Ordering::Relaxed);
+                            break 'sets;
+                        }
                         let n = stats.runs.fetch_add(1, Ordering::Relaxed);
                         if opts.runs.is_some_and(|r| n >= r) {
                             stats.runs.fetch_sub(1, Ordering::Relaxed);

@@ -81,3 +81,87 @@ fn guests_die_with_jitdiff_and_the_next_run_removes_its_folder() {
     assert!(!folder.exists(), "{} is left behind", folder.display());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Two fuzzers saving into one artifacts folder at once, finding the same things under the
+/// same names (same seed, an injected bug): every finding of both is saved whole, none
+/// overwritten.
+#[test]
+fn two_fuzzers_share_an_artifacts_folder_without_losing_a_finding() {
+    let dir = std::env::temp_dir().join(format!("jitdiff-shared-{}", std::process::id()));
+    let (artifacts, corpus) = (dir.join("artifacts"), dir.join("corpus"));
+    std::fs::create_dir_all(&corpus).unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_jitdiff"))
+            .args(["fuzz", "-q", "--runs", "2000", "--seed", "2", "--inject", "alu32-arith-no-zext"])
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .arg("--corpus")
+            .arg(&corpus)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (start(), start());
+    let findings = |c: std::process::Child| -> usize {
+        let out = c.wait_with_output().unwrap();
+        // Exit status 1: findings.
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // "... sets on N inputs each; K findings, ..."
+        let k =
+            text.split(" findings").next().and_then(|s| s.rsplit(' ').next()).and_then(|n| n.parse().ok());
+        k.unwrap_or_else(|| panic!("no findings count in {text}"))
+    };
+    let reported = findings(a) + findings(b);
+    assert!(reported >= 2, "the injected bug is found ({reported})");
+    let names: Vec<String> = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let inputs: Vec<&String> = names.iter().filter(|n| n.ends_with(".input")).collect();
+    assert_eq!(inputs.len(), reported, "one saved finding per finding reported: {names:?}");
+    assert_eq!(names.len(), 2 * reported, "an .input and an .s each, nothing else: {names:?}");
+    for input in inputs {
+        let stem = artifacts.join(input.trim_end_matches(".input"));
+        assert!(!std::fs::read(stem.with_extension("input")).unwrap().is_empty());
+        bpf::load::load_set_file(&stem.with_extension("s")).unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM ends a fuzzing session as its time limit would: its own exit
+/// status, the summary printed, every saved finding whole.
+#[test]
+fn an_interrupted_session_ends_with_its_summary() {
+    for signal in ["-INT", "-TERM"] {
+        let dir = std::env::temp_dir().join(format!("jitdiff-interrupt-{}{signal}", std::process::id()));
+        let (artifacts, corpus) = (dir.join("artifacts"), dir.join("corpus"));
+        std::fs::create_dir_all(&corpus).unwrap();
+        let fuzz = Command::new(env!("CARGO_BIN_EXE_jitdiff"))
+            .args(["fuzz", "-q", "--time", "600", "--inject", "alu32-arith-no-zext"])
+            .arg("--artifacts")
+            .arg(&artifacts)
+            .arg("--corpus")
+            .arg(&corpus)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        let sent = Command::new("kill").arg(signal).arg(fuzz.id().to_string()).status().unwrap();
+        assert!(sent.success());
+        let out = fuzz.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // Ended by itself (status 1: the injected bug's findings), not by the signal.
+        assert_eq!(out.status.code(), Some(1), "{signal}: {text}");
+        assert!(text.contains(" runs in ") && text.contains(" findings"), "{signal}: {text}");
+        for e in std::fs::read_dir(&artifacts).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "s") {
+                bpf::load::load_set_file(&p).unwrap_or_else(|e| panic!("{e}"));
+                assert!(std::fs::metadata(p.with_extension("input")).unwrap().len() > 0);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -177,7 +177,7 @@ impl Guest {
             cmd.arg("-monitor").arg(format!("unix:{},server,nowait", socket.display()));
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(stderr);
-        let mut child = match cmd.spawn() {
+        let mut child = match spawn_from_a_lasting_thread(cmd) {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&tmp);
@@ -440,6 +440,33 @@ impl Drop for Guest {
         if let Some(parent) = self.tmp.parent() {
             let _ = fs::remove_dir(parent);
         }
+    }
+}
+
+/// Spawns `cmd` from a thread that lasts as long as the process. The parent-death signal
+/// is sent when the thread that started the child ends, not the process, and guests are
+/// booted from short-lived threads too (a test's, a fuzzing thread's) and shared: started
+/// from this thread, qemu dies exactly when jitdiff does.
+fn spawn_from_a_lasting_thread(cmd: Command) -> std::io::Result<Child> {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let started = std::thread::Builder::new().name("jitdiff-qemu-spawner".into()).spawn(move || {
+            for (mut cmd, reply) in rx {
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        if let Err(e) = started {
+            eprintln!("jitdiff: cannot start the thread that starts qemu: {e}");
+        }
+        std::sync::Mutex::new(tx)
+    });
+    let (reply, answer) = mpsc::channel();
+    let sent = spawner.lock().unwrap_or_else(|e| e.into_inner()).send((cmd, reply));
+    match sent.ok().and_then(|()| answer.recv().ok()) {
+        Some(result) => result,
+        None => Err(std::io::Error::other("the thread that starts qemu is gone")),
     }
 }
 

@@ -253,11 +253,11 @@ pub fn write_reports(t: &Triage, out: &Path, seconds: f64) -> Result<serde_json:
             g.config.line(),
             bpf::asm::print_set(&g.best.set, Some(&g.best.input))
         );
-        std::fs::write(&reproducer, text).map_err(|e| io(&reproducer, e))?;
+        crate::files::write_new(&reproducer, text.as_bytes()).map_err(|e| io(&reproducer, e))?;
         let s = sections(g, &reproducer);
         let (md, page) = (dir.join("report.md"), dir.join("report.html"));
-        std::fs::write(&md, markdown(&s)).map_err(|e| io(&md, e))?;
-        std::fs::write(&page, html(&s)).map_err(|e| io(&page, e))?;
+        crate::files::write_new(&md, markdown(&s).as_bytes()).map_err(|e| io(&md, e))?;
+        crate::files::write_new(&page, html(&s).as_bytes()).map_err(|e| io(&page, e))?;
         groups.push(serde_json::json!({
             "group": g.key,
             "signatures": g.signatures.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
@@ -291,7 +291,7 @@ pub fn write_reports(t: &Triage, out: &Path, seconds: f64) -> Result<serde_json:
         "known_list": known,
     });
     let path: PathBuf = out.join("summary.json");
-    std::fs::write(&path, format!("{summary:#}\n")).map_err(|e| io(&path, e))?;
+    crate::files::write_new(&path, format!("{summary:#}\n").as_bytes()).map_err(|e| io(&path, e))?;
     Ok(summary)
 }
 
