@@ -82,25 +82,31 @@ fn guests_die_with_jitdiff_and_the_next_run_removes_its_folder() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `jitdiff fuzz -q ARGS` with an injected bug, its findings saved in `DIR/artifacts`, an
+/// empty corpus in `DIR/corpus`, its stdout piped.
+fn fuzz_with_a_bug(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_jitdiff"))
+        .args(["fuzz", "-q", "--inject", "alu32-arith-no-zext"])
+        .args(args)
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .arg("--corpus")
+        .arg(&corpus)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Two fuzzers saving into one artifacts folder at once, finding the same things under the
 /// same names (same seed, an injected bug): every finding of both is saved whole, none
 /// overwritten.
 #[test]
 fn two_fuzzers_share_an_artifacts_folder_without_losing_a_finding() {
     let dir = std::env::temp_dir().join(format!("jitdiff-shared-{}", std::process::id()));
-    let (artifacts, corpus) = (dir.join("artifacts"), dir.join("corpus"));
-    std::fs::create_dir_all(&corpus).unwrap();
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_jitdiff"))
-            .args(["fuzz", "-q", "--runs", "2000", "--seed", "2", "--inject", "alu32-arith-no-zext"])
-            .arg("--artifacts")
-            .arg(&artifacts)
-            .arg("--corpus")
-            .arg(&corpus)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let artifacts = dir.join("artifacts");
+    let start = || fuzz_with_a_bug(&dir, &["--runs", "2000", "--seed", "2"]);
     let (a, b) = (start(), start());
     let findings = |c: std::process::Child| -> usize {
         let out = c.wait_with_output().unwrap();
@@ -136,17 +142,8 @@ fn two_fuzzers_share_an_artifacts_folder_without_losing_a_finding() {
 fn an_interrupted_session_ends_with_its_summary() {
     for signal in ["-INT", "-TERM"] {
         let dir = std::env::temp_dir().join(format!("jitdiff-interrupt-{}{signal}", std::process::id()));
-        let (artifacts, corpus) = (dir.join("artifacts"), dir.join("corpus"));
-        std::fs::create_dir_all(&corpus).unwrap();
-        let fuzz = Command::new(env!("CARGO_BIN_EXE_jitdiff"))
-            .args(["fuzz", "-q", "--time", "600", "--inject", "alu32-arith-no-zext"])
-            .arg("--artifacts")
-            .arg(&artifacts)
-            .arg("--corpus")
-            .arg(&corpus)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let artifacts = dir.join("artifacts");
+        let fuzz = fuzz_with_a_bug(&dir, &["--time", "600"]);
         std::thread::sleep(Duration::from_millis(1500));
         let sent = Command::new("kill").arg(signal).arg(fuzz.id().to_string()).status().unwrap();
         assert!(sent.success());
