@@ -4,8 +4,28 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// A test's own scratch folder, `jitdiff-cli-PID/TEST`, removed when its thread ends
+/// (passed or failed), with the process's folder once it is empty.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: Scratch = {
+        let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+        Scratch(std::env::temp_dir().join(format!("jitdiff-cli-{}", std::process::id())).join(test))
+    };
+}
+
 fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("jitdiff-cli-{}", std::process::id()));
+    let d = SCRATCH.with(|s| s.0.clone());
     std::fs::create_dir_all(&d).unwrap();
     d
 }
