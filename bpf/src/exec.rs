@@ -319,6 +319,13 @@ pub trait Engine {
         None
     }
 
+    /// How many times this engine had to replace what it runs on after it failed (a real
+    /// kernel's guest that died, stopped answering or answered garbage), by cause; empty
+    /// (the default) for engines that run in this process.
+    fn restarts(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// The instructions the last run executed, for an engine that counts them in the
     /// kernel's units (the reference interpreter); `None` (the default) otherwise.
     fn work(&self) -> Option<u64> {

@@ -180,6 +180,15 @@ impl Engines {
         self.run_set(&ProgramSet::single(prog.clone()), input)
     }
 
+    /// How many times the engines replaced a failed guest, by cause, over all engines.
+    pub fn restarts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut all = std::collections::BTreeMap::new();
+        for (cause, n) in self.engines.iter().flat_map(|e| e.restarts()) {
+            *all.entry(cause).or_insert(0) += n;
+        }
+        all
+    }
+
     /// Tells every engine that `set` will run on each of `inputs` after the sets announced
     /// before it ([`Engine::announce`]): the kernel engines' guests start on it now.
     pub fn announce(&mut self, set: &ProgramSet, inputs: &[Input]) {

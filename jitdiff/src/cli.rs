@@ -603,6 +603,7 @@ fn cmd_fuzz(a: &FuzzArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) 
                 "kernel_rejected_mixed_calls_and_tail_calls": stats.kernel.rejected_mixed.load(Relaxed),
                 "kernel_mixing_unsupported": stats.kernel.mixing_unsupported.load(Relaxed),
                 "kernel_cannot_judge": stats.kernel.cannot_judge.load(Relaxed),
+                "guest_restarts": *stats.guest_restarts.lock().unwrap_or_else(|e| e.into_inner()),
                 "kernel_by_shape": stats.kernel.by_shape().iter().map(|v| (v.shape.to_string(), serde_json::json!({
                     "ran": v.ran,
                     "rejected": v.rejected,
@@ -663,6 +664,16 @@ fn cmd_fuzz(a: &FuzzArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) 
                 out,
                 "{known} runs showed a known divergence of a kernel ({}; not counted as findings)",
                 names.join(", ")
+            );
+        }
+        let restarts = stats.guest_restarts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if !restarts.is_empty() {
+            let causes: Vec<String> = restarts.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "kernel guests restarted {} times ({}); the runs they owed ran again on new guests",
+                restarts.values().sum::<u64>(),
+                causes.join(", ")
             );
         }
         if let Some(acceptance) = stats.kernel.acceptance() {

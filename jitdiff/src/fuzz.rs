@@ -145,6 +145,10 @@ pub struct Stats {
     pub known_each: [AtomicU64; compare::known::ALL.len()],
     /// When the first finding was made: time since the start and runs made by then.
     pub first_finding: Mutex<Option<(Duration, u64)>>,
+    /// Guests of the kernel engines replaced after they failed, by cause (the real kernel's
+    /// guest died, stopped answering or answered garbage); the runs it owed were run again
+    /// on the new one.
+    pub guest_restarts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Kernel engine runs, by what the kernel said (see [`KernelVerdicts`]).
     pub kernel: KernelVerdicts,
 }
@@ -691,6 +695,10 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                             eprintln!("jitdiff: cannot save a {kind} in {}: {e}", opts.artifacts.display());
                         }
                     }
+                }
+                let mut restarts = stats.guest_restarts.lock().unwrap_or_else(|e| e.into_inner());
+                for (cause, n) in engines.restarts() {
+                    *restarts.entry(cause).or_insert(0) += n;
                 }
             });
         }

@@ -162,3 +162,53 @@ fn an_interrupted_session_ends_with_its_summary() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// A guest killed in the middle of a fuzzing session is replaced: the session goes on, the
+/// runs it owed run again on the new guest, and the summary counts the restart.
+#[test]
+fn a_guest_killed_during_a_session_is_replaced_and_counted() {
+    if let Err(e) = kernel::KernelImage::cached("7.3") {
+        println!("skipped: no kernel image for 7.3 ({e})");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("jitdiff-restart-{}", std::process::id()));
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let fuzz = Command::new(env!("CARGO_BIN_EXE_jitdiff"))
+        .args([
+            "fuzz",
+            "-q",
+            "--json",
+            "--engines",
+            "reference,kernel-jit",
+            "--kernel",
+            "7.3",
+            "--time",
+            "10",
+        ])
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .arg("--corpus")
+        .arg(&corpus)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let qemu = loop {
+        let q = children(fuzz.id()).into_iter().find(|(_, c)| c.starts_with("qemu")).map(|(p, _)| p);
+        if q.is_some() || start.elapsed() > Duration::from_secs(30) {
+            break q.expect("a guest starts");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(Command::new("kill").args(["-KILL", &qemu.to_string()]).status().unwrap().success());
+    let out = fuzz.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let summary: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(summary["guest_restarts"]["died"], 1, "{summary}");
+    assert!(summary["kernel_ran"].as_u64().is_some_and(|n| n > 0), "{summary}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

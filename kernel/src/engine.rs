@@ -632,6 +632,8 @@ pub struct KernelEngine {
     prepared: Option<(ProgramSet, Vec<(BpfInput, RunResult)>)>,
     /// Sets announced ([`Engine::announce`]) and not yet prepared, oldest first.
     announced: std::collections::VecDeque<Announced>,
+    /// Guests dropped after they failed (and replaced on next use), by cause.
+    restarts: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A set announced to the engine: its job was sent to the guest (`answer` `None` while
@@ -663,6 +665,7 @@ impl KernelEngine {
             image: Some(image),
             prepared: None,
             announced: std::collections::VecDeque::new(),
+            restarts: Default::default(),
         })
     }
 
@@ -698,7 +701,7 @@ impl Engine for KernelEngine {
             Ok(()) => None,
             // Answered at once: prepare() runs it again on a new guest.
             Err(e) => {
-                self.lost_guest();
+                self.lost_guest(&e);
                 Some(Err(e))
             }
         };
@@ -739,6 +742,10 @@ impl Engine for KernelEngine {
 
     fn native_listing(&mut self, set: &ProgramSet, input: &BpfInput) -> Option<Result<String, String>> {
         self.jit.then(|| self.jited_listing(set, input))
+    }
+
+    fn restarts(&self) -> Vec<(&'static str, u64)> {
+        self.restarts.iter().map(|(c, n)| (*c, *n)).collect()
     }
 
     fn run_set(&mut self, set: &ProgramSet, input: &BpfInput) -> RunResult {
@@ -806,8 +813,9 @@ impl KernelEngine {
                     Some(Err(GuestError::Protocol(format!("the guest answered {n} results for 1 job"))));
             }
             Err(e) => {
+                let cause = restart_cause(&e);
                 a.answer = Some(Err(e));
-                self.lost_guest();
+                self.count_restart(cause);
             }
         }
     }
@@ -819,9 +827,18 @@ impl KernelEngine {
         }
     }
 
-    /// Drops a guest that failed; every set announced to it and not answered gets the error.
-    fn lost_guest(&mut self) {
-        self.guest = None;
+    /// Drops a guest that failed with `e`, counting the restart its replacement will be;
+    /// every set announced to it and not answered gets the error.
+    fn lost_guest(&mut self, e: &GuestError) {
+        self.count_restart(restart_cause(e));
+    }
+
+    /// Drops the guest (if one runs), counting a restart for `cause`; every set announced
+    /// to it and not answered gets an error.
+    fn count_restart(&mut self, cause: &'static str) {
+        if self.guest.take().is_some() {
+            *self.restarts.entry(cause).or_insert(0) += 1;
+        }
         for a in self.announced.iter_mut().filter(|a| a.answer.is_none()) {
             a.answer = Some(Err(GuestError::Dead));
         }
@@ -836,7 +853,7 @@ impl KernelEngine {
                 Err(GuestError::Protocol(format!("the guest answered {} results for 1 job", results.len())))
             }
             Err(e) => {
-                self.lost_guest();
+                self.lost_guest(&e);
                 Err(e)
             }
         }
@@ -888,6 +905,16 @@ impl KernelEngine {
                 Err(why) => RunResult::CannotJudge(format!("the kernel engine cannot run it: {why}")),
             })
             .collect()
+    }
+}
+
+/// Why a guest had to be replaced, in a word or two (the fuzz summary counts them).
+fn restart_cause(e: &GuestError) -> &'static str {
+    match e {
+        GuestError::Died { .. } | GuestError::Dead => "died",
+        GuestError::Timeout { .. } => "stopped answering",
+        GuestError::Protocol(_) => "answered garbage",
+        _ => "failed",
     }
 }
 
