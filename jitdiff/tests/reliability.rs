@@ -29,35 +29,49 @@ fn running(pid: u32) -> bool {
         .is_some_and(|dead| !dead)
 }
 
-#[test]
-fn guests_die_with_jitdiff_and_the_next_run_removes_its_folder() {
+/// `jitdiff fuzz -q --kernel 7.3 ARGS` (with `--engines` among them), its findings in
+/// `DIR/artifacts`, an empty corpus; `None` (after saying so) without a 7.3 image.
+fn fuzz_on_the_kernel(dir: &std::path::Path, args: &[&str]) -> Option<std::process::Child> {
     if let Err(e) = kernel::KernelImage::cached("7.3") {
         println!("skipped: no kernel image for 7.3 ({e})");
-        return;
+        return None;
     }
-    let dir = std::env::temp_dir().join(format!("jitdiff-reliability-{}", std::process::id()));
     let corpus = dir.join("corpus");
     std::fs::create_dir_all(&corpus).unwrap();
-    let bin = env!("CARGO_BIN_EXE_jitdiff");
-    let engines = "reference,kernel-jit,kernel-interp";
-    let mut fuzz = Command::new(bin)
-        .args(["fuzz", "-q", "--engines", engines, "--kernel", "7.3", "--time", "120"])
+    let child = Command::new(env!("CARGO_BIN_EXE_jitdiff"))
+        .args(["fuzz", "-q", "--kernel", "7.3"])
+        .args(args)
         .arg("--artifacts")
         .arg(dir.join("artifacts"))
         .arg("--corpus")
         .arg(&corpus)
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("jitdiff starts");
-    let pid = fuzz.id();
+    Some(child)
+}
+
+/// The qemu processes `pid` started, once there are `n` (at most a minute's wait).
+fn guests_of(pid: u32, n: usize) -> Vec<u32> {
     let start = Instant::now();
-    let qemus = loop {
+    loop {
         let q: Vec<u32> =
             children(pid).into_iter().filter(|(_, c)| c.starts_with("qemu")).map(|(p, _)| p).collect();
-        if q.len() >= 2 || start.elapsed() > Duration::from_secs(60) {
-            break q;
+        if q.len() >= n || start.elapsed() > Duration::from_secs(60) {
+            return q;
         }
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
+}
+
+#[test]
+fn guests_die_with_jitdiff_and_the_next_run_removes_its_folder() {
+    let dir = std::env::temp_dir().join(format!("jitdiff-reliability-{}", std::process::id()));
+    let bin = env!("CARGO_BIN_EXE_jitdiff");
+    let engines = "reference,kernel-jit,kernel-interp";
+    let Some(mut fuzz) = fuzz_on_the_kernel(&dir, &["--engines", engines, "--time", "120"]) else { return };
+    let pid = fuzz.id();
+    let qemus = guests_of(pid, 2);
     assert_eq!(qemus.len(), 2, "the two guests of {engines}");
     // Let them work on sets, then kill jitdiff as a scheduler would.
     std::thread::sleep(Duration::from_secs(2));
