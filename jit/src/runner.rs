@@ -382,6 +382,9 @@ impl Runner {
             }
             self.packet_mapped = need;
         }
+        if packet.is_empty() {
+            return Ok(());
+        }
         self.emu.mem_write(PACKET_ADDR, packet).map_err(err)
     }
 
@@ -642,8 +645,14 @@ impl Runner {
         let ctx_after = match &ctx {
             Some(b) => {
                 let ctx = self.emu.mem_read_as_vec(CTX_ADDR, b.len()).map_err(err)?;
-                let packet = self.emu.mem_read_as_vec(PACKET_ADDR, packet.len()).map_err(err)?;
-                prog_type.observed(&ctx, &packet)
+                match prog_type.is_skb() {
+                    true => {
+                        let packet = self.emu.mem_read_as_vec(PACKET_ADDR, packet.len()).map_err(err)?;
+                        prog_type.observed(&ctx, &packet)
+                    }
+                    // A buffer is compared as it is: no packet to read.
+                    false => ctx,
+                }
             }
             None => Vec::new(),
         };

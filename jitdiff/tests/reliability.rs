@@ -29,17 +29,13 @@ fn running(pid: u32) -> bool {
         .is_some_and(|dead| !dead)
 }
 
-/// `jitdiff fuzz -q --kernel 7.3 ARGS` (with `--engines` among them), its findings in
-/// `DIR/artifacts`, an empty corpus; `None` (after saying so) without a 7.3 image.
-fn fuzz_on_the_kernel(dir: &std::path::Path, args: &[&str]) -> Option<std::process::Child> {
-    if let Err(e) = kernel::KernelImage::cached("7.3") {
-        println!("skipped: no kernel image for 7.3 ({e})");
-        return None;
-    }
+/// `jitdiff fuzz -q ARGS`, its findings in `DIR/artifacts`, an empty corpus in
+/// `DIR/corpus`, its stdout piped.
+fn fuzz(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
     let corpus = dir.join("corpus");
     std::fs::create_dir_all(&corpus).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_jitdiff"))
-        .args(["fuzz", "-q", "--kernel", "7.3"])
+    Command::new(env!("CARGO_BIN_EXE_jitdiff"))
+        .args(["fuzz", "-q"])
         .args(args)
         .arg("--artifacts")
         .arg(dir.join("artifacts"))
@@ -47,8 +43,22 @@ fn fuzz_on_the_kernel(dir: &std::path::Path, args: &[&str]) -> Option<std::proce
         .arg(&corpus)
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("jitdiff starts");
-    Some(child)
+        .expect("jitdiff starts")
+}
+
+/// [`fuzz`] on Linux 7.3 (ARGS name the engines); `None` (after saying so) without a 7.3
+/// image.
+fn fuzz_on_the_kernel(dir: &std::path::Path, args: &[&str]) -> Option<std::process::Child> {
+    if let Err(e) = kernel::KernelImage::cached("7.3") {
+        println!("skipped: no kernel image for 7.3 ({e})");
+        return None;
+    }
+    Some(fuzz(dir, &[&["--kernel", "7.3"], args].concat()))
+}
+
+/// [`fuzz`] with an injected bug, so that it finds things.
+fn fuzz_with_a_bug(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
+    fuzz(dir, &[&["--inject", "alu32-arith-no-zext"], args].concat())
 }
 
 /// The qemu processes `pid` started, once there are `n` (at most a minute's wait).
@@ -94,23 +104,6 @@ fn guests_die_with_jitdiff_and_the_next_run_removes_its_folder() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!folder.exists(), "{} is left behind", folder.display());
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// `jitdiff fuzz -q ARGS` with an injected bug, its findings saved in `DIR/artifacts`, an
-/// empty corpus in `DIR/corpus`, its stdout piped.
-fn fuzz_with_a_bug(dir: &std::path::Path, args: &[&str]) -> std::process::Child {
-    let corpus = dir.join("corpus");
-    std::fs::create_dir_all(&corpus).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_jitdiff"))
-        .args(["fuzz", "-q", "--inject", "alu32-arith-no-zext"])
-        .args(args)
-        .arg("--artifacts")
-        .arg(dir.join("artifacts"))
-        .arg("--corpus")
-        .arg(&corpus)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// Two fuzzers saving into one artifacts folder at once, finding the same things under the
