@@ -25,7 +25,16 @@ cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== cargo test" >&2
-cargo test --release --workspace
+# In a temporary folder of its own, which must be empty afterwards: the suite (its guests,
+# the fuzzers it starts and kills, its scratch folders) leaves nothing behind.
+suite_tmp=$(mktemp -d "${TMPDIR:-/tmp}/jitdiff-suite-XXXXXX")
+TMPDIR="$suite_tmp" cargo test --release --workspace
+if [ -n "$(ls -A "$suite_tmp")" ]; then
+  echo "scripts/test.sh: the tests left files in their temporary folder $suite_tmp:" >&2
+  ls -lA "$suite_tmp" >&2
+  exit 1
+fi
+rmdir "$suite_tmp"
 # Tests that need the kernel image say "skipped: no kernel image" when there is none;
 # cargo hides a passing test's output, so without an image count them here (they
 # return at once).

@@ -480,12 +480,15 @@ fn cmd_fuzz(a: &FuzzArgs, sink: Sink, out: &mut dyn Write, err: &mut dyn Write) 
     use crate::fuzz::{fuzz, FuzzOptions, INTERRUPTED};
     use std::sync::atomic::Ordering::Relaxed;
     // Ctrl-C or SIGTERM ends the session as its time limit would (summary, guests shut
-    // down, findings whole); a second one ends the process at once. Installed once per
-    // process (a second fuzz in the same process, as in tests, keeps the first handler).
+    // down, findings whole) within a second: a kernel engine waiting on a slow verifier
+    // gives up the wait (that set cannot be judged). A second signal ends the process at
+    // once. Installed once per process (a second fuzz in the same process, as in tests,
+    // keeps the first handler).
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Relaxed) {
             std::process::exit(130);
         }
+        kernel::stop_waiting();
     });
     if a.jobs == 0 || a.jobs > 256 {
         return usage(err, &format!("--jobs: {} is not from 1 to 256", a.jobs));

@@ -38,7 +38,9 @@ use bpf::{
     RunResult, Size,
 };
 
-use crate::{BufferMode, Guest, GuestError, Input, Job, JobResult, KernelImage, Map, ProgBtf, Slot};
+use crate::{
+    BootOptions, BufferMode, Guest, GuestError, Input, Job, JobResult, KernelImage, Map, ProgBtf, Slot,
+};
 
 /// `BPF_F_ANY_ALIGNMENT`.
 const ANY_ALIGNMENT: u32 = 2;
@@ -629,6 +631,7 @@ pub struct KernelEngine {
     name: &'static str,
     guest: Option<Guest>,
     image: Option<KernelImage>,
+    boot: BootOptions,
     prepared: Option<(ProgramSet, Vec<(BpfInput, RunResult)>)>,
     /// Sets announced ([`Engine::announce`]) and not yet prepared, oldest first.
     announced: std::collections::VecDeque<Announced>,
@@ -655,14 +658,17 @@ impl KernelEngine {
     }
 
     /// The engine `kernel-jit` or `kernel-interp` on `kernel` (a Debian version or a
-    /// path; `None`: the default), reporting itself as `name` (see [`engine_name`]).
+    /// path; `None`: the default), reporting itself as `name` (see [`engine_name`]). Its
+    /// guests boot with [`BootOptions::from_env`].
     pub fn named(jit: bool, kernel: Option<&str>, name: &'static str) -> Result<KernelEngine, GuestError> {
+        let boot = BootOptions::from_env().map_err(GuestError::Environment)?;
         let image = KernelImage::for_kernel(kernel)?;
         Ok(KernelEngine {
             jit,
             name,
             guest: None,
             image: Some(image),
+            boot,
             prepared: None,
             announced: std::collections::VecDeque::new(),
             restarts: Default::default(),
@@ -683,7 +689,7 @@ impl KernelEngine {
     fn guest(&mut self) -> Result<&mut Guest, GuestError> {
         if self.guest.as_ref().is_none_or(|g| !g.is_alive()) {
             let image = self.image.as_ref().ok_or_else(|| GuestError::NoImage("(none)".into()))?;
-            self.guest = Some(Guest::boot(image)?);
+            self.guest = Some(Guest::boot_with(image, self.boot.clone())?);
         }
         Ok(self.guest.as_mut().expect("booted above"))
     }
@@ -833,10 +839,10 @@ impl KernelEngine {
         self.count_restart(restart_cause(e));
     }
 
-    /// Drops the guest (if one runs), counting a restart for `cause`; every set announced
-    /// to it and not answered gets an error.
-    fn count_restart(&mut self, cause: &'static str) {
-        if self.guest.take().is_some() {
+    /// Drops the guest (if one runs), counting a restart for `cause` (if it has one); every
+    /// set announced to it and not answered gets an error.
+    fn count_restart(&mut self, cause: Option<&'static str>) {
+        if let (Some(_), Some(cause)) = (self.guest.take(), cause) {
             *self.restarts.entry(cause).or_insert(0) += 1;
         }
         for a in self.announced.iter_mut().filter(|a| a.answer.is_none()) {
@@ -908,13 +914,15 @@ impl KernelEngine {
     }
 }
 
-/// Why a guest had to be replaced, in a word or two (the fuzz summary counts them).
-fn restart_cause(e: &GuestError) -> &'static str {
+/// Why a guest had to be replaced, in a word or two (the fuzz summary counts them);
+/// `None` when it was not its fault (jitdiff is stopping).
+fn restart_cause(e: &GuestError) -> Option<&'static str> {
     match e {
-        GuestError::Died { .. } | GuestError::Dead => "died",
-        GuestError::Timeout { .. } => "stopped answering",
-        GuestError::Protocol(_) => "answered garbage",
-        _ => "failed",
+        GuestError::Interrupted => None,
+        GuestError::Died { .. } | GuestError::Dead => Some("died"),
+        GuestError::Timeout { .. } => Some("stopped answering"),
+        GuestError::Protocol(_) => Some("answered garbage"),
+        _ => Some("failed"),
     }
 }
 

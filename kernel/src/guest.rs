@@ -2,10 +2,10 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,7 +16,8 @@ use crate::{GuestError, Job, JobResult, KernelImage};
 /// How the guest is started and how long the host waits for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootOptions {
-    /// The qemu binary (default `qemu-system-riscv64`, found on `PATH`).
+    /// The qemu binary (default: the path `JITDIFF_QEMU` names, else `qemu-system-riscv64`
+    /// found on `PATH`).
     pub qemu: PathBuf,
     /// Guest memory in MiB (default 512).
     pub memory_mib: u32,
@@ -28,7 +29,7 @@ pub struct BootOptions {
     /// Every [`Guest::run`] waits at most this long, plus `run_timeout_per_input` times the
     /// number of inputs (each job counts at least once), plus `run_timeout_per_kinsn_squared`
     /// times the square of each program's length in thousands of instructions, for its
-    /// response (default 30 s).
+    /// response (default: the seconds `JITDIFF_GUEST_TIMEOUT` gives, else 30 s).
     pub run_timeout_base: Duration,
     /// See `run_timeout_base` (default 50 ms).
     pub run_timeout_per_input: Duration,
@@ -61,8 +62,34 @@ impl BootOptions {
     }
 }
 
-impl Default for BootOptions {
-    fn default() -> Self {
+impl BootOptions {
+    /// The defaults with what the environment sets: `JITDIFF_QEMU` (the qemu binary),
+    /// `JITDIFF_GUEST_TIMEOUT` (seconds, for `run_timeout_base`: a shorter budget notices a
+    /// hung guest sooner), `JITDIFF_GUEST_MONITOR` (see `monitor_dir`). `Err` names the
+    /// variable and what is wrong with its value.
+    pub fn from_env() -> Result<BootOptions, String> {
+        let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let mut o = BootOptions::built_in();
+        o.monitor_dir = set("JITDIFF_GUEST_MONITOR").map(PathBuf::from);
+        if let Some(qemu) = set("JITDIFF_QEMU") {
+            o.qemu = PathBuf::from(qemu);
+        }
+        if let Some(secs) = set("JITDIFF_GUEST_TIMEOUT") {
+            let text = secs.to_string_lossy();
+            let secs =
+                text.trim().parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0);
+            let Some(secs) = secs else {
+                return Err(format!(
+                    "JITDIFF_GUEST_TIMEOUT: {text:?} is not a number of seconds above 0 and at most 86400"
+                ));
+            };
+            o.run_timeout_base = Duration::from_secs_f64(secs);
+        }
+        Ok(o)
+    }
+
+    /// The defaults without the environment.
+    fn built_in() -> BootOptions {
         BootOptions {
             qemu: PathBuf::from("qemu-system-riscv64"),
             memory_mib: 512,
@@ -72,14 +99,38 @@ impl Default for BootOptions {
             run_timeout_per_input: Duration::from_millis(50),
             run_timeout_per_kinsn_squared: Duration::from_millis(80),
             extra_append: String::new(),
-            monitor_dir: std::env::var_os("JITDIFF_GUEST_MONITOR").map(PathBuf::from),
+            monitor_dir: None,
         }
     }
 }
 
+impl Default for BootOptions {
+    /// [`BootOptions::from_env`], or the built-in defaults when a variable is malformed
+    /// (jitdiff's commands refuse to start then, naming it).
+    fn default() -> Self {
+        BootOptions::from_env().unwrap_or_else(|_| BootOptions::built_in())
+    }
+}
+
+/// Set by [`stop_waiting`].
+static STOP_WAITING: AtomicBool = AtomicBool::new(false);
+
+/// How often a wait for a guest looks at [`STOP_WAITING`].
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Makes every wait for a guest, now and later, give up within 50 ms with
+/// [`GuestError::Interrupted`] (killing that guest), and every boot fail so: for a process
+/// that is stopping (Ctrl-C) and will not wait for a slow verifier.
+pub fn stop_waiting() {
+    STOP_WAITING.store(true, Ordering::Relaxed);
+}
+
 /// A running guest: qemu with the agent ready to take requests.
 ///
-/// Dropping it kills qemu and removes its temporary directory (which holds the kernel log).
+/// Its kernel log and qemu's messages are files in a folder of its own while it boots;
+/// once the agent is ready the folder is removed and the guest reads them through open
+/// handles, so that nothing is left behind however jitdiff ends. Dropping it kills qemu
+/// (and removes the folder if it is still there).
 /// After any error other than [`GuestError::Agent`], [`GuestError::InvalidJob`] and
 /// [`GuestError::TooLarge`] the guest is dead: every later call returns an error, and
 /// the caller boots a new one.
@@ -90,6 +141,9 @@ pub struct Guest {
     reader: Option<JoinHandle<()>>,
     pending: Vec<u8>,
     tmp: PathBuf,
+    /// `console.log` and `qemu.stderr`, opened once the agent is ready and its folder
+    /// removed.
+    logs: Option<(fs::File, fs::File)>,
     options: BootOptions,
     banner: String,
     boot_time: Duration,
@@ -114,6 +168,9 @@ impl Guest {
     /// `options.boot_timeout`). The kernel log goes to a file in a fresh temporary directory.
     pub fn boot_with(image: &KernelImage, options: BootOptions) -> Result<Guest, GuestError> {
         let start = Instant::now();
+        if STOP_WAITING.load(Ordering::Relaxed) {
+            return Err(GuestError::Interrupted);
+        }
         let seq = GUEST_SEQ.fetch_add(1, Ordering::Relaxed);
         let spawn_err = |source| GuestError::Spawn { cmd: options.qemu.display().to_string(), source };
         let qemu = find_program(&options.qemu).ok_or_else(|| {
@@ -124,7 +181,7 @@ impl Guest {
         })?;
         remove_folders_of_dead_processes();
         let tmp = process_folder().join(format!("guest-{seq}"));
-        fs::create_dir_all(&tmp).map_err(spawn_err)?;
+        create_folder(&tmp).map_err(spawn_err)?;
         let stderr = fs::File::create(tmp.join("qemu.stderr")).map_err(spawn_err)?;
         let mut append = String::from("console=ttyS0 riscv_isa_fallback panic=-1");
         if !options.extra_append.is_empty() {
@@ -212,6 +269,7 @@ impl Guest {
             reader: Some(reader),
             pending: Vec::new(),
             tmp,
+            logs: None,
             options,
             banner: String::new(),
             boot_time: Duration::ZERO,
@@ -224,6 +282,12 @@ impl Guest {
         let deadline = start + guest.budget;
         let payload = guest.read_frame(wire::MAGIC_READY, deadline, "waiting for the agent's ready frame")?;
         guest.banner = wire::decode_ready(&payload).inspect_err(|_| guest.kill())?;
+        // qemu has opened the log long since: from now on it is read through handles.
+        let open = |name: &str| fs::File::open(guest.tmp.join(name));
+        if let (Ok(console), Ok(stderr)) = (open("console.log"), open("qemu.stderr")) {
+            guest.logs = Some((console, stderr));
+            guest.remove_folder();
+        }
         guest.boot_time = start.elapsed();
         guest.last_answer = Instant::now();
         Ok(guest)
@@ -247,7 +311,28 @@ impl Guest {
 
     /// The kernel log (the UART) so far.
     pub fn console_log(&self) -> String {
-        String::from_utf8_lossy(&fs::read(self.tmp.join("console.log")).unwrap_or_default()).into_owned()
+        String::from_utf8_lossy(&self.read_log("console.log", |l| &l.0)).into_owned()
+    }
+
+    /// The whole of log `name`, through its handle once the folder is gone.
+    fn read_log(&self, name: &str, handle: fn(&(fs::File, fs::File)) -> &fs::File) -> Vec<u8> {
+        match &self.logs {
+            Some(logs) => {
+                let mut bytes = Vec::new();
+                let mut file = handle(logs);
+                let _ = file.seek(std::io::SeekFrom::Start(0)).and_then(|_| file.read_to_end(&mut bytes));
+                bytes
+            }
+            None => fs::read(self.tmp.join(name)).unwrap_or_default(),
+        }
+    }
+
+    /// Removes the guest's folder, and the process's once its last guest's is gone.
+    fn remove_folder(&self) {
+        let _ = fs::remove_dir_all(&self.tmp);
+        if let Some(parent) = self.tmp.parent() {
+            let _ = fs::remove_dir(parent);
+        }
     }
 
     /// Sends `jobs` as one request frame and returns one result per job, in order. No
@@ -341,13 +426,20 @@ impl Guest {
                 let _ = done_tx.send((ok, stdin));
             })
             .map_err(|source| GuestError::Spawn { cmd: "writer thread".into(), source })?;
-        match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok((true, stdin)) => {
-                self.stdin = Some(stdin);
-                Ok(())
+        loop {
+            match done_rx.recv_timeout(self.slice(deadline)?) {
+                Ok((true, stdin)) => {
+                    self.stdin = Some(stdin);
+                    return Ok(());
+                }
+                Ok((false, _)) | Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.died("sending a request"))
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    return Err(self.timed_out("sending a request"))
+                }
+                Err(RecvTimeoutError::Timeout) => {}
             }
-            Ok((false, _)) | Err(RecvTimeoutError::Disconnected) => Err(self.died("sending a request")),
-            Err(RecvTimeoutError::Timeout) => Err(self.timed_out("sending a request")),
         }
     }
 
@@ -378,15 +470,28 @@ impl Guest {
         during: &'static str,
     ) -> Result<Vec<u8>, GuestError> {
         while self.pending.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.chunks.recv_timeout(left) {
+            let wait = self.slice(deadline)?;
+            match self.chunks.recv_timeout(wait) {
                 Ok(chunk) => self.pending.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Timeout) => return Err(self.timed_out(during)),
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    return Err(self.timed_out(during))
+                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Err(self.died(during)),
             }
         }
         let rest = self.pending.split_off(n);
         Ok(std::mem::replace(&mut self.pending, rest))
+    }
+
+    /// The next stretch of a wait that ends at `deadline`: at most [`STOP_POLL`], so that
+    /// [`stop_waiting`] is noticed. `Err` (and the guest killed) once it has been called.
+    fn slice(&mut self, deadline: Instant) -> Result<Duration, GuestError> {
+        if STOP_WAITING.load(Ordering::Relaxed) {
+            self.kill();
+            return Err(GuestError::Interrupted);
+        }
+        Ok(deadline.saturating_duration_since(Instant::now()).min(STOP_POLL))
     }
 
     fn timed_out(&mut self, during: &'static str) -> GuestError {
@@ -405,7 +510,7 @@ impl Guest {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.kill();
-        let stderr = fs::read_to_string(self.tmp.join("qemu.stderr")).unwrap_or_default();
+        let stderr = String::from_utf8_lossy(&self.read_log("qemu.stderr", |l| &l.1)).into_owned();
         let status = match status {
             Some(s) => format!("qemu exited with {s}"),
             None => "qemu closed the channel".to_string(),
@@ -435,11 +540,7 @@ impl Drop for Guest {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
-        let _ = fs::remove_dir_all(&self.tmp);
-        // The process's folder, once its last guest is gone.
-        if let Some(parent) = self.tmp.parent() {
-            let _ = fs::remove_dir(parent);
-        }
+        self.remove_folder();
     }
 }
 
@@ -478,6 +579,18 @@ fn find_program(program: &std::path::Path) -> Option<PathBuf> {
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+/// Creates `folder` and its parents; tried again when another guest removes the process's
+/// folder (its last guest became ready) at the same moment.
+fn create_folder(folder: &std::path::Path) -> std::io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match fs::create_dir_all(folder) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// This process's folder for its guests' files: `jitdiff-PID` in the temporary folder.
@@ -529,7 +642,7 @@ mod tests {
 
     #[test]
     fn the_run_budget_grows_with_inputs_and_the_square_of_each_programs_length() {
-        let o = BootOptions::default();
+        let o = BootOptions::built_in();
         // a small job: the base, one input's allowance and 80 ms * (2 / 1000)² = 320 ns
         assert_eq!(o.run_budget(&[job(&[2], 1)]), Duration::from_nanos(30_050_000_320));
         // a job without inputs still counts once

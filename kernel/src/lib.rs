@@ -19,7 +19,7 @@ mod image;
 mod wire;
 
 pub use engine::KernelEngine;
-pub use guest::{BootOptions, Guest};
+pub use guest::{stop_waiting, BootOptions, Guest};
 pub use image::{is_debian_version, KernelImage, DEFAULT_KERNEL};
 
 use std::path::PathBuf;
@@ -85,6 +85,14 @@ pub enum GuestError {
     /// The guest was already dead (an earlier error killed it).
     #[error("guest is dead (an earlier error stopped it): boot a new one")]
     Dead,
+    /// A `JITDIFF_*` environment variable that configures the guests is malformed (see
+    /// [`BootOptions::from_env`]).
+    #[error("{0}")]
+    Environment(String),
+    /// jitdiff is stopping ([`stop_waiting`] was called): the wait was given up and the guest
+    /// killed; no new guest boots.
+    #[error("interrupted: jitdiff is stopping")]
+    Interrupted,
     /// The agent answered with a frame that does not follow the protocol; qemu has been
     /// killed because the stream can no longer be trusted.
     #[error("protocol error: {0}")]
@@ -104,6 +112,10 @@ pub enum GuestError {
     #[error("request of {0} bytes exceeds the agent's limit of {MAX_REQUEST_BYTES} bytes: send fewer jobs per call")]
     TooLarge(usize),
 }
+
+/// The version of the protocol between the host and the agent (`kernel/PROTOCOL.md`),
+/// which the agent's ready frame states.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest request payload the agent accepts, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 64 << 20;

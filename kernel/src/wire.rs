@@ -8,7 +8,7 @@ use crate::{
 use crate::{FuncInfo, JobAttachment, ProgBtf};
 
 /// Protocol version announced in the ready frame.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = crate::PROTOCOL_VERSION;
 pub(crate) const MAGIC_READY: [u8; 4] = *b"JDRY";
 pub(crate) const MAGIC_REQUEST: [u8; 4] = *b"JDRQ";
 pub(crate) const MAGIC_RESPONSE: [u8; 4] = *b"JDRS";
