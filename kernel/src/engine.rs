@@ -919,6 +919,11 @@ impl KernelEngine {
 fn restart_cause(e: &GuestError) -> Option<&'static str> {
     match e {
         GuestError::Interrupted => None,
+        // A panic the kernel printed: the job crashed it (reported as a finding or a known
+        // divergence), not a fault of the guest's.
+        GuestError::Died { console_tail, .. } if kernel_crash(console_tail).is_some() => {
+            Some("kernel crashed")
+        }
         GuestError::Died { .. } | GuestError::Dead => Some("died"),
         GuestError::Timeout { .. } => Some("stopped answering"),
         GuestError::Protocol(_) => Some("answered garbage"),
@@ -989,6 +994,29 @@ mod tests {
     /// Instruction `i` of `insns` when it is a tail call: for `insert`'s `before`.
     fn mark_tail_calls(insns: &[Insn]) -> impl Fn(usize) -> Vec<Insn> + '_ {
         move |i| if insns[i].is_tail_call() { vec![MARK] } else { vec![] }
+    }
+
+    #[test]
+    fn restarts_are_counted_by_what_happened_to_the_guest() {
+        let died = |console: &str| GuestError::Died {
+            during: "waiting for a response",
+            status: "qemu exited with exit status: 0".into(),
+            console_tail: console.into(),
+        };
+        // a panic the kernel printed is the job's doing, a silent exit the guest's
+        let oops = "Run /init as init process\nUnable to handle kernel paging request at virtual address 0\nOops [#1]";
+        assert_eq!(restart_cause(&died(oops)), Some("kernel crashed"));
+        assert_eq!(restart_cause(&died("Run /init as init process")), Some("died"));
+        // the agent exiting is the harness's failure, not the kernel's
+        assert_eq!(restart_cause(&died("Kernel panic - not syncing: Attempted to kill init!")), Some("died"));
+        let timeout = GuestError::Timeout {
+            during: "waiting",
+            waited: std::time::Duration::from_secs(3),
+            console_tail: "".into(),
+        };
+        assert_eq!(restart_cause(&timeout), Some("stopped answering"));
+        assert_eq!(restart_cause(&GuestError::Protocol("bad magic".into())), Some("answered garbage"));
+        assert_eq!(restart_cause(&GuestError::Interrupted), None);
     }
 
     #[test]
