@@ -530,6 +530,15 @@ fn save(
 /// before its next run, and the session ends as at its time limit, with its summary.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// Sets its flag when dropped: when the thread that holds it ends, however it ends.
+struct StopOnExit<'a>(&'a AtomicBool);
+
+impl Drop for StopOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// With kernel engines, how many sets are generated and announced to them ahead of the one
 /// being compared, so that each guest always has the next one to work on.
 const SETS_AHEAD: usize = 3;
@@ -548,6 +557,9 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
         for k in 0..opts.jobs.max(1) {
             let (stats, stop, saved, all_forms) = (&stats, &stop, &saved, &all_forms);
             s.spawn(move || {
+                // A thread that ends, even by a panic, ends the session (the panic then
+                // reaches the caller) rather than leaving it waiting for ever.
+                let _stop_on_exit = StopOnExit(stop);
                 let mut engines = Engines::with_options(&opts.engine_names, &opts.engines);
                 let kernel = kernel_target(&engines);
                 let seed = opts.seed.wrapping_add(k as u64);
