@@ -9,7 +9,9 @@
 #                    headers (bindgen parses unicorn's headers with it)
 #   --fuzz           cargo-fuzz, zip and unzip (the OSS-Fuzz build and its seed corpora)
 #   --kernel-source  Debian's kernel source, linux-source-6.12 or the tarball
-#                    $JITDIFF_KERNEL_TARBALL names (kernel/test-vectors.sh reads it)
+#                    $JITDIFF_KERNEL_TARBALL names (kernel/test-vectors.sh reads it), and
+#                    clang with libbpf's headers, which compile the kernel's BPF
+#                    selftests (kernel/selftests.sh)
 #   --kernel-tools   what kernel/build.sh uses: a riscv64 cross compiler that links
 #                    static programs, qemu-system-riscv64 with its firmware, make, flex,
 #                    bison, bc, xz, the OpenSSL headers and pahole (the guest kernels'
@@ -164,6 +166,17 @@ probe_source() {
         exit 2
     fi
     command -v xz >/dev/null 2>&1 || { packages+=(xz-utils) needs+=(xz); }
+    # kernel/selftests.sh: clang for the bpf target, with libbpf's bpf_helpers.h
+    local clang=clang-14
+    command -v $clang >/dev/null 2>&1 || clang=clang
+    printf '#include <linux/types.h>\n#include <bpf/bpf_helpers.h>\nSEC("tc") int f(void *c) { return 0; }\n' >"$tmp/bpf.c"
+    if command -v $clang >/dev/null 2>&1 \
+        && $clang -O2 -target bpf -I "/usr/include/$(gcc -print-multiarch 2>/dev/null)" -c -o "$tmp/bpf.o" "$tmp/bpf.c" >/dev/null 2>&1; then
+        found+=("$clang $(version_of $clang --version) for BPF with libbpf's headers")
+    else
+        command -v $clang >/dev/null 2>&1 || { packages+=(clang-14) needs+=("clang"); }
+        [[ -f /usr/include/bpf/bpf_helpers.h ]] || { packages+=(libbpf-dev) needs+=("libbpf's headers"); }
+    fi
 }
 
 probe_kernel() {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the build and the tests use if it is missing
 # (scripts/setup.sh), makes the kernel's test vectors from the sources of Linux 6.12 and
-# 7.3 (kernel/test-vectors.sh, cached), builds the riscv64 kernels and guests the kernel
+# 7.3 (kernel/test-vectors.sh, cached) and its tail-call selftest objects (kernel/selftests.sh,
+# cached), builds the riscv64 kernels and guests the kernel
 # engines need (kernel/build.sh, cached; JITDIFF_NO_KERNEL=1 skips them), checks formatting and
 # lints, then runs every test in release mode (the kernel's generated test programs are
 # 14 million instructions; debug builds of the emulator would take far longer).
@@ -15,6 +16,9 @@ fi
 echo "== the kernel's test vectors of Linux 6.12 and 7.3 (kernel/test-vectors.sh)" >&2
 JITDIFF_TEST_VECTORS="$(kernel/test-vectors.sh --kernel 6.12 | tail -1):$(kernel/test-vectors.sh --kernel 7.3 | tail -1)"
 export JITDIFF_TEST_VECTORS
+echo "== the kernel's tail-call selftest programs of Linux 7.3 (kernel/selftests.sh)" >&2
+JITDIFF_SELFTESTS=$(kernel/selftests.sh --kernel 7.3 | tail -1)
+export JITDIFF_SELFTESTS
 if [ "${JITDIFF_NO_KERNEL:-}" != 1 ]; then
   echo "== kernel images and guests of Linux 6.12 and 7.3 (kernel/build.sh)" >&2
   kernel/build.sh --kernel 6.12 >/dev/null

@@ -25,6 +25,7 @@ pub mod opcode;
 pub mod program;
 pub mod raw;
 pub mod set;
+pub mod slots;
 pub mod trace;
 pub mod validate;
 

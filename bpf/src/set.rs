@@ -184,6 +184,19 @@ pub enum SetError {
         /// How many maps exist.
         count: usize,
     },
+    /// A prog array index past the set's prog arrays.
+    #[error("prog array {0} does not exist (the set has {1})")]
+    NoSuchProgArray(usize, usize),
+    /// A slot past a prog array's end.
+    #[error("map {map}: slot {slot} does not exist (it has {slots} slots)")]
+    NoSuchSlot {
+        /// Map name.
+        map: String,
+        /// The slot asked for.
+        slot: u32,
+        /// How many slots it has.
+        slots: usize,
+    },
     /// A slot names a program that does not exist.
     #[error("map {map}, slot {slot}: program {prog} does not exist (the set has {count} programs)")]
     NoSuchProgram {
@@ -341,6 +354,24 @@ impl ProgramSet {
             return Err(SetError::TracedSkb(prog_type.name()));
         }
         self.prog_type = prog_type;
+        Ok(self)
+    }
+
+    /// The set with slot `slot` of prog array `map` holding program `prog` (`None`: empty).
+    /// `Err` when the map, the slot or the program does not exist.
+    pub fn with_slot(mut self, map: usize, slot: u32, prog: Option<usize>) -> Result<ProgramSet, SetError> {
+        let count = self.progs.len();
+        let Some(m) = self.maps.get_mut(map) else {
+            return Err(SetError::NoSuchProgArray(map, self.maps.len()));
+        };
+        if let Some(p) = prog.filter(|&p| p >= count) {
+            return Err(SetError::NoSuchProgram { map: m.name.clone(), slot: slot as usize, prog: p, count });
+        }
+        let slots = m.slots.len();
+        let Some(s) = m.slots.get_mut(slot as usize) else {
+            return Err(SetError::NoSuchSlot { map: m.name.clone(), slot, slots });
+        };
+        *s = prog;
         Ok(self)
     }
 

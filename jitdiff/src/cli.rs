@@ -267,6 +267,14 @@ struct RunArgs {
     /// for unverified programs such as lib/test_bpf.c's).
     #[arg(long)]
     no_validate: bool,
+    /// Fill a prog array's slot before the run, as a loader's user space does:
+    /// `MAP:INDEX=PROG` puts program PROG in slot INDEX of prog array MAP, `MAP:INDEX=`
+    /// empties it (after the file's own slots and `--slots`; repeatable).
+    #[arg(long = "slot", value_name = "MAP:INDEX=PROG")]
+    slot: Vec<String>,
+    /// A file of `MAP:INDEX=PROG` lines, applied as `--slot`s (`#` starts a comment).
+    #[arg(long, value_name = "FILE")]
+    slots: Option<PathBuf>,
 }
 
 /// `--kernel`, kept for the life of the process (engine options are `Copy`).
@@ -366,15 +374,36 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if let Err(e) = a.engines.resolve(None) {
         return usage(err, &e);
     }
+    let mut slots = match &a.slots {
+        Some(path) => match bpf::slots::read_slot_file(path) {
+            Ok(s) => s,
+            Err(e) => return usage(err, &format!("--slots: {e}")),
+        },
+        None => Vec::new(),
+    };
+    for text in &a.slot {
+        match text.parse() {
+            Ok(s) => slots.push(s),
+            Err(e) => return usage(err, &format!("--slot: {e}")),
+        }
+    }
     // The engines of each configuration the files ask for, built once.
     let mut built = compare::config::EnginesByConfig::default();
     let (mut bad, mut mismatch) = (false, false);
     for file in &a.files {
         let shown = file.display().to_string();
-        let file_set = match load(file) {
+        let mut file_set = match load(file) {
             Ok(p) => p,
             Err(e) => {
                 let _ = writeln!(err, "jitdiff: {e}");
+                bad = true;
+                continue;
+            }
+        };
+        file_set.set = match bpf::slots::apply(file_set.set, &slots) {
+            Ok(set) => set,
+            Err(e) => {
+                let _ = writeln!(err, "jitdiff: {shown}: {e}");
                 bad = true;
                 continue;
             }
