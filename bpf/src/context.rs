@@ -355,6 +355,34 @@ impl ProgType {
         (Some(Cow::Owned(skb)), Cow::Borrowed(packet))
     }
 
+    /// A legacy packet load (`LD_ABS`/`LD_IND`) of `size` bytes (1, 2 or 4) at `offset` (the
+    /// low 32 bits of the instruction's offset plus its index, as the signed `int` the
+    /// kernel's `bpf_skb_load_helper_*_no_cache` takes) from `packet`, the whole frame as it
+    /// is now: the value, read big-endian, or `None` when the offset is outside the packet
+    /// (the kernel then returns 0 from the program's current function). As Linux 6.12's
+    /// and 7.3's helpers read it: offsets count from the socket buffer's data (the Ethernet
+    /// header for tc programs, the network header for socket filters, after the test run's
+    /// `eth_type_trans`); from -0x100000 (`SKF_NET_OFF`) they count from the network
+    /// header and from -0x200000 (`SKF_LL_OFF`) from the Ethernet header; any other
+    /// negative offset is outside.
+    pub fn legacy_packet_load(self, packet: &[u8], offset: i32, size: usize) -> Option<u32> {
+        const SKF_NET_OFF: i32 = -0x10_0000;
+        const SKF_LL_OFF: i32 = -0x20_0000;
+        // Where the socket buffer's data starts in the frame, and its network and
+        // Ethernet headers relative to that.
+        let data = if self == ProgType::Socket { MIN_PACKET as i64 } else { 0 };
+        let (network, mac) = (MIN_PACKET as i64 - data, -data);
+        let offset = match offset {
+            o if o >= 0 => i64::from(o),
+            o if o >= SKF_NET_OFF => i64::from(o - SKF_NET_OFF) + network,
+            o if o >= SKF_LL_OFF => i64::from(o - SKF_LL_OFF) + mac,
+            _ => return None,
+        };
+        let start = usize::try_from(data + offset).ok()?;
+        let bytes = packet.get(start..start.checked_add(size)?)?;
+        Some(bytes.iter().fold(0u32, |v, &b| v << 8 | u32::from(b)))
+    }
+
     /// What is compared after a run: for a buffer, the buffer `ctx`; for a `__sk_buff`,
     /// `ctx_out` as the kernel writes it back (`mark`, `priority`, `ingress_ifindex`,
     /// `ifindex`, `cb`, `tstamp`, `wire_len`, `gso_segs`, `hwtstamp` from `ctx`, the
@@ -432,6 +460,36 @@ fn protocol(packet: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legacy_packet_loads_read_big_endian_from_the_socket_buffers_data() {
+        const NET: i32 = -0x10_0000;
+        const LL: i32 = -0x20_0000;
+        let frame: Vec<u8> = (0..60).collect();
+        let tc = |off, size| ProgType::Tc.legacy_packet_load(&frame, off, size);
+        // a tc program's data is the whole frame
+        assert_eq!(tc(0, 4), Some(0x0001_0203));
+        assert_eq!(tc(12, 2), Some(0x0c0d));
+        assert_eq!(tc(58, 2), Some(0x3a3b));
+        assert_eq!(tc(59, 2), None);
+        assert_eq!(tc(60, 1), None);
+        // SKF_NET_OFF counts from the network header (14), SKF_LL_OFF from the Ethernet header
+        assert_eq!(tc(NET, 1), Some(14));
+        assert_eq!(tc(LL + 2, 1), Some(2));
+        // other negative offsets: -1 is SKF_NET_OFF + 0xfffff, far past the end
+        assert_eq!(tc(-1, 1), None);
+        assert_eq!(tc(LL - 1, 1), None);
+        assert_eq!(tc(i32::MIN, 1), None);
+        // a socket filter's data starts at the network header
+        let socket = |off, size| ProgType::Socket.legacy_packet_load(&frame, off, size);
+        assert_eq!(socket(0, 1), Some(14));
+        assert_eq!(socket(NET, 1), Some(14));
+        assert_eq!(socket(45, 1), Some(59));
+        assert_eq!(socket(46, 1), None);
+        // and its Ethernet header lies before it
+        assert_eq!(socket(LL, 1), Some(0));
+        assert_eq!(socket(LL + 12, 4), Some(0x0c0d_0e0f));
+    }
 
     fn word(skb: &[u8], off: i64) -> u32 {
         u32::from_le_bytes(skb[off as usize..off as usize + 4].try_into().unwrap())

@@ -476,6 +476,20 @@ pub enum Insn {
         /// The 64-bit value.
         imm: u64,
     },
+    /// A legacy packet load (`BPF_LD | BPF_ABS` or `BPF_IND`, `B`/`H`/`W`), allowed in
+    /// socket filters and tc programs with the context in R6: R0 = the big-endian value of
+    /// `size` at offset `imm` (plus `index` for `BPF_IND`) of the socket buffer's data, as
+    /// the kernel's `bpf_skb_load_helper_*` read it; R1 to R5 are clobbered. A load outside
+    /// the packet returns 0 from the current function (see
+    /// [`crate::ProgType::legacy_packet_load`]).
+    LoadPacket {
+        /// `B`, `H` or `W`.
+        size: Size,
+        /// The index register of `BPF_IND` (`None`: `BPF_ABS`).
+        index: Option<Reg>,
+        /// The offset (added to the index).
+        imm: i32,
+    },
     /// `call` a helper, a subprogram or a kfunc.
     Call(Call),
     /// The kernel-internal `BPF_TAIL_CALL` (`0xf5`): R1 = ctx, R2 = prog array, R3 = index.
@@ -519,6 +533,7 @@ impl Insn {
             | Insn::End { dst, .. }
             | Insn::Load { dst, .. }
             | Insn::LdImm64 { dst, .. } => Some(dst),
+            Insn::LoadPacket { .. } => Some(Reg::R0),
             Insn::Atomic { op, src, .. } => match op {
                 AtomicOp::Add | AtomicOp::Or | AtomicOp::And | AtomicOp::Xor => None,
                 AtomicOp::Cmpxchg => Some(Reg::R0),

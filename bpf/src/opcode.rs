@@ -47,6 +47,10 @@ pub mod size {
 pub mod mode {
     /// Immediate (with `LD | DW`: `LD_IMM64`).
     pub const IMM: u8 = 0x00;
+    /// Legacy packet load at a constant offset (`LD` only).
+    pub const ABS: u8 = 0x20;
+    /// Legacy packet load at a register plus a constant (`LD` only).
+    pub const IND: u8 = 0x40;
     /// Plain memory access.
     pub const MEM: u8 = 0x60;
     /// Sign-extending load (cpu v4).

@@ -200,6 +200,10 @@ impl Insn {
                 };
                 r(class::JMP | jmp::CALL, Reg::R0, s, 0, imm)
             }
+            Insn::LoadPacket { size: sz, index, imm } => {
+                let (m, src) = index.map_or((mode::ABS, 0), |x| (mode::IND, x.num()));
+                r(class::LD | m | size_bits(sz), Reg::R0, src, 0, imm)
+            }
             Insn::TailCall => r(class::JMP | jmp::TAIL_CALL, Reg::R0, 0, 0, 0),
             Insn::Exit => r(class::JMP | jmp::EXIT, Reg::R0, 0, 0, 0),
         };
@@ -445,12 +449,24 @@ fn decode_one(slots: &[RawInsn], i: usize) -> Result<Insn, DecodeError> {
                 _ => Err(bad(format!("unsupported store opcode {:#04x}", s.code))),
             }
         }
+        class::LD if matches!(s.code & 0xe0, mode::ABS | mode::IND) => {
+            let sz = size_of(s.code);
+            if sz == Size::DW {
+                return Err(bad(format!("opcode {:#04x}: legacy packet loads are B, H or W", s.code)));
+            }
+            unused("dst", s.dst == 0)?;
+            unused("off", s.off == 0)?;
+            let index = if s.code & 0xe0 == mode::IND {
+                Some(reg(s.src, i, "index")?)
+            } else {
+                unused("src", s.src == 0)?;
+                None
+            };
+            Ok(Insn::LoadPacket { size: sz, index, imm: s.imm })
+        }
         class::LD => {
             if s.code != (class::LD | mode::IMM | size::DW) {
-                return Err(bad(format!(
-                    "opcode {:#04x}: legacy packet loads (LD_ABS/LD_IND) and other LD forms are not supported",
-                    s.code
-                )));
+                return Err(bad(format!("unsupported LD opcode {:#04x}", s.code)));
             }
             unused("off", s.off == 0)?;
             let Some(hi) = slots.get(i + 1) else {

@@ -58,7 +58,7 @@ pub struct Divergence {
 
 /// The BPF opcode class of an instruction, refined where one class holds different
 /// ideas: `alu32`, `alu64`, `jmp`, `jmp32`, `call`, `tail_call`, `exit`, `ld` (`lddw`),
-/// `ldx`, `st`, `stx`, `atomic32`, `atomic64`.
+/// `ldx`, `st`, `stx`, `atomic32`, `atomic64`, `ld_abs`, `ld_ind` (legacy packet loads).
 pub fn opcode_class(insn: &Insn) -> &'static str {
     let w = |w: Width, a, b| if w == Width::W32 { a } else { b };
     match *insn {
@@ -86,6 +86,8 @@ pub fn opcode_class(insn: &Insn) -> &'static str {
             }
         }
         Insn::LdImm64 { .. } => "ld",
+        Insn::LoadPacket { index: None, .. } => "ld_abs",
+        Insn::LoadPacket { index: Some(_), .. } => "ld_ind",
         _ if insn.is_tail_call() => "tail_call",
         Insn::Call(Call::Helper(_) | Call::Local(_) | Call::Kfunc(_)) => "call",
         Insn::Exit => "exit",

@@ -45,6 +45,24 @@ pub fn kfunc_at(addr: u64) -> Option<i32> {
     addr.is_multiple_of(4).then(|| helpers::KFUNCS.get(k as usize).copied()).flatten()
 }
 
+/// The trap address of the kernel's legacy packet load helper for `size` (B, H or W;
+/// `bpf_skb_load_helper_{8,16,32}_no_cache`): after the helpers' and the kfuncs'.
+pub fn packet_load_addr(size: bpf::Size) -> u64 {
+    let k = match size {
+        bpf::Size::B => 0,
+        bpf::Size::H => 1,
+        _ => 2,
+    };
+    HELPERS_ADDR + 4 * (helpers::ALL.len() + helpers::KFUNCS.len() + k) as u64
+}
+
+/// The size in bytes (1, 2 or 4) of the packet load helper whose trap address is `addr`.
+pub fn packet_load_at(addr: u64) -> Option<usize> {
+    let k = (addr.checked_sub(HELPERS_ADDR)? / 4)
+        .checked_sub((helpers::ALL.len() + helpers::KFUNCS.len()) as u64)?;
+    (addr.is_multiple_of(4) && k < 3).then(|| 1 << k)
+}
+
 /// Program `p`'s descriptor address.
 pub fn prog_addr(p: usize) -> u64 {
     PROGS_ADDR + 16 * p as u64
@@ -65,6 +83,11 @@ mod tests {
             let addr = kfunc_addr(id).unwrap();
             assert_eq!((kfunc_at(addr), helper_at(addr)), (Some(id), None));
         }
+        for (size, bytes) in [(bpf::Size::B, 1), (bpf::Size::H, 2), (bpf::Size::W, 4)] {
+            let addr = packet_load_addr(size);
+            assert_eq!((packet_load_at(addr), helper_at(addr), kfunc_at(addr)), (Some(bytes), None, None));
+        }
+        assert_eq!(packet_load_at(packet_load_addr(bpf::Size::W) + 4), None);
         assert_eq!(kfunc_at(helper_addr(helpers::MIX).unwrap()), None);
         assert_eq!(kfunc_addr(helpers::MIX), None);
     }

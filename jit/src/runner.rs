@@ -29,8 +29,8 @@ use bpf::{AttachKind, AttachmentSeen};
 
 use crate::compile::{map_reg, CompiledSet};
 use crate::guest::{
-    helper_at, kfunc_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR, STACK_SIZE,
-    STACK_TOP,
+    helper_at, kfunc_at, packet_load_at, prog_addr, CODE_ADDR, EXIT_ADDR, HELPERS_ADDR, MAX_MAPS, PROGS_ADDR,
+    STACK_SIZE, STACK_TOP,
 };
 use crate::watchdog::Watchdog;
 
@@ -153,6 +153,21 @@ struct Data {
     seen: Vec<AttachmentSeen>,
     /// Present during a traced run.
     tracing: Option<Box<Tracing>>,
+    /// The program type and packet length of a `__sk_buff` run (for legacy packet loads).
+    packet: Option<(bpf::ProgType, usize)>,
+}
+
+/// The kernel's `bpf_skb_load_helper_{8,16,32}_no_cache(a0 = skb, a1 = offset)` for `size`
+/// bytes: the value read from the packet as it is now, or -EFAULT outside it.
+fn load_packet(uc: &mut Unicorn<'_, Data>, size: usize) -> u64 {
+    const EFAULT: i64 = 14;
+    let offset = uc.reg_read(x(11)).unwrap_or(0) as u32 as i32;
+    let Some((prog_type, len)) = uc.get_data().packet else { return (-EFAULT) as u64 };
+    let packet = uc.mem_read_as_vec(PACKET_ADDR, len).unwrap_or_default();
+    match prog_type.legacy_packet_load(&packet, offset, size) {
+        Some(v) => u64::from(v),
+        None => (-EFAULT) as u64,
+    }
 }
 
 /// `bpf_map_lookup_elem(a0 = map, a1 = key pointer)`: the value's guest address or 0.
@@ -259,6 +274,14 @@ impl Runner {
         .map_err(err)?;
         emu.add_code_hook(HELPERS_ADDR, HELPERS_ADDR + PAGE - 1, |uc: &mut Unicorn<'_, Data>, addr, _| {
             let (helper, kfunc) = (helper_at(addr), kfunc_at(addr));
+            if let Some(size) = packet_load_at(addr) {
+                let ret = load_packet(uc, size);
+                let _ = uc.reg_write(x(10), ret);
+                for n in CALLER_SAVED {
+                    let _ = uc.reg_write(x(n), CLOBBER | n as u64);
+                }
+                return;
+            }
             if helper.is_none() && kfunc.is_none() {
                 return;
             }
@@ -563,6 +586,7 @@ impl Runner {
             seen: vec![AttachmentSeen::default(); set.attachments().len()],
             block_limit,
             tracing,
+            packet: prog_type.is_skb().then_some((prog_type, packet.len())),
             ..Data::default()
         };
         let mut hooks: Vec<UcHookId> = Vec::new();

@@ -143,6 +143,31 @@ const SELFTESTS: &[Selftest] = &[
             step(&["jmp_table:0="], 108),
         ],
     },
+    // classifier_0 counts and calls a subprogram that reads the packet's first byte with a
+    // legacy packet load (0 in `buff`) and so tail-calls slot 0: classifier_0 again.
+    Selftest {
+        name: "tailcall_bpf2bpf_2",
+        object: "tailcall_bpf2bpf2",
+        packet: Packet::Zeros128,
+        steps: &[
+            Step { slots: &["jmp_table:0=classifier_0"], retval: 1, globals: &[("count", 33)] },
+            step(&["jmp_table:0="], 0),
+        ],
+    },
+    // entry's subprogram tail-calls classifier_0, whose global subprogram reads the
+    // packet's first word and half-word with legacy packet loads (both 0) and so
+    // tail-calls classifier_1 (len * 3) rather than slot 10; without slot 1 it returns
+    // len; without slot 0 entry's subprogram returns len * 2. Stacks of 128 and 64 bytes.
+    Selftest {
+        name: "tailcall_bpf2bpf_3",
+        object: "tailcall_bpf2bpf3",
+        packet: Packet::V4,
+        steps: &[
+            step(&["jmp_table:0=classifier_0", "jmp_table:1=classifier_1"], 162),
+            step(&["jmp_table:1="], 54),
+            step(&["jmp_table:0="], 108),
+        ],
+    },
     // Subprograms at three depths, each tail-calling the next classifier; classifier_2
     // counts and tail-calls itself through a subprogram: of 33 tail calls the first two
     // reach classifiers 0 and 1, so classifier_2 runs 31 times and returns len * 3.

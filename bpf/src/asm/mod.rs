@@ -18,6 +18,7 @@
 //! | map value address (a global variable, in a set) | `r1 = &bss + 8 ll` (`src` = 2, `BPF_PSEUDO_MAP_VALUE`: the value of array map `bss`, which has one, plus 8) |
 //! | load | `r1 = *(u32 *)(r10 - 4)`; sign-extending (v4): `r1 = *(s16 *)(r10 - 4)` |
 //! | store | `*(u64 *)(r10 - 8) = r1`, immediate: `*(u32 *)(r10 - 8) = 5` |
+//! | legacy packet load (socket filters, tc) | `r0 = *(u16 *)skb[12]` (`LD_ABS`), `r0 = *(u8 *)skb[r3]`, `r0 = *(u32 *)skb[r3 + 4]` (`LD_IND`): big-endian, from the socket buffer's data, R6 the context |
 //! | atomics | `lock *(u64 *)(r1 + 0) += r2` (also `\|=`, `&=`, `^=`; `u32` forms use `w` registers), `r2 = atomic_fetch_add((u64 *)(r1 + 0), r2)` (`_or`, `_and`, `_xor`), `r2 = xchg_64(r1 + 0, r2)`, `w2 = xchg32_32(r1 + 0, w2)`, `r0 = cmpxchg_64(r1 + 0, r0, r2)`, `w0 = cmpxchg32_32(r1 + 0, w0, w2)` |
 //! | jumps | `goto +3`, `gotol +70000` (v4), `if r1 s> -5 goto +2`, `if w1 & w2 goto -3` |
 //! | calls | helper `call 1` or by name `call bpf_tail_call`, `call jitdiff_mix`; local (bpf2bpf) `call pc+5` / `call pc-3` / `call label`; kfunc `call kfunc:1234` |

@@ -883,6 +883,33 @@ impl<'a> Parser<'_, 'a> {
         }
     }
 
+    /// The rest of a legacy packet load after `r0 = *(u8 *)`: `skb[OFFSET]` (`LD_ABS`),
+    /// `skb[rN]` or `skb[rN + OFFSET]` (`LD_IND`).
+    fn packet_load(
+        &mut self,
+        dst: Reg,
+        w32: bool,
+        dst_col: usize,
+        size: Size,
+        signed: bool,
+        tcol: usize,
+    ) -> Result<Insn, AsmError> {
+        if dst != Reg::R0 || w32 {
+            return Err(self.err(dst_col, "a legacy packet load (skb[...]) always loads into r0"));
+        }
+        if signed || size == Size::DW {
+            return Err(self.err(tcol, "a legacy packet load reads u8, u16 or u32"));
+        }
+        self.i += 1;
+        self.expect("[")?;
+        let index = if self.at_register() { Some(self.reg(false)?) } else { None };
+        // `skb[N]`, `skb[rN]`, or `skb[rN + N]` / `skb[rN - N]`
+        let imm =
+            if index.is_none() || matches!(self.peek_text(), "+" | "-") { self.imm32(false)? } else { 0 };
+        self.expect("]")?;
+        Ok(Insn::LoadPacket { size, index, imm })
+    }
+
     fn atomic_size(&self, size: Size, col: usize) -> Result<Size, AsmError> {
         match size {
             Size::W | Size::DW => Ok(size),
@@ -1000,6 +1027,9 @@ impl<'a> Parser<'_, 'a> {
                 self.i += 1;
                 self.expect("(")?;
                 let (size, signed, tcol) = self.mem_type()?;
+                if self.peek_text() == "skb" {
+                    return self.packet_load(dst, w32, dst_col, size, signed, tcol);
+                }
                 let (src, off) = self.mem()?;
                 if signed && size == Size::DW {
                     return Err(self.err(tcol, "there is no sign-extending 64-bit load; use u64"));

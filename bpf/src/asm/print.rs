@@ -132,6 +132,15 @@ impl fmt::Display for Insn {
                 let ty = if signed { format!("s{}", size.bits()) } else { unsigned_type(size) };
                 write!(f, "{dst} = *({ty} *)({})", Mem(src, off))
             }
+            Insn::LoadPacket { size, index, imm } => {
+                write!(f, "r0 = *({} *)skb[", unsigned_type(size))?;
+                match (index, imm) {
+                    (None, _) => write!(f, "{imm}]"),
+                    (Some(x), 0) => write!(f, "{x}]"),
+                    (Some(x), _) if imm < 0 => write!(f, "{x} - {}]", -i64::from(imm)),
+                    (Some(x), _) => write!(f, "{x} + {imm}]"),
+                }
+            }
             Insn::StoreImm { size, dst, off, imm } => {
                 write!(f, "*({} *)({}) = {imm}", unsigned_type(size), Mem(dst, off))
             }

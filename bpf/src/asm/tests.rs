@@ -105,6 +105,12 @@ fn all_insns() -> Vec<Insn> {
         v.push(Insn::Call(Call::Helper(id)));
         v.push(Insn::Call(Call::Kfunc(id)));
     }
+    for size in [Size::B, Size::H, Size::W] {
+        for imm in [0, 14, -1, -0x10_0000, -0x20_0000 + 12, i32::MAX, i32::MIN] {
+            v.push(Insn::LoadPacket { size, index: None, imm });
+            v.push(Insn::LoadPacket { size, index: Some(Reg::R7), imm });
+        }
+    }
     v.push(Insn::TailCall);
     v.push(Insn::Exit);
     v
@@ -133,6 +139,10 @@ const CANONICAL: &[&str] = &[
     "r1 = *(u32 *)(r10 - 4)",
     "r1 = *(s16 *)(r10 - 4)",
     "r1 = *(u8 *)(r2 + 0)",
+    "r0 = *(u8 *)skb[12]",
+    "r0 = *(u16 *)skb[r3]",
+    "r0 = *(u32 *)skb[r3 + 4]",
+    "r0 = *(u32 *)skb[r3 - 2097152]",
     "*(u64 *)(r10 - 8) = r1",
     "*(u32 *)(r10 - 8) = 5",
     "*(u64 *)(r10 + 16) = -1",

@@ -194,6 +194,7 @@ impl Validator<'_> {
                     st.regs[w.idx()] = Val::SCALAR;
                 }
             }
+            Insn::LoadPacket { index, .. } => return self.packet_load(i, st, frame, index),
             Insn::Ja { .. } | Insn::JaLong { .. } => return Ok(vec![Next::Goto(self.target(i), st)]),
             Insn::Jmp { .. } => return self.jump(i, st, frame),
             Insn::Call(Call::Local(_)) => return self.call(chain, i, st),
@@ -742,6 +743,42 @@ impl Validator<'_> {
             st.clobber(0..1, Why::ReturnsNothing(pc));
         }
         Ok(())
+    }
+
+    /// A legacy packet load: in a socket filter or tc program, R6 the context, the index a
+    /// scalar. R0 becomes unknown and R1-R5 unreadable; in a subprogram, the load's
+    /// hidden return of 0 (when the offset is outside the packet) is a path too.
+    fn packet_load(&self, i: usize, mut st: State, frame: usize, index: Option<Reg>) -> Res<Vec<Next>> {
+        let prog_type = self.set.prog_type();
+        if !prog_type.is_skb() || self.tracing {
+            let what = if self.tracing { "a tracing program" } else { prog_type.name() };
+            let detail = format!("legacy packet loads are for socket filters and tc programs, not {what}");
+            return Err(self.err(i, Rule::PacketLoadType, detail));
+        }
+        let r6 = self.read(i, &st, Reg::R6)?;
+        if r6 != Val::Ctx(Off::at(0)) {
+            let detail = format!("r6 must be the context pointer, not {}", r6.describe(frame));
+            return Err(self.err(i, Rule::PacketLoadContext, detail));
+        }
+        if let Some(x) = index {
+            self.scalar(
+                i,
+                &st,
+                x,
+                Rule::Unsupported,
+                "a legacy packet load's index (a pointer is not modelled)",
+                frame,
+            )?;
+        }
+        let pc = self.p().pc_of(i);
+        st.regs[0] = Val::SCALAR;
+        st.clobber(1..6, Why::Clobbered(pc));
+        let mut next = vec![Next::Goto(i + 1, st.clone())];
+        if frame > 0 {
+            st.regs[0] = Val::konst(0);
+            next.push(Next::Return(st));
+        }
+        Ok(next)
     }
 
     /// Tail calls: R1 the context, R2 a prog array, R3 a scalar index.

@@ -39,6 +39,7 @@ fn uses_defs(insn: &Insn) -> (u16, u16) {
         Insn::Jmp { dst, src, .. } => (bit(dst) | reg(src), 0),
         Insn::Call(Call::Local(_) | Call::Helper(_) | Call::Kfunc(_)) | Insn::TailCall => (ARGS, CLOBBERED),
         Insn::Exit => (bit(Reg::R0), 0),
+        Insn::LoadPacket { index, .. } => (bit(Reg::R6) | index.map_or(0, bit), CLOBBERED),
     }
 }
 

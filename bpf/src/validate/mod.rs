@@ -125,6 +125,11 @@ pub enum Rule {
     TooComplex,
     /// A constant division by zero or a constant shift past the width.
     BadImmediate,
+    /// A legacy packet load (`LD_ABS`/`LD_IND`) in a program that is not a socket filter
+    /// or tc program.
+    PacketLoadType,
+    /// A legacy packet load without the context pointer in R6.
+    PacketLoadContext,
     /// Something this validator does not model (kfunc calls, other `lddw` pseudo sources).
     Unsupported,
 }
@@ -154,6 +159,8 @@ impl Rule {
             Rule::CallGraph => "combined stack size of %d calls is %d. Too large",
             Rule::TooComplex => "BPF program is too large. Processed %d insn",
             Rule::BadImmediate => "div by zero",
+            Rule::PacketLoadType => "BPF_LD_[ABS|IND] instructions not allowed for this program type",
+            Rule::PacketLoadContext => "at the time of BPF_LD_ABS|IND R6 != pointer to skb",
             Rule::Unsupported => return None,
         })
     }
@@ -181,6 +188,8 @@ impl fmt::Display for Rule {
             Rule::CallGraph => "invalid call graph",
             Rule::TooComplex => "program too complex",
             Rule::BadImmediate => "invalid immediate",
+            Rule::PacketLoadType => "legacy packet load in the wrong program type",
+            Rule::PacketLoadContext => "legacy packet load without the context",
             Rule::Unsupported => "unsupported",
         })
     }

@@ -19,7 +19,7 @@ use bpf::{
 };
 
 use crate::bugs::{Bug, Bugs};
-use crate::guest::{helper_addr, kfunc_addr, CODE_ADDR, MAX_MAPS};
+use crate::guest::{helper_addr, kfunc_addr, packet_load_addr, CODE_ADDR, MAX_MAPS};
 use crate::rv64::{BranchOp, Imm12, Inst, LoadOp, ROp, ShiftOp, XReg};
 
 pub use layout::LayoutError;
@@ -195,6 +195,7 @@ fn regs_used(insn: &Insn) -> Vec<Reg> {
         | Insn::LdImm64 { dst, .. } => {
             vec![dst]
         }
+        Insn::LoadPacket { index, .. } => [Some(Reg::R6), index].into_iter().flatten().collect(),
         Insn::Ja { .. } | Insn::JaLong { .. } | Insn::Call(_) | Insn::TailCall | Insn::Exit => vec![],
     }
 }
@@ -302,7 +303,8 @@ fn facts(insns: &[Insn]) -> FunctionFacts {
         match insn {
             _ if insn.is_tail_call() => {}
             Insn::Call(Call::Local(_)) => calls = true,
-            Insn::Call(_) => {
+            // the kernel's verifier turns a legacy packet load into a helper call
+            Insn::Call(_) | Insn::LoadPacket { .. } => {
                 calls = true;
                 helper_calls = true;
             }
@@ -396,6 +398,9 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
                     scheme.emit_after_kfunc(&mut l);
                     l.push(Inst::mv(regs::map(Reg::R0), XReg::A0));
                 }
+                Insn::LoadPacket { size, index, imm } => {
+                    emit_packet_load(&mut l, scheme, size, index, imm, i, f);
+                }
                 Insn::Exit => {
                     if i + 1 != range.end {
                         l.jump(Label::Epilogue(f));
@@ -415,6 +420,38 @@ fn compile_prog(prog: &Program, p: usize, codegen: Codegen, base: u64) -> Result
         epilogues: laid.epilogues,
         tail_call_jumps: laid.marks,
     })
+}
+
+/// A legacy packet load (instruction `i` of function `f`), as the code the kernel's verifier
+/// puts in its place before any JIT sees it (`bpf_gen_ld_abs`): `r2 = imm` (or `r2 = index`,
+/// `r2 += imm`), `r1 = r6`, a call of the size's load helper, then `if r0 s>= 0` on to the
+/// next instruction, else `w0 ^= w0` and return from the function.
+fn emit_packet_load(
+    l: &mut Layout,
+    scheme: Scheme,
+    size: bpf::Size,
+    index: Option<Reg>,
+    imm: i32,
+    i: usize,
+    f: usize,
+) {
+    match index {
+        None => emit::emit_alu(l, bpf::Width::W64, bpf::AluOp::Mov, Reg::R2, bpf::Operand::Imm(imm)),
+        Some(x) => {
+            emit::emit_alu(l, bpf::Width::W64, bpf::AluOp::Mov, Reg::R2, bpf::Operand::Reg(x));
+            if imm != 0 {
+                emit::emit_alu(l, bpf::Width::W64, bpf::AluOp::Add, Reg::R2, bpf::Operand::Imm(imm));
+            }
+        }
+    }
+    emit::emit_alu(l, bpf::Width::W64, bpf::AluOp::Mov, Reg::R1, bpf::Operand::Reg(Reg::R6));
+    scheme.emit_before_helper(l);
+    l.call(Label::Abs(packet_load_addr(size)));
+    scheme.emit_after_helper(l);
+    l.push(Inst::mv(regs::map(Reg::R0), XReg::A0));
+    l.branch(BranchOp::Bge, regs::map(Reg::R0), XReg::ZERO, Label::Insn(i + 1));
+    emit::emit_alu(l, bpf::Width::W32, bpf::AluOp::Xor, Reg::R0, bpf::Operand::Reg(Reg::R0));
+    l.jump(Label::Epilogue(f));
 }
 
 /// `bpf_tail_call(ctx = R1, map = R2, index = R3)`, in the kernel's order: the index

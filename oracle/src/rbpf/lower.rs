@@ -400,6 +400,13 @@ fn expand(
         }
     }
     match insn {
+        Insn::LoadPacket { .. } => {
+            return cannot(
+                "legacy packet load",
+                "rbpf 0.4.1 reads LD_ABS/LD_IND from its own memory argument in host byte order, not the \
+                 socket buffer's data in network byte order, and cannot end the function at the packet's end",
+            )
+        }
         Insn::Alu { op: AluOp::Sdiv, .. } => {
             return cannot("sdiv", "rbpf 0.4.1 ignores the offset field and runs signed division as unsigned")
         }

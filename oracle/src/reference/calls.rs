@@ -20,7 +20,7 @@ use bpf::{
 };
 
 use super::decode::{self, Op};
-use super::layout::{entry_registers, frame_top};
+use super::layout::{entry_registers, frame_top, CTX_ADDR};
 use super::machine::{bit, Machine, Regs, Stop};
 use super::memory::{Memory, MARK_ADDR, MARK_MAP, MARK_VALUE, UNINIT};
 use super::TailCallSemantics;
@@ -336,6 +336,16 @@ impl Run<'_> {
                 None => m.run(code),
                 Some(t) => step(m, code, prog, t),
             };
+            // A legacy packet load outside the packet returns 0 from the running function.
+            let stop = match stop {
+                Stop::PacketLoad { index, offset, size, reg } => {
+                    match self.packet_load(m, index, offset, size, reg)? {
+                        true => continue,
+                        false => Stop::Exit { r0: 0, r0_mark: 0 },
+                    }
+                }
+                other => other,
+            };
             match stop {
                 Stop::Exit { r0, r0_mark } if self.frames.len() <= 1 => {
                     if let Some(traced) = self.frames.first().and_then(|f| f.traced) {
@@ -359,6 +369,7 @@ impl Run<'_> {
                 }
                 Stop::Helper { index, id, kfunc } => self.helper(m, index, id, kfunc)?,
                 Stop::TailCall { index } => self.tail_call(m, index)?,
+                Stop::PacketLoad { .. } => unreachable!("handled above"),
                 Stop::Undefined { index, reg } => {
                     let detail = self.undefined(reg);
                     return Err(self.fault(prog, index, FaultKind::Verifier, detail).into());
@@ -625,6 +636,11 @@ impl Run<'_> {
                 Stop::Call { index, .. } | Stop::TailCall { index } => {
                     Err(self.fault(0, index, FaultKind::Host, "a tracing program made a call".into()).into())
                 }
+                Stop::PacketLoad { index, .. } => {
+                    let detail = "a tracing program made a legacy packet load (only socket filters and tc \
+                                  programs may)";
+                    Err(self.fault(0, index, FaultKind::Verifier, detail.into()).into())
+                }
             };
             if step.is_err() {
                 break step;
@@ -701,6 +717,41 @@ impl Run<'_> {
             self.clobber(m, &[0], Why::ReturnsNothing, index);
         }
         Ok(())
+    }
+
+    /// A legacy packet load at `index` of `size` bytes at `offset` (`reg`: its index
+    /// register): R6 must hold the
+    /// context and the program be a socket filter or tc program. `true` with R0 the
+    /// value read (see [`bpf::ProgType::legacy_packet_load`]) and R1-R5 undefined, or
+    /// `false` when the offset is outside the packet (the function then returns 0).
+    fn packet_load(
+        &mut self,
+        m: &mut Machine<'_>,
+        index: usize,
+        offset: i32,
+        size: usize,
+        reg: Option<u8>,
+    ) -> Result<bool, Fault> {
+        let prog_type = self.set.prog_type();
+        if !prog_type.is_skb() {
+            let detail = format!(
+                "a legacy packet load in a {} program (only socket filters and tc programs may)",
+                prog_type.name()
+            );
+            return Err(self.verifier(index, detail));
+        }
+        if m.regs.get(6) != CTX_ADDR || m.regs.mark_of(6) == 0 {
+            return Err(self.verifier(index, "a legacy packet load needs the context pointer in R6".into()));
+        }
+        if reg.is_some_and(|x| m.regs.marked(x)) {
+            return Err(self.verifier(index, "a legacy packet load's index is an address".into()));
+        }
+        let value = prog_type.legacy_packet_load(m.mem.packet_bytes(), offset, size);
+        self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, index);
+        let Some(value) = value else { return Ok(false) };
+        m.regs.set(0, u64::from(value), 0);
+        m.undef &= !bit(0);
+        Ok(true)
     }
 
     /// The map register `r` names (its index and the map), if it holds exactly a map's

@@ -142,6 +142,9 @@ pub(super) mod code {
     /// `lddw dst, &map + off`: `imm` is the address; the result is marked as a pointer to a
     /// map value.
     pub const LD_VALUE: u8 = OTHER + 40;
+    /// A legacy packet load: `aux` is the size in bytes, `src` the index register (or
+    /// [`super::NO_REG`] for `LD_ABS`), `imm` the offset (sign-extended).
+    pub const PACKET_LOAD: u8 = OTHER + 41;
 }
 
 /// The code of a binary ALU operation: `op * 4 + (64-bit) * 2 + (register form)`, 0 to 55.
@@ -306,6 +309,11 @@ fn decode_one(prog: &Program, maps: usize, index: usize, insn: &Insn) -> Op {
         Insn::Call(Call::Helper(bpf::helpers::TAIL_CALL)) | Insn::TailCall => Op::new(code::TAIL_CALL, 0, 0),
         Insn::Call(Call::Helper(id)) => Op { imm: id as i64 as u64, ..Op::new(code::HELPER, 0, 0) },
         Insn::Exit => Op::new(code::EXIT, 0, 0),
+        Insn::LoadPacket { size, index, imm } => Op {
+            aux: size.bytes(),
+            imm: imm as i64 as u64,
+            ..Op::new(code::PACKET_LOAD, 0, index.map_or(NO_REG, |x| x.num()))
+        },
     }
 }
 
@@ -367,6 +375,8 @@ pub(super) fn reg_use(op: &Op) -> RegUse {
         },
         code::LD_MAP | code::LD_VALUE => use_([NO_REG; 3], bit(d)),
         code::EXIT => use_([0, NO_REG, NO_REG], 0),
+        // R0 and R1-R5 are set by the frame logic, as after a helper call.
+        code::PACKET_LOAD => use_([s, 6, NO_REG], 0),
         _ => none,
     }
 }

@@ -136,6 +136,18 @@ pub(super) enum Stop {
         /// A kfunc call (`call kfunc:N`).
         kfunc: bool,
     },
+    /// A legacy packet load at `index` of `size` bytes at `offset` (the offset plus the
+    /// index register, as the kernel's helper takes it: the low 32 bits, signed).
+    PacketLoad {
+        /// The instruction index.
+        index: usize,
+        /// Where to read.
+        offset: i32,
+        /// 1, 2 or 4 bytes.
+        size: usize,
+        /// The index register of `LD_IND`.
+        reg: Option<u8>,
+    },
     /// A tail call at `index` (`call 12` or `BPF_TAIL_CALL`).
     TailCall {
         /// The instruction index of the call.
@@ -507,6 +519,12 @@ impl Machine<'_> {
                 code::HELPER => break Stop::Helper { index: at, id: k as i32, kfunc: false },
                 code::KFUNC => break Stop::Helper { index: at, id: k as i32, kfunc: true },
                 code::TAIL_CALL => break Stop::TailCall { index: at },
+                code::PACKET_LOAD => {
+                    let index = if s == NO_REG { 0 } else { r.get(s) };
+                    let offset = index.wrapping_add(k) as u32 as i32;
+                    let reg = (s != NO_REG).then_some(s);
+                    break Stop::PacketLoad { index: at, offset, size: op.aux as usize, reg };
+                }
                 // UNSUPPORTED, and any code without an arm.
                 _ => break Stop::Unsupported { index: at },
             }
