@@ -62,6 +62,13 @@ pub struct Config {
     /// fentry and fexit programs attached to functions of the set (half of the sets get
     /// one to three). Defaults to true.
     pub attachments_enabled: bool,
+    /// The programs' type: a buffer (the default), or a tc or socket-filter program whose
+    /// context is a `struct __sk_buff` over a packet. Those never touch the context's
+    /// memory (its fields are the fixtures' and the text corpus's) but read the packet with
+    /// legacy packet loads (`LD_ABS`/`LD_IND`, the context kept in R6), and get no
+    /// attachments and no entry counter (both need a buffer). [`Arbitrary`] makes one set
+    /// in 8 a tc program and one in 16 a socket filter.
+    pub prog_type: bpf::ProgType,
     /// Percent of immediates drawn from the edge-value list. Defaults to 60.
     pub edge_bias: u8,
     /// Helper calls use only helpers a real kernel has and answers deterministically
@@ -99,6 +106,7 @@ impl Default for Config {
             tail_calls_enabled: true,
             arrays_enabled: true,
             attachments_enabled: true,
+            prog_type: bpf::ProgType::Buffer,
             edge_bias: 60,
             kernel_helpers: false,
             count_entries: false,
@@ -117,6 +125,10 @@ impl Config {
         self.edge_bias = self.edge_bias.min(100);
         if !self.alu32_enabled && !self.alu64_enabled {
             self.alu64_enabled = true;
+        }
+        if self.prog_type.is_skb() {
+            self.attachments_enabled = false;
+            self.count_entries = false;
         }
         self
     }
@@ -160,6 +172,11 @@ impl<'a> Arbitrary<'a> for Config {
             edge_bias: u.int_in_range(0..=100)?,
             kfuncs_enabled: u.arbitrary()?,
             attachments_enabled: u.arbitrary()?,
+            prog_type: match u.int_in_range(0..=15u8)? {
+                0 | 1 => bpf::ProgType::Tc,
+                2 => bpf::ProgType::Socket,
+                _ => bpf::ProgType::Buffer,
+            },
             kernel_helpers: false,
             count_entries: false,
         }

@@ -67,6 +67,11 @@ pub fn all_forms() -> Vec<Form> {
         v.push(Insn::StoreImm { size, dst: Reg::R10, off: -8, imm: 1 });
         v.push(Insn::Store { size, dst: Reg::R10, src: r, off: -8 });
     }
+    // legacy packet loads (tc and socket-filter sets)
+    for size in [Size::B, Size::H, Size::W] {
+        v.push(Insn::LoadPacket { size, index: None, imm: 0 });
+        v.push(Insn::LoadPacket { size, index: Some(Reg::R2), imm: 0 });
+    }
     for size in [Size::W, Size::DW] {
         for op in AtomicOp::ALL {
             v.push(Insn::Atomic { size, op, dst: Reg::R10, src: r, off: -8 });
@@ -95,8 +100,9 @@ mod tests {
     fn forms_are_distinct_per_operation() {
         let all = all_forms();
         // 2 widths x (14 ops x 2 + neg + 11 conds x 2) + movsx 5 + end 9 + memory 4x3+3
-        // + atomics 20 + ja, gotol, two lddw, helper and local call, exit.
-        assert_eq!(all.len(), 2 * (28 + 1 + 22) + 5 + 9 + 15 + 20 + 7);
+        // + legacy packet loads 3 sizes x (abs, ind) + atomics 20 + ja, gotol, two lddw,
+        // helper and local call, exit.
+        assert_eq!(all.len(), 2 * (28 + 1 + 22) + 5 + 9 + 15 + 6 + 20 + 7);
         assert_ne!(
             form_of(&Insn::Alu { width: Width::W64, op: AluOp::Div, dst: Reg::R1, src: Operand::Imm(1) }),
             form_of(&Insn::Alu { width: Width::W64, op: AluOp::Sdiv, dst: Reg::R1, src: Operand::Imm(1) })

@@ -115,8 +115,12 @@ struct Sig {
 /// A bpf2bpf call to patch: its index in the function's instructions, and the callee.
 type CallSite = (usize, usize);
 
-/// The register kept as a copy of the context pointer when calls need it.
+/// The register kept as a copy of the context pointer when calls need it (R6: where legacy
+/// packet loads take it).
 const CTX_COPY: Reg = Reg::R6;
+
+/// The longest packet [`crate::generate`] makes for a `__sk_buff` program.
+pub(super) const MAX_GENERATED_PACKET: usize = 128;
 
 struct Gen<'c, 'a, 'u> {
     cfg: &'c Config,
@@ -277,8 +281,9 @@ fn function(
         g.emit(Insn::Store { size: word, dst: ctx, src: Reg::R0, off: 0 });
         g.st.kind[0] = Kind::Scalar;
     }
-    // Keep the context in a callee-saved register when calls may need it later.
-    if sig.ctx_arg && (cfg.tail_calls_enabled || cfg.calls_enabled) {
+    // Keep the context in a callee-saved register when calls or legacy packet loads (which
+    // take it in R6) may need it later.
+    if sig.ctx_arg && (cfg.tail_calls_enabled || cfg.calls_enabled || cfg.prog_type.is_skb()) {
         g.emit(Insn::Alu { width: Width::W64, op: AluOp::Mov, dst: CTX_COPY, src: Operand::Reg(Reg::R1) });
         g.st.kind[CTX_COPY.idx()] = Kind::Ctx;
         g.st.frozen |= 1 << CTX_COPY.num();
@@ -314,6 +319,7 @@ enum Step {
     Lookup,
     Global,
     TailCall,
+    PacketLoad,
 }
 
 impl Gen<'_, '_, '_> {
@@ -366,7 +372,12 @@ impl Gen<'_, '_, '_> {
         self.st.kind[r.idx()] = Kind::Scalar;
     }
 
+    /// A register holding the context, for a memory access (never for a `__sk_buff`,
+    /// whose fields this generator leaves alone).
     fn ctx_reg(&mut self) -> arbitrary::Result<Option<Reg>> {
+        if self.cfg.prog_type.is_skb() {
+            return Ok(None);
+        }
         let regs = self.st.regs(Kind::Ctx);
         Ok(if regs.is_empty() { None } else { Some(*self.u.choose(&regs)?) })
     }
@@ -417,6 +428,9 @@ impl Gen<'_, '_, '_> {
             if c.tail_calls_enabled && !self.shape.prog_arrays.is_empty() && self.st.is(CTX_COPY, Kind::Ctx) {
                 v.push(Step::TailCall);
             }
+            if c.prog_type.is_skb() && self.st.is(Reg::R6, Kind::Ctx) {
+                v.extend([Step::PacketLoad, Step::PacketLoad]);
+            }
         }
         v
     }
@@ -456,6 +470,7 @@ impl Gen<'_, '_, '_> {
                 Step::Lookup => self.lookup()?,
                 Step::Global => self.global()?,
                 Step::TailCall => self.tail_call()?,
+                Step::PacketLoad => self.packet_load()?,
             }
             if depth > 0 && self.u.ratio(1, 6)? {
                 break;
@@ -1078,10 +1093,35 @@ impl Gen<'_, '_, '_> {
     /// context's last word, which skips the tail call after [`TAIL_CALL_GUARD`]: a cycle
     /// of tail calls then stops by itself even on a JIT whose count never runs out, and
     /// shows as a wrong count rather than a run that never ends.
+    /// A legacy packet load (R6 holds the context): of 1, 2 or 4 bytes, at a constant
+    /// offset or a scalar register plus one; mostly inside the packet, else at the
+    /// kernel's special offsets or outside it (where the function returns 0).
+    fn packet_load(&mut self) -> arbitrary::Result<()> {
+        const SKF_NET_OFF: i32 = -0x10_0000;
+        const SKF_LL_OFF: i32 = -0x20_0000;
+        let size = *self.u.choose(&[Size::B, Size::H, Size::W])?;
+        let index = match self.st.regs(Kind::Scalar).as_slice() {
+            regs if !regs.is_empty() && self.u.ratio(1, 3)? => Some(*self.u.choose(regs)?),
+            _ => None,
+        };
+        let imm = match self.u.int_in_range(0..=9u8)? {
+            0 => SKF_NET_OFF + self.u.int_in_range(0..=40)?,
+            1 => SKF_LL_OFF + self.u.int_in_range(0..=60)?,
+            2 => self.imm32()?,
+            _ => self.u.int_in_range(0..=MAX_GENERATED_PACKET as i32)?,
+        };
+        self.emit(Insn::LoadPacket { size, index, imm });
+        self.after_call();
+        Ok(())
+    }
+
     fn tail_call(&mut self) -> arbitrary::Result<()> {
         let m = self.u.int_in_range(0..=self.shape.prog_arrays.len() - 1)?;
         let entries = self.shape.prog_arrays[m];
-        let guard = self.cfg.ctx_size >= 16 && !self.st.frozen(Reg::R0) && self.u.arbitrary()?;
+        let guard = self.cfg.ctx_size >= 16
+            && !self.cfg.prog_type.is_skb()
+            && !self.st.frozen(Reg::R0)
+            && self.u.arbitrary()?;
         let guard_at = self.out.len();
         if guard {
             let word = (self.cfg.ctx_size - 8) as i16;

@@ -86,13 +86,16 @@ pub fn generate_for(bytes: &[u8], kernel: KernelTarget) -> Option<Generated> {
     generate(&cfg, &mut u).ok()
 }
 
-/// Another input for the same set: `input`'s context with about half of its 8-byte words
-/// replaced, by an edge value ([`crate::EDGE_U64`]) or random bits, so that one
-/// compiled set also meets the values that take its other paths.
-pub fn vary(input: &bpf::Input, rng: &mut Rng) -> bpf::Input {
+/// Another input for the same set of programs of `prog_type`: `input`'s context with
+/// about half of its 8-byte words replaced, by an edge value ([`crate::EDGE_U64`]) or
+/// random bits, so that one compiled set also meets the values that take its other paths.
+/// A `__sk_buff` program's packet keeps its Ethernet header (the kind and length of
+/// packet the test run takes stay as they are).
+pub fn vary(input: &bpf::Input, prog_type: bpf::ProgType, rng: &mut Rng) -> bpf::Input {
     let Some(ctx) = &input.ctx else { return input.clone() };
     let mut ctx = ctx.clone();
-    for chunk in ctx.chunks_mut(8) {
+    let kept = if prog_type.is_skb() { bpf::context::MIN_PACKET.min(ctx.len()) } else { 0 };
+    for chunk in ctx[kept..].chunks_mut(8) {
         let r = rng.next_u64();
         let v = match r % 4 {
             0 | 1 => continue,
@@ -139,7 +142,7 @@ mod tests {
         let mut rng = Rng::new(3);
         let (mut kept, mut changed) = (0, 0);
         for _ in 0..100 {
-            let v = vary(&input, &mut rng);
+            let v = vary(&input, bpf::ProgType::Buffer, &mut rng);
             let ctx = v.ctx.unwrap();
             assert_eq!(ctx.len(), 64);
             for w in ctx.chunks(8) {
@@ -155,7 +158,7 @@ mod tests {
             (300..500).contains(&kept) && (300..500).contains(&changed),
             "{kept} kept, {changed} changed"
         );
-        assert_eq!(vary(&bpf::Input::none(), &mut rng), bpf::Input::none());
+        assert_eq!(vary(&bpf::Input::none(), bpf::ProgType::Buffer, &mut rng), bpf::Input::none());
     }
 
     #[test]

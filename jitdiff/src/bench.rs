@@ -111,7 +111,7 @@ pub fn first_finding(bugs: jit::Bugs, seed: u64, max_runs: u64) -> Option<Found>
                 let case = generator::Generated { set: g.set, input };
                 return Some(Found { case, results, diffs, runs });
             }
-            input = vary(&g.input, &mut rng);
+            input = vary(&g.input, g.set.prog_type(), &mut rng);
         }
     }
     None

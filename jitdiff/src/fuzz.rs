@@ -577,7 +577,7 @@ pub fn fuzz(opts: &FuzzOptions, status: &(dyn Fn(&Stats, Duration) + Sync)) -> A
                     let g = generate_for(bytes, kernel)?;
                     let mut inputs = vec![g.input.clone()];
                     while inputs.len() < opts.inputs_per_set.max(1) {
-                        inputs.push(vary(&g.input, rng));
+                        inputs.push(vary(&g.input, g.set.prog_type(), rng));
                     }
                     Some((g, inputs))
                 };

@@ -16,7 +16,7 @@ fn sets(n: usize) -> Vec<(ProgramSet, Vec<Input>)> {
     while out.len() < n {
         rng.fill(&mut bytes);
         let Some(g) = generate_for(&bytes, KernelTarget::Mixing) else { continue };
-        let other = generator::input::vary(&g.input, &mut rng);
+        let other = generator::input::vary(&g.input, g.set.prog_type(), &mut rng);
         out.push((g.set, vec![g.input, other]));
     }
     out
