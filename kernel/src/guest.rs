@@ -21,6 +21,11 @@ pub struct BootOptions {
     pub qemu: PathBuf,
     /// Guest memory in MiB (default 512).
     pub memory_mib: u32,
+    /// qemu's translation cache in MiB (`-accel tcg,tb-size=N`; default 128). qemu's own
+    /// default, 1 GiB, fills over an hour of fuzzing (the JITed images are new code every
+    /// job) and holds a guest's memory that much above its RAM; a full cache is flushed and
+    /// refilled, which costs little at this size.
+    pub tcg_cache_mib: u32,
     /// qemu `-cpu` value, e.g. `rv64,zba=true,zbb=true` to let the JIT use bit-manipulation
     /// instructions; `None` (default) keeps qemu's default `rv64` CPU.
     pub cpu: Option<String>,
@@ -93,6 +98,7 @@ impl BootOptions {
         BootOptions {
             qemu: PathBuf::from("qemu-system-riscv64"),
             memory_mib: 512,
+            tcg_cache_mib: 128,
             cpu: None,
             boot_timeout: Duration::from_secs(60),
             run_timeout_base: Duration::from_secs(30),
@@ -215,6 +221,8 @@ impl Guest {
         ])
         .arg("-m")
         .arg(format!("{}M", options.memory_mib))
+        .arg("-accel")
+        .arg(format!("tcg,tb-size={}", options.tcg_cache_mib))
         .arg("-kernel")
         .arg(&image.image)
         .arg("-initrd")
