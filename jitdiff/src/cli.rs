@@ -461,6 +461,12 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
             _ => None,
         };
+        // A mismatch that is a known divergence of a kernel says which (fuzz does not count
+        // those as findings).
+        let known = match &verdict {
+            Verdict::Mismatch(d) => compare::known::explain(engines, &file_set.set, &results, d),
+            _ => None,
+        };
         // Where an engine runs code jitdiff did not make (the kernel's JIT), a mismatch shows it.
         let native = match &verdict {
             Verdict::Mismatch(_) => engines.native_listings(&file_set.set, &input),
@@ -477,6 +483,9 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     "text": d.describe(&file_set.set),
                 });
             }
+            if let Some(k) = known {
+                v["known_divergence"] = serde_json::json!({ "name": k.name, "explanation": k.explanation });
+            }
             for (name, listing) in &native {
                 v["native_code"][*name] = match listing {
                     Ok(text) => serde_json::json!(text),
@@ -486,6 +495,9 @@ fn cmd_run(a: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             writeln!(out, "{v}")
         } else {
             let mut text = to_text(&shown, &file_set.set, &results, &verdict);
+            if let Some(k) = known {
+                text += &format!("    a known divergence ({}): {}\n", k.name, k.explanation);
+            }
             if let Some(d) = &divergence {
                 text += &format!("    {}\n", d.describe(&file_set.set));
             }

@@ -189,15 +189,18 @@ fn with_ctx_slot(prog: &bpf::Program, f: usize) -> u32 {
     prog.function_stack_depth(f).next_multiple_of(8) + 8
 }
 
-/// The stack of program `index`'s main function as the kernel engine loads it: its own,
-/// and the context's slot below it when it makes or leads to tail calls.
+/// The stack depth of program `index`'s main function as the kernel's verifier computes
+/// it for the program the kernel engine loads: for a buffer program that makes or leads to
+/// tail calls, its own stack and the context's slot below it; otherwise (a `__sk_buff`
+/// program is loaded as it is) the deepest byte its accesses reach, rounded up to 8, which
+/// may be less than the stack the program declares.
 pub fn main_stack_depth(set: &ProgramSet, index: usize) -> u32 {
     let prog = &set.progs()[index].prog;
-    if reaches_tail_calls(prog, &prog.calls())[0] {
-        with_ctx_slot(prog, 0)
-    } else {
-        prog.function_stack_depth(0)
+    if !set.prog_type().is_skb() && reaches_tail_calls(prog, &prog.calls())[0] {
+        return with_ctx_slot(prog, 0);
     }
+    let verified = bpf::validate::stack_depths(set, index, None).ok();
+    verified.and_then(|d| d.first().copied()).unwrap_or_else(|| prog.function_stack_depth(0))
 }
 
 /// Whether, as the kernel engine loads `set`, a program that the entry reaches through
@@ -1146,6 +1149,21 @@ mod tests {
         assert_eq!(main_stack_depth(&set(8), 0), 8);
         assert!(!overruns_interpreter_frame(&set(32)));
         assert!(overruns_interpreter_frame(&set(40)));
+        // A tc program is loaded as it is: the verifier sizes the entry's stack by its
+        // deepest access (20 bytes: 24), not by the 40 it declares, so the interpreter gives
+        // it 32 bytes, which a target using 48 overruns.
+        let tc = |target_stack: u32| {
+            let text = format!(
+                ".progtype tc\n.map jmp 1\n.slot jmp 0 target\n.prog entry\n.stack 40\n*(u32 *)(r10 - 20) = 0\n\
+                 r2 = jmp ll\nr3 = 0\ncall bpf_tail_call\nr0 = 1\nexit\n.prog target\n\
+                 *(u64 *)(r10 - {target_stack}) = 0\nr0 = 7\nexit\n"
+            );
+            parse_set(&text).unwrap().set
+        };
+        assert_eq!(main_stack_depth(&tc(48), 0), 24);
+        assert_eq!(main_stack_depth(&tc(48), 1), 48);
+        assert!(!overruns_interpreter_frame(&tc(32)));
+        assert!(overruns_interpreter_frame(&tc(48)));
     }
 
     #[test]
