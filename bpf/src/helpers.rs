@@ -23,6 +23,12 @@ use std::fmt;
 /// 1 (found) or 0 (NULL) as the result, so traces compare across engines whose
 /// addresses differ.
 pub const MAP_LOOKUP_ELEM: i32 = 1;
+/// `bpf_strtoul(buf, buf_len, flags, res)`: parses the unsigned number in the `buf_len`
+/// bytes R1 points to into the 8 bytes R4 points to (see [`strtoul`]). It needs the
+/// engines' memory, so each engine performs it and records it with
+/// [`Helpers::record_strtoul`] (the length, the flags and the result as arguments, so that
+/// traces compare across engines whose addresses differ).
+pub const STRTOUL: i32 = 106;
 /// The helper id of `bpf_tail_call`.
 pub const TAIL_CALL: i32 = 12;
 /// `ktime_get_ns`: here a per-run clock that advances by 1000 on every clock read.
@@ -120,14 +126,16 @@ pub fn prototype(id: i32) -> Option<Prototype> {
         TEST_FUNC => p("bpf_test_func", 0),
         MIX => p("jitdiff_mix", 5),
         MAP_LOOKUP_ELEM => p("map_lookup_elem", 0),
+        STRTOUL => p("strtoul", 0),
         COUNTER => p("jitdiff_counter", 0),
         _ => None,
     }
 }
 
 /// Every helper id, for engines that register helpers up front.
-pub const ALL: [i32; 9] = [
+pub const ALL: [i32; 10] = [
     MAP_LOOKUP_ELEM,
+    STRTOUL,
     KTIME_GET_NS,
     GET_NUMA_NODE_ID,
     JIFFIES64,
@@ -170,6 +178,67 @@ pub struct Helpers {
     trace: Vec<HelperCall>,
 }
 
+/// `bpf_strtoul` on the bytes `buf` with `flags`, as Linux 6.12's and 7.3's
+/// `kernel/bpf/helpers.c` computes it: (R0, the number stored through R4). Leading white
+/// space is skipped (the kernel's `isspace`, which counts 0xa0 too); a '-' sign is
+/// -EINVAL; the base is 10, 8 or 16 (flags 0 choose by prefix: `0x` with a hex digit after
+/// it is 16, another leading `0` 8); at most 63 characters after the white space and sign
+/// are read, and the number ends at the first byte that is not one of its digits. R0 is
+/// how many bytes were used, or -EINVAL (no digits, other flags) or -ERANGE (more than 64
+/// bits); the number stored is 0 unless R0 is a count.
+pub fn strtoul(buf: &[u8], flags: u64) -> (u64, u64) {
+    const EINVAL: i64 = 22;
+    const ERANGE: i64 = 34;
+    let fail = |e: i64| ((-e) as u64, 0);
+    let base_mask = 0x1f;
+    let mut base = (flags & base_mask) as u32;
+    if buf.is_empty() || ![0, 8, 10, 16].contains(&base) || flags & !base_mask != 0 {
+        return fail(EINVAL);
+    }
+    let space = |b: u8| matches!(b, b' ' | b'\t'..=b'\r' | 0xa0);
+    let mut at = buf.iter().take_while(|&&b| space(b)).count();
+    let negative = buf.get(at) == Some(&b'-');
+    at += usize::from(negative);
+    if at == buf.len() {
+        return fail(EINVAL);
+    }
+    let consumed = at;
+    // The rest, as the kernel copies it: at most 63 bytes, then a 0 that ends any number.
+    let rest: Vec<u8> = buf[at..].iter().take(63).copied().chain([0, 0, 0]).collect();
+    let mut s = 0;
+    if base == 0 {
+        base = match (rest[0], rest[1].to_ascii_lowercase(), rest[2]) {
+            (b'0', b'x', c) if c.is_ascii_hexdigit() => 16,
+            (b'0', _, _) => 8,
+            _ => 10,
+        };
+    }
+    if base == 16 && rest[0] == b'0' && rest[1].to_ascii_lowercase() == b'x' {
+        s = 2;
+    }
+    let (mut value, mut digits, mut overflow) = (0u64, 0usize, false);
+    while let Some(d) = (rest[s + digits] as char).to_digit(16).filter(|&d| d < base) {
+        match value.checked_mul(u64::from(base)).and_then(|v| v.checked_add(u64::from(d))) {
+            Some(v) => value = v,
+            None => {
+                value = u64::MAX;
+                overflow = true;
+            }
+        }
+        digits += 1;
+    }
+    if overflow {
+        return fail(ERANGE);
+    }
+    if digits == 0 {
+        return fail(EINVAL);
+    }
+    if negative {
+        return fail(EINVAL);
+    }
+    ((consumed + s + digits) as u64, value)
+}
+
 fn mix(args: [u64; 5]) -> u64 {
     let mut h = 0x9e37_79b9_7f4a_7c15u64;
     for (k, a) in args.into_iter().enumerate() {
@@ -188,10 +257,10 @@ impl Helpers {
     }
 
     /// Calls helper `id` with R1..R5 = `regs`, records the call, and returns R0. `None`
-    /// for an unknown id and for [`MAP_LOOKUP_ELEM`], which engines perform themselves
-    /// (the caller decides what that means).
+    /// for an unknown id and for [`MAP_LOOKUP_ELEM`] and [`STRTOUL`], which engines
+    /// perform themselves (the caller decides what that means).
     pub fn call(&mut self, id: i32, regs: [u64; 5]) -> Option<u64> {
-        let proto = prototype(id).filter(|_| id != MAP_LOOKUP_ELEM)?;
+        let proto = prototype(id).filter(|_| id != MAP_LOOKUP_ELEM && id != STRTOUL)?;
         let ret = match id {
             MIX => mix(regs),
             COUNTER => {
@@ -235,6 +304,12 @@ impl Helpers {
         });
     }
 
+    /// Records a `bpf_strtoul` the engine performed with [`strtoul`]: the buffer's length,
+    /// the flags, what it returned and the number it stored.
+    pub fn record_strtoul(&mut self, buf_len: u64, flags: u64, ret: u64, res: u64) {
+        self.trace.push(HelperCall { id: STRTOUL, kfunc: false, args: vec![buf_len, flags, res], ret });
+    }
+
     /// The calls made so far, in order.
     pub fn trace(&self) -> &[HelperCall] {
         &self.trace
@@ -249,6 +324,37 @@ impl Helpers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strtoul_parses_as_the_kernel_does() {
+        let e = |n: i64| (-n) as u64;
+        // clobber_regs_stack() of the selftests: "123456789\0", flags 0
+        assert_eq!(strtoul(b"123456789\0", 0), (9, 123_456_789));
+        assert_eq!(strtoul(b"42", 10), (2, 42));
+        // white space (0xa0 too) is skipped and counted; a sign is refused
+        assert_eq!(strtoul(b"\xa0 \t7x", 0), (4, 7));
+        assert_eq!(strtoul(b"  -5", 10), (e(22), 0));
+        // prefixes: 0x with a hex digit is 16, another leading 0 is 8
+        assert_eq!(strtoul(b"0x1fg", 0), (4, 31));
+        assert_eq!(strtoul(b"0X1F", 16), (4, 31));
+        assert_eq!(strtoul(b"0xg", 0), (1, 0));
+        assert_eq!(strtoul(b"0x", 16), (e(22), 0));
+        assert_eq!(strtoul(b"017", 0), (3, 15));
+        assert_eq!(strtoul(b"019", 8), (2, 1));
+        // 64 bits and no more
+        assert_eq!(strtoul(b"18446744073709551615", 10), (20, u64::MAX));
+        assert_eq!(strtoul(b"18446744073709551616", 10), (e(34), 0));
+        // at most 63 bytes after the white space are read
+        let mut long = vec![b'0'; 70];
+        long.push(b'5');
+        assert_eq!(strtoul(&long, 10), (63, 0));
+        // nothing to parse, or flags other than a base
+        assert_eq!(strtoul(b"", 10), (e(22), 0));
+        assert_eq!(strtoul(b"   ", 10), (e(22), 0));
+        assert_eq!(strtoul(b"x1", 10), (e(22), 0));
+        assert_eq!(strtoul(b"1", 2), (e(22), 0));
+        assert_eq!(strtoul(b"1", 32 | 10), (e(22), 0));
+    }
 
     #[test]
     fn deterministic_and_recorded() {

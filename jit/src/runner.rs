@@ -15,7 +15,7 @@
 
 use bpf::context::PACKET_ADDR;
 use bpf::exec::{map_addr, ARRAY_VALUES_OFFSET, CTX_ADDR, MAPS_ADDR, MAP_PTRS_OFFSET, MAP_STRIDE};
-use bpf::helpers::{HelperCall, Helpers, MAP_LOOKUP_ELEM};
+use bpf::helpers::{HelperCall, Helpers, MAP_LOOKUP_ELEM, STRTOUL};
 use bpf::ProgramSet;
 use unicorn_engine::unicorn_const::{uc_error, Arch, ControlType, HookType, MemType, Mode, Prot};
 use unicorn_engine::{RegisterRISCV, UcHookId, Unicorn};
@@ -170,6 +170,18 @@ fn load_packet(uc: &mut Unicorn<'_, Data>, size: usize) -> u64 {
     }
 }
 
+/// `bpf_strtoul(a0 = text, a1 = its length, a2 = flags, a3 = result)` (see
+/// [`bpf::helpers::strtoul`]): reads the text from guest memory, writes the number, records
+/// the call. The validator has checked both places.
+fn strtoul(uc: &mut Unicorn<'_, Data>, args: [u64; 5]) -> u64 {
+    let [text, len, flags, out, _] = args;
+    let bytes = uc.mem_read_as_vec(text, len.min(512) as usize).unwrap_or_default();
+    let (ret, res) = bpf::helpers::strtoul(&bytes, flags);
+    let _ = uc.mem_write(out, &res.to_le_bytes());
+    uc.get_data_mut().helpers.record_strtoul(len, flags, ret, res);
+    ret
+}
+
 /// `bpf_map_lookup_elem(a0 = map, a1 = key pointer)`: the value's guest address or 0.
 fn lookup(uc: &mut Unicorn<'_, Data>, map: u64, key_ptr: u64) -> u64 {
     let mut key = [0u8; 4];
@@ -292,6 +304,7 @@ impl Runner {
             // The compiler only calls known helpers and kfuncs, so the calls always answer.
             let ret = match (helper, kfunc) {
                 (Some(MAP_LOOKUP_ELEM), _) => lookup(uc, args[0], args[1]),
+                (Some(STRTOUL), _) => strtoul(uc, args),
                 (Some(id), _) => uc.get_data_mut().helpers.call(id, args).unwrap_or(0),
                 (None, Some(id)) => uc.get_data_mut().helpers.call_kfunc(id, args).unwrap_or(0),
                 (None, None) => unreachable!("returned above"),

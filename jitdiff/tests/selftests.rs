@@ -184,6 +184,19 @@ const SELFTESTS: &[Selftest] = &[
         packet: Packet::V4,
         steps: &[Step { slots: &["jmp_table:0=classifier_0"], retval: 0, globals: &[("done", 1)] }],
     },
+    // entry counts, clobbers registers and stack (bpf_strtoul of "123456789") and calls a
+    // subprogram that tail-calls slot 0, entry itself, twice: 33 tail calls, 34 entries.
+    // Without slot 0 it counts once. (The harness reads 35 there: its globals persist from
+    // run to run, while every run here starts from the object's.)
+    Selftest {
+        name: "tailcall_bpf2bpf_hierarchy_1",
+        object: "tailcall_bpf2bpf_hierarchy1",
+        packet: Packet::Zeros128,
+        steps: &[
+            Step { slots: &["jmp_table:0=entry"], retval: 1, globals: &[("count", 34)] },
+            Step { slots: &["jmp_table:0="], retval: 1, globals: &[("count", 1)] },
+        ],
+    },
 ];
 
 /// The folder of the selftest objects: `JITDIFF_SELFTESTS` (`scripts/test.sh` sets it),
@@ -325,12 +338,26 @@ fn every_scheme_runs_the_selftests_with_the_semantics_it_claims() {
             "per-frame" => TailCallSemantics::PerFrame,
             _ => TailCallSemantics::Global,
         };
-        let opts = Options { scheme, semantics, kernel: Some("7.3"), ..Options::default() };
+        let budget = Some(compare::engines::FUZZ_BUDGET);
+        let opts = Options { scheme, semantics, kernel: Some("7.3"), budget, ..Options::default() };
         let mut engines = Engines::try_with_options(&["reference", "jit"], &opts).unwrap();
         for test in SELFTESTS {
             for (k, (set, step)) in steps(&dir, test).into_iter().enumerate() {
                 let results = engines.run_set(&set, &Input::with_ctx(test.packet.bytes()));
-                assert_eq!(compare(&results), Verdict::Agree, "{} with {}", test.name, scheme.name());
+                let verdict = compare(&results);
+                // Per-frame counting gives each call of a subprogram a count of its own: in
+                // the hierarchy test's self-tail-calling subprograms the calls multiply
+                // (the "tailcall hierarchy" problem) past the run's budget.
+                if semantics == TailCallSemantics::PerFrame && test.name.contains("hierarchy") && k == 0 {
+                    assert!(
+                        matches!(verdict, Verdict::Inconclusive(_)),
+                        "{} with {}: {verdict:?}",
+                        test.name,
+                        scheme.name()
+                    );
+                    continue;
+                }
+                assert_eq!(verdict, Verdict::Agree, "{} with {}", test.name, scheme.name());
                 if semantics == TailCallSemantics::Global {
                     let jit = results.iter().find(|r| r.engine == "jit").unwrap();
                     check(test, k, &format!("jit ({})", scheme.name()), &jit.result, step, &set, &dir);

@@ -63,6 +63,7 @@ pub fn unsupported(set: &ProgramSet, input: &BpfInput) -> Option<String> {
                 Insn::Call(Call::Helper(id))
                     if !insn.is_tail_call()
                         && id != helpers::MAP_LOOKUP_ELEM
+                        && id != helpers::STRTOUL
                         && id != helpers::GET_NUMA_NODE_ID =>
                 {
                     let name = helpers::prototype(id).map_or("an unknown helper", |p| p.name);

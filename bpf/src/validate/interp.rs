@@ -704,6 +704,9 @@ impl Validator<'_> {
         let Some(proto) = helpers::prototype(id) else {
             return Err(self.err(i, Rule::UnknownHelper, format!("no helper has id {id}")));
         };
+        if id == helpers::STRTOUL {
+            return self.strtoul(i, st, chain);
+        }
         if id != MAP_LOOKUP_ELEM {
             return self.scalar_call(i, proto, st, frame);
         }
@@ -726,6 +729,47 @@ impl Validator<'_> {
         }
         self.memory(i, st, chain, Reg::R2, 0, Size::W, Access::Read(false))?;
         st.regs[0] = Val::ValueOrNull { array, id: i };
+        st.clobber(1..6, Why::Clobbered(pc));
+        Ok(())
+    }
+
+    /// `bpf_strtoul`: R1 a pointer to R2 readable bytes (R2 a constant above 0), R3 a
+    /// scalar, R4 a pointer to 8 aligned writable bytes, which it writes. R0 a scalar.
+    fn strtoul(&mut self, i: usize, st: &mut State, chain: &[usize]) -> Res<()> {
+        let frame = chain.len() - 1;
+        let arg = |this: &Self, st: &State, r: Reg, what: &str| -> Res<()> {
+            if st.regs[r.idx()].is_pointer() {
+                return Ok(());
+            }
+            let v = st.regs[r.idx()].describe(frame);
+            Err(this.err(i, Rule::HelperArgument, format!("strtoul: {r} must point to {what}, not {v}")))
+        };
+        self.read(i, st, Reg::R1)?;
+        arg(self, st, Reg::R1, "the text")?;
+        let len = self.scalar(i, st, Reg::R2, Rule::HelperArgument, "strtoul's length", frame)?;
+        let len = match len.konst() {
+            Some(n) if (1..=crate::MAX_STACK as u64).contains(&n) => n,
+            _ => {
+                let detail =
+                    "strtoul: r2 must be a constant length from 1 to 512 (a variable length is not modelled)";
+                return Err(self.err(i, Rule::HelperArgument, detail.to_string()));
+            }
+        };
+        for k in 0..len {
+            self.memory(i, st, chain, Reg::R1, k as i16, Size::B, Access::Read(false))?;
+        }
+        self.scalar(i, st, Reg::R3, Rule::HelperArgument, "strtoul's flags", frame)?;
+        self.read(i, st, Reg::R4)?;
+        arg(self, st, Reg::R4, "8 bytes for the result")?;
+        // MEM_ALIGNED: the verifier checks the result's alignment strictly
+        if matches!(st.regs[4], Val::Stack { off, .. } if off.konst().is_none_or(|o| o % 8 != 0)) {
+            let v = st.regs[4].describe(frame);
+            let detail = format!("strtoul: r4 must point to 8 aligned bytes, not {v}");
+            return Err(self.err(i, Rule::MisalignedAtomic, detail));
+        }
+        self.memory(i, st, chain, Reg::R4, 0, Size::DW, Access::Write)?;
+        let pc = self.p().pc_of(i);
+        st.regs[0] = Val::SCALAR;
         st.clobber(1..6, Why::Clobbered(pc));
         Ok(())
     }

@@ -524,3 +524,22 @@ fn packet_access() {
     // A packet pointer compared with a scalar: its value is an engine's own address.
     rejects(&checked("if r4 > 1000 goto +2", "r0 = 0"), Rule::PointerComparison, 4);
 }
+
+#[test]
+fn strtoul_reads_written_bytes_of_a_constant_length_and_writes_eight() {
+    // "12" on the stack, the result 8 bytes below: R0 and the result readable after
+    let ok = "*(u16 *)(r10 - 8) = 12849\nr1 = r10\nr1 += -8\nr2 = 2\nr3 = 0\nr4 = r10\nr4 += -16\n\
+              call 106\nr0 = *(u64 *)(r10 - 16)\nexit\n";
+    accepts(ok);
+    // a length the text's written bytes do not cover
+    let unwritten = ok.replace("r2 = 2", "r2 = 4");
+    rejects(&unwritten, Rule::UninitStack, 7);
+    // a length that is not a constant, or is 0
+    rejects(&ok.replace("r2 = 2", "r2 = *(u8 *)(r10 - 8)"), Rule::HelperArgument, 7);
+    rejects(&ok.replace("r2 = 2", "r2 = 0"), Rule::HelperArgument, 7);
+    // the result must go to 8 aligned bytes through a pointer
+    rejects(&ok.replace("r4 += -16", "r4 += -12"), Rule::MisalignedAtomic, 7);
+    rejects(&ok.replace("r4 = r10\nr4 += -16", "r4 = 16"), Rule::HelperArgument, 6);
+    // R1-R5 are gone after the call
+    rejects(&ok.replace("r0 = *(u64 *)(r10 - 16)", "r0 = r4"), Rule::UninitRegister, 8);
+}

@@ -602,6 +602,12 @@ fn expand(
                 "the rbpf backend does not model array maps (their memory and lookups)",
             )
         }
+        Insn::Call(Call::Helper(bpf::helpers::STRTOUL)) => {
+            return cannot(
+                "call of helper 106 (strtoul)",
+                "the rbpf backend offers only helpers of scalars (strtoul reads and writes memory)",
+            )
+        }
         Insn::Call(Call::Helper(id)) => {
             if bpf::helpers::prototype(id).is_none() || !bpf::helpers::ALL.contains(&id) {
                 return cannot(

@@ -691,6 +691,9 @@ impl Run<'_> {
         if id == helpers::MAP_LOOKUP_ELEM && !kfunc {
             return self.lookup(m, index);
         }
+        if id == helpers::STRTOUL && !kfunc {
+            return self.strtoul(m, index);
+        }
         let (what, proto) =
             if kfunc { ("kfunc", helpers::kfunc_prototype(id)) } else { ("helper", helpers::prototype(id)) };
         let Some(proto) = proto else {
@@ -837,6 +840,59 @@ impl Run<'_> {
             }
             None => m.regs.set(0, 0, 0),
         }
+        m.undef &= !bit(0);
+        self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, at);
+        Ok(())
+    }
+
+    /// `bpf_strtoul(R1 = text, R2 = its length, R3 = flags, R4 = where the number goes)` at
+    /// `at` (see [`helpers::strtoul`]): the text's bytes must be readable and written
+    /// scalars, the result's 8 bytes writable; R0 the count or an error, R1-R5 undefined.
+    fn strtoul(&mut self, m: &mut Machine<'_>, at: usize) -> Result<(), Fault> {
+        let verifier = |run: &Self, detail: String| run.verifier(at, format!("helper strtoul: {detail}"));
+        for r in 1..=4 {
+            if m.undef & bit(r) != 0 {
+                return Err(verifier(self, self.undefined(r)));
+            }
+        }
+        for (r, what) in [(1, "the text"), (4, "the result's 8 bytes")] {
+            if m.regs.mark_of(r) & (MARK_ADDR | MARK_VALUE) == 0 {
+                return Err(verifier(self, format!("R{r} must point to {what}")));
+            }
+        }
+        if m.regs.marked(2) || m.regs.marked(3) {
+            return Err(verifier(self, "R2 and R3 must be scalars".into()));
+        }
+        let (addr, len, flags) = (m.regs.get(1), m.regs.get(2), m.regs.get(3));
+        if !(1..=512).contains(&len) {
+            return Err(verifier(self, format!("the length R2 = {len} is not from 1 to 512")));
+        }
+        let values = m.regs.mark_of(1) & MARK_VALUE != 0;
+        let mut text = Vec::with_capacity(len as usize);
+        for k in 0..len {
+            let a = addr.wrapping_add(k);
+            match m.mem.load::<1>(a, values) {
+                Some((b, 0)) => text.push(b as u8),
+                Some((_, mark)) if mark & UNINIT != 0 => {
+                    return Err(verifier(
+                        self,
+                        format!("the text at {a:#x} includes stack bytes nothing wrote"),
+                    ))
+                }
+                Some(_) => {
+                    return Err(verifier(self, format!("the text at {a:#x} holds (part of) an address")))
+                }
+                None => return Err(verifier(self, m.mem.miss_detail(a, 1, "text read from", values))),
+            }
+        }
+        let (ret, res) = helpers::strtoul(&text, flags);
+        let out = m.regs.get(4);
+        let out_values = m.regs.mark_of(4) & MARK_VALUE != 0;
+        if out % 8 != 0 || !m.mem.store::<8>(out, res, 0, out_values) {
+            return Err(verifier(self, m.mem.miss_detail(out, 8, "result written to", out_values)));
+        }
+        self.helpers.record_strtoul(len, flags, ret, res);
+        m.regs.set(0, ret, 0);
         m.undef &= !bit(0);
         self.clobber(m, &[1, 2, 3, 4, 5], Why::Clobbered, at);
         Ok(())
