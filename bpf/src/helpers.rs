@@ -213,7 +213,7 @@ pub fn strtoul(buf: &[u8], flags: u64) -> (u64, u64) {
             _ => 10,
         };
     }
-    if base == 16 && rest[0] == b'0' && rest[1].to_ascii_lowercase() == b'x' {
+    if base == 16 && rest[0] == b'0' && rest[1].eq_ignore_ascii_case(&b'x') {
         s = 2;
     }
     let (mut value, mut digits, mut overflow) = (0u64, 0usize, false);

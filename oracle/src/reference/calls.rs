@@ -888,7 +888,7 @@ impl Run<'_> {
         let (ret, res) = helpers::strtoul(&text, flags);
         let out = m.regs.get(4);
         let out_values = m.regs.mark_of(4) & MARK_VALUE != 0;
-        if out % 8 != 0 || !m.mem.store::<8>(out, res, 0, out_values) {
+        if !out.is_multiple_of(8) || !m.mem.store::<8>(out, res, 0, out_values) {
             return Err(verifier(self, m.mem.miss_detail(out, 8, "result written to", out_values)));
         }
         self.helpers.record_strtoul(len, flags, ret, res);
