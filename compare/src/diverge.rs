@@ -186,6 +186,34 @@ pub fn first_divergence(
         let s = &reference.steps[changed.unwrap_or(start.min(end.saturating_sub(1)))];
         (s.prog, s.index)
     };
+    // A function's last `exit` starts the JIT's epilogue, which every way out of the
+    // function runs: after an earlier `exit` or a legacy packet load's return of 0 the JIT
+    // shows one more step there, where the reference has left the function. Such steps are
+    // passed over.
+    let insn_at = |s: &Step| set.progs().get(s.prog).and_then(|sp| sp.prog.insns().get(s.index).copied());
+    let last_exit = |s: &Step| {
+        set.progs().get(s.prog).is_some_and(|sp| {
+            sp.prog.insns().get(s.index) == Some(&Insn::Exit)
+                && sp.prog.functions().iter().any(|f| f.end == s.index + 1)
+        })
+    };
+    let after_an_early_exit = |jit: &[Step], at: usize| {
+        at > 0 && last_exit(&jit[at]) && {
+            let before = &jit[at - 1];
+            before.prog == jit[at].prog
+                && before.index != jit[at].index
+                && matches!(insn_at(before), Some(Insn::Exit | Insn::LoadPacket { .. }))
+        }
+    };
+    let mut passed_over = Vec::with_capacity(jit.steps.len());
+    for (at, s) in jit.steps.iter().enumerate() {
+        let next_ref = ref_steps.get(passed_over.len()).map(|(_, r)| (r.prog, r.index));
+        if after_an_early_exit(&jit.steps, at) && next_ref != Some((s.prog, s.index)) {
+            continue;
+        }
+        passed_over.push(s.clone());
+    }
+    let jit_steps = &passed_over;
     let n = ref_steps.len().min(jit_steps.len());
     for k in 0..n {
         let (r, j) = (ref_steps[k].1, &jit_steps[k]);
@@ -336,6 +364,24 @@ mod tests {
         let j = trace(vec![step(0, 0), step(2, 1), step(3, 2)]);
         let d = first_divergence(&set(), &r, &j, |_, i| i != 1).unwrap();
         assert_eq!((d.index, d.what), (1, What::Register { reg: 0, reference: 5, jit: 1 }));
+    }
+
+    #[test]
+    fn the_epilogue_after_an_early_exit_is_no_divergence() {
+        // r0 = 1; if r0 == 2 goto +1; exit; r0 = 5; exit: the JIT runs the shared
+        // epilogue (the last exit's code) after the early exit, the reference has left.
+        let jeq = Insn::Jmp { width: Width::W64, cond: Cond::Eq, dst: Reg::R0, src: Operand::Imm(2), off: 1 };
+        let prog = Program::new(vec![mov(Reg::R0, 1), jeq, Insn::Exit, mov(Reg::R0, 5), Insn::Exit]).unwrap();
+        let set = ProgramSet::single(prog);
+        let r = trace(vec![step(0, 0), step(1, 1), step(2, 1)]);
+        let j = trace(vec![step(0, 0), step(1, 1), step(2, 1), step(4, 1)]);
+        let d = first_divergence(&set, &r, &j, |_, _| true).unwrap();
+        assert_eq!((d.what, d.index), (What::AtEnd, 2));
+        // the same last exit reached by the reference too is a step of both
+        let r = trace(vec![step(0, 0), step(1, 1), step(3, 1), step(4, 5)]);
+        let j = trace(vec![step(0, 0), step(1, 1), step(3, 1), step(4, 6)]);
+        let d = first_divergence(&set, &r, &j, |_, _| true).unwrap();
+        assert_eq!(d.what, What::Register { reg: 0, reference: 5, jit: 6 });
     }
 
     #[test]
