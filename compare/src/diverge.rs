@@ -211,7 +211,7 @@ pub fn first_divergence(
         if after_an_early_exit(&jit.steps, at) && next_ref != Some((s.prog, s.index)) {
             continue;
         }
-        passed_over.push(s.clone());
+        passed_over.push(*s);
     }
     let jit_steps = &passed_over;
     let n = ref_steps.len().min(jit_steps.len());
